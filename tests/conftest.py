@@ -1,0 +1,34 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TWIN_EXPLORER_SHARED", REPO.parent / "shared"))
+FNN_FIXTURES = SHARED / "fixtures" / "fnn"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_fnn_fixtures() -> Path:
+    """Path of ../shared/fixtures/fnn; skip when absent, except under CI=true where absence fails."""
+    if not (FNN_FIXTURES / "golden_io.npz").exists():
+        msg = f"MICrONS parity fixtures not found at {FNN_FIXTURES} (set TWIN_EXPLORER_SHARED to the shared/ folder)"
+        if IN_CI:
+            pytest.fail(msg + "; they are required under CI=true")
+        pytest.skip(msg)
+    return FNN_FIXTURES
+
+
+@pytest.fixture
+def fnn_fixtures() -> Path:
+    return require_fnn_fixtures()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
