@@ -1,0 +1,124 @@
+"""The whole network: perspective -> feedforward -> CvT-LSTM (with modulation) -> readout -> exp.
+
+:class:`NetworkConfig` describes the architecture; ``NetworkConfig.microns(units)`` is the published
+one, smaller configurations (fewer streams/channels) build the demo twin with the same classes.
+``Network.run`` processes a chunk of frames of N videos and returns the carried state, so a long
+video can be fed in chunks, or frame by frame, with identical results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .feedforward import Feedforward
+from .modulation import Modulation
+from .perspective import Perspective
+from .readout import Readout
+from .recurrent import CvtLstm
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    units: int
+    streams: int = 4
+    retina_shape: tuple[int, int] = (128, 192)
+    perspective_features: int = 16
+    perspective_layers: int = 3
+    modulation_features: int = 16
+    ff_channels: tuple[int, ...] = (32, 64, 128)
+    ff_groups: tuple[int, ...] = (1, 2, 4)
+    ff_pools: tuple[int, ...] = (2, 2, 1)
+    input_kernel: int = 6
+    input_stride: int = 2
+    ff_out: int = 128
+    rec_input: int = 256
+    rec_hidden: int = 256
+    rec_common: int = 512
+    rec_groups: int = 8
+    rec_kernel: int = 3
+    rec_out: int = 128
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def microns(cls, units: int) -> "NetworkConfig":
+        """The published MICrONS configuration."""
+        return cls(units=units)
+
+    def __post_init__(self):
+        if int(self.units) != self.units or self.units < 1:
+            raise ValueError(f"units must be a positive integer, got {self.units!r}")
+        if not (len(self.ff_channels) == len(self.ff_groups) == len(self.ff_pools)):
+            raise ValueError("ff_channels, ff_groups and ff_pools must have the same length")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("extra")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetworkConfig":
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+
+class Core(nn.Module):
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        self.feedforward = Feedforward(cfg.streams, cfg.ff_channels, cfg.ff_groups, cfg.ff_pools,
+                                       cfg.input_kernel, cfg.input_stride, cfg.ff_out)
+        self.recurrent = CvtLstm(cfg.streams, cfg.ff_out, cfg.modulation_features, cfg.rec_input,
+                                 cfg.rec_hidden, cfg.rec_common, cfg.rec_groups, cfg.rec_kernel, cfg.rec_out)
+
+
+@dataclass
+class NetworkState:
+    """Everything carried from one frame to the next (cleared by starting from ``None``)."""
+
+    feedforward: list | None = None
+    modulation: tuple | None = None
+    recurrent: tuple | None = None
+    frames: int = 0
+
+
+class Network(nn.Module):
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        self.config = cfg
+        self.core = Core(cfg)  # registration order = state-dict order of the published files
+        self.perspective = Perspective(cfg.retina_shape, cfg.perspective_features, cfg.perspective_layers)
+        self.modulation = Modulation(cfg.streams, cfg.modulation_features)
+        self.readout = Readout(cfg.units, cfg.rec_out, cfg.streams)
+
+    def retina(self, video: torch.Tensor, perspectives: torch.Tensor) -> torch.Tensor:
+        """video [N, T, H, W] in pixel units 0–255 -> retina images [N, 1, T, h, w]."""
+        n, t = video.shape[:2]
+        frames = (video / 255.0).reshape(n * t, 1, *video.shape[2:])
+        r = self.perspective(frames, perspectives.reshape(n * t, 2))
+        return r.view(n, t, *r.shape[1:]).transpose(1, 2)
+
+    def run(self, video: torch.Tensor, perspectives: torch.Tensor, modulations: torch.Tensor,
+            state: NetworkState | None = None, units: torch.Tensor | None = None,
+            log: bool = False) -> tuple[torch.Tensor, NetworkState]:
+        """Process a chunk: video [N, T, H, W] (float, 0–255), behaviour [N, T, 2] -> ([N, T, U], state).
+
+        Returns rates (exp of the stream-mean log rate), or the log rates when ``log``.
+        """
+        state = state or NetworkState()
+        n, t = video.shape[:2]
+        retina = self.retina(video, perspectives)
+        features, ff_state = self.core.feedforward(retina, state.feedforward)
+        mu, mod_state = self.modulation(modulations, state.modulation)
+        hidden, rec_state = self.core.recurrent(features, mu, state.recurrent)
+        core = self.core.recurrent.output(hidden)  # [N, S·C, T, h, w]
+        core = core.transpose(1, 2).reshape(n * t, *core.shape[1:2], *core.shape[3:])
+        rho = self.readout(core, units).view(n, t, -1)
+        new_state = NetworkState(ff_state, mod_state, rec_state, state.frames + t)
+        return (rho if log else torch.exp(rho)), new_state
+
+    def forward(self, video: torch.Tensor, perspectives: torch.Tensor, modulations: torch.Tensor,
+                units: torch.Tensor | None = None) -> torch.Tensor:
+        """Responses [N, T, U] from zero state."""
+        return self.run(video, perspectives, modulations, None, units)[0]
