@@ -1,0 +1,37 @@
+"""``twin-explorer serve``: run the explorer web app (the same app as ``panel serve apps/explorer.py``)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+# The package binds this submodule as ``twin_explorer.cli.app`` after import, shadowing the package's
+# Typer object of the same name; keep that object now and put it back in register().
+_PACKAGE = sys.modules[__name__.rpartition(".")[0]]
+_TYPER = getattr(_PACKAGE, "app", None)
+
+
+def register(app: typer.Typer) -> None:
+    if not isinstance(app, typer.Typer) and isinstance(_TYPER, typer.Typer):
+        app = _TYPER
+        _PACKAGE.app = _TYPER
+    @app.command()
+    def serve(
+        port: int = typer.Option(5006, help="Port to listen on (0 picks a free one)."),
+        address: str = typer.Option("127.0.0.1", help="Address to bind; the default serves this machine only."),
+        show: bool = typer.Option(True, "--show/--no-show", help="Open a browser tab."),
+        twin: str = typer.Option(None, help="Twin to open on (registry name, e.g. 'demo' or 'synthetic')."),
+        num_threads: int = typer.Option(2, help="Worker threads for UI events."),
+    ) -> None:
+        """Serve the interactive explorer (localhost only unless --address says otherwise)."""
+        if not 0 <= port <= 65535:
+            raise typer.BadParameter(f"port must be 0–65535, got {port}")
+        import panel as pn
+
+        from twin_explorer.ui.app import create_app
+
+        origins = [f"{host}:{port}" for host in {address, "localhost", "127.0.0.1"}]
+        typer.echo(f"twin_explorer on http://{address}:{port}/explorer (Ctrl+C to stop)")
+        pn.serve({"explorer": lambda: create_app(twin)}, port=port, address=address, show=show,
+                 websocket_origin=origins if port else "*", num_threads=num_threads, title="twin_explorer")

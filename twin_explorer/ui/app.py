@@ -1,0 +1,99 @@
+"""The whole explorer: one shared state, one tab per view, served by ``panel serve`` or ``twin-explorer serve``.
+
+``Explorer(twin)`` is the notebook-friendly layout; :func:`create_app` wraps it in a page template for
+the server, syncs the focused neuron with the URL (``?unit=<readout_id>``) and opens the neuron's
+page when the URL names one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import panel as pn
+
+from .state import ExplorerState, available_twins
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("tabulator", "plotly")
+
+
+def _view_factories() -> list[tuple[str, Callable[[ExplorerState], Any]]]:
+    """(tab title, factory) for each view whose backend is importable, in tab order."""
+    from .browser import NeuronBrowser
+    from .designer import StimulusDesigner
+
+    views: list[tuple[str, Callable[[ExplorerState], Any]]] = [
+        ("Stimulus designer", lambda s: StimulusDesigner(state=s))]
+    optional = [("Tuning", "tuning", "TuningView"), ("Receptive fields", "receptive_fields", "ReceptiveFieldView"),
+                ("MEI", "mei", "MEIView")]
+    for title, module, cls_name in optional:
+        try:
+            mod = __import__(f"twin_explorer.ui.{module}", fromlist=[cls_name])
+            cls = getattr(mod, cls_name)
+        except ImportError as exc:  # its experiment backend is not available
+            log.info("view %s unavailable: %s", title, exc)
+            continue
+        views.append((title, lambda s, cls=cls: cls(state=s)))
+    views.append(("Neurons", lambda s: NeuronBrowser(state=s)))
+    try:
+        from .anatomy import AnatomyView
+
+        views.append(("Anatomy", lambda s: AnatomyView(state=s)))
+    except ImportError as exc:
+        log.info("view Anatomy unavailable: %s", exc)
+    return views
+
+
+class Explorer(pn.viewable.Viewer):
+    """All views over one shared :class:`ExplorerState`; works in a notebook: ``Explorer(twin)``."""
+
+    def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
+        self.state = state if state is not None else ExplorerState(twin)
+        super().__init__(**params)
+        self.views = {title: factory(self.state) for title, factory in _view_factories()}
+        self.tabs = pn.Tabs(*[(title, view) for title, view in self.views.items()], dynamic=True,
+                            sizing_mode="stretch_width")
+        self.twin_select = pn.widgets.Select(name="Twin", options=available_twins(), value=self.state.twin_name)
+        self.twin_select.link(self.state, value="twin_name")
+        self.unit_input = pn.widgets.IntInput(name="Focused neuron (readout_id)", value=self.state.unit)
+        self.unit_input.link(self.state, value="unit")
+        self.state.param.watch(lambda e: setattr(self.unit_input, "value", e.new), "unit")
+        self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
+        self._update_summary()
+
+    def _update_summary(self, *_events: Any) -> None:
+        twin = self.state.twin
+        self.summary.object = (f"**{getattr(twin, 'id', self.state.twin_name)}** · {twin.n_units} neurons  \n"
+                               f"focused: **{self.state.unit}** · selected: {len(self.state.selection)}")
+
+    def open_view(self, title: str) -> None:
+        """Switch to the tab called ``title``."""
+        titles = list(self.views)
+        if title not in titles:
+            raise ValueError(f"no view {title!r}; views are {titles}")
+        self.tabs.active = titles.index(title)
+
+    def sidebar(self) -> list[Any]:
+        return [self.twin_select, self.unit_input, self.summary]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(pn.Row(*self.sidebar()), self.tabs, sizing_mode="stretch_width")
+
+
+def create_app(twin: Any = None) -> pn.template.FastListTemplate:
+    """Build one session's explorer page (a new state per call, so each browser session is independent)."""
+    pn.extension(*EXTENSIONS, notifications=True)
+    explorer = Explorer(twin)
+    template = pn.template.FastListTemplate(
+        title="twin_explorer", sidebar=explorer.sidebar(), main=[explorer.tabs], sidebar_width=300,
+        accent="#3b6ea5", main_layout=None)
+    if pn.state.location is not None:
+        pn.state.location.sync(explorer.state, {"unit": "unit"})
+        args = pn.state.session_args or {}
+        if "unit" in args or "unit" in pn.state.location.query_params:
+            explorer.open_view("Neurons")
+    template.explorer = explorer  # for tests and benchmarks
+    return template

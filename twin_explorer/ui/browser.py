@@ -1,0 +1,118 @@
+"""The neuron browser: a filterable, sortable table of the twin's units and a page for the focused neuron.
+
+Clicking a row focuses that neuron in every view; ctrl/shift-click builds a multi-selection; the
+(filtered) table downloads as CSV; in the served app ``?unit=<readout_id>`` opens a neuron's page.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from .state import ExplorerState
+
+# Columns formatted with few decimals so the table stays readable.
+_FLOAT_FORMAT = {"type": "number", "func": "toFixed", "funcArgs": 2}
+
+
+class NeuronBrowser(pn.viewable.Viewer):
+    """Unit table plus the focused neuron's page; usable alone: ``NeuronBrowser(twin)``."""
+
+    def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
+        self.state = state if state is not None else ExplorerState(twin)
+        super().__init__(**params)
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(), pagination="remote", page_size=15, header_filters=True, selectable=True,
+            disabled=True, show_index=False, sizing_mode="stretch_width", height=520, layout="fit_data_stretch",
+            theme="simple")
+        self.table.param.watch(self._on_table_selection, "selection")
+        self.download = pn.widgets.FileDownload(callback=self._csv, filename="units.csv", label="Download CSV",
+                                                button_type="default", width=150)
+        self.clear_button = pn.widgets.Button(name="Clear selection", width=130)
+        self.clear_button.on_click(lambda _e: self._clear())
+        self.page = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._syncing = False
+        self.state.param.watch(self._on_table_source, ["twin", "tuning", "rfs"])
+        self.state.param.watch(self._on_focus, ["unit", "selection"])
+        self._on_table_source()
+
+    # ---- table ---------------------------------------------------------------------------------
+    def _on_table_source(self, *_events: Any) -> None:
+        df = self.state.table.reset_index()
+        floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+        self.table.formatters = {c: _FLOAT_FORMAT for c in floats}
+        self.table.header_filters = {
+            c: ({"type": "input", "func": "like", "placeholder": "filter"} if not pd.api.types.is_numeric_dtype(df[c])
+                else {"type": "number", "func": ">=", "placeholder": "≥"}) for c in df.columns}
+        self.table.value = df
+        self._on_focus()
+
+    def _on_table_selection(self, event: param.parameterized.Event) -> None:
+        if self._syncing:
+            return
+        rows = list(event.new)
+        ids = [int(self.table.value["readout_id"].iloc[r]) for r in rows]
+        self._syncing = True
+        try:
+            self.state.selection = ids
+            if ids:
+                # The most recent click becomes the focused neuron.
+                added = [i for i in ids if i not in [int(self.table.value["readout_id"].iloc[r]) for r in event.old]]
+                self.state.unit = added[-1] if added else ids[-1]
+        finally:
+            self._syncing = False
+        self._render_page()
+
+    def _on_focus(self, *_events: Any) -> None:
+        self._render_page()
+        if self._syncing:
+            return
+        ids = self.table.value["readout_id"].to_numpy() if len(self.table.value) else np.array([], int)
+        wanted = list(dict.fromkeys(([self.state.unit] if self.state.unit is not None else []) + self.state.selection))
+        rows = [int(np.flatnonzero(ids == u)[0]) for u in wanted if np.any(ids == u)]
+        if sorted(rows) != sorted(self.table.selection):
+            self._syncing = True
+            try:
+                self.table.selection = rows
+            finally:
+                self._syncing = False
+
+    def _clear(self) -> None:
+        self.state.selection = []
+
+    def _csv(self) -> io.StringIO:
+        view = self.table.current_view if len(self.table.value) else self.table.value
+        buf = io.StringIO()
+        view.to_csv(buf, index=False)
+        buf.seek(0)
+        return buf
+
+    # ---- neuron page ---------------------------------------------------------------------------
+    def _render_page(self) -> None:
+        u = self.state.unit
+        if u is None or u not in self.state.table.index:
+            self.page.object = "Select a neuron in the table."
+            return
+        row = self.state.table.loc[u]
+        lines = [f"### Neuron {u}", f"Twin: `{self.state.twin_name}`", "",
+                 "| property | value |", "|---|---|"]
+        for key, value in row.items():
+            if isinstance(value, (float, np.floating)):
+                value = f"{value:.3g}"
+            lines.append(f"| {key} | {value} |")
+        lines += ["", f"Link to this neuron: `?unit={u}`"]
+        if len(self.state.selection) > 1:
+            lines.append(f"\n{len(self.state.selection)} neurons selected: "
+                         + ", ".join(str(s) for s in self.state.selection[:20])
+                         + (" …" if len(self.state.selection) > 20 else ""))
+        self.page.object = "\n".join(lines)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Row(
+            pn.Column(pn.Row(self.download, self.clear_button), self.table, sizing_mode="stretch_width"),
+            pn.Column(self.page, width=300), sizing_mode="stretch_width")

@@ -1,0 +1,293 @@
+"""The stimulus designer: pick a stimulus family, set its parameters, watch the twin respond.
+
+Shows an animated preview of the stimulus, the predicted population response (neurons × time
+heatmap) and the traces of the selected neurons; behaviour inputs (eye position, pupil, running)
+feed the prediction; the stimulus (mp4/npy) and the responses (NetCDF) can be downloaded.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import xarray as xr
+
+from .state import ExplorerState
+from .tasks import RESULTS
+
+# Stimulus families offered, in menu order (those the stimulus library does not define are skipped).
+FAMILIES = ("DriftingGrating", "Plaid", "GaussianDots", "SparseNoise", "RandomDotKinematogram", "Monet2",
+            "Trippy", "Flash", "Grey")
+# Parameters not offered as widgets (set by the app, or not meaningful to edit here).
+_HIDDEN = {"name", "monitor"}
+MAX_DURATION_S = 10.0
+
+
+def stimulus_families() -> dict[str, type]:
+    """Name -> class for every stimulus family the library provides and can build with defaults."""
+    import twin_explorer.stimuli as stimuli
+
+    out = {}
+    for name in FAMILIES:
+        cls = getattr(stimuli, name, None)
+        if isinstance(cls, type) and issubclass(cls, param.Parameterized):
+            out[name] = cls
+    if not out:
+        raise RuntimeError("twin_explorer.stimuli defines none of the stimulus families " + ", ".join(FAMILIES))
+    return out
+
+
+def _param_widgets(stim: param.Parameterized) -> tuple[list[str], dict[str, dict]]:
+    names, widgets = [], {}
+    for pname, p in stim.param.objects("existing").items():
+        if pname in _HIDDEN or p.constant or p.readonly or pname.startswith("_"):
+            continue
+        if isinstance(p, (param.Number, param.Integer)):
+            # Sliders act on release: each change renders and predicts a whole video.
+            widgets[pname] = {"throttled": True}
+        elif not isinstance(p, (param.Selector, param.Boolean, param.String)):
+            continue  # tuples/arrays/objects (e.g. apertures) are set from Python, not from a widget
+        names.append(pname)
+    return names, widgets
+
+
+def render_and_predict(twin: Any, stim: Any, behaviour: tuple[float, float, float, float]) -> dict[str, Any]:
+    """Render ``stim`` and predict the twin's responses (cached per twin, stimulus and behaviour)."""
+    params = {"family": type(stim).__name__, "stim": stim.params_dict(), "behaviour": behaviour}
+
+    def compute() -> dict[str, Any]:
+        frames = stim.render()
+        T = frames.shape[0]
+        persp = np.tile(np.asarray(behaviour[:2], np.float32), (T, 1))
+        mod = np.tile(np.asarray(behaviour[2:], np.float32), (T, 1))
+        responses = np.asarray(twin.predict(frames, perspectives=persp, modulations=mod), dtype=np.float32)
+        return {"frames": frames, "responses": responses, "epochs": stim.epochs.copy(), "params": params}
+
+    return RESULTS.get_or_compute(twin, "designer", params, compute)
+
+
+def preview_gif(frames: np.ndarray, fps: float, step: int = 2) -> bytes:
+    """An animated GIF (half resolution) of a uint8 [T, H, W] video for the browser preview."""
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", np.ascontiguousarray(frames[:, ::step, ::step]), extension=".gif",
+                       duration=1000.0 / fps, loop=0)
+
+
+class StimulusDesigner(pn.viewable.Viewer):
+    """Design a stimulus and see the twin's population response; usable alone: ``StimulusDesigner(twin)``."""
+
+    family = param.Selector(default="DriftingGrating", objects=list(FAMILIES), doc="Stimulus family.")
+    normalise = param.Boolean(default=True, doc="Scale each neuron's row of the heatmap to its own maximum.")
+    n_updates = param.Integer(default=0, doc="Number of completed redraws (a marker for browser tests).")
+    last_update_ms = param.Number(default=0.0, doc="Server time of the last redraw (render + predict + plots).")
+
+    def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
+        self.state = state if state is not None else ExplorerState(twin)
+        self._families = stimulus_families()
+        super().__init__(**params)
+        self.param.family.objects = list(self._families)
+        if self.family not in self._families:
+            self.family = next(iter(self._families))
+        self._stimuli: dict[str, Any] = {}
+        self._result: dict[str, Any] | None = None
+        self._order: np.ndarray | None = None
+        self._heat_pipe = hv.streams.Pipe(data=None)
+        self._trace_pipe = hv.streams.Pipe(data=None)
+        self._tap = hv.streams.Tap(x=None, y=None)
+        self._tap.add_subscriber(self._on_tap)
+
+        self.family_select = pn.widgets.Select.from_param(self.param.family, name="Stimulus family")
+        self.param_box = pn.Column(sizing_mode="stretch_width")
+        self.behaviour_box = pn.Param(
+            self.state, parameters=["eye_x", "eye_y", "pupil", "running"], show_name=False,
+            widgets={p: {"throttled": True} for p in ("eye_x", "eye_y", "pupil", "running")})
+        self.preview = pn.pane.GIF(None, width=384, height=216, styles={"border": "1px solid #ccc"})
+        self.info = pn.pane.HTML("", margin=(0, 10))
+        self.error = pn.pane.Alert("", alert_type="danger", visible=False)
+        self.heatmap = pn.pane.HoloViews(hv.DynamicMap(self._heat_element, streams=[self._heat_pipe]),
+                                         sizing_mode="stretch_width", height=320)
+        self.traces = pn.pane.HoloViews(hv.DynamicMap(self._trace_element, streams=[self._trace_pipe]),
+                                        sizing_mode="stretch_width", height=260)
+        self._tap.source = self.heatmap.object
+        self.downloads = pn.Row(
+            pn.widgets.FileDownload(callback=self._export_mp4, filename="stimulus.mp4", label="Stimulus .mp4",
+                                    button_type="default", width=140),
+            pn.widgets.FileDownload(callback=self._export_npy, filename="stimulus.npy", label="Stimulus .npy",
+                                    button_type="default", width=140),
+            pn.widgets.FileDownload(callback=self._export_nc, filename="responses.nc", label="Responses .nc",
+                                    button_type="default", width=140),
+        )
+        self.state.param.watch(self._on_behaviour, ["eye_x", "eye_y", "pupil", "running", "twin"])
+        self.state.param.watch(self._on_focus, ["unit", "selection"])
+        self._build_params()
+        self.update()
+
+    # ---- stimulus and parameters -------------------------------------------------------------------
+    @property
+    def stimulus(self) -> Any:
+        """The stimulus object being designed (a ``twin_explorer.stimuli`` family instance)."""
+        if self.family not in self._stimuli:
+            stim = self._families[self.family]()
+            stim.param.watch(lambda _e: self.update(), [n for n in stim.param if n not in _HIDDEN])
+            self._stimuli[self.family] = stim
+        return self._stimuli[self.family]
+
+    @param.depends("family", watch=True)
+    def _on_family(self) -> None:
+        self._build_params()
+        self.update()
+
+    def _build_params(self) -> None:
+        names, widgets = _param_widgets(self.stimulus)
+        self.param_box[:] = [pn.Param(self.stimulus, parameters=names, widgets=widgets, show_name=False,
+                                      sort=False, sizing_mode="stretch_width")]
+
+    def _on_behaviour(self, *_events: Any) -> None:
+        self.update()
+
+    @param.depends("normalise", watch=True)
+    def _on_normalise(self) -> None:
+        if self._result is not None:
+            self._heat_pipe.send(self._heat_data())
+
+    def _on_focus(self, *_events: Any) -> None:
+        if self._result is not None:
+            self._trace_pipe.send(self._trace_data())
+
+    def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
+        if y is None or self._order is None:
+            return
+        row = int(np.clip(np.floor(y), 0, len(self._order) - 1))
+        self.state.unit = int(self.state.twin.units.index[self._order[row]])
+
+    # ---- computation -------------------------------------------------------------------------------
+    def update(self) -> None:
+        """Render, predict and redraw (synchronously; results are cached)."""
+        t0 = time.perf_counter()
+        stim = self.stimulus
+        try:
+            if stim.duration > MAX_DURATION_S:
+                raise ValueError(f"the designer previews at most {MAX_DURATION_S:g} s; this stimulus lasts "
+                                 f"{stim.duration:g} s. Shorten it, or run long stimuli from Python.")
+            result = render_and_predict(self.state.twin, stim, self.state.behaviour_key)
+        except Exception as exc:  # a bad parameter combination is shown, not raised into the server
+            self.error.object, self.error.visible = f"**Cannot show this stimulus:** {exc}", True
+            return
+        self.error.visible = False
+        self._result = result
+        fps = float(getattr(self.state.twin, "frame_rate", 30.0))
+        with pn.io.hold():
+            self.preview.object = preview_gif(result["frames"], fps)
+            self._heat_pipe.send(self._heat_data())
+            self._trace_pipe.send(self._trace_data())
+            ms = (time.perf_counter() - t0) * 1000
+            self.last_update_ms = ms
+            self.n_updates += 1
+            T, U = result["responses"].shape
+            self.info.object = (f'<span class="te-designer-status" data-updates="{self.n_updates}">'
+                                f'{T} frames ({T / fps:.2f} s) · {U} neurons · updated in {ms:.0f} ms</span>')
+
+    def _unit_order(self) -> np.ndarray:
+        table = self.state.table
+        for col in ("pref_dir", "true_pref_dir_deg"):
+            if col in table.columns:
+                return np.argsort(table[col].to_numpy(), kind="stable")
+        return np.arange(len(table))
+
+    def _heat_data(self) -> tuple[np.ndarray, float, str]:
+        resp = self._result["responses"]
+        self._order = self._unit_order()
+        z = resp[:, self._order].T
+        if self.normalise:
+            z = z / np.maximum(z.max(axis=1, keepdims=True), 1e-9)
+        fps = float(getattr(self.state.twin, "frame_rate", 30.0))
+        sorted_ = any(c in self.state.table for c in ("pref_dir", "true_pref_dir_deg"))
+        label = "neuron (sorted by preferred direction)" if sorted_ else "neuron"
+        return z, resp.shape[0] / fps, label
+
+    def _trace_data(self) -> pd.DataFrame:
+        resp = self._result["responses"]
+        fps = float(getattr(self.state.twin, "frame_rate", 30.0))
+        ids = self.state.twin.units.index
+        t = np.arange(resp.shape[0]) / fps
+        frames = []
+        for u in self.state.focus_units:
+            col = ids.get_loc(u)
+            frames.append(pd.DataFrame({"time": t, "rate": resp[:, col], "unit": str(u)}))
+        return pd.concat(frames) if frames else pd.DataFrame({"time": [], "rate": [], "unit": []})
+
+    # ---- plots -------------------------------------------------------------------------------------
+    def _heat_element(self, data: Any) -> hv.Image:
+        if data is None:
+            return hv.Image(np.zeros((1, 1)), kdims=["time (s)", "neuron"])
+        z, duration, label = data
+        img = hv.Image(z[::-1], bounds=(0, 0, duration, z.shape[0]), kdims=["time (s)", label], vdims=["response"])
+        return img.opts(cmap="viridis", colorbar=True, tools=["hover", "tap"], framewise=True, responsive=True,
+                        title="Predicted population response" + (" (per-neuron max = 1)" if self.normalise else ""),
+                        clabel="relative response" if self.normalise else "response")
+
+    def _trace_element(self, data: Any) -> hv.NdOverlay:
+        if data is None or len(data) == 0:
+            return hv.NdOverlay({"none": hv.Curve([], "time", "rate")}, kdims="unit")
+        curves = {u: hv.Curve(g, "time", "rate", label=f"unit {u}") for u, g in data.groupby("unit", sort=False)}
+        overlay = hv.NdOverlay(curves, kdims="unit")
+        spans = [hv.VSpan(r.onset, r.offset) for r in self._result["epochs"].itertuples()] if self._result else []
+        for span in spans:
+            span.opts(color="#dddddd", alpha=0.4)
+        return overlay.opts(hv.opts.Curve(line_width=2, tools=["hover"], framewise=True, responsive=True,
+                                          xlabel="time (s)", ylabel="predicted response")).opts(
+            title="Selected neurons", legend_position="right", framewise=True, responsive=True)
+
+    # ---- exports -----------------------------------------------------------------------------------
+    def _export_mp4(self) -> io.BytesIO:
+        import imageio.v3 as iio
+
+        fps = float(getattr(self.state.twin, "frame_rate", 30.0))
+        data = iio.imwrite("<bytes>", self._result["frames"], extension=".mp4", plugin="pyav", codec="libx264",
+                           fps=fps, in_pixel_format="gray")
+        return io.BytesIO(data)
+
+    def _export_npy(self) -> io.BytesIO:
+        buf = io.BytesIO()
+        np.save(buf, self._result["frames"])
+        buf.seek(0)
+        return buf
+
+    def responses_dataset(self) -> xr.Dataset:
+        """The current prediction as an xarray Dataset (time × unit) with stimulus and behaviour provenance."""
+        import twin_explorer
+
+        res = self._result
+        fps = float(getattr(self.state.twin, "frame_rate", 30.0))
+        T = res["responses"].shape[0]
+        persp, mod = self.state.behaviour(T)
+        ds = xr.Dataset(
+            {"response": (("time", "unit"), res["responses"]),
+             "perspective": (("time", "xy"), persp), "modulation": (("time", "pupil_running"), mod)},
+            coords={"time": np.arange(T) / fps, "unit": self.state.twin.units.index.to_numpy()},
+            attrs={"twin": str(getattr(self.state.twin, "id", "")), "stimulus_family": res["params"]["family"],
+                   "stimulus_params": str(res["params"]["stim"]), "twin_explorer_version": twin_explorer.__version__})
+        return ds
+
+    def _export_nc(self) -> io.BytesIO:
+        return io.BytesIO(bytes(self.responses_dataset().to_netcdf()))
+
+    # ---- layout ------------------------------------------------------------------------------------
+    def controls(self) -> pn.Column:
+        return pn.Column(self.family_select, self.param_box,
+                         pn.pane.Markdown("**Behaviour** (standardised units)", margin=(10, 10, 0, 10)),
+                         self.behaviour_box, width=320)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Row(
+            self.controls(),
+            pn.Column(pn.Row(self.preview, pn.Column(self.info, self.error, self.downloads)),
+                      self.heatmap, self.traces, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")

@@ -1,0 +1,171 @@
+"""Off-UI-thread work for the explorer: a per-twin result cache and a cancellable background task.
+
+Long computations (tuning curves over all neurons, receptive fields, MEIs) run in a worker thread
+while the view shows a progress bar and a Cancel button; results are cached per twin and parameters
+and shared by all sessions of the process (twins are deterministic, so results are too).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from typing import Any, Callable
+
+import panel as pn
+import param
+
+
+class Cancelled(Exception):
+    """Raised inside a task when the user pressed Cancel."""
+
+
+def _freeze(params: Any) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+class ResultCache:
+    """A thread-safe LRU cache keyed by (twin id, kind, parameters)."""
+
+    def __init__(self, max_items: int = 64) -> None:
+        if max_items < 1:
+            raise ValueError(f"max_items must be ≥ 1, got {max_items}")
+        self.max_items = max_items
+        self._data: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(twin: Any, kind: str, params: Any) -> tuple[str, str, str]:
+        return (str(getattr(twin, "id", id(twin))), kind, _freeze(params))
+
+    def get(self, twin: Any, kind: str, params: Any) -> Any:
+        k = self.key(twin, kind, params)
+        with self._lock:
+            if k in self._data:
+                self._data.move_to_end(k)
+                return self._data[k]
+        return None
+
+    def put(self, twin: Any, kind: str, params: Any, value: Any) -> None:
+        k = self.key(twin, kind, params)
+        with self._lock:
+            self._data[k] = value
+            self._data.move_to_end(k)
+            while len(self._data) > self.max_items:
+                self._data.popitem(last=False)
+
+    def get_or_compute(self, twin: Any, kind: str, params: Any, fn: Callable[[], Any]) -> Any:
+        hit = self.get(twin, kind, params)
+        if hit is not None:
+            return hit
+        value = fn()
+        self.put(twin, kind, params, value)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+#: Process-wide cache shared by every session and notebook view.
+RESULTS = ResultCache()
+
+
+class Job:
+    """Handle given to a task function: report progress, check for cancellation."""
+
+    def __init__(self, runner: "TaskRunner") -> None:
+        self._runner = runner
+        self._cancel = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` if the user asked to stop."""
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def update(self, fraction: float, message: str = "") -> None:
+        self.check()
+        self._runner._report(fraction, message)
+
+
+class TaskRunner(pn.viewable.Viewer):
+    """Runs one function at a time in a worker thread, with a progress bar and a Cancel button."""
+
+    running = param.Boolean(default=False, doc="True while a task runs.")
+    message = param.String(default="", doc="Last progress or status message.")
+    error = param.String(default="", doc="Traceback of the last failed task, if any.")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._job: Job | None = None
+        self._thread: threading.Thread | None = None
+        self.progress = pn.indicators.Progress(value=0, max=1000, width=220, visible=False, bar_color="primary")
+        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="warning", visible=False, width=90)
+        self.cancel_button.on_click(lambda _event: self.cancel())
+        self.status = pn.pane.Markdown("", styles={"font-size": "0.9em"}, margin=(5, 10))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Row(self.progress, self.cancel_button, self.status, sizing_mode="stretch_width")
+
+    def _report(self, fraction: float, message: str) -> None:
+        self.progress.value = int(max(0.0, min(1.0, float(fraction))) * 1000)
+        if message:
+            self.message = message
+            self.status.object = message
+
+    def run(self, fn: Callable[[Job], Any], on_done: Callable[[Any], None] | None = None,
+            label: str = "Working") -> bool:
+        """Start ``fn(job)`` in a worker thread; ``on_done(result)`` runs when it finishes (not if cancelled).
+
+        Returns False (and starts nothing) while another task is still running.
+        """
+        if self.running:
+            self.status.object = "Busy: cancel the running computation first."
+            return False
+        job = Job(self)
+        self._job = job
+        self.running, self.error = True, ""
+        self.progress.value, self.progress.visible, self.cancel_button.visible = 0, True, True
+        self.status.object = f"{label}…"
+        t0 = time.perf_counter()
+
+        def work() -> None:
+            try:
+                result = fn(job)
+                job.check()
+                if on_done is not None:
+                    on_done(result)
+                self.message = f"{label}: done in {time.perf_counter() - t0:.1f} s"
+            except Cancelled:
+                self.message = f"{label}: cancelled"
+            except Exception as exc:  # shown to the user instead of killing the session
+                self.error = traceback.format_exc()
+                self.message = f"{label} failed: {exc}"
+            finally:
+                self.status.object = self.message
+                self.progress.visible = self.cancel_button.visible = False
+                self.running = False
+
+        self._thread = threading.Thread(target=work, name=f"twin-explorer-{label}", daemon=True)
+        self._thread.start()
+        return True
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the running task ends (for notebooks and tests); True if it ended."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
