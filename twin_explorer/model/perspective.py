@@ -97,11 +97,11 @@ class Perspective(nn.Module):
     def __init__(self, retina_shape: tuple[int, int] = (128, 192), features: int = 16, layers: int = 3):
         super().__init__()
         self.retina_shape = tuple(retina_shape)
-        self.mlp = MLP([2] + [features] * layers + [3], streams=1, raw_first=True)
         self.monitor = Monitor()
         self.monitor_pixel = MonitorPixel()
         self.retina = Retina(*retina_shape)
         self.retina_pixel = RetinaPixel()
+        self.mlp = MLP([2] + [features] * layers + [3], streams=1, raw_first=True)
 
     def angles(self, perspective: torch.Tensor) -> torch.Tensor:
         """Euler angles (θx, θy, θz) of the eye for perspective [B, 2] -> [B, 3]."""

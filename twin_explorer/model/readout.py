@@ -33,8 +33,10 @@ class Readout(nn.Module):
         mu = self.position.mu if units is None else self.position.mu[units]
         return torch.tanh(mu)
 
-    def forward(self, core: torch.Tensor, units: torch.Tensor | None = None, frames_per_step: int = 32) -> torch.Tensor:
-        """core [B, S·C, H, W] -> mean over streams of the per-stream readout (log rate), [B, U].
+    def forward(self, core: torch.Tensor, units: torch.Tensor | None = None, frames_per_step: int = 32,
+                reduce: bool = True) -> torch.Tensor:
+        """core [B, S·C, H, W] -> mean over streams of the per-stream readout (log rate), [B, U]
+        (or the per-stream readouts [B, S, U] when not ``reduce``).
 
         Frames go through in groups of ``frames_per_step`` because the sampled features of every unit
         ([B, S·C, U]) are large for 10,000 units.
@@ -51,5 +53,5 @@ class Readout(nn.Module):
             phi = F.grid_sample(chunk, grid.expand(chunk.shape[0], -1, -1, -1), mode="bilinear",
                                 padding_mode="border", align_corners=False)  # [b, S·C, U, 1]
             rho = (phi.view(chunk.shape[0], S, C, -1) * w).sum(2) + b  # [b, S, U]
-            outputs.append(rho.mean(1))
+            outputs.append(rho.mean(1) if reduce else rho)
         return torch.cat(outputs)

@@ -26,14 +26,14 @@ class CvtLstm(nn.Module):
         self.streams, self.groups = streams, groups
         self.input_size, self.hidden, self.common = input_size, hidden, common
         g = groups
+        self.conv = StreamLayer(input_size + hidden, common, streams=streams, in_groups=g, kernel=kernel,
+                                gain=False, bias=False)
+        self.scales = nn.ParameterList([nn.Parameter(torch.ones(g, common // g)) for _ in range(streams)])
         self.proj_x = nn.ModuleList([
             InterGroupProjection(g, hidden // g, input_size // g, streams=streams),
             StreamLayer(in_features, input_size, streams=streams, out_groups=g),
             StreamLayer(modulation_features, input_size, streams=streams, out_groups=g, bias=False),
         ])
-        self.conv = StreamLayer(input_size + hidden, common, streams=streams, in_groups=g, kernel=kernel,
-                                gain=False, bias=False)
-        self.scales = nn.ParameterList([nn.Parameter(torch.ones(g, common // g)) for _ in range(streams)])
         for name in ("q", "k", "v"):
             setattr(self, f"proj_{name}", StreamLayer(common, common, streams=streams, in_groups=g,
                                                       gain=False, bias=False))

@@ -1,0 +1,43 @@
+"""Device and precision choice: CUDA when present, then Apple MPS, else CPU."""
+
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The requested device, or the best available one (cuda > mps > cpu) when ``None``/"auto"."""
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}; accepted: 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use 'cpu' or 'auto'")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was requested but Apple MPS is not available; use 'cpu' or 'auto'")
+    return dev
+
+
+def autocast_dtype(precision: str, device: torch.device):
+    """The autocast dtype for a precision name (None for float32). Reduced precision is GPU-only."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is not None and device.type == "cpu":
+        raise ValueError(f"precision {precision!r} is offered on GPU only; on CPU use 'float32'")
+    return dtype
+
+
+def disable_tf32() -> None:
+    """Keep float32 matmuls/convolutions in full float32 on GPUs (needed for parity)."""
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False

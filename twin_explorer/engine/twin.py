@@ -1,0 +1,293 @@
+"""The ``Twin``: a loaded network behind the twin contract, with device choice, batching and caching.
+
+``predict`` validates its input, runs all videos of a batch together in chunks sized to a memory
+budget (inference mode, no autograd), and keeps recent results in a bounded cache keyed by a hash
+of the inputs, the options and the model id. ``response`` is the differentiable path used by MEI
+optimisation; ``stream`` feeds frames one at a time for live previews and equals ``predict``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..model import Network, NetworkState
+from .contract import FRAME_SHAPE, validate_behaviour, validate_stimuli
+from .devices import autocast_dtype, resolve_device
+
+FRAME_RATE = 30.0
+
+
+def estimate_frame_bytes(net: Network, n_units: int) -> int:
+    """Rough peak activation memory of one frame of one video (float32), for chunk sizing."""
+    cfg = net.config
+    h, w = cfg.retina_shape
+    h, w = h // cfg.input_stride, w // cfg.input_stride
+    total = h * w * 2  # retina
+    for c, pool in zip(cfg.ff_channels, cfg.ff_pools):
+        total += 9 * cfg.streams * c * h * w  # activations of a dense block alive at once
+        h, w = h // pool, w // pool
+    p = h * w
+    total += cfg.streams * p * (3 * cfg.rec_input + cfg.rec_out + 2 * cfg.rec_hidden)
+    total += cfg.streams * cfg.rec_out * n_units  # sampled readout features
+    return 4 * total
+
+
+class ResultCache:
+    """A bounded LRU of prediction results (by total bytes), safe to share between threads."""
+
+    def __init__(self, max_bytes: int = 256 * 2**20):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value.copy()
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        if value.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                self._bytes -= self._items.pop(key).nbytes
+            self._items[key] = value.copy()
+            self._bytes += value.nbytes
+            while self._bytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _digest(*arrays: Any) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            h.update(str((a.dtype, a.shape)).encode())
+            h.update(np.ascontiguousarray(a).data)
+        else:
+            h.update(repr(a).encode())
+    return h.hexdigest()
+
+
+class Twin:
+    """A digital twin obeying the twin contract (see :mod:`twin_explorer.engine.contract`)."""
+
+    frame_rate: float = FRAME_RATE
+    frame_shape: tuple[int, int] = FRAME_SHAPE
+
+    def __init__(self, network: Network, units: pd.DataFrame | None = None, id: str = "twin",
+                 device: str | torch.device | None = None, precision: str = "float32",
+                 memory_budget_mb: float | None = None, cache_mb: float = 256, metadata: dict | None = None):
+        self.device = resolve_device(device)
+        self.precision = precision
+        self._autocast = autocast_dtype(precision, self.device)
+        self.network = network.to(self.device).eval()
+        for p in self.network.parameters():
+            p.requires_grad_(False)
+        n = network.config.units
+        if units is None:
+            units = pd.DataFrame({"session": 0, "scan_idx": 0, "unit_id": np.arange(n)},
+                                 index=pd.RangeIndex(n, name="readout_id"))
+        if len(units) != n:
+            raise ValueError(f"the units table has {len(units)} rows but the network has {n} readouts")
+        self._units = units
+        self.id = id
+        self.metadata = dict(metadata or {})
+        if memory_budget_mb is None:
+            memory_budget_mb = 1536 if self.device.type == "cpu" else 8192
+        self.memory_budget_bytes = int(memory_budget_mb * 2**20)
+        self.cache = ResultCache(int(cache_mb * 2**20))
+
+    # --- contract attributes -------------------------------------------------------------------
+    @property
+    def units(self) -> pd.DataFrame:
+        return self._units
+
+    @property
+    def n_units(self) -> int:
+        return len(self._units)
+
+    def __repr__(self) -> str:
+        return f"Twin(id={self.id!r}, units={self.n_units}, device={self.device}, precision={self.precision})"
+
+    # --- helpers --------------------------------------------------------------------------------
+    def unit_index(self, units: Any) -> torch.Tensor | None:
+        """Readout ids (int sequence), a boolean mask of length U, or None (all) -> index tensor or None."""
+        if units is None:
+            return None
+        if isinstance(units, slice):
+            units = np.arange(self.n_units)[units]
+        arr = np.asarray(units)
+        if arr.dtype == bool:
+            if arr.shape != (self.n_units,):
+                raise ValueError(f"a boolean unit mask must have length {self.n_units}, got shape {arr.shape}")
+            arr = np.flatnonzero(arr)
+        arr = arr.reshape(-1)
+        if arr.size == 0:
+            raise ValueError("units selects no readout; pass readout ids in 0..U-1, a boolean mask, or None")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"units must be integer readout ids or a boolean mask, got dtype {arr.dtype}")
+        if arr.min() < 0 or arr.max() >= self.n_units:
+            raise ValueError(f"readout ids must lie in 0..{self.n_units - 1}; got {arr.min()}..{arr.max()}")
+        return torch.as_tensor(arr, dtype=torch.long, device=self.device)
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        a = np.ascontiguousarray(a)
+        if not a.flags.writeable:  # torch refuses read-only memory (e.g. broadcast or memory-mapped input)
+            a = a.copy()
+        return torch.from_numpy(a).to(self.device)
+
+    def chunk_plan(self, n_videos: int, n_frames: int, n_units: int) -> tuple[int, int]:
+        """(videos per pass, frames per pass) that keep activations under the memory budget."""
+        per_frame = estimate_frame_bytes(self.network, n_units)
+        frame_videos = max(1, self.memory_budget_bytes // per_frame)
+        videos = min(n_videos, frame_videos)
+        frames = max(1, min(n_frames, frame_videos // videos))
+        return videos, frames
+
+    def _run(self, video: torch.Tensor, persp: torch.Tensor, mod: torch.Tensor, index, frames_per_pass: int,
+             progress: Callable[[int, int], None] | None = None, done: int = 0, total: int = 0) -> torch.Tensor:
+        state: NetworkState | None = None
+        outputs = []
+        for start in range(0, video.shape[1], frames_per_pass):
+            sl = slice(start, start + frames_per_pass)
+            with torch.autocast(self.device.type, dtype=self._autocast, enabled=self._autocast is not None):
+                out, state = self.network.run(video[:, sl].float(), persp[:, sl], mod[:, sl], state, index)
+            outputs.append(out.float())
+            if progress is not None:
+                progress(done + video.shape[0] * min(start + frames_per_pass, video.shape[1]), total)
+        return torch.cat(outputs, 1)
+
+    # --- the contract ---------------------------------------------------------------------------
+    def predict(self, stimuli: Any, perspectives: Any = None, modulations: Any = None, units: Any = None,
+                progress: Callable[[int, int], None] | bool | None = None, use_cache: bool = True) -> np.ndarray:
+        """Responses to videos: uint8 [T,144,256] -> float32 [T,U]; [N,T,144,256] -> [N,T,U].
+
+        ``progress``: True for a tqdm bar, or a callback ``(frames_done, frames_total)``.
+        """
+        video, batched = validate_stimuli(stimuli, self.frame_shape)
+        n, t = video.shape[:2]
+        persp = validate_behaviour("perspectives", perspectives, n, t, batched)
+        mod = validate_behaviour("modulations", modulations, n, t, batched)
+        index = self.unit_index(units)
+        key = None
+        if use_cache:
+            key = _digest(self.id, self.precision, video, persp, mod,
+                          None if index is None else index.cpu().numpy())
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit if batched else hit[0]
+        n_out = self.n_units if index is None else len(index)
+        videos_per_pass, frames_per_pass = self.chunk_plan(n, t, n_out)
+        bar = None
+        if progress is True:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n * t, unit="frame", desc=f"{self.id}")
+            progress = lambda done, total: bar.update(done - bar.n)  # noqa: E731
+        out = np.empty((n, t, n_out), dtype=np.float32)
+        with torch.inference_mode():
+            for v0 in range(0, n, videos_per_pass):
+                sl = slice(v0, v0 + videos_per_pass)
+                result = self._run(self._tensor(video[sl]), self._tensor(persp[sl]), self._tensor(mod[sl]),
+                                   index, frames_per_pass, progress or None, v0 * t, n * t)
+                out[sl] = result.cpu().numpy()
+        if bar is not None:
+            bar.close()
+        if key is not None:
+            self.cache.put(key, out)
+        return out if batched else out[0]
+
+    def response(self, video: torch.Tensor, perspectives: torch.Tensor | None = None,
+                 modulations: torch.Tensor | None = None, units: Any = None) -> torch.Tensor:
+        """Differentiable responses: float video [N,T,144,256] in 0–255 -> [N,T,U] (gradients flow to video)."""
+        if not torch.is_tensor(video) or not video.is_floating_point():
+            raise ValueError("response() takes a float torch tensor [N, T, 144, 256] in pixel units 0–255")
+        if video.ndim != 4 or tuple(video.shape[-2:]) != self.frame_shape:
+            raise ValueError(f"response() takes video [N, T, {self.frame_shape[0]}, {self.frame_shape[1]}], "
+                             f"got shape {tuple(video.shape)}")
+        n, t = video.shape[:2]
+
+        def behaviour(name, x):
+            if x is None:
+                return video.new_zeros(n, t, 2)
+            x = torch.as_tensor(x, dtype=video.dtype, device=video.device)
+            x = x.expand(n, t, 2) if x.ndim == 2 else x
+            if tuple(x.shape) != (n, t, 2):
+                raise ValueError(f"{name} must be [T, 2] or [N, T, 2] matching the video, got {tuple(x.shape)}")
+            return x
+
+        index = self.unit_index(units)
+        video = video.to(self.device)
+        return self.network.run(video, behaviour("perspectives", perspectives).to(self.device),
+                                behaviour("modulations", modulations).to(self.device), None, index)[0]
+
+    def stream(self, units: Any = None) -> "StreamingSession":
+        """A session that takes frames one at a time (for live previews); equals ``predict``."""
+        return StreamingSession(self, units)
+
+
+class StreamingSession:
+    """Frame-by-frame prediction with carried state: ``step(frame)`` -> responses [U] (or [N, U])."""
+
+    def __init__(self, twin: Twin, units: Any = None):
+        self.twin = twin
+        self.index = twin.unit_index(units)
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear all recurrent and temporal state (as at the start of ``predict``)."""
+        self.state: NetworkState | None = None
+        self.frames = 0
+
+    @staticmethod
+    def _behaviour(name: str, value: Any, n: int, batched: bool) -> np.ndarray:
+        if value is not None:
+            value = np.asarray(value, dtype=np.float32)
+            if value.shape != ((n, 2) if batched else (2,)):
+                raise ValueError(f"{name} must have shape {(n, 2) if batched else (2,)} for this frame, "
+                                 f"got {value.shape}")
+            value = value.reshape(n, 1, 2)
+        return validate_behaviour(name, value, n, 1, True)
+
+    def step(self, frame: Any, perspective: Any = None, modulation: Any = None) -> np.ndarray:
+        """frame uint8 [144,256] (or a batch [N,144,256]) -> float32 [U] (or [N, U])."""
+        arr = np.asarray(frame)
+        batched = arr.ndim == 3
+        if arr.ndim not in (2, 3):
+            raise ValueError(f"step() takes one frame [144, 256] or a batch [N, 144, 256], got shape {arr.shape}")
+        video, _ = validate_stimuli(arr[:, None] if batched else arr[None], self.twin.frame_shape)
+        n = video.shape[0]
+        persp = self._behaviour("perspective", perspective, n, batched)
+        mod = self._behaviour("modulation", modulation, n, batched)
+        t = self.twin
+        with torch.inference_mode():
+            out, self.state = t.network.run(t._tensor(video).float(), t._tensor(persp), t._tensor(mod),
+                                            self.state, self.index)
+        self.frames += 1
+        result = out[:, 0].float().cpu().numpy()
+        return result if batched else result[0]
