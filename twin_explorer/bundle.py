@@ -12,6 +12,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -97,7 +98,7 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         raise BundleError(f"{path} holds objects other than plain tensors and was refused (weights-only "
                           f"loading; it may be malicious or not a twin weight file): {exc}") from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # torch raises many types for damaged files
         raise BundleError(f"{path} could not be read as a torch weight file (corrupt or truncated?): {exc}") from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BundleError(f"{path} does not hold a dict of tensors (got {type(state).__name__})")
@@ -172,6 +173,6 @@ def read_units(folder: Path, session: int, scan_idx: int, n_units: int) -> pd.Da
     if len(units) != n_units:
         raise BundleError(f"units.csv has {len(units)} rows for scan {session}-{scan_idx}, scans.csv says {n_units}")
     units = units.set_index("readout_id").sort_index()
-    if not (units.index == range(n_units)).all():
+    if not np.array_equal(units.index.to_numpy(), np.arange(n_units)):
         raise BundleError(f"readout_id of scan {session}-{scan_idx} in {path} must be 0..{n_units - 1}")
     return units

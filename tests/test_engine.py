@@ -1,0 +1,174 @@
+"""The Twin contract: validation, batching, chunking, caching, streaming and the differentiable path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from twin_explorer.engine.contract import TwinLike, validate_behaviour, validate_stimuli
+from twin_explorer.engine.devices import autocast_dtype, resolve_device
+from twin_explorer.engine.twin import ResultCache, Twin
+from twin_explorer.model import Network, NetworkConfig
+
+SMALL = NetworkConfig(units=6, streams=2, ff_channels=(8, 16, 16), ff_groups=(1, 2, 2), ff_out=16,
+                      rec_input=32, rec_hidden=32, rec_common=64, rec_groups=4, rec_out=16)
+
+
+@pytest.fixture(scope="module")
+def twin():
+    torch.manual_seed(0)
+    net = Network(SMALL)
+    with torch.no_grad():
+        for p in net.readout.feature.weights:
+            p.normal_(0, 0.3)
+        net.readout.position.mu.normal_(0, 0.5)
+        for w in net.modulation.mlp.linears[0].weights:
+            w.normal_(0, 0.5)
+        net.perspective.mlp.linears[0].weights[0].normal_(0, 0.5)
+    return Twin(net, id="small-test")
+
+
+@pytest.fixture(scope="module")
+def video():
+    return np.random.default_rng(1).integers(0, 256, (2, 10, 144, 256), dtype=np.uint8)
+
+
+def test_contract(twin):
+    assert isinstance(twin, TwinLike)
+    assert twin.n_units == 6 and twin.frame_rate == 30.0 and twin.frame_shape == (144, 256)
+    assert list(twin.units.columns[:3]) == ["session", "scan_idx", "unit_id"]
+    assert twin.units.index.name == "readout_id"
+
+
+def test_single_and_batch_agree(twin, video):
+    single = twin.predict(video[1], use_cache=False)
+    batch = twin.predict(video, use_cache=False)
+    assert single.shape == (10, 6) and single.dtype == np.float32
+    assert batch.shape == (2, 10, 6)
+    np.testing.assert_allclose(batch[1], single, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(batch[0], batch[1])  # the videos differ, so must the responses
+
+
+def test_behaviour_changes_responses(twin, video):
+    rng = np.random.default_rng(2)
+    p, m = rng.normal(size=(10, 2)).astype(np.float32), rng.normal(size=(10, 2)).astype(np.float32)
+    base = twin.predict(video[0])
+    assert not np.allclose(twin.predict(video[0], perspectives=p), base)
+    assert not np.allclose(twin.predict(video[0], modulations=m), base)
+    # [T,2] behaviour broadcasts over a batch; [N,T,2] is per video
+    b = twin.predict(video, perspectives=p, modulations=m)
+    b2 = twin.predict(video, perspectives=np.stack([p, p]), modulations=np.stack([m, m]))
+    np.testing.assert_allclose(b, b2, rtol=1e-6)
+
+
+def test_unit_selection(twin, video):
+    full = twin.predict(video[0])
+    np.testing.assert_allclose(twin.predict(video[0], units=[4, 1]), full[:, [4, 1]], rtol=1e-5, atol=1e-6)
+    mask = np.zeros(6, bool)
+    mask[[0, 5]] = True
+    np.testing.assert_allclose(twin.predict(video[0], units=mask), full[:, [0, 5]], rtol=1e-5, atol=1e-6)
+    for bad in ([6], [-1], [], [0.5]):
+        with pytest.raises(ValueError, match="readout|units"):
+            twin.predict(video[0], units=bad)
+
+
+def test_memory_chunking_is_exact(video):
+    torch.manual_seed(0)
+    net = Network(SMALL)
+    big = Twin(net, memory_budget_mb=4096)
+    tiny = Twin(net, memory_budget_mb=1)  # forces one video and one frame per pass
+    assert tiny.chunk_plan(2, 10, 6) == (1, 1)
+    np.testing.assert_allclose(tiny.predict(video, use_cache=False), big.predict(video, use_cache=False),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_streaming_equals_predict(twin, video):
+    p = np.random.default_rng(3).normal(size=(10, 2)).astype(np.float32)
+    expected = twin.predict(video[0], perspectives=p)
+    session = twin.stream()
+    got = np.stack([session.step(f, perspective=pp) for f, pp in zip(video[0], p)])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    session.reset()
+    np.testing.assert_allclose(session.step(video[0, 0], perspective=p[0]), expected[0], rtol=1e-5, atol=1e-6)
+    batch = twin.stream().step(video[:, 0])
+    assert batch.shape == (2, 6)
+
+
+def test_cache_hits_and_is_keyed_on_inputs(twin, video):
+    twin.cache.clear()
+    a = twin.predict(video[0])
+    hits = twin.cache.hits
+    b = twin.predict(video[0])
+    assert twin.cache.hits == hits + 1
+    np.testing.assert_array_equal(a, b)
+    b[:] = 0  # the cache hands out copies
+    np.testing.assert_array_equal(twin.predict(video[0]), a)
+    other = video[0].copy()
+    other[0, 0, 0] ^= 1
+    misses = twin.cache.misses
+    twin.predict(other)
+    assert twin.cache.misses == misses + 1
+
+
+def test_result_cache_is_bounded():
+    cache = ResultCache(max_bytes=1000)
+    for i in range(10):
+        cache.put(str(i), np.zeros(50, np.float32))  # 200 bytes each
+    assert len(cache) == 5 and cache.get("0") is None and cache.get("9") is not None
+
+
+def test_response_is_differentiable_and_matches_predict(twin, video):
+    x = torch.tensor(video[:1], dtype=torch.float32, requires_grad=True)
+    r = twin.response(x, units=[2])
+    r[0, -1, 0].backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    np.testing.assert_allclose(r.detach().numpy()[0, :, 0], twin.predict(video[0])[:, 2], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="float torch tensor"):
+        twin.response(video)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((10, 144, 255), np.uint8), "144×255"),
+    (np.zeros((144, 256), np.uint8), "2 dimensions"),
+    (np.zeros((0, 144, 256), np.uint8), "empty"),
+    (np.full((2, 144, 256), np.nan), "NaN"),
+    (np.full((2, 144, 256), 300.0), "outside 0–255"),
+    (np.full((2, 144, 256), -1, np.int16), "outside 0–255"),
+    (np.full((2, 144, 256), 0.5), "fractional"),
+    (np.zeros((2, 144, 256), "U1"), "dtype"),
+])
+def test_bad_stimuli_are_rejected(twin, bad, message):
+    with pytest.raises(ValueError, match=message):
+        twin.predict(bad)
+
+
+def test_whole_number_arrays_are_accepted():
+    arr, batched = validate_stimuli(np.full((2, 144, 256), 200.0))
+    assert arr.dtype == np.uint8 and arr.shape == (1, 2, 144, 256) and not batched
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((9, 2)), "cover 9 frames"),
+    (np.zeros((10, 3)), "shape"),
+    (np.full((10, 2), np.inf), "NaN or infinite"),
+    (np.zeros((3, 10, 2)), "batch has 2"),
+    (np.zeros(2), "dimensions"),
+])
+def test_bad_behaviour_is_rejected(bad, message):
+    with pytest.raises(ValueError, match=message):
+        validate_behaviour("perspectives", bad, 2, 10, True)
+
+
+def test_devices_and_precision():
+    assert resolve_device(None).type in ("cpu", "cuda", "mps")
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu9")
+    with pytest.raises(ValueError, match="unknown precision"):
+        autocast_dtype("float8", torch.device("cpu"))
+    with pytest.raises(ValueError, match="GPU only"):
+        autocast_dtype("bfloat16", torch.device("cpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
