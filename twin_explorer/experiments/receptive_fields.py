@@ -1,0 +1,444 @@
+"""Spatial receptive fields: flashing-dot / sparse-noise STA maps in degrees, 2-D Gaussian fits, the spatial
+selectivity index, and the readout-location RF estimate of fnn networks mapped to monitor degrees.
+
+STA (the pipeline's density-normalised form): for every epoch k with spatial mask m_k (the epoch's mean signed
+contrast (frame − 128)/127, block-averaged into ``bin``×``bin`` pixel bins) and latency-shifted window response
+r_k, STA = Σ_k m_k·r_k / Σ_k m_k, separately for ``on`` (m = max(contrast, 0)), ``off`` (m = max(−contrast, 0))
+and ``on_off`` (m = |contrast|). Masks come from the rendered frames themselves, so any stimulus with epochs
+(Gaussian dots, sparse noise) works. Maps carry the azimuth/elevation (degrees, elevation up) of every bin.
+
+SSI (pipeline): the map minus its median, rectified, is treated as a 2-D distribution on a grid whose larger
+side spans 0–1; SSI = −log det(Cov). Larger means more compact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.optimize import least_squares
+
+from .common import (hv_bokeh, BURN_IN_FRAMES, DEFAULT_LATENCY_S, GREY, ProgressCallback, check_positive, provenance,
+                     resolve_units, run_conditions, twin_frame_rate, twin_monitor, unit_coords)
+from ..monitor import DEFAULT_MONITOR, Monitor
+
+__all__ = ["receptive_fields", "dot_stimulus", "sta_maps", "gaussian2d", "fit_gaussian_2d", "spatial_selectivity_index",
+           "readout_rf", "readout_rf_from_network", "plot_receptive_field", "plot_rf_centres"]
+
+POLARITIES = ("on", "off", "on_off")
+
+
+# --- stimulus ------------------------------------------------------------------------------------------------
+
+def dot_stimulus(spacing_deg: float = 5.0, dot_sigma_deg: float | None = None, dot_s: float = 0.2,
+                 gap_s: float = 0.1, repeats: int = 1, seed: int = 0, monitor: Monitor = DEFAULT_MONITOR,
+                 frame_rate: float = 30.0, margin_deg: float = 2.0) -> tuple[np.ndarray, pd.DataFrame]:
+    """Flashing Gaussian dots (on = white, off = black, on grey) on a grid in degrees covering the screen, in a
+    seeded random order. Returns (frames uint8 [T, H, W], epochs with onset_frame, offset_frame, x, y, polarity).
+
+    Uses ``twin_explorer.stimuli.GaussianDots`` when the stimulus library provides it."""
+    spacing_deg = check_positive("spacing_deg", spacing_deg)
+    sigma = spacing_deg / 2.5 if dot_sigma_deg is None else check_positive("dot_sigma_deg", dot_sigma_deg)
+    if int(repeats) < 1:
+        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
+    lib = _library_dots(spacing_deg, sigma, dot_s, gap_s, repeats, seed, monitor)
+    if lib is not None:
+        return lib
+    left, right, bottom, top = monitor.extent_deg
+    azs = np.arange(0, right - margin_deg, spacing_deg)
+    azs = np.r_[-azs[:0:-1], azs]
+    els = np.arange(0, top - margin_deg, spacing_deg)
+    els = np.r_[-els[:0:-1], els]
+    conds = [(a, e, p) for _ in range(int(repeats)) for a in azs for e in els for p in (1, -1)]
+    order = np.random.default_rng(seed).permutation(len(conds))
+    on_f = max(1, int(round(dot_s * frame_rate)))
+    gap_f = max(0, int(round(gap_s * frame_rate)))
+    az, el = monitor.degree_grid
+    frames = np.full((len(conds) * (on_f + gap_f), *monitor.shape), GREY, dtype=np.uint8)
+    rows = []
+    for k, c in enumerate(order):
+        a, e, p = conds[c]
+        img = np.exp(-0.5 * ((az - a) ** 2 + (el - e) ** 2) / sigma**2)
+        frame = np.clip(np.round(GREY + p * 127 * img), 0, 255).astype(np.uint8)
+        s = k * (on_f + gap_f)
+        frames[s:s + on_f] = frame
+        rows.append({"onset_frame": s, "offset_frame": s + on_f, "onset": s / frame_rate,
+                     "offset": (s + on_f) / frame_rate, "x": a, "y": e, "polarity": "on" if p > 0 else "off",
+                     "size": sigma})
+    return frames, pd.DataFrame(rows)
+
+
+def _library_dots(spacing, sigma, dot_s, gap_s, repeats, seed, monitor):
+    try:
+        from ..stimuli import GaussianDots  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        stim = GaussianDots(spacing_deg=spacing, sigma_deg=sigma, dot_duration=dot_s, gap_duration=gap_s,
+                            repeats=int(repeats), seed=int(seed), monitor=monitor)
+    except (TypeError, ValueError):  # a parameterisation this adapter does not know; use the built-in dots
+        return None
+    return np.asarray(stim.render()), stim.epochs
+
+
+# --- STA -----------------------------------------------------------------------------------------------------
+
+def _bin_frames(x: np.ndarray, b: int) -> np.ndarray:
+    H, W = x.shape[-2:]
+    h, w = H // b, W // b
+    return x[..., :h * b, :w * b].reshape(*x.shape[:-2], h, b, w, b).mean(axis=(-3, -1))
+
+
+def epoch_masks(frames: np.ndarray, epochs: pd.DataFrame, bin_px: int = 4) -> np.ndarray:
+    """Signed contrast masks [E, h, w] (mean over each epoch's frames of (frame − 128)/127, binned)."""
+    out = []
+    for on, off in zip(epochs["onset_frame"].astype(int), epochs["offset_frame"].astype(int)):
+        c = (frames[on:off].astype(np.float32) - GREY) / 127.0
+        out.append(_bin_frames(c.mean(0), bin_px))
+    return np.stack(out)
+
+
+def sta_maps(masks: np.ndarray, responses: np.ndarray) -> np.ndarray:
+    """STA [U, 3, h, w] for (on, off, on_off) from signed masks [E, h, w] and responses [E, U]."""
+    E, h, w = masks.shape
+    m = masks.reshape(E, -1).astype(np.float64)
+    r = np.asarray(responses, dtype=np.float64)
+    out = np.empty((r.shape[1], 3, h * w))
+    for i, mm in enumerate((np.clip(m, 0, None), np.clip(-m, 0, None), np.abs(m))):
+        den = mm.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, i] = (mm.T @ r).T / np.where(den > 1e-3 * max(den.max(), 1e-12), den, np.nan)
+    return out.reshape(r.shape[1], 3, h, w)
+
+
+# --- fits ----------------------------------------------------------------------------------------------------
+
+def gaussian2d(az: np.ndarray, el: np.ndarray, az0: float, el0: float, sigma_major: float, sigma_minor: float,
+               angle_deg: float, amplitude: float, offset: float) -> np.ndarray:
+    """Elliptical Gaussian in degrees; ``angle_deg`` is the major axis, counter-clockwise from the azimuth axis."""
+    t = np.radians(angle_deg)
+    dx, dy = az - az0, el - el0
+    u = dx * np.cos(t) + dy * np.sin(t)
+    v = -dx * np.sin(t) + dy * np.cos(t)
+    return offset + amplitude * np.exp(-0.5 * (u**2 / sigma_major**2 + v**2 / sigma_minor**2))
+
+
+_G_KEYS = ("az", "el", "sigma_major", "sigma_minor", "angle", "amplitude", "offset", "r2")
+
+
+def fit_gaussian_2d(rf: np.ndarray, az: np.ndarray, el: np.ndarray) -> dict[str, float]:
+    """Least-squares 2-D Gaussian fit of an RF map (NaN bins ignored) on its degree grid. Returns centre az/el,
+    sigma_major ≥ sigma_minor (deg), angle of the major axis in [0, 180) (deg, counter-clockwise from azimuth),
+    amplitude, offset and r2."""
+    z = np.asarray(rf, dtype=float)
+    ok = np.isfinite(z)
+    if ok.sum() < 8 or np.ptp(z[ok]) == 0:
+        return {k: np.nan for k in _G_KEYS}
+    zz, aa, ee = z[ok], np.asarray(az)[ok], np.asarray(el)[ok]
+    base = float(np.median(zz))
+    w = np.clip(zz - base, 0, None)
+    k = int(np.argmax(zz))
+    span = float(zz.max() - base) or 1.0
+    # start at the peak; size from the weighted spread of the strongest bins around it
+    near = w > 0.5 * w.max()
+    s0 = float(np.clip(np.sqrt(np.average((aa[near] - aa[k]) ** 2 + (ee[near] - ee[k]) ** 2, weights=w[near]) / 2 + 1),
+                       1.0, 40.0))
+    lo = [aa.min() - 10, ee.min() - 10, 0.3, 0.3, -np.inf, 0, -np.inf]
+    hi = [aa.max() + 10, ee.max() + 10, 120, 120, np.inf, np.inf, np.inf]
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        return (gaussian2d(aa, ee, *p) - zz) / span
+
+    best = None
+    for s in (s0, 2 * s0):
+        p0 = np.clip([aa[k], ee[k], s, s, 0.0, span, base], lo, hi)
+        try:
+            res = least_squares(resid, p0, bounds=(lo, hi), method="trf")
+        except ValueError:
+            continue
+        if best is None or res.cost < best.cost:
+            best = res
+    if best is None:
+        return {k: np.nan for k in _G_KEYS}
+    a0, e0, s1, s2, ang, amp, off = best.x
+    if s2 > s1:
+        s1, s2, ang = s2, s1, ang + 90
+    ss_tot = float(np.sum((zz - zz.mean()) ** 2))
+    r2 = 1 - 2 * best.cost * span**2 / ss_tot if ss_tot > 0 else np.nan
+    return {"az": float(a0), "el": float(e0), "sigma_major": float(s1), "sigma_minor": float(s2),
+            "angle": float(np.mod(ang, 180)), "amplitude": float(amp), "offset": float(off), "r2": float(r2)}
+
+
+def spatial_selectivity_index(rf: np.ndarray) -> float:
+    """SSI = −log det(Cov) of the rectified, median-subtracted map as a 2-D distribution (larger side spans 0–1)."""
+    z = np.asarray(rf, dtype=float)
+    w = np.clip(np.nan_to_num(z - np.nanmedian(z), nan=0.0), 0, None)
+    if w.sum() <= 0:
+        return np.nan
+    h, wd = z.shape
+    scale = max(h, wd) - 1
+    yy, xx = np.mgrid[0:h, 0:wd] / scale
+    p = w / w.sum()
+    mx, my = (p * xx).sum(), (p * yy).sum()
+    cxx = (p * (xx - mx) ** 2).sum()
+    cyy = (p * (yy - my) ** 2).sum()
+    cxy = (p * (xx - mx) * (yy - my)).sum()
+    det = cxx * cyy - cxy**2
+    return float(-np.log(det)) if det > 0 else np.nan
+
+
+# --- the experiment ------------------------------------------------------------------------------------------
+
+def receptive_fields(twin: Any, units: Any = None, *, spacing_deg: float = 5.0, dot_sigma_deg: float | None = None,
+                     dot_s: float = 0.2, gap_s: float = 0.1, repeats: int = 1, stimulus: Any = None,
+                     latency_s: float = DEFAULT_LATENCY_S, bin_px: int = 4, fit: str | tuple[str, ...] = "on_off",
+                     chunk_s: float = 20.0, monitor: Monitor | None = None, batch_size: int | None = None,
+                     progress: ProgressCallback | None = None, show_progress: bool = True, seed: int = 0
+                     ) -> xr.Dataset:
+    """Spatial RFs by STA of flashing dots (default) or any stimulus object with ``render()`` and ``epochs``
+    (e.g. ``twin_explorer.stimuli.SparseNoise``). The sequence is cut at epoch boundaries into ~``chunk_s`` pieces,
+    each prefixed by a grey burn-in, and the pieces run as one batch. Returns a Dataset with ``sta`` (unit,
+    polarity, y, x) and 2-D ``az``/``el`` coordinates (degrees), per-polarity Gaussian fits ``rf_*`` for the
+    polarities in ``fit`` (NaN elsewhere) and ``ssi``; ``epoch_response`` (epoch, unit) keeps the raw numbers.
+    """
+    mon = twin_monitor(twin, monitor)
+    fr = twin_frame_rate(twin)
+    latency_s = check_positive("latency_s", latency_s, allow_zero=True)
+    if int(bin_px) < 1:
+        raise ValueError(f"bin_px must be a positive integer, got {bin_px}")
+    fits = (fit,) if isinstance(fit, str) else tuple(fit)
+    bad = [f for f in fits if f not in POLARITIES]
+    if bad:
+        raise ValueError(f"fit polarities must be among {POLARITIES}, got {bad}")
+    ids = resolve_units(twin, units)
+    if stimulus is None:
+        frames, epochs = dot_stimulus(spacing_deg, dot_sigma_deg, dot_s, gap_s, repeats, seed, mon, fr)
+        stim_params = dict(kind="GaussianDots", spacing_deg=spacing_deg, dot_sigma_deg=dot_sigma_deg, dot_s=dot_s,
+                           gap_s=gap_s, repeats=repeats)
+    else:
+        if not (hasattr(stimulus, "render") and hasattr(stimulus, "epochs")):
+            raise ValueError("stimulus must have render() and epochs (a twin_explorer.stimuli object)")
+        frames, epochs = np.asarray(stimulus.render()), stimulus.epochs
+        stim_params = dict(kind=type(stimulus).__name__)
+    if frames.ndim != 3 or frames.shape[1:] != mon.shape:
+        raise ValueError(f"stimulus frames have shape {frames.shape}; expected [T, {mon.height_px}, {mon.width_px}]")
+    for col in ("onset_frame", "offset_frame"):
+        if col not in epochs:
+            raise ValueError(f"stimulus epochs lack the {col!r} column")
+    masks = epoch_masks(frames, epochs, int(bin_px))
+
+    # cut the sequence into pieces at epoch starts; each piece: grey burn-in + its frames + latency tail
+    lat_f = int(np.ceil(latency_s * fr))
+    pre = BURN_IN_FRAMES
+    starts = epochs["onset_frame"].to_numpy(int)
+    piece_len = max(int(chunk_s * fr), 1)
+    bounds = [0]
+    for k, s in enumerate(starts):
+        if s - starts[bounds[-1]] >= piece_len:
+            bounds.append(k)
+    bounds.append(len(starts))
+    pieces = [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+    ends = epochs["offset_frame"].to_numpy(int)
+    seg = [(starts[a], (starts[b] if b < len(starts) else len(frames))) for a, b in pieces]
+    T = pre + max(e - s for s, e in seg) + lat_f + 1
+
+    def video(i: int) -> np.ndarray:
+        s, e = seg[i]
+        out = np.full((T, *mon.shape), GREY, dtype=np.uint8)
+        stop = min(e + lat_f + 1, len(frames))
+        out[pre:pre + stop - s] = frames[s:stop]
+        return out
+
+    def reduce(i: int, r: np.ndarray) -> np.ndarray:
+        a, b = pieces[i]
+        vals = np.full((len(starts), r.shape[-1]), np.nan, dtype=np.float32)
+        for k in range(a, b):
+            w0 = pre + starts[k] - seg[i][0] + int(round(latency_s * fr))
+            w1 = pre + ends[k] - seg[i][0] + int(round(latency_s * fr))
+            vals[k] = r[w0:max(w1, w0 + 1)].mean(0)
+        return vals
+
+    per_piece = run_conditions(twin, video, len(seg), ids, batch_size=batch_size, progress=progress,
+                               desc="receptive fields", show_progress=show_progress, reduce=reduce)
+    epoch_resp = np.nanmean(per_piece, axis=0) if len(seg) > 1 else per_piece[0]  # each epoch is in one piece
+    sta = sta_maps(masks, epoch_resp)  # [U, 3, h, w]
+
+    h, w = masks.shape[1:]
+    cols = (np.arange(w) + 0.5) * bin_px
+    rows = (np.arange(h) + 0.5) * bin_px
+    A, E = mon.pixels_to_degrees(*np.meshgrid(cols, rows))
+    fit_vals = {k: np.full((len(ids), 3), np.nan) for k in _G_KEYS}
+    from tqdm.auto import tqdm
+
+    for pi, pol in enumerate(POLARITIES):
+        if pol not in fits:
+            continue
+        for u in tqdm(range(len(ids)), desc=f"Gaussian fits ({pol})", disable=not show_progress, leave=False):
+            g = fit_gaussian_2d(sta[u, pi], A, E)
+            for k in _G_KEYS:
+                fit_vals[k][u, pi] = g[k]
+    ssi = np.array([[spatial_selectivity_index(sta[u, p]) for p in range(3)] for u in range(len(ids))])
+
+    coords = unit_coords(twin, ids)
+    coords.update(polarity=("polarity", list(POLARITIES)), y=("y", np.arange(h)), x=("x", np.arange(w)),
+                  az=(("y", "x"), A, {"units": "deg", "long_name": "azimuth (right +)"}),
+                  el=(("y", "x"), E, {"units": "deg", "long_name": "elevation (up +)"}),
+                  epoch=("epoch", np.arange(len(starts))))
+    data: dict[str, Any] = {
+        "sta": (("unit", "polarity", "y", "x"), sta.astype(np.float32), {"long_name": "Σ mask·response / Σ mask"}),
+        "ssi": (("unit", "polarity"), ssi),
+        "epoch_response": (("epoch", "unit"), epoch_resp.astype(np.float32)),
+    }
+    for k in _G_KEYS:
+        name = {"az": "rf_az", "el": "rf_el"}.get(k, f"rf_{k}")
+        data[name] = (("unit", "polarity"), fit_vals[k])
+    for c in ("x", "y", "polarity"):
+        if c in epochs:
+            coords[f"epoch_{c}"] = ("epoch", np.asarray(epochs[c]))
+    ds = xr.Dataset(data, coords=coords)
+    for k in ("rf_az", "rf_el", "rf_sigma_major", "rf_sigma_minor", "rf_angle"):
+        ds[k].attrs["units"] = "deg"
+    ds.attrs.update(provenance(twin, "receptive_fields", dict(stim_params, latency_s=latency_s, bin_px=int(bin_px),
+                                                              fit=list(fits), chunk_s=chunk_s),
+                               seed=seed, monitor=mon, stimulus=stimulus))
+    return ds
+
+
+# --- readout location -> monitor degrees ---------------------------------------------------------------------
+
+def _rot(angles: np.ndarray) -> np.ndarray:
+    """Rz·Ry·Rx for angles [..., 3] (spec 3.1) -> [..., 3, 3]."""
+    ax, ay, az = np.moveaxis(np.asarray(angles, dtype=float), -1, 0)
+    c, s = np.cos, np.sin
+    one, zero = np.ones_like(ax), np.zeros_like(ax)
+    rx = np.stack([one, zero, zero, zero, c(ax), -s(ax), zero, s(ax), c(ax)], -1).reshape(*ax.shape, 3, 3)
+    ry = np.stack([c(ay), zero, s(ay), zero, one, zero, -s(ay), zero, c(ay)], -1).reshape(*ax.shape, 3, 3)
+    rz = np.stack([c(az), -s(az), zero, s(az), c(az), zero, zero, zero, one], -1).reshape(*ax.shape, 3, 3)
+    return (rz @ ry) @ rx
+
+
+def readout_rf(positions: Any, *, eye_angles: Any = (0.0, 0.0, 0.0), monitor_center: Any = (0.0, 0.0, 0.5),
+               monitor_angle: Any = (0.0, 0.0, 0.0), retina_shape: tuple[int, int] = (128, 192),
+               max_eccentricity_deg: float = 75.0, monitor: Monitor = DEFAULT_MONITOR,
+               frame_shape: tuple[int, int] = (144, 256), apply_tanh: bool = False) -> pd.DataFrame:
+    """Map readout positions P = tanh(mu) (x, y in (−1, 1), y = −1 at the top) to monitor degrees.
+
+    Follows the network's own geometry (spec §3, §13): retina direction with x = px, y = py·(H'/W')·(W'−1)/W'
+    /((H'−1)/H'), eccentricity 75°·|(x, y)|, rotated by the eye rotation Rz·Ry·Rx(eye_angles), intersected
+    with the monitor plane (centre, rot(angle)) to isotropic monitor coordinates g, converted to the pixels the
+    network samples (grid_sample, align_corners=False, with the spec's (W'−1)/W' factors), then to degrees with
+    ``monitor``. Pass raw ``mu`` with ``apply_tanh=True``. Returns a DataFrame with az, el (deg), col, row (px)
+    and on_monitor (False when the ray misses the screen)."""
+    P = np.asarray(positions.detach().cpu().numpy() if hasattr(positions, "detach") else positions, dtype=float)
+    if P.ndim == 1:
+        P = P[None]
+    if P.ndim != 2 or P.shape[1] != 2:
+        raise ValueError(f"positions must be [U, 2] (x, y), got shape {P.shape}")
+    if apply_tanh:
+        P = np.tanh(P)
+    Ho, Wo = retina_shape
+    Hs, Ws = frame_shape
+    x = P[:, 0]
+    y = P[:, 1] * (Ho / Wo) * ((Wo - 1) / Wo) / ((Ho - 1) / Ho)
+    ecc = np.clip(np.hypot(x, y) * np.radians(max_eccentricity_deg), 0, np.pi / 2)
+    phi = np.arctan2(y, x)
+    rays = np.stack([np.sin(ecc) * np.cos(phi), np.sin(ecc) * np.sin(phi), np.cos(ecc)], -1)
+    rays = rays @ _rot(np.asarray(eye_angles, dtype=float)).T
+    M = _rot(np.asarray(monitor_angle, dtype=float))
+    X, Y, Z = M[:, 0], M[:, 1], M[:, 2]
+    c = np.asarray(monitor_center, dtype=float)
+    denom = rays @ Z
+    t = (Z @ c) / np.maximum(denom, 1e-5)
+    d = t[:, None] * rays - c
+    gx, gy = d @ X, d @ Y
+    s = Ws / (Ws - 1)
+    nx = gx * s * (Wo - 1) / Wo
+    ny = gy * (Ws / Hs) * s * (Ho - 1) / Ho
+    col = (nx + 1) / 2 * Ws
+    row = (ny + 1) / 2 * Hs
+    # the network's frame is the monitor's frame: rescale pixel units if a non-default frame shape is used
+    col = col * monitor.width_px / Ws
+    row = row * monitor.height_px / Hs
+    az, el = monitor.pixels_to_degrees(col, row)
+    on = (denom > 1e-5) & (np.abs(nx) <= 1) & (np.abs(ny) <= 1)
+    return pd.DataFrame({"az": az, "el": el, "col": col, "row": row, "on_monitor": on})
+
+
+def readout_rf_from_network(network: Any, perspective: Any = (0.0, 0.0), monitor: Monitor = DEFAULT_MONITOR
+                            ) -> pd.DataFrame:
+    """:func:`readout_rf` for a torch fnn network (or a twin holding one as ``.network``): reads
+    ``readout.position.mu`` and the perspective module's monitor pose and eye rotation at ``perspective``
+    (default: the mean eye position, 0)."""
+    import torch
+
+    net = getattr(network, "network", network)
+    try:
+        sd = net.state_dict()
+    except AttributeError as exc:
+        raise ValueError("network must be a torch module (or a twin with .network) with the fnn state dict") from exc
+    needed = ("readout.position.mu", "perspective.monitor.center", "perspective.monitor.angle")
+    missing = [k for k in needed if k not in sd]
+    if missing:
+        raise ValueError(f"the network's state dict lacks {missing}; is it an fnn network?")
+    persp = getattr(net, "perspective", None)
+    eye = np.zeros(3)
+    if persp is not None and hasattr(persp, "angles"):
+        with torch.no_grad():
+            p = torch.as_tensor(np.asarray(perspective, dtype=np.float32)).reshape(1, 2)
+            eye = persp.angles(p)[0].detach().cpu().numpy().astype(float)
+    grid = sd.get("perspective.retina.grid")
+    retina_shape = tuple(grid.shape[:2]) if grid is not None else (128, 192)
+    return readout_rf(sd["readout.position.mu"], apply_tanh=True, eye_angles=eye,
+                      monitor_center=sd["perspective.monitor.center"].cpu().numpy(),
+                      monitor_angle=sd["perspective.monitor.angle"].cpu().numpy(), retina_shape=retina_shape,
+                      monitor=monitor)
+
+
+# --- plots ---------------------------------------------------------------------------------------------------
+
+def _ellipse(az0: float, el0: float, s1: float, s2: float, ang: float, k: float = 2.0) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, 100)
+    a = np.radians(ang)
+    u, v = k * s1 * np.cos(t), k * s2 * np.sin(t)
+    return np.c_[az0 + u * np.cos(a) - v * np.sin(a), el0 + u * np.sin(a) + v * np.cos(a)]
+
+
+def plot_receptive_field(ds: xr.Dataset, unit: int, polarities: tuple[str, ...] = POLARITIES) -> Any:
+    """STA heatmaps in degrees (one per polarity) with the fitted 2-σ ellipse and centre."""
+    hv = hv_bokeh()
+
+    if int(unit) not in set(ds["unit"].values.tolist()):
+        raise ValueError(f"unit {unit} is not in this Dataset")
+    u = ds.sel(unit=int(unit))
+    panels = []
+    for pol in polarities:
+        if pol not in POLARITIES:
+            raise ValueError(f"polarity must be among {POLARITIES}, got {pol!r}")
+        p = u.sel(polarity=pol)
+        mesh = hv.QuadMesh((ds["az"].values, ds["el"].values, p["sta"].values), ["azimuth (deg)", "elevation (deg)"],
+                           "STA").opts(cmap="RdBu_r" if pol != "on_off" else "viridis", colorbar=True,
+                                       width=380, height=260, title=f"unit {unit}: {pol}", tools=["hover"])
+        layer = mesh
+        if np.isfinite(float(p["rf_az"])):
+            ell = _ellipse(float(p["rf_az"]), float(p["rf_el"]), float(p["rf_sigma_major"]),
+                           float(p["rf_sigma_minor"]), float(p["rf_angle"]))
+            layer = (mesh * hv.Curve(ell, "azimuth (deg)", "elevation (deg)").opts(color="white", line_width=2)
+                     * hv.Scatter([(float(p["rf_az"]), float(p["rf_el"]))], "azimuth (deg)", "elevation (deg)")
+                     .opts(color="white", marker="x", size=10))
+        panels.append(layer)
+    return hv.Layout(panels).cols(3)
+
+
+def plot_rf_centres(ds: xr.Dataset, polarity: str = "on_off") -> Any:
+    """Fitted RF centres of all units on the monitor, with the screen outline."""
+    hv = hv_bokeh()
+
+    p = ds.sel(polarity=polarity)
+    az, el = p["rf_az"].values, p["rf_el"].values
+    left, right, bottom, top = DEFAULT_MONITOR.extent_deg
+    outline = hv.Curve([(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)],
+                       "azimuth (deg)", "elevation (deg)").opts(color="grey")
+    pts = hv.Scatter((az, el), "azimuth (deg)", "elevation (deg)").opts(size=4, alpha=0.6)
+    return (outline * pts).opts(title=f"RF centres ({polarity})", width=500, height=320)
