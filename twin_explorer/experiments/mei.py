@@ -1,0 +1,449 @@
+"""Most exciting inputs (MEIs): image or video stimuli that maximise a unit's predicted response.
+
+Projected, preconditioned gradient ascent through the twin's differentiable ``response`` (twin contract):
+
+* **Stimulus.** ``kind='image'``: one static frame shown for ``n_frames`` frames; the objective is the unit's mean
+  response after ``burn_in`` frames (the recurrent network's start-up transient). ``kind='video'``: all
+  ``n_frames`` frames are free; same objective.
+* **Constraint.** The deviation from mean grey 128 has a fixed L2 ``norm`` or, equivalently, a fixed RMS
+  ``contrast`` (grey levels per pixel, ``norm = contrast · sqrt(n_pixels)``, video: all frames jointly); pixels are
+  clamped to 0–255 (rescale/clamp alternated a few times, clamp last, so the range is always respected).
+* **Step.** x ← project(x + lr · d / rms(d)), lr in grey levels per pixel per step, decaying linearly from
+  ``lr`` to ``lr_end``; d is the preconditioned gradient:
+  ``precondition='blur'``: the gradient blurred by a Gaussian of ``blur_sigma`` pixels decaying to ``blur_sigma_end``
+  (video: plus ``blur_sigma_t`` frames in time); ``'fourier'``: the stimulus parameterised in a 2-D Fourier basis
+  with amplitude scaling 1/f^``fourier_decay``; with plain gradient steps and re-projection after each step this is
+  exactly the pixel gradient filtered by 1/f^(2·decay), which is how it is computed; ``None``: raw gradient.
+  Preconditioning acts as a smoothness prior: the fixed point is the optimum seen through the filter.
+* **Diverse MEIs.** ``diverse=K`` (K ≥ 2) optimises K stimuli per unit from different random starts with a penalty
+  ``diversity_weight · |mean activation| · mean pairwise cosine similarity`` of their deviations from grey.
+* **Determinism.** The start of unit u's MEI k is drawn from ``numpy.random.default_rng([seed, u])`` so a unit's
+  MEI does not depend on which other units share its batch (the batch runner may chunk units arbitrarily).
+
+:func:`mei_steps` is a generator of :class:`MEIState` (for a UI showing the optimisation evolve);
+:func:`mei` runs it to the end and returns an ``xarray.Dataset``; :func:`plot_mei` draws it in degrees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from ..monitor import DEFAULT_MONITOR, Monitor
+from .common import BURN_IN_FRAMES, provenance, resolve_units, twin_monitor, unit_coords
+
+__all__ = ["MEIState", "mei_steps", "mei", "plot_mei", "mei_structure"]
+
+_KINDS = ("image", "video")
+_PRECONDITIONS = ("blur", "fourier", None)
+_PROJECTION_ITERS = 5
+
+
+@dataclass(frozen=True)
+class MEIState:
+    """One snapshot of the optimisation.
+
+    ``stimulus``: float32 pixel values 0–255, image [U, K, H, W] or video [U, K, T, H, W] (U units, K MEIs each).
+    ``activation``: [U, K] the objective (mean response after burn-in) of this stimulus.
+    ``loss``: [U] the minimised loss (−activation + diversity penalty). ``activation_history`` [S, U, K] and
+    ``loss_history`` [S, U] hold every step so far. ``done`` is True for the last state.
+    """
+
+    step: int
+    n_steps: int
+    units: np.ndarray
+    kind: str
+    stimulus: np.ndarray
+    activation: np.ndarray
+    loss: np.ndarray
+    activation_history: np.ndarray
+    loss_history: np.ndarray
+    lr: float
+    done: bool
+
+    def image(self, unit_index: int = 0, k: int = 0, frame: int | None = None) -> np.ndarray:
+        """uint8 [H, W] frame to display (video: ``frame``, default the frame with most contrast energy)."""
+        x = self.stimulus[unit_index, k]
+        if x.ndim == 3:
+            if frame is None:
+                frame = int(np.argmax(((x - 128.0) ** 2).sum(axis=(1, 2))))
+            x = x[frame]
+        return _to_uint8(x)
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not accepted; choose one of {list(choices)!r}")
+    return value
+
+
+def _positive(name: str, value: Any, allow_zero: bool = False, integer: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero) or (integer and v != int(v)):
+        kind = "integer" if integer else "number"
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} finite {kind}, got {value!r}")
+    return int(v) if integer else v
+
+
+def _gaussian_kernel(sigma: float, torch_mod: Any, device: Any) -> Any:
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch_mod.arange(-radius, radius + 1, dtype=torch_mod.float32, device=device)
+    k = torch_mod.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def _blur(g: Any, sigma: float, sigma_t: float, video: bool) -> Any:
+    """Separable Gaussian blur of [N, (T,) H, W] over space (and time for videos), reflect-padded."""
+    import torch
+    import torch.nn.functional as F
+
+    def along(x: Any, dim: int, s: float) -> Any:
+        if s <= 0 or x.shape[dim] < 2:
+            return x
+        k = _gaussian_kernel(s, torch, x.device)
+        r = min((k.numel() - 1) // 2, x.shape[dim] - 1)
+        k = k[(k.numel() - 1) // 2 - r:(k.numel() - 1) // 2 + r + 1]
+        k = k / k.sum()
+        moved = x.movedim(dim, -1)
+        shape = moved.shape
+        flat = moved.reshape(-1, 1, shape[-1])
+        flat = F.conv1d(F.pad(flat, (r, r), mode="reflect"), k.view(1, 1, -1))
+        return flat.reshape(shape).movedim(-1, dim)
+
+    out = along(along(g, -1, sigma), -2, sigma)
+    if video:
+        out = along(out, -3, sigma_t)
+    return out
+
+
+def _fourier_filter(shape: tuple[int, int], decay: float, torch_mod: Any, device: Any) -> Any:
+    """rfft2 gain 1/f^(2·decay) (f in cycles/pixel, floored at the lowest non-zero frequency), max gain 1."""
+    H, W = shape
+    fy = torch_mod.fft.fftfreq(H, device=device).abs()[:, None]
+    fx = torch_mod.fft.rfftfreq(W, device=device)[None, :]
+    f = torch_mod.sqrt(fx**2 + fy**2).clamp(min=1.0 / max(H, W))
+    gain = f ** (-2 * decay)
+    return (gain / gain.max()).to(torch_mod.float32)
+
+
+def _project(dev: Any, target_norm: float | None) -> Any:
+    """Rescale each stimulus's deviation from grey to ``target_norm`` and clamp pixels to 0–255 (clamp last)."""
+    import torch
+
+    lead = dev.shape[0]
+    for _ in range(_PROJECTION_ITERS if target_norm is not None else 1):
+        if target_norm is not None:
+            n = dev.reshape(lead, -1).norm(dim=1).clamp(min=1e-6)
+            dev = dev * (target_norm / n).view(lead, *([1] * (dev.ndim - 1)))
+        dev = torch.clamp(dev, -128.0, 127.0)
+    return dev
+
+
+def _seeded_starts(units: np.ndarray, k: int, shape: tuple[int, ...], seed: int, scale: float) -> np.ndarray:
+    """Independent Gaussian starts [U·K, *shape] drawn per (seed, unit) so results don't depend on batching."""
+    out = np.empty((len(units) * k,) + shape, dtype=np.float32)
+    for i, u in enumerate(units):
+        rng = np.random.default_rng([int(seed), int(u)])
+        out[i * k:(i + 1) * k] = rng.normal(0.0, scale, size=(k,) + shape)
+    return out
+
+
+def mei_steps(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None,
+              kind: Literal["image", "video"] = "image", n_frames: int | None = None, burn_in: int = BURN_IN_FRAMES,
+              steps: int = 200, lr: float = 4.0, lr_end: float | None = None, norm: float | None = None,
+              contrast: float | None = 20.0, precondition: Literal["blur", "fourier"] | None = "blur",
+              blur_sigma: float = 2.0, blur_sigma_end: float = 0.5, blur_sigma_t: float = 1.0,
+              fourier_decay: float = 0.5, diverse: int = 0, diversity_weight: float = 0.5, seed: int = 0,
+              every: int = 10, perspectives: np.ndarray | None = None, modulations: np.ndarray | None = None,
+              progress: bool = True) -> Iterator[MEIState]:
+    """Generate the MEI optimisation of one or several units, yielding an :class:`MEIState` every ``every`` steps
+    (and always the first and the last). See the module docstring for the method and its parameters.
+
+    ``unit`` (a readout id, or several) or ``units`` (same forms as elsewhere: readout ids or a boolean mask)
+    choose the units; all are optimised in one batch, each for its own objective. ``norm`` (L2 of the deviation
+    from grey) overrides ``contrast`` (RMS grey levels); both None leaves only the 0–255 clamp.
+    """
+    import torch
+
+    if unit is not None and units is not None:
+        raise ValueError("pass either unit= or units=, not both")
+    if unit is None and units is None:
+        raise ValueError("choose the unit(s) to optimise: unit=<readout id> or units=[readout ids]")
+    ids = resolve_units(twin, unit if unit is not None else units)
+    _check_choice("kind", kind, _KINDS)
+    _check_choice("precondition", precondition, _PRECONDITIONS)
+    burn_in = _positive("burn_in", burn_in, allow_zero=True, integer=True)
+    if n_frames is None:
+        n_frames = burn_in + (10 if kind == "image" else 20)
+    n_frames = _positive("n_frames", n_frames, integer=True)
+    if n_frames <= burn_in:
+        raise ValueError(f"n_frames={n_frames} must exceed burn_in={burn_in} so some frames count in the objective")
+    steps = _positive("steps", steps, allow_zero=True, integer=True)
+    every = _positive("every", every, integer=True)
+    lr = _positive("lr", lr)
+    lr_end = lr / 16 if lr_end is None else _positive("lr_end", lr_end)
+    blur_sigma = _positive("blur_sigma", blur_sigma, allow_zero=True)
+    blur_sigma_end = _positive("blur_sigma_end", blur_sigma_end, allow_zero=True)
+    blur_sigma_t = _positive("blur_sigma_t", blur_sigma_t, allow_zero=True)
+    fourier_decay = _positive("fourier_decay", fourier_decay, allow_zero=True)
+    diversity_weight = _positive("diversity_weight", diversity_weight, allow_zero=True)
+    diverse = _positive("diverse", diverse, allow_zero=True, integer=True)
+    K = max(1, diverse)
+
+    H, W = tuple(getattr(twin, "frame_shape", DEFAULT_MONITOR.shape))
+    shape = (H, W) if kind == "image" else (n_frames, H, W)
+    n_pix = int(np.prod(shape))
+    if norm is not None:
+        target = _positive("norm", norm)
+    elif contrast is not None:
+        target = _positive("contrast", contrast) * math.sqrt(n_pix)
+    else:
+        target = None
+    if target is not None and target > 128 * math.sqrt(n_pix):
+        raise ValueError(f"the requested norm {target:.0f} cannot be reached inside 0–255 "
+                         f"(maximum ≈ {128 * math.sqrt(n_pix):.0f}, i.e. RMS contrast 128)")
+
+    device = getattr(twin, "device", None) or torch.device("cpu")
+    U, N = len(ids), len(ids) * K
+    start_scale = (target / math.sqrt(n_pix)) if target is not None else 10.0
+    x = torch.as_tensor(_seeded_starts(ids, K, shape, seed, start_scale), device=device)
+    with torch.no_grad():
+        x = _project(x, target)
+    col = torch.arange(N, device=device) // K  # which selected unit each stimulus serves
+    fourier = _fourier_filter((H, W), fourier_decay, torch, device) if precondition == "fourier" else None
+    unit_arg = ids.tolist()
+    act_hist: list[np.ndarray] = []
+    loss_hist: list[np.ndarray] = []
+
+    def pairwise_cos(dev: Any) -> Any:  # [U] mean pairwise cosine similarity within each unit's K stimuli
+        if K < 2:
+            return torch.zeros(U, device=device)
+        v = dev.reshape(U, K, -1)
+        v = v / v.norm(dim=2, keepdim=True).clamp(min=1e-6)
+        sim = v @ v.transpose(1, 2)
+        off = sim.sum(dim=(1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(dim=1)
+        return off / (K * (K - 1))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=steps, desc=f"MEI ({kind}, {U} unit{'s' if U > 1 else ''})", disable=not progress, leave=False)
+    try:
+        for step in range(steps + 1):
+            frac = step / max(steps, 1)
+            cur_lr = lr + (lr_end - lr) * frac
+            x = x.detach().requires_grad_(True)
+            video = (x[:, None].expand(N, n_frames, H, W) if kind == "image" else x) + 128.0
+            r = twin.response(video, perspectives=perspectives, modulations=modulations, units=unit_arg)
+            if r.ndim != 3 or r.shape[0] != N or r.shape[1] != n_frames or r.shape[2] != U:
+                raise ValueError(f"twin.response returned shape {tuple(r.shape)} for {N} videos of {n_frames} "
+                                 f"frames and {U} units; the twin contract requires [N, T, U]")
+            act = r[torch.arange(N, device=device), burn_in:, col].mean(dim=1)  # [N]: own unit, after burn-in
+            act_u = act.view(U, K)
+            penalty = diversity_weight * act_u.detach().abs().mean(dim=1) * pairwise_cos(x)
+            loss_u = -act_u.mean(dim=1) + penalty
+            act_np = act_u.detach().cpu().numpy().astype(np.float64)
+            loss_np = loss_u.detach().cpu().numpy().astype(np.float64)
+            act_hist.append(act_np)
+            loss_hist.append(loss_np)
+            done = step == steps
+            if step % every == 0 or done:
+                yield MEIState(step=step, n_steps=steps, units=ids, kind=kind,
+                               stimulus=(x.detach() + 128.0).cpu().numpy().reshape((U, K) + shape),
+                               activation=act_np, loss=loss_np, activation_history=np.stack(act_hist),
+                               loss_history=np.stack(loss_hist), lr=cur_lr, done=done)
+            if done:
+                break
+            (grad,) = torch.autograd.grad(loss_u.sum(), x)
+            with torch.no_grad():
+                d = -grad
+                if precondition == "blur":
+                    sigma = blur_sigma + (blur_sigma_end - blur_sigma) * frac
+                    d = _blur(d, sigma, blur_sigma_t, kind == "video")
+                elif precondition == "fourier":
+                    d = torch.fft.irfft2(torch.fft.rfft2(d) * fourier, s=(H, W))
+                rms = d.reshape(N, -1).pow(2).mean(dim=1).sqrt().clamp(min=1e-12)
+                x = _project(x + cur_lr * d / rms.view(N, *([1] * len(shape))), target)
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def mei_structure(stimulus: np.ndarray, monitor: Monitor = DEFAULT_MONITOR) -> dict[str, float]:
+    """Where and how an MEI is structured: contrast-energy-weighted centre (az, el in degrees), dominant
+    orientation (degrees, 0 = vertical bars, counter-clockwise, from the doubled-angle power-weighted mean of the
+    spectrum), spatial frequency (cycles/degree, spectral peak) and RMS contrast. ``stimulus`` is [H, W] or
+    [T, H, W] in pixel units (video: energies summed over frames)."""
+    x = np.asarray(stimulus, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[1:] != monitor.shape:
+        raise ValueError(f"stimulus must be [H, W] or [T, H, W] with frames {monitor.shape}, got shape {x.shape}")
+    dev = x - 128.0
+    energy = (dev**2).sum(0)
+    total = energy.sum()
+    az, el = monitor.degree_grid
+    if total <= 0:
+        nan = float("nan")
+        return {"center_az": nan, "center_el": nan, "ori_deg": nan, "sf_cpd": nan, "rms_contrast": 0.0}
+    caz, cel = float((energy * az).sum() / total), float((energy * el).sum() / total)
+    H, W = monitor.shape
+    pad = (2 * H, 2 * W)  # zero-padding refines the frequency grid for the peak
+    power = (np.abs(np.fft.fft2(dev, s=pad)) ** 2).sum(0)
+    power[0, 0] = 0.0
+    ky = np.fft.fftfreq(pad[0])[:, None] * np.ones((1, pad[1]))
+    kx = np.fft.fftfreq(pad[1])[None, :] * np.ones((pad[0], 1))
+    ang = np.arctan2(-ky, kx)  # rows grow downwards, elevation upwards
+    w = power**2  # emphasise the dominant component over the envelope's low frequencies
+    ori = float(np.degrees(0.5 * np.angle((w * np.exp(2j * ang)).sum())) % 180.0)
+    peak = np.unravel_index(np.argmax(power), power.shape)
+    k_cpp = float(np.hypot(kx[peak], ky[peak]))  # cycles per pixel
+    c0, _ = monitor.degrees_to_pixels(caz - 0.5, cel)
+    c1, _ = monitor.degrees_to_pixels(caz + 0.5, cel)
+    ppd = float(abs(c1 - c0))
+    return {"center_az": caz, "center_el": cel, "ori_deg": ori, "sf_cpd": k_cpp * ppd,
+            "rms_contrast": float(np.sqrt((dev**2).mean()))}
+
+
+def mei(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None,
+        kind: Literal["image", "video"] = "image", n_frames: int | None = None, burn_in: int = BURN_IN_FRAMES,
+        steps: int = 200, seed: int = 0, diverse: int = 0, units_per_batch: int = 8,
+        monitor: Monitor | None = None, perspectives: np.ndarray | None = None,
+        modulations: np.ndarray | None = None, progress: bool = True, **options: Any) -> xr.Dataset:
+    """Optimise the MEI of each unit and return a Dataset (dims unit, variant, [frame,] y, x, step, time);
+    ``variant`` indexes the ``diverse`` MEIs of a unit (size 1 without diversity).
+
+    Variables: ``mei`` uint8 pixel values (coords ``az``/``el`` [y, x] in degrees from the monitor),
+    ``activation`` (unit, variant, step) the objective during optimisation, ``loss`` (unit, step), ``response``
+    (unit, variant, time) the twin's ``predict`` on the final uint8 MEI, ``mei_activation`` its mean after burn-in,
+    ``control_activation`` (unit) the same for a seeded white-noise stimulus with the same constraint,
+    ``center_az``/``center_el``/``ori_deg``/``sf_cpd``/``rms_contrast`` (unit, variant) from :func:`mei_structure`.
+    Units are optimised ``units_per_batch`` at a time; ``options`` go to :func:`mei_steps` (lr, norm, contrast,
+    precondition, blur_sigma, fourier_decay, diversity_weight, ...). ``units=`` makes it usable by the batch
+    runner.
+    """
+    import torch
+
+    if unit is not None and units is not None:
+        raise ValueError("pass either unit= or units=, not both")
+    if unit is None and units is None:
+        raise ValueError("choose the unit(s): unit=<readout id> or units=[readout ids]")
+    ids = resolve_units(twin, unit if unit is not None else units)
+    units_per_batch = _positive("units_per_batch", units_per_batch, integer=True)
+    unknown = set(options) - {"lr", "lr_end", "norm", "contrast", "precondition", "blur_sigma", "blur_sigma_end",
+                              "blur_sigma_t", "fourier_decay", "diversity_weight", "every"}
+    if unknown:
+        raise ValueError(f"unknown MEI option(s) {sorted(unknown)}; see mei_steps for the accepted ones")
+    monitor = twin_monitor(twin, monitor)
+    if monitor.shape != tuple(getattr(twin, "frame_shape", monitor.shape)):
+        raise ValueError(f"monitor is {monitor.shape} pixels but the twin's frames are {twin.frame_shape}")
+    options.setdefault("every", max(1, steps))  # mei() keeps only the final state; history is in every state
+    finals: list[MEIState] = []
+    for b0 in range(0, len(ids), units_per_batch):
+        batch = ids[b0:b0 + units_per_batch]
+        state = None
+        for state in mei_steps(twin, units=batch, kind=kind, n_frames=n_frames, burn_in=burn_in, steps=steps,
+                               seed=seed, diverse=diverse, perspectives=perspectives, modulations=modulations,
+                               progress=progress, **options):
+            pass
+        assert state is not None and state.done
+        finals.append(state)
+    stim = np.concatenate([s.stimulus for s in finals])  # [U, K, (T,) H, W]
+    meis = _to_uint8(stim)
+    U, K = meis.shape[:2]
+    burn = int(burn_in)
+    T = burn + (10 if kind == "image" else 20) if n_frames is None else int(n_frames)
+    videos = meis.reshape(U * K, *meis.shape[2:])
+    if kind == "image":
+        videos = np.repeat(videos[:, None], T, axis=1)
+
+    # responses to the final (rounded) MEIs and to a white-noise control of the same norm, via predict
+    resp = np.empty((U, K, T), dtype=np.float32)
+    control = np.empty(U, dtype=np.float64)
+    target_norm = float(np.sqrt(((stim - 128.0) ** 2).reshape(U, K, -1).sum(-1)).mean())
+    for i, u in enumerate(ids):
+        r = np.asarray(twin.predict(videos[i * K:(i + 1) * K], perspectives=perspectives, modulations=modulations,
+                                    units=[int(u)]))
+        resp[i] = r[:, :, 0]
+        noise = np.random.default_rng([int(seed), int(u), 1]).normal(0.0, 1.0, size=meis.shape[2:])
+        with torch.no_grad():
+            cdev = _project(torch.as_tensor(noise[None] * 30.0, dtype=torch.float32), target_norm)[0].numpy()
+        cvid = _to_uint8(cdev + 128.0)
+        if kind == "image":
+            cvid = np.repeat(cvid[None], T, axis=0)
+        rc = np.asarray(twin.predict(cvid, perspectives=perspectives, modulations=modulations, units=[int(u)]))
+        control[i] = float(rc[burn:, 0].mean())
+
+    struct = [[mei_structure(meis[i, k], monitor) for k in range(K)] for i in range(U)]
+    spatial = ("y", "x") if kind == "image" else ("frame", "y", "x")
+    az, el = monitor.degree_grid
+    coords: dict[str, Any] = unit_coords(twin, ids)
+    coords.update(variant=np.arange(K), step=np.arange(finals[0].activation_history.shape[0]), time=np.arange(T),
+                  az=(("y", "x"), az.astype(np.float32)), el=(("y", "x"), el.astype(np.float32)))
+    if kind == "video":
+        coords["frame"] = np.arange(meis.shape[2])
+    data = {
+        "mei": (("unit", "variant") + spatial, meis),
+        "activation": (("unit", "variant", "step"), np.concatenate([s.activation_history for s in finals], axis=1)
+                       .transpose(1, 2, 0)),
+        "loss": (("unit", "step"), np.concatenate([s.loss_history for s in finals], axis=1).T),
+        "response": (("unit", "variant", "time"), resp),
+        "mei_activation": (("unit", "variant"), resp[:, :, burn:].mean(-1).astype(np.float64)),
+        "control_activation": (("unit",), control),
+    }
+    for key in ("center_az", "center_el", "ori_deg", "sf_cpd", "rms_contrast"):
+        data[key] = (("unit", "variant"), np.array([[s[key] for s in row] for row in struct]))
+    ds = xr.Dataset(data, coords=coords)
+    ds["mei"].attrs.update(long_name="most exciting input", units="grey level (0–255)")
+    ds["activation"].attrs["long_name"] = "mean response after burn-in during optimisation"
+    ds["response"].attrs["long_name"] = "twin.predict on the final uint8 MEI"
+    ds["control_activation"].attrs["long_name"] = "mean response to white noise with the MEI's norm"
+    ds["ori_deg"].attrs["long_name"] = "dominant orientation (0 = vertical bars, counter-clockwise)"
+    params = dict(kind=kind, n_frames=T, burn_in=burn, steps=int(steps), diverse=int(diverse), **options)
+    params.pop("every", None)
+    ds.attrs.update(provenance(twin, "mei", params, seed=seed, monitor=monitor))
+    return ds
+
+
+def plot_mei(ds: xr.Dataset, unit: int | None = None, variant: int = 0, frame: int | None = None):
+    """HoloViews layout: the MEI in degrees (grey, 0–255) next to its activation over optimisation steps.
+    ``unit`` is a readout id (default: the first); video MEIs show ``frame`` (default: most contrast energy)."""
+    import holoviews as hv
+    import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options used below)
+
+    if "mei" not in ds or "activation" not in ds:
+        raise ValueError("dataset lacks 'mei'/'activation'; pass the output of twin_explorer.experiments.mei.mei()")
+    units = ds["unit"].values
+    unit = int(units[0]) if unit is None else int(unit)
+    if unit not in units:
+        raise ValueError(f"unit {unit} is not in this dataset; it holds units {units[:10].tolist()}")
+    if not 0 <= variant < ds.sizes["variant"]:
+        raise ValueError(f"variant must be in 0…{ds.sizes['variant'] - 1}, got {variant}")
+    img = ds["mei"].sel(unit=unit).isel(variant=variant).values.astype(np.float32)
+    if img.ndim == 3:
+        if frame is None:
+            frame = int(np.argmax(((img - 128.0) ** 2).sum(axis=(1, 2))))
+        img = img[frame]
+    az, el = ds["az"].values, ds["el"].values
+    title = f"MEI unit {unit}" + (f" #{variant}" if ds.sizes["variant"] > 1 else "") + (
+        f", frame {frame}" if frame is not None else "")
+    mesh = hv.QuadMesh((az, el, img), kdims=["azimuth (deg)", "elevation (deg)"], vdims=["grey level"]).opts(
+        cmap="gray", clim=(0, 255), width=480, height=300, colorbar=True, title=title, tools=["hover"],
+        data_aspect=1)
+    trace = ds["activation"].sel(unit=unit).isel(variant=variant)
+    curve = hv.Curve((trace["step"].values, trace.values), "step", "activation").opts(
+        width=300, height=300, title="objective during optimisation")
+    control = float(ds["control_activation"].sel(unit=unit))
+    ref = hv.HLine(control).opts(color="grey", line_dash="dashed")
+    return (mesh + curve * ref).cols(2)
