@@ -55,9 +55,12 @@ class Explorer(pn.viewable.Viewer):
         self.views = {title: factory(self.state) for title, factory in _view_factories()}
         self.tabs = pn.Tabs(*[(title, view) for title, view in self.views.items()], dynamic=True,
                             sizing_mode="stretch_width")
-        self.twin_select = pn.widgets.Select(name="Twin", options=available_twins(), value=self.state.twin_name)
+        self.twin_select = pn.widgets.Select(name="Twin", options=list(dict.fromkeys([self.state.twin_name,
+                                             *available_twins()])), value=self.state.twin_name,
+                                             sizing_mode="stretch_width")
         self.twin_select.link(self.state, value="twin_name")
-        self.unit_input = pn.widgets.IntInput(name="Focused neuron (readout_id)", value=self.state.unit)
+        self.unit_input = pn.widgets.IntInput(name="Focused neuron (readout_id)", value=self.state.unit,
+                                              sizing_mode="stretch_width")
         self.unit_input.link(self.state, value="unit")
         self.state.param.watch(lambda e: setattr(self.unit_input, "value", e.new), "unit")
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
@@ -83,17 +86,18 @@ class Explorer(pn.viewable.Viewer):
         return pn.Column(pn.Row(*self.sidebar()), self.tabs, sizing_mode="stretch_width")
 
 
-def create_app(twin: Any = None) -> pn.template.FastListTemplate:
+def create_app(twin: Any = None) -> pn.template.BootstrapTemplate:
     """Build one session's explorer page (a new state per call, so each browser session is independent)."""
     pn.extension(*EXTENSIONS, notifications=True)
     explorer = Explorer(twin)
-    template = pn.template.FastListTemplate(
+    # Bootstrap: the one built-in template that fetches nothing from the internet (offline labs, CI).
+    template = pn.template.BootstrapTemplate(
         title="twin_explorer", sidebar=explorer.sidebar(), main=[explorer.tabs], sidebar_width=300,
-        accent="#3b6ea5", main_layout=None)
+        header_background="#3b6ea5")
     if pn.state.location is not None:
+        linked = "unit" in (pn.state.session_args or {})  # read before sync() writes ?unit= itself
         pn.state.location.sync(explorer.state, {"unit": "unit"})
-        args = pn.state.session_args or {}
-        if "unit" in args or "unit" in pn.state.location.query_params:
+        if linked:
             explorer.open_view("Neurons")
     template.explorer = explorer  # for tests and benchmarks
     return template

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models.widgets.tables import NumberFormatter
 
 from .state import ExplorerState
 
 # Columns formatted with few decimals so the table stays readable.
-_FLOAT_FORMAT = {"type": "number", "func": "toFixed", "funcArgs": 2}
+_FLOAT_FORMAT = NumberFormatter(format="0.000")
 
 
 class NeuronBrowser(pn.viewable.Viewer):

@@ -116,7 +116,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         self.traces = pn.pane.HoloViews(hv.DynamicMap(self._trace_element, streams=[self._trace_pipe]),
                                         sizing_mode="stretch_width", height=260)
         self._tap.source = self.heatmap.object
-        self.downloads = pn.Row(
+        self.downloads = pn.Column(
             pn.widgets.FileDownload(callback=self._export_mp4, filename="stimulus.mp4", label="Stimulus .mp4",
                                     button_type="default", width=140),
             pn.widgets.FileDownload(callback=self._export_npy, filename="stimulus.npy", label="Stimulus .npy",

@@ -56,7 +56,7 @@ def available_twins() -> list[str]:
         lister = getattr(registry, "available_twins", None) or getattr(registry, "list_twins", None)
         if lister is not None:
             names += [str(n) for n in lister()]
-    except ModuleNotFoundError:
+    except ImportError:  # no engine registry yet
         names = [DEFAULT_TWIN, "synthetic"]
     return list(dict.fromkeys(names))
 
