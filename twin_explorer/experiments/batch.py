@@ -1,0 +1,369 @@
+"""Batch runner: any experiment over all units of one or several twins, chunked, cached on disk, resumable,
+locally or on a dask.distributed cluster.
+
+An *experiment* is any callable ``experiment(twin, units=[readout ids], **params) -> xarray.Dataset`` whose result
+has a ``unit`` dimension listing those units in order (every function in :mod:`twin_explorer.experiments` that
+takes ``units=``: ``direction_tuning``, ``receptive_fields``, ``mei``, ...).
+
+* **Chunks.** The selected units are split into chunks of ``chunk_size``; each chunk is one call (one task).
+* **Cache.** Each finished chunk is written to ``cache_dir/<experiment>/<twin id>/<key>.nc`` (netCDF via h5netcdf,
+  written to a temporary file then renamed, so an interrupted write never leaves a half file) with a ``.json``
+  sidecar describing it. ``key`` = SHA-256 of (experiment name, parameters, twin id, chunk units, package
+  version), so changing any of them recomputes; identical requests reuse the files. A rerun after an
+  interruption or an error only computes the chunks that are missing (resumable). The cache files are written by
+  the calling process, so a cluster needs no shared filesystem.
+* **Results.** One twin: the chunks concatenated along ``unit`` (one Dataset). Several twins (a list): a dict
+  ``{twin id: Dataset}``, because different scans have different units (a common ``twin`` dimension would be mostly
+  padding).
+* **Twins.** A twin object, or a :class:`TwinSpec` / name string (``"synthetic"``) resolved with
+  ``twin_explorer.load_twin``. With a dask ``client``, a spec is sent to the workers and built there once per worker
+  process (cached); a twin object is scattered to the workers, so it must be picklable for process-based clusters
+  (threads-only ``LocalCluster(processes=False)`` needs no pickling). Experiments must be importable
+  module-level functions for the same reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .common import resolve_units
+
+__all__ = ["TwinSpec", "BatchRunner", "run_batch", "experiment_name", "cache_key"]
+
+ProgressArg = bool | Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class TwinSpec:
+    """A recipe that builds a twin wherever it runs: ``load_twin(name, **options)`` or ``factory(**options)``
+    (factory: an importable module-level callable)."""
+
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    factory: Callable[..., Any] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.name is None) == (self.factory is None):
+            raise ValueError("TwinSpec needs exactly one of name= (a load_twin name such as 'synthetic') or factory=")
+        if not isinstance(self.options, dict):
+            raise ValueError(f"TwinSpec.options must be a dict of keyword arguments, got {type(self.options).__name__}")
+
+    @property
+    def token(self) -> str:
+        """Stable text identifying the recipe (used to cache built twins per process)."""
+        what = self.name if self.factory is None else f"{self.factory.__module__}.{self.factory.__qualname__}"
+        return json.dumps({"twin": what, "options": _canonical(self.options)}, sort_keys=True)
+
+    def build(self) -> Any:
+        """The twin, built once per process and then reused."""
+        with _TWIN_LOCK:
+            twin = _TWINS.get(self.token)
+            if twin is None:
+                if self.factory is not None:
+                    twin = self.factory(**self.options)
+                else:
+                    from ..engine.registry import load_twin
+
+                    twin = load_twin(self.name, **self.options)
+                _TWINS[self.token] = twin
+            return twin
+
+
+_TWINS: dict[str, Any] = {}
+_TWIN_LOCK = threading.Lock()
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-able canonical form of experiment parameters; refuses values without a stable text form."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"ndarray": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if hasattr(value, "to_dict") and callable(value.to_dict):  # Monitor and similar value objects
+        return {type(value).__name__: _canonical(value.to_dict())}
+    if hasattr(value, "params_dict") and callable(value.params_dict):  # stimulus objects
+        return {type(value).__name__: _canonical(value.params_dict())}
+    if callable(value) and hasattr(value, "__qualname__"):
+        return {"callable": f"{value.__module__}.{value.__qualname__}"}
+    text = repr(value)
+    if re.search(r" at 0x[0-9a-fA-F]+", text):
+        raise ValueError(f"parameter value {text} has no stable text form, so it cannot key the cache; "
+                         "pass plain numbers, strings, lists, dicts, arrays or objects with to_dict()")
+    return text
+
+
+def experiment_name(experiment: Callable[..., Any]) -> str:
+    """``module.qualname`` of an experiment function (the cache and the task names use it)."""
+    if not callable(experiment):
+        raise ValueError(f"experiment must be a callable experiment(twin, units=..., **params), got {experiment!r}")
+    inner = getattr(experiment, "func", experiment)  # functools.partial
+    return f"{getattr(inner, '__module__', 'unknown')}.{getattr(inner, '__qualname__', type(inner).__name__)}"
+
+
+def cache_key(name: str, params: dict[str, Any], twin_id: str, units: Sequence[int]) -> str:
+    """SHA-256 hex of (experiment name, parameters, twin id, units, package version)."""
+    from .. import __version__
+
+    blob = json.dumps({"experiment": name, "params": _canonical(params), "twin_id": str(twin_id),
+                       "units": [int(u) for u in units], "version": __version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text)[:120] or "_"
+
+
+def _netcdf_safe(ds: xr.Dataset) -> xr.Dataset:
+    """Copy with attributes netCDF can store: dicts, lists, None and bools become JSON/ints."""
+    def fix(attrs: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for k, v in attrs.items():
+            if isinstance(v, (bool, np.bool_)):
+                v = int(v)
+            elif v is None or isinstance(v, (dict, list, tuple)):
+                v = json.dumps(_canonical(v))
+            out[str(k)] = v
+        return out
+
+    ds = ds.copy()
+    ds.attrs = fix(ds.attrs)
+    for name in ds.variables:
+        ds[name].attrs = fix(ds[name].attrs)
+    return ds
+
+
+def _run_chunk(experiment: Callable[..., Any], twin: Any, units: list[int], params: dict[str, Any]) -> xr.Dataset:
+    """One task: build/receive the twin, run the experiment on the chunk, check the result's shape."""
+    if isinstance(twin, TwinSpec):
+        twin = twin.build()
+    ds = experiment(twin, units=list(units), **params)
+    if not isinstance(ds, xr.Dataset):
+        raise ValueError(f"{experiment_name(experiment)} returned {type(ds).__name__}; the batch runner needs an "
+                         "xarray.Dataset with a 'unit' dimension")
+    if "unit" not in ds.dims or ds.sizes["unit"] != len(units):
+        raise ValueError(f"{experiment_name(experiment)} returned dims {dict(ds.sizes)} for {len(units)} units; "
+                         "the result must have a 'unit' dimension with one entry per requested unit")
+    if "unit" in ds.coords and not np.array_equal(np.asarray(ds["unit"].values).astype(np.int64), units):
+        raise ValueError(f"{experiment_name(experiment)} returned units {ds['unit'].values[:5].tolist()}… but "
+                         f"{units[:5]}… were requested (same order expected)")
+    return ds
+
+
+@dataclass
+class _Chunk:
+    twin_id: str
+    units: list[int]
+    key: str
+    path: Path | None
+    index: int
+
+    @property
+    def cached(self) -> bool:
+        return self.path is not None and self.path.exists()
+
+
+class BatchRunner:
+    """Runs ``experiment`` over many units and twins; see the module docstring for the behaviour.
+
+    ``chunk_size``: units per task. ``cache_dir``: folder for the per-chunk netCDF files (None: no caching).
+    ``client``: a ``dask.distributed.Client`` to run chunks as tasks (None: in this process, in order).
+    ``progress``: True for a tqdm bar, or a callback ``progress(done_chunks, total_chunks)``.
+    """
+
+    def __init__(self, experiment: Callable[..., Any], *, chunk_size: int = 64, cache_dir: str | Path | None = None,
+                 client: Any = None, progress: ProgressArg = True, name: str | None = None) -> None:
+        self.name = name or experiment_name(experiment)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer (units per chunk), got {chunk_size!r}")
+        if client is not None and not hasattr(client, "submit"):
+            raise ValueError(f"client must be a dask.distributed.Client (or None to run locally), got {client!r}")
+        self.experiment = experiment
+        self.chunk_size = int(chunk_size)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.client = client
+        self.progress = progress
+        self.computed = 0  # chunks computed (not read from the cache) by the last run()
+
+    # -- planning ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _resolve(twin: Any) -> tuple[Any, Any]:
+        """(local twin object, what to send to workers)."""
+        if isinstance(twin, str):
+            twin = TwinSpec(name=twin)
+        if isinstance(twin, TwinSpec):
+            return twin.build(), twin
+        for attr in ("id", "units", "predict"):
+            if not hasattr(twin, attr):
+                raise ValueError(f"{twin!r} is not a twin: it lacks {attr!r}; pass a twin object, a load_twin name "
+                                 "such as 'synthetic', or a TwinSpec")
+        return twin, twin
+
+    def _chunks(self, twin: Any, units: Any, params: dict[str, Any]) -> list[_Chunk]:
+        ids = resolve_units(twin, None if (isinstance(units, str) and units == "all") else units)
+        twin_id = str(twin.id)
+        out = []
+        for i, start in enumerate(range(0, len(ids), self.chunk_size)):
+            chunk = [int(u) for u in ids[start:start + self.chunk_size]]
+            key = cache_key(self.name, params, twin_id, chunk)
+            path = None if self.cache_dir is None else (
+                self.cache_dir / _safe(self.name) / _safe(twin_id) / f"{key[:24]}.nc")
+            out.append(_Chunk(twin_id, chunk, key, path, i))
+        return out
+
+    def plan(self, twins: Any, units: Any = "all", **params: Any) -> pd.DataFrame:
+        """One row per chunk: twin id, first/last unit, unit count, cache key, whether it is cached, its file."""
+        rows = []
+        for twin in self._twin_list(twins)[0]:
+            local, _ = self._resolve(twin)
+            for c in self._chunks(local, units, params):
+                rows.append({"twin_id": c.twin_id, "chunk": c.index, "first_unit": c.units[0],
+                             "last_unit": c.units[-1], "n_units": len(c.units), "key": c.key, "cached": c.cached,
+                             "path": None if c.path is None else str(c.path)})
+        return pd.DataFrame(rows)
+
+    @staticmethod
+    def _twin_list(twins: Any) -> tuple[list[Any], bool]:
+        if isinstance(twins, (list, tuple)):
+            if not twins:
+                raise ValueError("twins is an empty list; pass a twin, a load_twin name, a TwinSpec or a list of them")
+            return list(twins), True
+        return [twins], False
+
+    # -- running -------------------------------------------------------------------------------------------
+    def _store(self, chunk: _Chunk, ds: xr.Dataset, params: dict[str, Any]) -> None:
+        if chunk.path is None:
+            return
+        chunk.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = chunk.path.with_name(f".{chunk.path.stem}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            _netcdf_safe(ds).to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, chunk.path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        meta = {"experiment": self.name, "twin_id": chunk.twin_id, "units": chunk.units, "key": chunk.key,
+                "params": _canonical(params)}
+        chunk.path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+
+    @staticmethod
+    def _load(chunk: _Chunk) -> xr.Dataset:
+        return xr.load_dataset(chunk.path, engine="h5netcdf")
+
+    def run(self, twins: Any, units: Any = "all", **params: Any) -> xr.Dataset | dict[str, xr.Dataset]:
+        """Run (or read from the cache) every chunk and combine; see the module docstring."""
+        from tqdm.auto import tqdm
+
+        twin_list, several = self._twin_list(twins)
+        plans: list[tuple[Any, Any, list[_Chunk]]] = []
+        for twin in twin_list:
+            local, remote = self._resolve(twin)
+            plans.append((local, remote, self._chunks(local, units, params)))
+        ids = [p[2][0].twin_id for p in plans]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"twins have repeated ids {ids}; each twin in a batch needs its own id")
+        total = sum(len(p[2]) for p in plans)
+        results: dict[tuple[str, int], xr.Dataset] = {}
+        todo: list[tuple[Any, Any, _Chunk]] = []
+        for local, remote, chunks in plans:
+            for c in chunks:
+                if c.cached:
+                    results[(c.twin_id, c.index)] = self._load(c)
+                else:
+                    todo.append((local, remote, c))
+        self.computed = 0
+        callback = self.progress if callable(self.progress) else None
+        bar = tqdm(total=total, initial=total - len(todo), desc=self.name.rsplit(".", 1)[-1],
+                   disable=self.progress is not True, unit="chunk")
+        done = total - len(todo)
+
+        def finished(chunk: _Chunk, ds: xr.Dataset) -> None:
+            nonlocal done
+            self._store(chunk, ds, params)
+            results[(chunk.twin_id, chunk.index)] = ds
+            self.computed += 1
+            done += 1
+            bar.update(1)
+            if callback is not None:
+                callback(done, total)
+
+        try:
+            if self.client is None:
+                for local, _, c in todo:
+                    finished(c, _run_chunk(self.experiment, local, c.units, params))
+            else:
+                self._run_distributed(todo, params, finished)
+        finally:
+            bar.close()
+
+        combined = {}
+        for local, _, chunks in plans:
+            parts = [results[(c.twin_id, c.index)] for c in chunks]
+            combined[chunks[0].twin_id] = parts[0] if len(parts) == 1 else xr.concat(
+                parts, dim="unit", data_vars="minimal", coords="minimal", compat="override", join="exact",
+                combine_attrs="drop_conflicts")
+        return combined if several else combined[ids[0]]
+
+    def _run_distributed(self, todo: list[tuple[Any, Any, _Chunk]], params: dict[str, Any],
+                         finished: Callable[[_Chunk, xr.Dataset], None]) -> None:
+        from distributed import as_completed
+
+        client = self.client
+        sent: dict[int, Any] = {}  # one scattered copy per twin object
+        futures = {}
+        for _, remote, c in todo:
+            if isinstance(remote, TwinSpec):
+                payload = remote
+            else:
+                if id(remote) not in sent:
+                    try:
+                        sent[id(remote)] = client.scatter(remote, hash=False)
+                    except Exception as exc:  # pickling failures surface here on process clusters
+                        raise ValueError(f"could not send twin {remote.id!r} to the dask workers ({exc}); pass a "
+                                         "TwinSpec (e.g. TwinSpec('synthetic', {'seed': 0})) so workers build it "
+                                         "themselves") from exc
+                payload = sent[id(remote)]
+            # a fresh task key per run: a failed task of an earlier run must not be reused
+            fut = client.submit(_run_chunk, self.experiment, payload, c.units, params,
+                                key=f"{_safe(self.name)}-{c.key[:16]}-{uuid.uuid4().hex[:8]}")
+            futures[fut] = c
+        errors: list[BaseException] = []
+        for fut in as_completed(list(futures)):
+            try:
+                ds = fut.result()
+            except Exception as exc:  # keep collecting: every chunk that succeeded gets cached
+                errors.append(exc)
+                continue
+            finished(futures[fut], ds)
+        if errors:
+            raise errors[0]
+
+
+def run_batch(experiment: Callable[..., Any], twins: Any, units: Any = "all", *, chunk_size: int = 64,
+              cache_dir: str | Path | None = None, client: Any = None, progress: ProgressArg = True,
+              **params: Any) -> xr.Dataset | dict[str, xr.Dataset]:
+    """Run ``experiment(twin, units=chunk, **params)`` over all (or the given) units of one twin or a list of
+    twins, chunked, cached and resumable; returns a Dataset (one twin) or ``{twin id: Dataset}`` (a list)."""
+    runner = BatchRunner(experiment, chunk_size=chunk_size, cache_dir=cache_dir, client=client, progress=progress)
+    return runner.run(twins, units=units, **params)
