@@ -1,0 +1,213 @@
+"""Anatomy loaders and the link chain: coordinates, SWC, meshwork .h5, CAVE table dumps, the unit→nucleus join."""
+
+from __future__ import annotations
+
+import gzip
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin_explorer.anatomy import (Anatomy, DepthFrame, Meshwork, Skeleton, nm_to_voxels, read_meshwork, read_swc,
+                                   read_table, voxels_to_nm, voxels_to_um, write_meshwork, write_swc, write_table)
+from twin_explorer.anatomy.tables import TABLE_COLUMNS
+
+
+# ---- coordinates -----------------------------------------------------------------------------------------------
+def test_voxel_nm_um_round_trip():
+    vox = np.array([[100_000, 200_000, 20_000], [1, 1, 1]])
+    nm = voxels_to_nm(vox)
+    assert np.allclose(nm[1], [4, 4, 40])
+    assert np.allclose(voxels_to_um(vox)[0], [400, 800, 800])
+    assert np.array_equal(nm_to_voxels(nm, round=True), vox)
+    with pytest.raises(ValueError, match="3 coordinates"):
+        voxels_to_nm([1, 2])
+    with pytest.raises(ValueError, match="positive"):
+        voxels_to_nm(vox, resolution=(4, 0, 40))
+
+
+def test_depth_frame_tilt_round_trip_and_layers():
+    frame = DepthFrame(pia_point_um=(100.0, 50.0, 0.0), tilt_deg=5.0)
+    # a point on the tilted pia line, 200 µm along it, has depth 0; moving 300 µm perpendicular gives depth 300
+    a = np.deg2rad(5.0)
+    along = np.array([100 + 200 * np.cos(a), 50 + 200 * np.sin(a), 0.0])
+    normal = np.array([-np.sin(a), np.cos(a), 0.0])
+    pts_um = np.stack([along, along + 300 * normal])
+    aligned = frame.from_nm(pts_um * 1000)
+    assert np.allclose(aligned[:, 1], [0, 300], atol=1e-9)
+    assert np.allclose(aligned[:, 0], [200, 200], atol=1e-9)
+    assert np.allclose(frame.to_nm(aligned), pts_um * 1000)
+    assert list(frame.layer_of([-5, 50, 200, 400, 500, 800, 1500])) == ["pia", "L1", "L2/3", "L4", "L5", "L6", "WM"]
+    with pytest.raises(ValueError, match="layers"):
+        DepthFrame(layers=(("L1", 0, 100), ("L2/3", 50, 40)))
+
+
+# ---- SWC -------------------------------------------------------------------------------------------------------
+def _toy_skeleton() -> Skeleton:
+    xyz = np.array([[0, 0, 0], [0, -10_000, 0], [0, -20_000, 0], [5_000, 5_000, 0], [0, 30_000, 0]], float)
+    return Skeleton(xyz_nm=xyz, parent=[-1, 0, 1, 0, 0], compartment=[1, 4, 4, 3, 2],
+                    radius_nm=[7000, 1500, 900, 800, 250], meta={"root_id": 864691135000000001})
+
+
+def test_swc_round_trip_keeps_compartments_and_nm(tmp_path):
+    sk = _toy_skeleton()
+    path = write_swc(sk, tmp_path / "864691135000000001_123456.swc")
+    back = read_swc(path)
+    assert np.allclose(back.xyz_nm, sk.xyz_nm) and np.array_equal(back.parent, sk.parent)
+    assert list(back.compartment_names()) == ["soma", "apical dendrite", "apical dendrite", "basal dendrite", "axon"]
+    assert back.meta["root_id"] == "864691135000000001"
+    assert back.cable_length_um() == pytest.approx(10 + 10 + np.hypot(5, 5) + 30)
+    assert back.cable_length_um(4) == pytest.approx(20)
+
+
+def test_swc_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_swc(tmp_path / "missing.swc")
+    (tmp_path / "x.txt").write_text("1 1 0 0 0 1 -1\n")
+    with pytest.raises(ValueError, match="SWC"):
+        read_swc(tmp_path / "x.txt")
+    (tmp_path / "short.swc").write_text("1 1 0 0 0 -1\n")
+    with pytest.raises(ValueError, match="7 columns"):
+        read_swc(tmp_path / "short.swc")
+    (tmp_path / "orphan.swc").write_text("1 1 0 0 0 1 -1\n2 3 1 1 1 1 9\n")
+    with pytest.raises(ValueError, match="parent ids"):
+        read_swc(tmp_path / "orphan.swc")
+    (tmp_path / "text.swc").write_text("1 soma 0 0 0 1 -1\n")
+    with pytest.raises(ValueError, match="non-numeric"):
+        read_swc(tmp_path / "text.swc")
+
+
+# ---- meshwork --------------------------------------------------------------------------------------------------
+def test_meshwork_round_trip_with_h5py_only(tmp_path):
+    from twin_explorer.anatomy.morphology import tube_mesh
+
+    sk = _toy_skeleton()
+    verts, faces, m2s = tube_mesh(sk, sides=4)
+    annos = {"post_syn": pd.DataFrame({"id": [7, 8], "size": [300, 500], "pre_pt_root_id": [11, 12],
+                                       "post_pt_root_id": [1, 1], "mesh_ind": [4, 8]}),
+             "is_axon": pd.DataFrame({"mesh_ind": np.flatnonzero(m2s == 4)}),
+             "apical_mesh_labels": pd.DataFrame({"mesh_ind": np.flatnonzero(np.isin(m2s, [1, 2]))})}
+    mw = Meshwork(seg_id=864691135000000001, mesh_vertices_nm=verts, mesh_faces=faces,
+                  skeleton_vertices_nm=sk.xyz_nm, skeleton_edges=sk.edges, skeleton_root=0, mesh_to_skel_map=m2s,
+                  skeleton_radius_nm=sk.radius_nm, annotations=annos)
+    path = write_meshwork(mw, tmp_path / "mw.h5")
+    with h5py.File(path) as f:  # MeshParty's layout and pandas' fixed-frame layout
+        assert {"mesh", "skeleton", "annotations"} <= set(f)
+        assert f["annotations/post_syn/data"].attrs["pandas_type"] in (b"frame", "frame")
+        assert f["annotations/post_syn"].attrs["index_column"] == "mesh_ind"
+    back = read_meshwork(path)
+    assert back.seg_id == 864691135000000001
+    assert np.allclose(back.mesh_vertices_nm, verts, atol=0.5) and np.array_equal(back.mesh_faces, faces)
+    pd.testing.assert_frame_equal(back.annotations["post_syn"], annos["post_syn"], check_dtype=False)
+    skb = back.skeleton()
+    assert list(skb.compartment) == [1, 4, 4, 3, 2]
+    assert np.array_equal(skb.parent, sk.parent)
+
+
+def test_meshwork_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_meshwork(tmp_path / "none.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(ValueError, match="not an HDF5"):
+        read_meshwork(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f.create_group("mesh")
+    with pytest.raises(ValueError, match="skeleton"):
+        read_meshwork(tmp_path / "empty.h5")
+
+
+# ---- tables ----------------------------------------------------------------------------------------------------
+def _coreg_rows(rows: list[tuple]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["target_id", "session", "scan_idx", "unit_id", "residual", "score"])
+    return df.assign(id=np.arange(1, len(df) + 1), created="2023-01-01", valid=True, field=1,
+                     pt_supervoxel_id=1, pt_root_id=df["target_id"] + 864691135000000000,
+                     pt_position_x=1, pt_position_y=2, pt_position_z=3)
+
+
+def test_table_round_trip_real_columns_and_position_formats(tmp_path):
+    df = _coreg_rows([(10, 4, 7, 1, 2.5, 8.0)])
+    path = write_table(df, tmp_path, "coregistration_manual_v4")
+    header = gzip.open(path, "rt").readline().strip().split(",")
+    assert header[:7] == ["id", "created", "valid", "target_id", "session", "scan_idx", "unit_id"]
+    assert "pt_position_x" in header and "pt_root_id" in header
+    back = read_table(tmp_path, "coregistration_manual_v4")
+    assert back["pt_root_id"].iat[0] == 864691135000000010  # 18-digit ids survive exactly
+    # a combined position column as CAVE's postgres dump writes it
+    raw = df.drop(columns=["pt_position_x", "pt_position_y", "pt_position_z"]).assign(pt_position="POINTZ(5 6 7)")
+    raw.to_csv(tmp_path / "coregistration_auto_phase3_fwd_apl_vess_combined_v2.csv", index=False)
+    auto = read_table(tmp_path, "coregistration_auto_phase3_fwd_apl_vess_combined_v2")
+    assert auto[["pt_position_x", "pt_position_y", "pt_position_z"]].iloc[0].tolist() == [5, 6, 7]
+
+
+def test_headerless_merged_dump_and_errors(tmp_path):
+    cols = TABLE_COLUMNS["nucleus_detection_v0"]
+    (tmp_path / "nucleus_detection_v0_merged_header.csv").write_text(",".join(cols) + "\n")
+    row = [5, "2020-01-01", "", "t", 250.0, 99, 864691135000000005, "[10, 20, 30]", "[0 0 0]", "(1,1,1)"]
+    pd.DataFrame([row]).to_csv(tmp_path / "nucleus_detection_v0_merged.csv.gz", header=False, index=False)
+    nuc = read_table(tmp_path, "nucleus_detection_v0")
+    assert nuc[["pt_position_x", "pt_position_y", "pt_position_z"]].iloc[0].tolist() == [10, 20, 30]
+    with pytest.raises(ValueError, match="unknown table"):
+        read_table(tmp_path, "synapses_v1")
+    with pytest.raises(FileNotFoundError, match="synapses_pni_2"):
+        read_table(tmp_path, "synapses_pni_2")
+    pd.DataFrame({"id": [1], "session": [4]}).to_csv(tmp_path / "coregistration_manual_v4.csv", index=False)
+    with pytest.raises(ValueError, match="missing columns"):
+        read_table(tmp_path, "coregistration_manual_v4")
+    (tmp_path / "synapses_pni_2.csv.gz").write_bytes(b"\x1f\x8bgarbage")
+    with pytest.raises(ValueError, match="cannot be read"):
+        read_table(tmp_path, "synapses_pni_2")
+
+
+# ---- the join --------------------------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_volume(tmp_path):
+    """Nuclei 10..14; units: 1 unique (manual), 2 in both tables (same nucleus), 3 two candidates, 4 none,
+    5 matched to a nucleus missing from the volume."""
+    t = tmp_path / "tables"
+    nuc = pd.DataFrame({"id": [10, 11, 12, 13, 14], "created": "x", "superceded_id": np.nan, "valid": True,
+                        "volume": 200.0, "pt_supervoxel_id": 1,
+                        "pt_root_id": 864691135000000000 + np.arange(10, 15) * 1000 + 1,
+                        "pt_position_x": [1000, 2000, 3000, 4000, 5000], "pt_position_y": 100_000,
+                        "pt_position_z": 20_000, "bb_start_position_x": 0, "bb_start_position_y": 0,
+                        "bb_start_position_z": 0, "bb_end_position_x": 0, "bb_end_position_y": 0,
+                        "bb_end_position_z": 0})
+    write_table(nuc, t, "nucleus_detection_v0")
+    write_table(_coreg_rows([(10, 4, 7, 1, 1.0, 9.0), (11, 4, 7, 2, 2.0, 5.0)]), t, "coregistration_manual_v4")
+    write_table(_coreg_rows([(11, 4, 7, 2, 3.0, 4.0), (12, 4, 7, 3, 4.0, 3.0), (13, 4, 7, 3, 2.0, 1.0),
+                             (99, 4, 7, 5, 1.0, 1.0)]),
+                t, "coregistration_auto_phase3_fwd_apl_vess_combined_v2")
+    return tmp_path
+
+
+def test_join_keeps_duplicates_and_misses_visible(tiny_volume):
+    units = pd.DataFrame({"session": 4, "scan_idx": 7, "unit_id": [1, 2, 3, 4, 5]},
+                         index=pd.Index([100, 101, 102, 103, 104], name="readout_id"))
+    a = Anatomy(tiny_volume)
+    links = a.link_units(units)
+    per = links.groupby("readout_id")
+    assert per.size().tolist() == [1, 1, 2, 1, 1]
+    assert per["match"].first().tolist() == ["unique", "unique", "multiple", "none", "unique"]
+    u2 = links[links.readout_id == 101].iloc[0]
+    assert u2["coreg_source"] == "coregistration_manual_v4" and u2["residual"] == 2.0
+    best3 = links[(links.readout_id == 102) & links.best]
+    assert best3["nucleus_id"].tolist() == [13]  # lower residual wins among auto candidates
+    assert not links.loc[links.readout_id == 104, "in_volume"].item()  # matched, but nucleus 99 is not in the volume
+    assert links.loc[links.readout_id == 100, "in_volume"].item()
+    assert int(links.loc[links.readout_id == 100, "pt_root_id"].item()) == 864691135000010001
+    res = a.resolve_units(units)
+    assert list(res.index) == [100, 101, 102, 103, 104]
+    assert pd.isna(res.loc[103, "nucleus_id"]) and res.loc[103, "match"] == "none"
+    assert res.loc[102, "nucleus_id"] == 13
+    assert pd.isna(a.resolve_units(units, policy="unique").loc[102, "nucleus_id"])
+    assert a.nuclei.loc[10, "depth_um"] == pytest.approx(400.0)  # 100000 voxels × 4 nm, pia at 0
+    with pytest.raises(ValueError, match="unknown nucleus"):
+        a.skeleton(12345)
+    with pytest.raises(FileNotFoundError, match="no skeleton"):
+        a.skeleton(10)
+    with pytest.raises(ValueError, match="no nucleus"):
+        a.nucleus_id(1)
+    with pytest.raises(ValueError, match="lacks columns"):
+        a.link_units(units.drop(columns="scan_idx"))
+    with pytest.raises(ValueError, match="unknown readout_id"):
+        a.neuron_of_unit(units, 7)

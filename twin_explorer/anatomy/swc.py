@@ -1,0 +1,181 @@
+"""SWC skeletons with MICrONS compartment labels (coordinates and radii in nm): the Skeleton type, reader, writer.
+
+One node per row: ``id type x y z radius parent`` (parent -1 for the root). MICrONS skeletons use the type column
+for compartments: 1 soma, 2 axon, 3 basal dendrite, 4 apical dendrite (0 = undefined).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COMPARTMENTS: dict[int, str] = {0: "undefined", 1: "soma", 2: "axon", 3: "basal dendrite", 4: "apical dendrite"}
+SWC_COLUMNS = ("id", "type", "x", "y", "z", "radius", "parent")
+
+
+@dataclass
+class Skeleton:
+    """A tree of nodes in nm. ``parent`` holds row indices (-1 for the root), not SWC ids."""
+
+    xyz_nm: np.ndarray
+    parent: np.ndarray
+    compartment: np.ndarray
+    radius_nm: np.ndarray
+    node_id: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.xyz_nm = np.asarray(self.xyz_nm, dtype=float)
+        n = len(self.xyz_nm)
+        if self.xyz_nm.ndim != 2 or self.xyz_nm.shape[1] != 3:
+            raise ValueError(f"xyz_nm must be [n, 3], got {self.xyz_nm.shape}")
+        self.parent = np.asarray(self.parent, dtype=np.int64)
+        self.compartment = np.asarray(self.compartment, dtype=np.int64)
+        self.radius_nm = np.asarray(self.radius_nm, dtype=float)
+        self.node_id = np.arange(1, n + 1) if self.node_id is None else np.asarray(self.node_id, dtype=np.int64)
+        for name in ("parent", "compartment", "radius_nm", "node_id"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"{name} must have one value per node ({n}), got shape {getattr(self, name).shape}")
+        if n == 0:
+            raise ValueError("a skeleton needs at least one node")
+        bad = (self.parent < -1) | (self.parent >= n) | (self.parent == np.arange(n))
+        if bad.any():
+            raise ValueError(f"parent indices must be -1 (root) or another node's row; bad rows {np.flatnonzero(bad)[:5]}")
+        if (self.parent == -1).sum() < 1:
+            raise ValueError("the skeleton has no root (no node with parent -1): it contains a cycle")
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.xyz_nm)
+
+    @property
+    def xyz_um(self) -> np.ndarray:
+        return self.xyz_nm / 1000.0
+
+    @property
+    def root(self) -> int:
+        return int(np.flatnonzero(self.parent == -1)[0])
+
+    @property
+    def edges(self) -> np.ndarray:
+        """[n_edges, 2] (child, parent) row indices."""
+        child = np.flatnonzero(self.parent >= 0)
+        return np.stack([child, self.parent[child]], axis=1)
+
+    def cable_length_um(self, compartment: int | None = None) -> float:
+        e = self.edges
+        if compartment is not None:
+            e = e[self.compartment[e[:, 0]] == compartment]
+        return float(np.linalg.norm(self.xyz_nm[e[:, 0]] - self.xyz_nm[e[:, 1]], axis=1).sum() / 1000.0)
+
+    def compartment_names(self) -> np.ndarray:
+        return np.array([COMPARTMENTS.get(int(c), f"type {c}") for c in self.compartment], dtype=object)
+
+    def segments(self, compartment: int | None = None) -> np.ndarray:
+        """Edge endpoints as one polyline array [3 * n_edges, 3] in nm with NaN rows between edges (for plotting)."""
+        e = self.edges
+        if compartment is not None:
+            e = e[self.compartment[e[:, 0]] == compartment]
+        out = np.full((len(e) * 3, 3), np.nan)
+        out[0::3] = self.xyz_nm[e[:, 1]]
+        out[1::3] = self.xyz_nm[e[:, 0]]
+        return out
+
+    def nearest_node(self, xyz_nm: object) -> np.ndarray:
+        """Row index of the node closest to each point [..., 3] (nm)."""
+        from scipy.spatial import cKDTree
+
+        pts = np.asarray(xyz_nm, dtype=float)
+        return cKDTree(self.xyz_nm).query(pts)[1]
+
+    def to_frame(self) -> pd.DataFrame:
+        parent_id = np.where(self.parent >= 0, self.node_id[np.maximum(self.parent, 0)], -1)
+        return pd.DataFrame({"id": self.node_id, "type": self.compartment, "x": self.xyz_nm[:, 0],
+                             "y": self.xyz_nm[:, 1], "z": self.xyz_nm[:, 2], "radius": self.radius_nm,
+                             "parent": parent_id})
+
+
+def write_swc(skeleton: Skeleton, path: str | Path, header: str | None = None, precision: int = 0) -> Path:
+    """Write a skeleton as SWC (nm). ``header`` lines are written as ``#`` comments."""
+    path = Path(path)
+    lines = ["# SWC skeleton, coordinates and radii in nm",
+             "# type: 0 undefined, 1 soma, 2 axon, 3 basal dendrite, 4 apical dendrite"]
+    lines += [f"# {h}" for h in (header or "").splitlines() if h]
+    lines += [f"# {k}: {v}" for k, v in skeleton.meta.items()]
+    lines.append("# " + " ".join(SWC_COLUMNS))
+    df = skeleton.to_frame()
+    fmt = f"%d %d %.{precision}f %.{precision}f %.{precision}f %.{max(precision, 1)}f %d"
+    body = "\n".join(fmt % tuple(r) for r in df.itertuples(index=False, name=None))
+    path.write_text("\n".join(lines) + "\n" + body + "\n")
+    return path
+
+
+def read_swc(path: str | Path) -> Skeleton:
+    """Read an SWC file (nm) into a :class:`Skeleton`; '# key: value' header lines become ``meta``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"SWC file not found: {path}")
+    if path.suffix.lower() != ".swc":
+        raise ValueError(f"{path.name}: not an SWC file (expected the .swc suffix)")
+    meta: dict[str, str] = {}
+    rows: list[list[float]] = []
+    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            key, sep, value = line[1:].partition(":")
+            if sep and key.strip() and " " not in key.strip():
+                meta[key.strip()] = value.strip()
+            continue
+        parts = line.split()
+        if len(parts) < 7:
+            raise ValueError(f"{path.name} line {lineno}: expected 7 columns (id type x y z radius parent), "
+                             f"got {len(parts)}: {line[:80]!r}")
+        try:
+            rows.append([float(p) for p in parts[:7]])
+        except ValueError:
+            raise ValueError(f"{path.name} line {lineno}: non-numeric value in {line[:80]!r}") from None
+    if not rows:
+        raise ValueError(f"{path.name}: no nodes found; an SWC file has rows 'id type x y z radius parent'")
+    arr = np.asarray(rows)
+    ids = arr[:, 0].astype(np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError(f"{path.name}: duplicate node ids")
+    index = pd.Series(np.arange(len(ids)), index=ids)
+    parent_ids = arr[:, 6].astype(np.int64)
+    is_root = parent_ids < 0
+    missing = ~is_root & ~np.isin(parent_ids, ids)
+    if missing.any():
+        raise ValueError(f"{path.name}: parent ids not present as nodes: {parent_ids[missing][:5].tolist()}")
+    parent = np.full(len(ids), -1, dtype=np.int64)
+    parent[~is_root] = index.loc[parent_ids[~is_root]].to_numpy()
+    return Skeleton(xyz_nm=arr[:, 2:5], parent=parent, compartment=arr[:, 1].astype(np.int64),
+                    radius_nm=arr[:, 5], node_id=ids, meta=meta)
+
+
+def skeleton_from_edges(vertices_nm: np.ndarray, edges: np.ndarray, root: int, compartment: np.ndarray | None = None,
+                        radius_nm: np.ndarray | None = None) -> Skeleton:
+    """Orient an undirected edge list [m, 2] into a parent array by breadth-first search from ``root``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    v = np.asarray(vertices_nm, dtype=float)
+    n = len(v)
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    if e.size and (e.min() < 0 or e.max() >= n):
+        raise ValueError(f"edges refer to vertices outside 0..{n - 1}")
+    if not 0 <= int(root) < n:
+        raise ValueError(f"root {root} is not a vertex index (0..{n - 1})")
+    graph = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
+    order, pred = breadth_first_order(graph, int(root), directed=False, return_predecessors=True)
+    if len(order) != n:
+        raise ValueError(f"the skeleton graph is not connected: {n - len(order)} vertices unreachable from the root")
+    parent = np.where(pred < 0, -1, pred).astype(np.int64)
+    parent[int(root)] = -1
+    return Skeleton(xyz_nm=v, parent=parent,
+                    compartment=np.zeros(n, np.int64) if compartment is None else compartment,
+                    radius_nm=np.full(n, 100.0) if radius_nm is None else radius_nm)
