@@ -1,0 +1,6 @@
+"""The synthetic mouse: a ground-truth neuron population obeying the twin contract, with known tuning and
+noisy recordings, for validating experiments and training the demo twin."""
+
+from .mouse import SyntheticMouse
+
+__all__ = ["SyntheticMouse"]
