@@ -328,7 +328,7 @@ class SyntheticMouse:
         if values is None:
             return None
         arr = validate_behaviour(name, values, N, T, batched=True)
-        return torch.as_tensor(arr, device=self.device)
+        return torch.tensor(arr, device=self.device)
 
     def predict(self, stimuli: np.ndarray, perspectives: np.ndarray | None = None,
                 modulations: np.ndarray | None = None, units: Any = None, chunk_frames: int = 300) -> np.ndarray:
@@ -356,8 +356,8 @@ class SyntheticMouse:
                 for t0 in range(0, T, chunk_frames):
                     t1 = min(T, t0 + chunk_frames)
                     clip = torch.from_numpy(video[i0:i1, t0:t1])
-                    p = torch.from_numpy(persp[i0:i1, t0:t1]).to(self.device)
-                    m = torch.from_numpy(mods[i0:i1, t0:t1]).to(self.device)
+                    p = torch.tensor(persp[i0:i1, t0:t1], device=self.device)
+                    m = torch.tensor(mods[i0:i1, t0:t1], device=self.device)
                     s = self._retina(clip, None if self._is_zero(p) else p * self.eye_shift_deg)
                     a, c2 = self._spatial_stage(s, spatial, pool, i1 - i0, t1 - t0)
                     gain = None if self._is_zero(m) else self._gain(m, up)
