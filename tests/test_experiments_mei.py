@@ -195,3 +195,19 @@ def test_plot(twin):
     assert isinstance(layout, hv.Layout) and len(layout) == 2
     with pytest.raises(ValueError, match="not in this dataset"):
         plot_mei(ds, unit=0)
+
+
+def test_mei_on_the_synthetic_mouse_matches_ground_truth():
+    synthetic = pytest.importorskip("twin_explorer.synthetic")
+    mouse = synthetic.SyntheticMouse(seed=0, n_neurons=12)
+    truth = mouse.truth
+    simple = truth[truth.is_simple & (truth.rf_az_deg.abs() < 40) & (truth.rf_el_deg.abs() < 25)]
+    assert len(simple) >= 1
+    units = simple.index[:2].tolist()
+    # burn-in covers the model's 18-frame temporal kernel
+    ds = mei(mouse, units=units, steps=40, n_frames=22, burn_in=18, contrast=15.0, progress=False)
+    for u in units:
+        t, d = truth.loc[u], ds.sel(unit=u).isel(variant=0)
+        assert abs(float(d.center_az) - t.rf_az_deg) < 3.0 and abs(float(d.center_el) - t.rf_el_deg) < 3.0
+        assert abs((float(d.ori_deg) - t.pref_ori_deg + 90) % 180 - 90) < 10.0
+        assert float(d.mei_activation) > 3 * float(d.control_activation)

@@ -57,7 +57,7 @@ def make_network(units: int, device: torch.device, seed: int = 0) -> Network:
         for p in net.readout.feature.weights:
             p.normal_(0, 0.1)
         net.readout.position.mu.normal_(0, 0.5)
-    return net.to(device).eval()
+    return net.to(device).eval().freeze()  # as in a Twin: effective weights computed once, for both paths
 
 
 def run_chunked(net: Network, video, zeros, frames_per_pass: int | None = None):

@@ -108,6 +108,7 @@ class Twin:
         self.network = network.to(self.device).eval()
         for p in self.network.parameters():
             p.requires_grad_(False)
+        self.network.freeze()  # parameters are fixed from here on: effective weights computed once
         n = network.config.units
         if units is None:
             units = pd.DataFrame({"session": 0, "scan_idx": 0, "unit_id": np.arange(n)},

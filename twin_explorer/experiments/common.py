@@ -286,51 +286,28 @@ def iter_chunks(seq: Iterable[Any], size: int) -> Iterable[list[Any]]:
 
 
 # --- stimulus rendering --------------------------------------------------------------------------------------
-# Experiments draw their stimuli with the stimulus library (twin_explorer.stimuli). The small renderer below
-# is the same sine-grating formula in the shared degree geometry, used only when the library is absent
-# (it is written by another engineer and may be missing in a partial checkout).
 
 def grating_frames(direction_deg: float, sf_cpd: float, tf_hz: float, duration_s: float, *,
                    contrast: float = 1.0, phase_deg: float = 0.0,
                    aperture: tuple[float, float, float] | None = None, frame_rate: float = FRAME_RATE,
                    monitor: Monitor = DEFAULT_MONITOR) -> np.ndarray:
-    """A drifting sine grating uint8 [T, H, W] moving toward ``direction_deg`` (v2 convention: 0° = rightward,
-    counter-clockwise), optionally inside a circular aperture (centre az, centre el, diameter in degrees)."""
+    """A drifting sine grating uint8 [T, H, W] from the stimulus library's ``DriftingGrating`` (v2 direction
+    convention: 0° = rightward, counter-clockwise), optionally inside a circular aperture (centre az, centre el,
+    diameter, degrees). Invalid values raise the library's ValueError."""
+    from ..stimuli.gratings import DriftingGrating
+
     try:
-        from ..stimuli import DriftingGrating  # type: ignore[attr-defined]
-    except ImportError:
-        DriftingGrating = None
-    if DriftingGrating is not None:
-        stim = DriftingGrating(direction_deg=float(direction_deg), sf_cpd=float(sf_cpd), tf_hz=float(tf_hz),
-                               contrast=float(contrast), phase_deg=float(phase_deg), duration=float(duration_s),
-                               aperture=None if aperture is None else tuple(float(a) for a in aperture),
-                               monitor=monitor)
-        frames = np.asarray(stim.render())
-        n = int(round(duration_s * frame_rate))
-        return frames[:n]
-    az, el = monitor.degree_grid
-    th = np.radians(direction_deg)
-    proj = az * np.cos(th) + el * np.sin(th)
-    t = np.arange(int(round(duration_s * frame_rate))) / frame_rate
-    phase = 2 * np.pi * (sf_cpd * proj[None] - tf_hz * t[:, None, None]) + np.radians(phase_deg)
-    lum = contrast * np.sin(phase)
-    if aperture is not None:
-        lum = lum * aperture_mask(aperture, monitor)[None]
-    return np.clip(np.round(128 + 127 * lum), 0, 255).astype(np.uint8)
-
-
-def aperture_mask(aperture: tuple[float, float, float], monitor: Monitor = DEFAULT_MONITOR,
-                  edge_deg: float = 2.0) -> np.ndarray:
-    """Soft circular window [H, W] in 0..1 (cosine edge ``edge_deg`` wide) at (az, el) with a diameter in degrees."""
-    caz, cel, diam = (float(a) for a in aperture)
-    az, el = monitor.degree_grid
-    # angular distance on the sphere, so apertures stay round away from the screen centre
-    a1, e1, a2, e2 = map(np.radians, (az, el, caz, cel))
-    x1, y1, z1 = np.cos(e1) * np.sin(a1), np.sin(e1), np.cos(e1) * np.cos(a1)
-    x2, y2, z2 = np.cos(e2) * np.sin(a2), np.sin(e2), np.cos(e2) * np.cos(a2)
-    d = np.degrees(np.arccos(np.clip(x1 * x2 + y1 * y2 + z1 * z2, -1, 1)))
-    r = diam / 2
-    return np.clip(0.5 + 0.5 * np.cos(np.pi * np.clip((d - r + edge_deg / 2) / edge_deg, 0, 1)), 0, 1) * (d < r + edge_deg)
+        stim = DriftingGrating(direction_deg=float(direction_deg) % 360, sf_cpd=float(sf_cpd), tf_hz=float(tf_hz),
+                               contrast=float(contrast), phase_deg=float(phase_deg) % 360,
+                               duration_s=float(duration_s), monitor=monitor,
+                               aperture=None if aperture is None else tuple(float(a) for a in aperture))
+    except ValueError:
+        raise
+    except Exception as exc:  # param raises its own errors for out-of-bounds values
+        raise ValueError(f"invalid grating parameters: {exc}") from exc
+    frames = np.asarray(stim.render())
+    n = int(round(duration_s * frame_rate))
+    return frames[:n]
 
 
 def hv_bokeh() -> Any:

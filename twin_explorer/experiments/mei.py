@@ -281,7 +281,8 @@ def mei_steps(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any 
 
 
 def mei_structure(stimulus: np.ndarray, monitor: Monitor = DEFAULT_MONITOR) -> dict[str, float]:
-    """Where and how an MEI is structured: contrast-energy-weighted centre (az, el in degrees), dominant
+    """Where and how an MEI is structured: contrast-energy-weighted centre (az, el in degrees, energy per square
+    degree), dominant
     orientation (degrees, 0 = vertical bars, counter-clockwise, from the doubled-angle power-weighted mean of the
     spectrum), spatial frequency (cycles/degree, spectral peak) and RMS contrast. ``stimulus`` is [H, W] or
     [T, H, W] in pixel units (video: energies summed over frames)."""
@@ -297,7 +298,13 @@ def mei_structure(stimulus: np.ndarray, monitor: Monitor = DEFAULT_MONITOR) -> d
     if total <= 0:
         nan = float("nan")
         return {"center_az": nan, "center_el": nan, "ori_deg": nan, "sf_cpd": nan, "rms_contrast": 0.0}
-    caz, cel = float((energy * az).sum() / total), float((energy * el).sum() / total)
+    # weight by each pixel's solid angle so the centre is that of the energy per square degree (peripheral pixels
+    # of a flat screen cover fewer degrees; unweighted centroids drift outwards)
+    daz = np.gradient(az, axis=1)
+    del_ = np.gradient(el, axis=0)
+    w_energy = energy * np.abs(daz * del_)
+    caz = float((w_energy * az).sum() / w_energy.sum())
+    cel = float((w_energy * el).sum() / w_energy.sum())
     H, W = monitor.shape
     pad = (2 * H, 2 * W)  # zero-padding refines the frequency grid for the peak
     power = (np.abs(np.fft.fft2(dev, s=pad)) ** 2).sum(0)
@@ -308,11 +315,14 @@ def mei_structure(stimulus: np.ndarray, monitor: Monitor = DEFAULT_MONITOR) -> d
     w = power**2  # emphasise the dominant component over the envelope's low frequencies
     ori = float(np.degrees(0.5 * np.angle((w * np.exp(2j * ang)).sum())) % 180.0)
     peak = np.unravel_index(np.argmax(power), power.shape)
-    k_cpp = float(np.hypot(kx[peak], ky[peak]))  # cycles per pixel
-    c0, _ = monitor.degrees_to_pixels(caz - 0.5, cel)
-    c1, _ = monitor.degrees_to_pixels(caz + 0.5, cel)
-    ppd = float(abs(c1 - c0))
-    return {"center_az": caz, "center_el": cel, "ori_deg": ori, "sf_cpd": k_cpp * ppd,
+    # wave vector in cycles/pixel -> cycles/degree through the local Jacobian d(col, row)/d(az, el) at the centre
+    ca0, ra0 = monitor.degrees_to_pixels(caz - 0.5, cel)
+    ca1, ra1 = monitor.degrees_to_pixels(caz + 0.5, cel)
+    ce0, re0 = monitor.degrees_to_pixels(caz, cel - 0.5)
+    ce1, re1 = monitor.degrees_to_pixels(caz, cel + 0.5)
+    k_az = kx[peak] * float(ca1 - ca0) + ky[peak] * float(ra1 - ra0)
+    k_el = kx[peak] * float(ce1 - ce0) + ky[peak] * float(re1 - re0)
+    return {"center_az": caz, "center_el": cel, "ori_deg": ori, "sf_cpd": float(np.hypot(k_az, k_el)),
             "rms_contrast": float(np.sqrt((dev**2).mean()))}
 
 

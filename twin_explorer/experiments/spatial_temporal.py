@@ -123,7 +123,7 @@ def sf_tuning(twin: Any, sf_cpd: Any = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32), dir
     return ds
 
 
-def tf_tuning(twin: Any, tf_hz: Any = (0.5, 1, 2, 4, 8, 15), directions: int | Any = 8, sf_cpd: float = 0.04,
+def tf_tuning(twin: Any, tf_hz: Any = (0.5, 1, 2, 4, 8, 14), directions: int | Any = 8, sf_cpd: float = 0.04,
               duration_s: float = 2.0, contrast: float = 1.0, units: Any = None, *,
               latency_s: float = DEFAULT_LATENCY_S, pre_s: float = 0.5, monitor: Monitor | None = None,
               batch_size: int | None = None, progress: ProgressCallback | None = None, show_progress: bool = True,

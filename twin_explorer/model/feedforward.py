@@ -46,9 +46,11 @@ class DenseBlock(nn.Module):
         y1 = gelu_gain(a1)
         a2, h1 = temporal_conv(self.convs[1], y1, state[1])
         a2 = a2 + pointwise(self.skips["1"], y0)
-        out = catg([catg([a0, a1], self.streams * self.groups), a2], self.streams * self.groups)
-        if self.pool > 1:
-            out = F.avg_pool3d(out, (1, self.pool, self.pool))
+        # one three-operand catg equals the reference's two successive two-operand ones
+        out = catg([a0, a1, a2], self.streams * self.groups)
+        if self.pool > 1:  # 2-D pooling over a [N, C·T, H, W] view is much faster than avg_pool3d on CPU
+            n, c, t, h, w = out.shape
+            out = F.avg_pool2d(out.view(n, c * t, h, w), self.pool).view(n, c, t, h // self.pool, w // self.pool)
         return out, [h0, h1]
 
 

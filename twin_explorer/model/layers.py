@@ -20,7 +20,35 @@ WS_EPS = 1e-5
 
 def gelu_gain(x: torch.Tensor) -> torch.Tensor:
     """γ·GELU(x) with the exact (erf) GELU."""
-    return F.gelu(x) * GELU_GAIN
+    return F.gelu(x).mul_(GELU_GAIN)
+
+
+def cached_weight(method):
+    """Memoise an effective-weight method while the module is frozen (see :func:`freeze_weights`).
+
+    Effective weights depend only on the parameters; a loaded twin whose parameters never change
+    computes them once instead of once per chunk or per streamed frame. They are computed without
+    autograd so that they can serve as constants in differentiable passes (MEI optimisation).
+    """
+    name = method.__name__
+
+    def wrapper(self):
+        cache = self.__dict__.get("_weight_cache")
+        if cache is None:
+            return method(self)
+        if name not in cache:  # normal (not inference-mode) tensors, so autograd may use them as constants
+            with torch.inference_mode(False), torch.no_grad():
+                cache[name] = method(self)
+        return cache[name]
+
+    wrapper.__name__, wrapper.__doc__ = name, method.__doc__
+    return wrapper
+
+
+def freeze_weights(module: nn.Module, frozen: bool = True) -> None:
+    """Turn effective-weight caching on (parameters must not change afterwards) or off, for all submodules."""
+    for m in module.modules():
+        m.__dict__["_weight_cache"] = {} if frozen else None
 
 
 def catg(tensors: list[torch.Tensor], groups: int, dim: int = 1) -> torch.Tensor:
@@ -63,6 +91,7 @@ class StreamLayer(nn.Module):
     def padding(self) -> int:
         return (self.kernel_size - self.stride) // 2
 
+    @cached_weight
     def kernel(self) -> torch.Tensor:
         """Effective kernel of all streams, [S·O, I/g_in, taps, k, k]."""
         w = torch.stack(list(self.weights))  # [S, O, I/g, kt, k, k]
@@ -77,6 +106,7 @@ class StreamLayer(nn.Module):
             w = ((flat - mean) * scale).view_as(w)
         return w.flatten(0, 1)
 
+    @cached_weight
     def bias(self) -> torch.Tensor | None:
         """Bias of all streams, [S·O], or None."""
         return None if self.biases is None else torch.stack(list(self.biases)).reshape(-1)
@@ -100,6 +130,7 @@ class InterGroupProjection(nn.Module):
         self.register_buffer("mask", ~torch.eye(groups, dtype=torch.bool).view(groups, groups, 1, 1))
         self.register_buffer("zero", torch.zeros(groups, groups, group_out, group_in))
 
+    @cached_weight
     def dense(self) -> torch.Tensor:
         """Dense kernels E of all streams, [S, G·g_o, G·g_i] (zero diagonal blocks)."""
         G, go, gi = self.groups, self.group_out, self.group_in

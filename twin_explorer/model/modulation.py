@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import MLP, Linear
+from .layers import MLP, Linear, cached_weight
 
 
 class StreamLSTMCell(nn.Module):
@@ -17,6 +17,7 @@ class StreamLSTMCell(nn.Module):
         for gate in "ifgo":
             setattr(self, f"proj_{gate}", Linear(in_features + hidden, hidden, streams=streams))
 
+    @cached_weight
     def gate_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All four gates stacked: weight [S, 4·H, I+H] and bias [S, 4·H]."""
         S, H = self.streams, self.hidden

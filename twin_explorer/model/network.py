@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .feedforward import Feedforward
+from .layers import freeze_weights
 from .modulation import Modulation
 from .perspective import Perspective
 from .readout import Readout
@@ -91,6 +92,11 @@ class Network(nn.Module):
         self.perspective = Perspective(cfg.retina_shape, cfg.perspective_features, cfg.perspective_layers)
         self.modulation = Modulation(cfg.streams, cfg.modulation_features)
         self.readout = Readout(cfg.units, cfg.rec_out, cfg.streams)
+
+    def freeze(self, frozen: bool = True) -> "Network":
+        """Cache effective weights from now on (for inference with fixed parameters); ``False`` undoes it."""
+        freeze_weights(self, frozen)
+        return self
 
     def retina(self, video: torch.Tensor, perspectives: torch.Tensor) -> torch.Tensor:
         """video [N, T, H, W] in pixel units 0–255 -> retina images [N, 1, T, h, w]."""

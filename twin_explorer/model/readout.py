@@ -47,7 +47,7 @@ class Readout(nn.Module):
         b = torch.stack(list(self.biases)).squeeze(2)  # [S, U]
         if units is not None:
             w, b = w[:, units], b[:, units]
-        w = w.transpose(1, 2)  # [S, C, U]
+        w = w.transpose(1, 2).contiguous()  # [S, C, U], laid out like the sampled features
         outputs = []
         for chunk in core.split(frames_per_step):
             phi = F.grid_sample(chunk, grid.expand(chunk.shape[0], -1, -1, -1), mode="bilinear",

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import InterGroupProjection, StreamLayer
+from .layers import InterGroupProjection, StreamLayer, cached_weight
 
 
 class CvtLstm(nn.Module):
@@ -42,6 +42,7 @@ class CvtLstm(nn.Module):
                                                       out_groups=g))
         self.out = StreamLayer(hidden, out_features, streams=streams)
 
+    @cached_weight
     def weights(self) -> dict[str, torch.Tensor]:
         """Effective weights in the loop's layout, computed once per chunk."""
         S, G = self.streams, self.groups
