@@ -54,6 +54,17 @@ def toy_experiment(twin, units=None, level: int = 160, n_frames: int = 3) -> xr.
                       attrs={"experiment": "toy", "twin_id": twin.id, "params": {"level": level}, "flag": True})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny tensors: one thread avoids oversubscribing the shared CPUs (restored afterwards)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(autouse=True)
 def reset():
     CALLS.clear()
@@ -176,3 +187,23 @@ def test_dask_local_cluster_with_resume(tmp_path):
         spec_ds = run_batch(toy_experiment, TwinSpec(factory=make_tiny, options={"n": 5}), chunk_size=2,
                             client=client, progress=False)
         assert spec_ds.sizes["unit"] == 5
+
+
+def test_real_experiments_through_the_batch_runner(tmp_path):
+    synthetic = pytest.importorskip("twin_explorer.synthetic")
+    from twin_explorer.experiments import direction_tuning
+    from twin_explorer.experiments.mei import mei
+
+    spec = TwinSpec("synthetic", {"seed": 0, "n_neurons": 5})
+    kw = dict(directions=8, duration_s=0.5, show_progress=False)
+    ds = run_batch(direction_tuning, spec, chunk_size=2, cache_dir=tmp_path, progress=False, **kw)
+    direct = direction_tuning(synthetic.SyntheticMouse(seed=0, n_neurons=5), **kw)
+    assert ds.sizes["unit"] == 5
+    np.testing.assert_allclose(ds.tuning.values, direct.tuning.values, rtol=1e-4)
+    np.testing.assert_allclose(ds.gosi.values, direct.gosi.values, rtol=1e-3, atol=1e-6)
+    # MEIs are deterministic per unit, so chunked MEIs equal a single call
+    m = run_batch(mei, spec, units=[1, 2, 3], chunk_size=2, cache_dir=tmp_path, progress=False, steps=2,
+                  n_frames=4, burn_in=1)
+    single = mei(spec.build(), unit=3, steps=2, n_frames=4, burn_in=1, progress=False)
+    np.testing.assert_array_equal(m["mei"].sel(unit=3).values, single["mei"].sel(unit=3).values)
+    assert m["mei"].dtype == np.uint8 and m.az.dims == ("y", "x")
