@@ -155,6 +155,18 @@ def test_direction_tuning_recovers_preferences(twin):
     assert list(ds["unit_id"].values) == [100, 101, 102, 103, 104]
 
 
+def test_direction_tuning_at_per_unit_sf(twin):
+    calls = []
+    ds = direction_tuning(twin, directions=8, sf_cpd=twin.sf, tf_hz=2.0, duration_s=0.5, show_progress=False,
+                          progress=lambda d, t: calls.append((d, t)))
+    np.testing.assert_allclose(ds["sf_cpd"], twin.sf)
+    assert calls[-1] == (24, 24)  # 3 distinct SFs × 8 directions
+    # at its own SF every unit is direction selective and its preference is recovered
+    assert np.all(ds["gdsi"].values > 0.25) and np.all(_angdiff(ds["pref_dir"].values, twin.pref_dir) < 10)
+    with pytest.raises(ValueError, match="one value per selected unit"):
+        direction_tuning(twin, sf_cpd=[0.04, 0.08], show_progress=False)
+
+
 def test_direction_tuning_unit_subset_and_netcdf_roundtrip(twin, tmp_path):
     ds = direction_tuning(twin, directions=8, duration_s=0.5, units=[3, 1], show_progress=False, keep_traces=False)
     assert list(ds["unit"].values) == [3, 1] and "response" not in ds

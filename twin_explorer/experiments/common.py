@@ -320,3 +320,44 @@ def hv_bokeh() -> Any:
             hv.Store.current_backend):
         hv.Store.set_current_backend("bokeh")
     return hv
+
+
+def batched_lm(model: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], y: np.ndarray, p0: np.ndarray,
+               lo: Sequence[float], hi: Sequence[float], n_iter: int = 60, weights: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Levenberg–Marquardt for many independent small least-squares fits at once, with box bounds by clipping.
+
+    ``model(p [U, K]) -> (f [U, M], J [U, M, K])``; ``y`` [U, M] targets (NaN entries ignored); ``p0`` [U, K].
+    Returns (p [U, K], sse [U]). Vectorised over units, so a population fits in one go instead of U scipy calls.
+    """
+    lo_a, hi_a = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    y = np.asarray(y, dtype=float)
+    w = np.isfinite(y).astype(float) if weights is None else np.asarray(weights, dtype=float) * np.isfinite(y)
+    y0 = np.nan_to_num(y)
+    p = np.clip(np.asarray(p0, dtype=float), lo_a, hi_a)
+    f, J = model(p)
+    r = (f - y0) * w
+    cost = (r**2).sum(1)
+    lam = np.full(len(p), 1e-2)
+    eye = np.eye(p.shape[1])
+    for _ in range(int(n_iter)):
+        Jw = J * w[..., None]
+        JtJ = np.einsum("umk,uml->ukl", Jw, Jw)
+        g = np.einsum("umk,um->uk", Jw, r)
+        A = JtJ + lam[:, None, None] * (JtJ * eye + 1e-12 * eye)
+        try:
+            step = -np.linalg.solve(A, g[..., None])[..., 0]
+        except np.linalg.LinAlgError:  # some unit's system is singular: pseudo-inverse for all
+            step = -np.einsum("ukl,ul->uk", np.linalg.pinv(A), g)
+        step = np.nan_to_num(step)
+        p_new = np.clip(p + step, lo_a, hi_a)
+        f_new, J_new = model(p_new)
+        r_new = (f_new - y0) * w
+        cost_new = (r_new**2).sum(1)
+        better = np.isfinite(cost_new) & (cost_new < cost)
+        p = np.where(better[:, None], p_new, p)
+        J = np.where(better[:, None, None], J_new, J)
+        r = np.where(better[:, None], r_new, r)
+        cost = np.where(better, cost_new, cost)
+        lam = np.where(better, lam / 3, lam * 4).clip(1e-9, 1e9)
+    return p, cost

@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.optimize import least_squares
 
 from .common import (hv_bokeh, BURN_IN_FRAMES, DEFAULT_LATENCY_S, GREY, ProgressCallback, check_positive, provenance,
                      resolve_units, run_conditions, twin_frame_rate, twin_monitor, unit_coords)
 from ..monitor import DEFAULT_MONITOR, Monitor
 
-__all__ = ["receptive_fields", "dot_stimulus", "sta_maps", "gaussian2d", "fit_gaussian_2d", "spatial_selectivity_index",
+__all__ = ["receptive_fields", "dot_stimulus", "sta_maps", "gaussian2d", "fit_gaussian_2d", "fit_gaussian_2d_many", "spatial_selectivity_index",
            "readout_rf", "readout_rf_from_network", "plot_receptive_field", "plot_rf_centres"]
 
 POLARITIES = ("on", "off", "on_off")
@@ -128,47 +127,83 @@ def gaussian2d(az: np.ndarray, el: np.ndarray, az0: float, el0: float, sigma_maj
 _G_KEYS = ("az", "el", "sigma_major", "sigma_minor", "angle", "amplitude", "offset", "r2")
 
 
+def _g2_model(aa: np.ndarray, ee: np.ndarray):
+    def model(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a0, e0, s1, s2, t, amp, off = (p[:, i:i + 1] for i in range(7))
+        c, s = np.cos(t), np.sin(t)
+        dx, dy = aa[None] - a0, ee[None] - e0
+        u = dx * c + dy * s
+        v = -dx * s + dy * c
+        g = np.exp(-0.5 * (u**2 / s1**2 + v**2 / s2**2))
+        ag = amp * g
+        J = np.stack([ag * (u * c / s1**2 - v * s / s2**2),
+                      ag * (u * s / s1**2 + v * c / s2**2),
+                      ag * u**2 / s1**3, ag * v**2 / s2**3,
+                      ag * (-u * v / s1**2 + u * v / s2**2), g, np.ones_like(g)], -1)
+        return off + ag, J
+    return model
+
+
+def fit_gaussian_2d_many(maps: np.ndarray, az: np.ndarray, el: np.ndarray, chunk: int = 128) -> dict[str, np.ndarray]:
+    """2-D Gaussian fits of many RF maps [U, h, w] on one degree grid at once (batched Levenberg–Marquardt from the
+    peak, two starting angles). Returns arrays keyed az, el, sigma_major ≥ sigma_minor, angle (deg in [0, 180),
+    major axis counter-clockwise from azimuth), amplitude, offset, r2. NaN bins are ignored."""
+    from .common import batched_lm
+
+    Z = np.asarray(maps, dtype=float).reshape(len(maps), -1)
+    aa, ee = np.asarray(az, dtype=float).ravel(), np.asarray(el, dtype=float).ravel()
+    U = len(Z)
+    out = {k: np.full(U, np.nan) for k in _G_KEYS}
+    finite = np.isfinite(Z)
+    ok = (finite.sum(1) >= 8) & (np.nan_to_num(np.nanmax(np.where(finite, Z, -np.inf), 1) -
+                                               np.nanmin(np.where(finite, Z, np.inf), 1)) > 0)
+    lo = [aa.min() - 10, ee.min() - 10, 0.3, 0.3, -np.inf, 0, -np.inf]
+    hi = [aa.max() + 10, ee.max() + 10, 120, 120, np.inf, np.inf, np.inf]
+    model = _g2_model(aa, ee)
+    idx_all = np.flatnonzero(ok)
+    for c0 in range(0, idx_all.size, chunk):
+        idx = idx_all[c0:c0 + chunk]
+        z = Z[idx]
+        base = np.nanmedian(z, axis=1)
+        w = np.clip(np.nan_to_num(z - base[:, None], nan=0.0), 0, None)
+        k = np.argmax(np.where(np.isfinite(z), z, -np.inf), axis=1)
+        peak = w[np.arange(len(idx)), k]
+        near = w > 0.5 * peak[:, None]
+        d2 = (aa[None] - aa[k][:, None]) ** 2 + (ee[None] - ee[k][:, None]) ** 2
+        s0 = np.clip(np.sqrt((near * w * d2).sum(1) / np.maximum((near * w).sum(1), 1e-12) / 2 + 1), 1.0, 40.0)
+        span = np.maximum(peak, 1e-12)
+        best_p, best_c = None, None
+        for ang in (0.0, np.pi / 4):
+            # fit the map scaled by its peak height so one LM damping suits every unit
+            p0 = np.c_[aa[k], ee[k], 1.2 * s0, 0.8 * s0, np.full(len(idx), ang), np.ones(len(idx)), base / span]
+            p, cost = batched_lm(model, z / span[:, None], p0, lo, hi)
+            if best_p is None:
+                best_p, best_c = p, cost
+            else:
+                better = cost < best_c
+                best_p = np.where(better[:, None], p, best_p)
+                best_c = np.where(better, cost, best_c)
+        a0, e0, s1, s2, t, amp, off = best_p.T
+        swap = s2 > s1
+        s1, s2 = np.where(swap, s2, s1), np.where(swap, s1, s2)
+        t = np.where(swap, t + np.pi / 2, t)
+        zs = z / span[:, None]
+        ss_tot = np.nansum((zs - np.nanmean(zs, 1, keepdims=True)) ** 2, 1)
+        vals = {"az": a0, "el": e0, "sigma_major": s1, "sigma_minor": s2, "angle": np.mod(np.degrees(t), 180),
+                "amplitude": amp * span, "offset": off * span, "r2": 1 - best_c / np.where(ss_tot > 0, ss_tot, np.nan)}
+        for key, v in vals.items():
+            out[key][idx] = v
+    return out
+
+
 def fit_gaussian_2d(rf: np.ndarray, az: np.ndarray, el: np.ndarray) -> dict[str, float]:
-    """Least-squares 2-D Gaussian fit of an RF map (NaN bins ignored) on its degree grid. Returns centre az/el,
+    """2-D Gaussian fit of one RF map on its degree grid (see :func:`fit_gaussian_2d_many`): centre az/el,
     sigma_major ≥ sigma_minor (deg), angle of the major axis in [0, 180) (deg, counter-clockwise from azimuth),
     amplitude, offset and r2."""
     z = np.asarray(rf, dtype=float)
-    ok = np.isfinite(z)
-    if ok.sum() < 8 or np.ptp(z[ok]) == 0:
-        return {k: np.nan for k in _G_KEYS}
-    zz, aa, ee = z[ok], np.asarray(az)[ok], np.asarray(el)[ok]
-    base = float(np.median(zz))
-    w = np.clip(zz - base, 0, None)
-    k = int(np.argmax(zz))
-    span = float(zz.max() - base) or 1.0
-    # start at the peak; size from the weighted spread of the strongest bins around it
-    near = w > 0.5 * w.max()
-    s0 = float(np.clip(np.sqrt(np.average((aa[near] - aa[k]) ** 2 + (ee[near] - ee[k]) ** 2, weights=w[near]) / 2 + 1),
-                       1.0, 40.0))
-    lo = [aa.min() - 10, ee.min() - 10, 0.3, 0.3, -np.inf, 0, -np.inf]
-    hi = [aa.max() + 10, ee.max() + 10, 120, 120, np.inf, np.inf, np.inf]
-
-    def resid(p: np.ndarray) -> np.ndarray:
-        return (gaussian2d(aa, ee, *p) - zz) / span
-
-    best = None
-    for s in (s0, 2 * s0):
-        p0 = np.clip([aa[k], ee[k], s, s, 0.0, span, base], lo, hi)
-        try:
-            res = least_squares(resid, p0, bounds=(lo, hi), method="trf")
-        except ValueError:
-            continue
-        if best is None or res.cost < best.cost:
-            best = res
-    if best is None:
-        return {k: np.nan for k in _G_KEYS}
-    a0, e0, s1, s2, ang, amp, off = best.x
-    if s2 > s1:
-        s1, s2, ang = s2, s1, ang + 90
-    ss_tot = float(np.sum((zz - zz.mean()) ** 2))
-    r2 = 1 - 2 * best.cost * span**2 / ss_tot if ss_tot > 0 else np.nan
-    return {"az": float(a0), "el": float(e0), "sigma_major": float(s1), "sigma_minor": float(s2),
-            "angle": float(np.mod(ang, 180)), "amplitude": float(amp), "offset": float(off), "r2": float(r2)}
+    if z.shape != np.shape(az) or z.shape != np.shape(el):
+        raise ValueError(f"rf map {z.shape} and its az/el grids {np.shape(az)}, {np.shape(el)} must match")
+    return {k: float(v[0]) for k, v in fit_gaussian_2d_many(z[None], az, el).items()}
 
 
 def spatial_selectivity_index(rf: np.ndarray) -> float:
@@ -270,15 +305,11 @@ def receptive_fields(twin: Any, units: Any = None, *, spacing_deg: float = 5.0, 
     rows = (np.arange(h) + 0.5) * bin_px
     A, E = mon.pixels_to_degrees(*np.meshgrid(cols, rows))
     fit_vals = {k: np.full((len(ids), 3), np.nan) for k in _G_KEYS}
-    from tqdm.auto import tqdm
-
     for pi, pol in enumerate(POLARITIES):
-        if pol not in fits:
-            continue
-        for u in tqdm(range(len(ids)), desc=f"Gaussian fits ({pol})", disable=not show_progress, leave=False):
-            g = fit_gaussian_2d(sta[u, pi], A, E)
+        if pol in fits:
+            g = fit_gaussian_2d_many(sta[:, pi], A, E)
             for k in _G_KEYS:
-                fit_vals[k][u, pi] = g[k]
+                fit_vals[k][:, pi] = g[k]
     ssi = np.array([[spatial_selectivity_index(sta[u, p]) for p in range(3)] for u in range(len(ids))])
 
     coords = unit_coords(twin, ids)

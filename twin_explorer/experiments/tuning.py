@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy.optimize import least_squares
 
 from .common import (hv_bokeh, DEFAULT_LATENCY_S, ProgressCallback, Timing, check_positive, check_values, grating_frames,
                      provenance, resolve_units, run_conditions, twin_frame_rate, twin_monitor, unit_coords,
@@ -130,57 +129,79 @@ _FIT_KEYS = ("mu", "kappa", "phi", "amplitude", "baseline", "r2")
 KAPPA_MAX = 60.0
 
 
-def fit_bivonmises(curve: np.ndarray, directions_deg: np.ndarray) -> dict[str, float]:
-    """Least-squares bi-von-Mises fit of one tuning curve. Returns mu (deg, the peak with weight ≥ 0.5), kappa,
-    phi (≥ 0.5 after the swap), amplitude, baseline and r2. Several κ starts guard against local minima."""
-    y = np.asarray(curve, dtype=float)
+def _bvm_model(th: np.ndarray):
+    def model(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mu, kappa, phi, amp, base = (p[:, i:i + 1] for i in range(5))
+        c = np.cos(th[None] - mu)
+        s = np.sin(th[None] - mu)
+        e1 = np.exp(kappa * (c - 1))
+        e2 = np.exp(kappa * (-c - 1))
+        mix = phi * e1 + (1 - phi) * e2
+        f = amp * mix + base
+        J = np.stack([amp * kappa * s * (phi * e1 - (1 - phi) * e2),
+                      amp * (phi * e1 * (c - 1) + (1 - phi) * e2 * (-c - 1)),
+                      amp * (e1 - e2), mix, np.ones_like(f)], -1)
+        return f, J
+    return model
+
+
+def fit_bivonmises_many(curves: np.ndarray, directions_deg: np.ndarray) -> dict[str, np.ndarray]:
+    """Bi-von-Mises fits of every row of curves [U, D] at once. Each unit starts from the best point of a grid
+    over (μ every 5°, κ, φ ∈ [0.5, 1]) with amplitude and baseline solved linearly, then Levenberg–Marquardt with
+    the bounds κ ∈ [0, 60], φ ∈ [0, 1], A, b ≥ 0. Returns arrays mu (deg, peak with weight ≥ 0.5), kappa, phi,
+    amplitude, baseline, r2."""
+    from .common import batched_lm
+
+    y = np.atleast_2d(np.asarray(curves, dtype=float))
     th = np.radians(np.asarray(directions_deg, dtype=float))
-    if y.shape != th.shape or y.size < 5:
-        raise ValueError(f"need a curve with one value per direction (≥ 5), got {y.shape} vs {th.shape}")
-    if not np.all(np.isfinite(y)):
-        return {k: np.nan for k in _FIT_KEYS}
-    lo, hi = float(y.min()), float(y.max())
-    span = max(hi - lo, 1e-12)
-    mu0 = th[np.argmax(y)]
-
-    def resid(p: np.ndarray) -> np.ndarray:
-        return (bivonmises(th, *p) - y) / span
-
-    best = None
-    for kappa0 in (1.0, 3.0, 8.0):
-        for phi0 in (0.5, 0.8):
-            p0 = np.array([mu0, kappa0, phi0, span, max(lo, 0.0)])
-            try:
-                res = least_squares(resid, p0, bounds=([-np.inf, 0, 0, 0, 0], [np.inf, KAPPA_MAX, 1, np.inf, np.inf]),
-                                    method="trf", x_scale=[1, 1, 0.5, span, span + 1e-12])
-            except ValueError:
-                continue
-            if best is None or res.cost < best.cost:
-                best = res
-    if best is None:
-        return {k: np.nan for k in _FIT_KEYS}
-    mu, kappa, phi, amp, base = best.x
-    if phi < 0.5:  # report the peak that carries the larger weight
-        mu, phi = mu + np.pi, 1 - phi
-    ss_res = float(np.sum((bivonmises(th, mu, kappa, phi, amp, base) - y) ** 2))
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else np.nan
-    return {"mu": float(np.degrees(mu) % 360), "kappa": float(kappa), "phi": float(phi), "amplitude": float(amp),
-            "baseline": float(base), "r2": float(r2)}
-
-
-def fit_bivonmises_many(curves: np.ndarray, directions_deg: np.ndarray, show_progress: bool = False
-                        ) -> dict[str, np.ndarray]:
-    """:func:`fit_bivonmises` for every row of curves [U, D]; returns arrays keyed like the single fit."""
-    from tqdm.auto import tqdm
-
-    fits = [fit_bivonmises(c, directions_deg) for c in tqdm(np.asarray(curves), desc="bi-von-Mises fits",
-                                                            disable=not show_progress, leave=False)]
-    return {k: np.array([f[k] for f in fits]) for k in _FIT_KEYS}
+    if y.shape[1] != th.size or th.size < 5:
+        raise ValueError(f"need one value per direction (≥ 5 directions), got curves {y.shape} for {th.size} directions")
+    U = len(y)
+    out = {k: np.full(U, np.nan) for k in _FIT_KEYS}
+    ok = np.all(np.isfinite(y), axis=1) & (np.ptp(y, axis=1) > 0)
+    if not ok.any():
+        return out
+    yy = y[ok]
+    # grid start: basis curves E [C, D]; A, b by least squares per (unit, candidate)
+    mus = np.radians(np.arange(0, 360, 5.0))
+    kappas = np.array([0.3, 0.7, 1.5, 3, 6, 12, 25, 50])
+    phis = np.linspace(0.5, 1, 6)
+    M, K, P = np.meshgrid(mus, kappas, phis, indexing="ij")
+    M, K, P = M.ravel(), K.ravel(), P.ravel()
+    E = (P[:, None] * np.exp(K[:, None] * (np.cos(th[None] - M[:, None]) - 1))
+         + (1 - P[:, None]) * np.exp(K[:, None] * (np.cos(th[None] + np.pi - M[:, None]) - 1)))
+    Ec = E - E.mean(1, keepdims=True)
+    yc = yy - yy.mean(1, keepdims=True)
+    A = np.clip((yc @ Ec.T) / (Ec**2).sum(1)[None], 0, None)  # [U, C]
+    b = np.clip(yy.mean(1, keepdims=True) - A * E.mean(1)[None], 0, None)
+    sse = ((yy**2).sum(1)[:, None] + A**2 * (E**2).sum(1)[None] + b**2 * th.size
+           - 2 * A * (yy @ E.T) - 2 * b * yy.sum(1, keepdims=True) + 2 * A * b * E.sum(1)[None])
+    best = np.argmin(sse, axis=1)
+    p0 = np.c_[M[best], K[best], P[best], A[np.arange(len(yy)), best], b[np.arange(len(yy)), best]]
+    p, cost = batched_lm(_bvm_model(th), yy, p0, [-np.inf, 0, 0, 0, 0], [np.inf, KAPPA_MAX, 1, np.inf, np.inf])
+    mu, kappa, phi, amp, base = p.T
+    swap = phi < 0.5  # report the peak that carries the larger weight
+    mu = np.where(swap, mu + np.pi, mu)
+    phi = np.where(swap, 1 - phi, phi)
+    ss_tot = (yc**2).sum(1)
+    vals = {"mu": np.mod(np.degrees(mu), 360), "kappa": kappa, "phi": phi, "amplitude": amp, "baseline": base,
+            "r2": 1 - cost / np.where(ss_tot > 0, ss_tot, np.nan)}
+    for k, v in vals.items():
+        out[k][ok] = v
+    return out
 
 
-def tuning_indices(curves: np.ndarray, directions_deg: np.ndarray, show_progress: bool = False
-                   ) -> dict[str, np.ndarray]:
+def fit_bivonmises(curve: np.ndarray, directions_deg: np.ndarray) -> dict[str, float]:
+    """Bi-von-Mises fit of one tuning curve (see :func:`fit_bivonmises_many`): mu (deg), kappa, phi ≥ 0.5,
+    amplitude, baseline, r2."""
+    y = np.asarray(curve, dtype=float)
+    if y.ndim != 1 or y.shape != np.shape(directions_deg) or y.size < 5:
+        raise ValueError(f"need a 1-D curve with one value per direction (≥ 5), got {y.shape} vs "
+                         f"{np.shape(directions_deg)}")
+    return {k: float(v[0]) for k, v in fit_bivonmises_many(y[None], directions_deg).items()}
+
+
+def tuning_indices(curves: np.ndarray, directions_deg: np.ndarray) -> dict[str, np.ndarray]:
     """All per-unit direction-tuning numbers for curves [U, D]: osi, dsi (AllenSDK), gosi, gdsi, pref_dir,
     pref_ori (v2, from the fit), argmax_dir, vector_dir (angle of Σ r e^{iθ}), vector_ori, fit_* and the fit-based
     fit_osi / fit_dsi (Ding et al. draft definitions)."""
@@ -191,7 +212,7 @@ def tuning_indices(curves: np.ndarray, directions_deg: np.ndarray, show_progress
     th = np.radians(d)
     vec1 = (r * np.exp(1j * th)).sum(-1)
     vec2 = (r * np.exp(2j * th)).sum(-1)
-    fit = fit_bivonmises_many(curves, d, show_progress=show_progress)
+    fit = fit_bivonmises_many(curves, d)
     mu = np.radians(fit["mu"])
     f = lambda a: bivonmises(a, mu, fit["kappa"], fit["phi"], fit["amplitude"], fit["baseline"])  # noqa: E731
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -213,7 +234,18 @@ def tuning_indices(curves: np.ndarray, directions_deg: np.ndarray, show_progress
 
 # --- the experiment ------------------------------------------------------------------------------------------
 
-def direction_tuning(twin: Any, directions: int | Any = 16, sf_cpd: float = 0.04, tf_hz: float = 2.0,
+def _per_unit(name: str, value: Any, n: int, allow_zero: bool = False) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return np.full(n, check_positive(name, float(arr), allow_zero=allow_zero))
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must be a number or one value per selected unit ({n}), got shape {arr.shape}")
+    for v in arr:
+        check_positive(name, v, allow_zero=allow_zero)
+    return arr
+
+
+def direction_tuning(twin: Any, directions: int | Any = 16, sf_cpd: float | Any = 0.04, tf_hz: float | Any = 2.0,
                      duration_s: float = 2.0, contrast: float = 1.0, units: Any = None, *,
                      latency_s: float = DEFAULT_LATENCY_S, pre_s: float = 0.5,
                      aperture: tuple[float, float, float] | None = None, repeats_phase: int = 1,
@@ -223,15 +255,14 @@ def direction_tuning(twin: Any, directions: int | Any = 16, sf_cpd: float = 0.04
     """Drifting-grating direction tuning of every selected unit.
 
     One condition video per direction (grey pre-blank ≥ burn-in, ``duration_s`` of grating, grey tail ≥ latency),
-    stacked into batched ``twin.predict`` calls. ``repeats_phase`` > 1 repeats every direction at evenly spaced
-    starting phases and averages (useful for slow TFs on spatially local neurons). Returns a Dataset with
-    ``tuning`` (unit, direction) window means, ``response`` (unit, direction, time) traces when ``keep_traces``,
-    ``baseline`` (grey response), and per-unit osi, dsi, gosi, gdsi, pref_dir, pref_ori, fit_* (see
-    :func:`tuning_indices`). Provenance in ``.attrs``.
+    stacked into batched ``twin.predict`` calls. ``sf_cpd`` / ``tf_hz`` are one value for all units or one value
+    per selected unit (e.g. each unit's preferred SF/TF from :func:`sf_tuning`); units sharing a value pair share
+    videos. ``repeats_phase`` > 1 repeats every direction at evenly spaced starting phases and averages. Returns a
+    Dataset with ``tuning`` (unit, direction) window means, ``response`` (unit, direction, time) traces when
+    ``keep_traces``, ``baseline`` (grey response), per-unit ``sf_cpd``/``tf_hz`` used, and osi, dsi, gosi, gdsi,
+    pref_dir, pref_ori, fit_* (see :func:`tuning_indices`). Provenance in ``.attrs``.
     """
     dirs = directions_from(directions)
-    sf_cpd = check_positive("sf_cpd", sf_cpd)
-    tf_hz = check_positive("tf_hz", tf_hz, allow_zero=True)
     contrast = check_positive("contrast", contrast)
     if contrast > 1:
         raise ValueError(f"contrast must be in (0, 1], got {contrast}")
@@ -241,27 +272,39 @@ def direction_tuning(twin: Any, directions: int | Any = 16, sf_cpd: float = 0.04
     fr = twin_frame_rate(twin)
     timing = Timing.make(duration_s, latency_s, fr, pre_s)
     ids = resolve_units(twin, units)
+    sfs = _per_unit("sf_cpd", sf_cpd, len(ids))
+    tfs = _per_unit("tf_hz", tf_hz, len(ids), allow_zero=True)
     phases = np.arange(int(repeats_phase)) * 360.0 / int(repeats_phase)
-    conds = [(d, p) for d in dirs for p in phases]
+    pairs, group = np.unique(np.c_[sfs, tfs], axis=0, return_inverse=True)
+    group = np.asarray(group).ravel()
+    n_cond = len(dirs) * len(phases)
+    total = n_cond * len(pairs)
+    resp = np.empty((len(dirs), timing.total, len(ids)), dtype=np.float32)
+    for gi, (sf, tf) in enumerate(pairs):
+        members = np.flatnonzero(group == gi)
+        conds = [(d, p) for d in dirs for p in phases]
 
-    def video(i: int) -> np.ndarray:
-        d, p = conds[i]
-        return timing.pad(grating_frames(d, sf_cpd, tf_hz, duration_s, contrast=contrast, phase_deg=p,
-                                         aperture=aperture, frame_rate=fr, monitor=mon)[:timing.stim])
+        def video(i: int, sf: float = sf, tf: float = tf, conds: list = conds) -> np.ndarray:
+            d, p = conds[i]
+            return timing.pad(grating_frames(d, sf, tf, duration_s, contrast=contrast, phase_deg=p,
+                                             aperture=aperture, frame_rate=fr, monitor=mon)[:timing.stim])
 
-    resp = run_conditions(twin, video, len(conds), ids, batch_size=batch_size, progress=progress,
-                          desc="direction tuning", show_progress=show_progress)
-    resp = resp.reshape(len(dirs), len(phases), timing.total, -1).mean(axis=1)  # [D, T, U]
+        sub = None if progress is None else (lambda done, _n, g0=gi * n_cond: progress(g0 + done, total))
+        r = run_conditions(twin, video, n_cond, ids[members], batch_size=batch_size, progress=sub,
+                           desc="direction tuning" + (f" ({gi + 1}/{len(pairs)})" if len(pairs) > 1 else ""),
+                           show_progress=show_progress)
+        resp[:, :, members] = r.reshape(len(dirs), len(phases), timing.total, -1).mean(axis=1)
     start, stop = timing.window(latency_s)
     curves = window_mean(resp, start, stop).T  # [U, D]
     baseline = window_mean(resp, 10, timing.pre).mean(0) if timing.pre > 10 else np.full(len(ids), np.nan)
-    idx = tuning_indices(curves, dirs, show_progress=show_progress and len(ids) > 200)
+    idx = tuning_indices(curves, dirs)
 
     coords = unit_coords(twin, ids)
     coords["direction"] = ("direction", dirs, {"units": "deg", "convention": "v2: 0 = rightward, counter-clockwise"})
     data = {"tuning": (("unit", "direction"), curves.astype(np.float32),
                        {"long_name": "mean response in the latency-shifted window"}),
-            "baseline": (("unit",), baseline.astype(np.float32), {"long_name": "mean response to grey"})}
+            "baseline": (("unit",), baseline.astype(np.float32), {"long_name": "mean response to grey"}),
+            "sf_cpd": (("unit",), sfs, {"units": "cycles/deg"}), "tf_hz": (("unit",), tfs, {"units": "Hz"})}
     if keep_traces:
         coords["time"] = ("time", (np.arange(timing.total) - timing.pre) / fr, {"units": "s",
                                                                                "long_name": "time from stimulus onset"})
@@ -274,9 +317,10 @@ def direction_tuning(twin: Any, directions: int | Any = 16, sf_cpd: float = 0.04
     for k in ("pref_ori", "vector_ori"):
         ds[k].attrs.update(units="deg", convention="v2: 0 = vertical bars, counter-clockwise, mod 180")
     ds.attrs.update(provenance(twin, "direction_tuning", dict(
-        directions=dirs, sf_cpd=sf_cpd, tf_hz=tf_hz, duration_s=duration_s, contrast=contrast, latency_s=latency_s,
-        pre_s=pre_s, aperture=aperture, repeats_phase=int(repeats_phase), window_frames=[start, stop],
-        stimulus="DriftingGrating (sine)"), seed=seed, monitor=mon))
+        directions=dirs, sf_cpd=pairs[:, 0] if len(pairs) > 1 else float(pairs[0, 0]),
+        tf_hz=pairs[:, 1] if len(pairs) > 1 else float(pairs[0, 1]), duration_s=duration_s, contrast=contrast,
+        latency_s=latency_s, pre_s=pre_s, aperture=aperture, repeats_phase=int(repeats_phase),
+        window_frames=[start, stop], stimulus="DriftingGrating (sine)"), seed=seed, monitor=mon))
     return ds
 
 
