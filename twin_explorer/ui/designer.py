@@ -27,6 +27,11 @@ FAMILIES = ("DriftingGrating", "Plaid", "GaussianDots", "SparseNoise", "RandomDo
 # Parameters not offered as widgets (set by the app, or not meaningful to edit here).
 _HIDDEN = {"name", "monitor"}
 MAX_DURATION_S = 10.0
+PREVIEW_DURATION_S = 2.0
+# Starting values that keep each family's preview short (the library's defaults suit full experiments).
+PREVIEW_DEFAULTS: dict[str, dict[str, Any]] = {
+    "GaussianDots": {"spacing_deg": 40.0, "dot_s": 0.2, "isi_s": 0.1, "polarity": "on"},
+}
 
 
 def stimulus_families() -> dict[str, type]:
@@ -135,6 +140,10 @@ class StimulusDesigner(pn.viewable.Viewer):
         """The stimulus object being designed (a ``twin_explorer.stimuli`` family instance)."""
         if self.family not in self._stimuli:
             stim = self._families[self.family]()
+            presets = dict(PREVIEW_DEFAULTS.get(self.family, {}))
+            if "duration_s" in stim.param and stim.duration > PREVIEW_DURATION_S:
+                presets["duration_s"] = PREVIEW_DURATION_S
+            stim.param.update(**{k: v for k, v in presets.items() if k in stim.param})
             stim.param.watch(lambda _e: self.update(), [n for n in stim.param if n not in _HIDDEN])
             self._stimuli[self.family] = stim
         return self._stimuli[self.family]
