@@ -300,3 +300,17 @@ def test_behaviour_traces_are_standardised_with_saccades_and_bouts() -> None:
     jumps = np.abs(np.diff(persp, axis=0)).max(1)
     assert np.sum(jumps > 0.3) > 100  # saccades
     assert np.corrcoef(mods[:, 0], running)[0, 1] > 0.2  # pupil dilates with running
+
+
+def test_truth_is_cached_on_disk_for_large_mice(mouse: SyntheticMouse, tmp_path, monkeypatch) -> None:
+    from twin_explorer.synthetic import truth as truth_module
+
+    monkeypatch.setenv("TWIN_EXPLORER_CACHE", str(tmp_path))
+    monkeypatch.setattr(truth_module, "CACHE_MIN_UNITS", 1)
+    fresh = SyntheticMouse(seed=3, n_neurons=N)
+    first = fresh.truth
+    assert len(list((tmp_path / "synthetic").glob("truth-*.nc"))) == 1
+    reloaded = SyntheticMouse(seed=3, n_neurons=N)
+    pd.testing.assert_frame_equal(reloaded.truth, first, check_dtype=False)
+    pd.testing.assert_frame_equal(first, mouse.truth, check_dtype=False)
+    np.testing.assert_allclose(reloaded.true_direction_tuning.values, mouse.true_direction_tuning.values)

@@ -120,9 +120,9 @@ class SyntheticMouse:
 
     @cached_property
     def _truth_pair(self):
-        from .truth import true_tuning
+        from .truth import cached_true_tuning
 
-        return true_tuning(self)
+        return cached_true_tuning(self)
 
     @property
     def truth(self) -> pd.DataFrame:

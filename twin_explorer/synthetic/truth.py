@@ -22,6 +22,8 @@ Indices (r: mean response; θ: direction, v2 convention 0° = rightward motion, 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -175,4 +177,55 @@ def true_tuning(mouse: SyntheticMouse) -> tuple[pd.DataFrame, xr.DataArray]:
         attrs={"units": "expected events per frame", "twin_id": mouse.id,
                "description": "mean steady-state rate to full-screen drifting gratings at each neuron's SF/TF"},
     )
+    return truth, curves
+
+
+TRUTH_VERSION = 1  # bump whenever the model or the truth computation changes: invalidates cached truth files
+CACHE_MIN_UNITS = 200  # small populations are quicker to recompute than to cache
+
+
+def _cache_path(mouse: SyntheticMouse) -> Path:
+    import hashlib
+
+    p = mouse.params
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(p.select_dtypes("number").to_numpy(np.float64)).tobytes())
+    h.update("|".join(p["area"].astype(str) + p["layer"].astype(str)).encode())
+    h.update(repr((mouse.monitor.to_dict(), mouse.resolution, KERNEL_FRAMES, STEADY_FRAMES, N_DIRECTIONS,
+                   GRATING_CONTRAST, TRUTH_VERSION)).encode())
+    if os.environ.get("TWIN_EXPLORER_CACHE"):
+        root = Path(os.environ["TWIN_EXPLORER_CACHE"]).expanduser()
+    else:
+        import platformdirs
+
+        root = Path(platformdirs.user_cache_dir("twin_explorer"))
+    return root / "synthetic" / f"truth-{mouse.id}-{h.hexdigest()[:16]}.nc"
+
+
+def cached_true_tuning(mouse: SyntheticMouse) -> tuple[pd.DataFrame, xr.DataArray]:
+    """:func:`true_tuning`, stored on disk (netCDF, keyed by a hash of every generative parameter) for large mice."""
+    if mouse.n_units < CACHE_MIN_UNITS:
+        return true_tuning(mouse)
+    path = _cache_path(mouse)
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            ds = ds.load()
+        truth = ds.drop_dims("direction").to_dataframe()
+        truth.index = mouse.units.index
+        truth["is_simple"] = truth["is_simple"].astype(bool)
+        curves = ds["true_response"].rename({"readout_id": "unit"})
+        curves = curves.assign_coords(unit=mouse.units.index.to_numpy())
+        return truth, curves
+    except (OSError, ValueError, KeyError):
+        pass  # not cached yet, or unreadable: recompute
+    truth, curves = true_tuning(mouse)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds = xr.Dataset.from_dataframe(truth.assign(is_simple=truth["is_simple"].astype(np.int8)))
+        ds["true_response"] = curves.rename({"unit": "readout_id"})
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)  # atomic: concurrent processes never read half a file
+    except OSError:
+        pass  # a read-only cache is not an error; the truth is still returned
     return truth, curves
