@@ -98,3 +98,19 @@ def test_cli_builds_a_sample_from_a_units_csv(tmp_path):
     assert len(Anatomy(tmp_path / "s").skeleton_ids) == 2
     res = CliRunner().invoke(app, ["anatomy-sample", "--units", str(tmp_path / "nope.csv")])
     assert res.exit_code != 0
+
+
+def test_population_and_volume_like_to_like(small):
+    out, units = small
+    a = Anatomy(out)
+    tuning = pd.DataFrame({"cc_twin": np.linspace(0, 1, len(units))}, index=units.index)
+    pop = a.population(units, tuning)
+    assert list(pop.index) == list(units.index)
+    assert {"pref_dir", "gOSI", "cc_norm", "area", "cc_twin", "match"} <= set(pop.columns)
+    assert pop.loc[pop["match"] == "none", "pref_dir"].isna().all()
+    pref = np.linspace(0, 350, len(units))
+    S = signal_correlation(tuning_curves(pref, np.full(len(units), 0.3), np.full(len(units), 0.2)).T)
+    ds = a.like_to_like(units, pd.DataFrame(S, index=units.index, columns=units.index), n_permutations=10)
+    assert 3 <= ds.attrs["n_neurons"] <= 40 and ds.attrs["n_connected_pairs"] > 0
+    with pytest.raises(ValueError, match="DataFrame"):
+        a.like_to_like(units, S)

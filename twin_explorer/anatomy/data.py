@@ -310,7 +310,7 @@ class Anatomy:
             best = links[links["best"]].drop_duplicates("nucleus_id").set_index("nucleus_id")["readout_id"]
             grp["readout_id"] = grp["partner_nucleus_id"].map(best).astype("Int64")
             if tuning is not None:
-                grp = grp.join(tuning, on="readout_id", rsuffix="_twin")
+                grp = grp.join(tuning.rename(columns=lambda c: f"{c}_twin" if c in grp.columns else c), on="readout_id")
         return grp.sort_values(["n_synapses", "total_size"], ascending=False).reset_index(drop=True)
 
     def connectivity(self, nucleus_ids: list[int] | np.ndarray) -> pd.DataFrame:
@@ -323,3 +323,40 @@ class Anatomy:
         for (a, b), c in counts.items():
             mat.loc[int(a), int(b)] = int(c)
         return mat
+
+    # ---- population-level views of the data ------------------------------------------------------------------------
+    def population(self, units: pd.DataFrame, tuning: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Per unit (index readout_id): the resolved neuron (position, layer, cell type, area, match status), its
+        published functional properties (cc_abs, cc_norm, OSI, DSI, gOSI, gDSI, pref_ori, pref_dir) and, when
+        given, columns of ``tuning`` (e.g. in-silico results indexed by readout_id). Feeds the soma map."""
+        out = self.resolve_units(units)
+        if self.has_table("digital_twin_properties_bcm_coreg_v4"):
+            props = self.properties.drop_duplicates(UNIT_KEYS).set_index(UNIT_KEYS)
+            pcols = [c for c in ("cc_abs", "cc_max", "cc_norm", "OSI", "DSI", "gOSI", "gDSI", "pref_ori", "pref_dir")
+                     if c in props.columns]
+            out = out.join(props[pcols], on=UNIT_KEYS)
+        if tuning is not None:
+            out = out.join(tuning.rename(columns=lambda c: f"{c}_twin" if c in out.columns else c))
+        return out
+
+    def like_to_like(self, units: pd.DataFrame, similarity: pd.DataFrame, nucleus_ids: list[int] | None = None,
+                     **kwargs: object):
+        """Like-to-like on this volume: ``similarity`` is indexed and columned by readout_id (e.g. in-silico signal
+        correlation); units are mapped to neurons by their unique coregistration match (ambiguous ones are left
+        out), restricted to ``nucleus_ids`` (default: the sample's densely reconstructed set in the manifest)."""
+        from .like_to_like import like_to_like
+
+        if not isinstance(similarity, pd.DataFrame):
+            raise ValueError("similarity must be a DataFrame indexed and columned by readout_id")
+        res = self.resolve_units(units, policy="unique")
+        res = res[res["nucleus_id"].notna() & res.index.isin(similarity.index)]
+        res = res[~res["nucleus_id"].duplicated()]
+        if nucleus_ids is None:
+            nucleus_ids = self.manifest.get("sampled_nucleus_ids")
+        if nucleus_ids is not None:
+            res = res[res["nucleus_id"].isin([int(n) for n in nucleus_ids])]
+        if len(res) < 3:
+            raise ValueError(f"only {len(res)} uniquely matched units have a similarity and a neuron here")
+        rid = res.index.to_numpy()
+        S = similarity.loc[rid, rid].to_numpy(dtype=float)
+        return like_to_like(S, self.synapse_table, res["pt_root_id"].astype("int64").to_numpy(), **kwargs)
