@@ -99,3 +99,49 @@ def test_performance_dataset_and_plot():
 
     layout = plot_performance(ds)
     assert isinstance(layout, hv.Layout) and len(layout) == 2
+
+
+def blocky_video(n_frames: int, seed: int, monitor=None) -> np.ndarray:
+    """Cheap stimulus for recordings: 16-pixel blocks of slowly varying random grey levels."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.normal(size=(n_frames + 4, 9, 16))
+    coarse = (coarse[:-4] + coarse[1:-3] + coarse[2:-2] + coarse[3:-1] + coarse[4:]) / np.sqrt(5)
+    return np.clip(128 + 60 * np.kron(coarse, np.ones((1, 16, 16))), 0, 255).astype(np.uint8)
+
+
+def test_twin_performance_on_a_synthetic_recording():
+    synthetic = pytest.importorskip("twin_explorer.synthetic")
+    import torch
+
+    from twin_explorer.experiments.metrics import twin_performance
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        mouse = synthetic.SyntheticMouse(seed=0, n_neurons=8)
+        rec = mouse.record(n_clips=1, duration_s=2.0, repeats=5, n_oracle=2, progress=False, video_fn=blocky_video)
+        # replace Poisson counts (too sparse for a tiny test) by the expected rate plus Gaussian noise of known size
+        rng = np.random.default_rng(0)
+        rate = rec["rate"].values[rec["trial_clip"].values]
+        sd = rate.std(axis=(0, 1), keepdims=True)
+        rec["response"] = (("trial", "frame", "unit"), rate + 0.3 * sd * rng.normal(size=rate.shape))
+        # the mouse predicts its own expected rates: only the noise separates prediction and data, so CC_norm ≈ 1
+        ds = twin_performance(mouse, rec, units=[1, 4, 6])
+        assert ds.unit.values.tolist() == [1, 4, 6] and ds.attrs["n_oracle_clips"] == 2
+        assert np.all(ds.cc_max.values > 0.8)
+        np.testing.assert_allclose(ds.cc_norm.values, 1.0, atol=0.05)
+
+        class Reversed:  # the right responses at the wrong times
+            id = "reversed"
+
+            def predict(self, stimuli, units=None, **kw):
+                return mouse.predict(stimuli, units=units, **kw)[::-1]
+
+        bad = twin_performance(Reversed(), rec, units=[1, 4, 6])
+        assert np.all(bad.cc_norm.values < 0.7)
+        with pytest.raises(ValueError, match="not recorded"):
+            twin_performance(mouse, rec, units=[99])
+        with pytest.raises(ValueError, match="no oracle clips"):
+            twin_performance(mouse, rec.assign_coords(clip_tier=("clip", ["train"] * rec.sizes["clip"])))
+    finally:
+        torch.set_num_threads(n)

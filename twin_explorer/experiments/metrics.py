@@ -13,17 +13,22 @@ or [repeats, time, units] (then averaged over repeats first).
 * CC_norm = CC_abs / CC_max (can exceed 1 through estimation noise).
 * oracle  = leave-one-out correlation: each trial against the mean of the other trials, pooled over
   all (repeat, time) samples of a unit.
+
+:func:`twin_performance` applies them to a twin and a recording with repeated "oracle" clips (the layout of
+``SyntheticMouse.record``) the fnn way: drop ``burn_in`` frames of every clip, concatenate the clips in time
+(NaN-padding clips with fewer repeats), predict each clip once with its recorded behaviour.
 """
 
 from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["cc_abs", "cc_max", "cc_norm", "oracle_correlation", "performance", "plot_performance"]
+__all__ = ["cc_abs", "cc_max", "cc_norm", "oracle_correlation", "performance", "twin_performance", "plot_performance"]
 
 _RESP_ACCEPTED = "accepted: responses as [repeats, time, units] or [repeats, time] (one unit), real numbers, NaN for missing repeats"
 
@@ -182,6 +187,51 @@ def performance(responses: np.ndarray, predictions: np.ndarray, units: np.ndarra
     ds["oracle"].attrs["long_name"] = "leave-one-out oracle correlation"
     ds.attrs.update(experiment="performance", twin_id=twin_id or "", n_repeats=int(np.asarray(responses).shape[0]),
                     twin_explorer_version=__version__)
+    return ds
+
+
+def twin_performance(twin: Any, recording: xr.Dataset, burn_in: int = 10, units: Any = None) -> xr.Dataset:
+    """CC_abs / CC_max / CC_norm / oracle of ``twin`` on the oracle clips of ``recording`` (variables
+    ``stimulus`` (clip, frame, height, width), ``perspectives``, ``modulations``, ``response`` (trial, frame, unit);
+    coords ``clip_tier``, ``trial_clip``, ``unit`` = readout ids), as :func:`performance` returns."""
+    needed = {"stimulus", "response", "trial_clip", "clip_tier"}
+    missing = needed - set(recording.variables)
+    if missing:
+        raise ValueError(f"recording lacks {sorted(missing)}; pass a recording such as SyntheticMouse.record(...) "
+                         "returns (stimulus per clip, response per trial, trial_clip, clip_tier)")
+    oracle = np.flatnonzero(recording["clip_tier"].values == "oracle")
+    if oracle.size == 0:
+        raise ValueError("recording has no oracle clips (clip_tier == 'oracle'); repeated clips are needed")
+    burn_in = int(burn_in)
+    T = recording.sizes["frame"]
+    if not 0 <= burn_in < T - 2:
+        raise ValueError(f"burn_in={burn_in} must be ≥ 0 and leave at least 3 of the clips' {T} frames")
+    rec_units = np.asarray(recording["unit"].values)
+    if units is not None:
+        wanted = np.atleast_1d(np.asarray(units))
+        absent = np.setdiff1d(wanted, rec_units)
+        if absent.size:
+            raise ValueError(f"units {absent[:10].tolist()} were not recorded; recorded units are "
+                             f"{rec_units[:10].tolist()}…")
+        cols = np.searchsorted(rec_units, wanted) if np.all(np.diff(rec_units) > 0) else np.array(
+            [int(np.flatnonzero(rec_units == u)[0]) for u in wanted])
+    else:
+        wanted, cols = rec_units, np.arange(rec_units.size)
+    trial_clip = recording["trial_clip"].values
+    n_rep = max(int((trial_clip == c).sum()) for c in oracle)
+    ys, ps = [], []
+    for c in oracle:
+        trials = np.flatnonzero(trial_clip == c)
+        y = np.full((n_rep, T - burn_in, cols.size), np.nan)
+        y[:trials.size] = recording["response"].values[trials][:, burn_in:][:, :, cols]
+        kw = {k: recording[k].values[c] for k in ("perspectives", "modulations") if k in recording}
+        pred = np.asarray(twin.predict(recording["stimulus"].values[c], units=wanted, **kw), dtype=np.float64)
+        ys.append(y)
+        ps.append(pred[burn_in:])
+    ds = performance(np.concatenate(ys, axis=1), np.concatenate(ps, axis=0), units=wanted,
+                     twin_id=str(getattr(twin, "id", "")))
+    ds.attrs.update(recording_id=str(recording.attrs.get("twin_id", "")), burn_in=burn_in,
+                    n_oracle_clips=int(oracle.size), n_repeats=n_rep)
     return ds
 
 
