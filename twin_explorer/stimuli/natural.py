@@ -112,8 +112,15 @@ def _paste(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, top: int, le
     region += a * (p - region)
 
 
-def make_natural_video(n_frames: int, seed: int, monitor: Monitor = DEFAULT_MONITOR) -> np.ndarray:
-    """Natural-like video uint8 [n_frames, H, W] at 30 Hz (see the module docstring for the recipe)."""
+def make_natural_video(
+    n_frames: int, seed: int, monitor: Monitor = DEFAULT_MONITOR, *, progress: bool | None = None
+) -> np.ndarray:
+    """Natural-like video uint8 [n_frames, H, W] at 30 Hz (see the module docstring for the recipe).
+
+    ``progress`` shows a tqdm bar (default: only for videos longer than 2 minutes).
+    """
+    from tqdm.auto import tqdm
+
     if int(n_frames) != n_frames or n_frames < 1:
         raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}")
     if n_frames > MAX_DURATION_S * FRAME_RATE * 10:
@@ -126,6 +133,8 @@ def make_natural_video(n_frames: int, seed: int, monitor: Monitor = DEFAULT_MONI
     H, W = monitor.shape
     out = np.empty((n_frames, H, W), dtype=np.uint8)
     buf = np.empty((H, W), dtype=np.float32)
+    bar = tqdm(total=int(n_frames), desc="natural video", unit="frame",
+               disable=not (progress if progress is not None else n_frames > 3600))
     t = 0
     while t < n_frames:
         n = min(n_frames - t, int(rng.uniform(2, 5) * FRAME_RATE))
@@ -165,6 +174,8 @@ def make_natural_video(n_frames: int, seed: int, monitor: Monitor = DEFAULT_MONI
             buf += 0.5
             out[t + k] = buf
         t += n
+        bar.update(n)
+    bar.close()
     return out
 
 
