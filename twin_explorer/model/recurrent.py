@@ -51,8 +51,8 @@ class CvtLstm(nn.Module):
         return {
             "intergroup": self.proj_x[0].dense(),  # [S, input, hidden]
             "conv": self.conv.kernel().squeeze(2),  # [S·common, (input+hidden)/G, k, k]
-            "qkv": qkv,  # [S·G, 3·c, c]
-            "scales": torch.stack(list(self.scales)).view(S * G, -1, 1),
+            "qkv_t": qkv.transpose(1, 2).contiguous(),  # [S·G, c, 3·c]
+            "scales_t": torch.stack(list(self.scales)).view(S * G, 1, -1),
             "gates": torch.cat([w for w, _ in gates], 1),  # [S·G, 4·h, 2·c]
             "gate_bias": torch.cat([b.view(S * G, -1) for _, b in gates], 1).unsqueeze(-1),
         }
@@ -81,11 +81,13 @@ class CvtLstm(nn.Module):
         xh = torch.cat([x, h], 2)  # per group [x_g, h_g]
         z = F.conv2d(xh.view(n, -1, *shape), w["conv"], padding=self.conv.padding, groups=S * G)
         z = z.view(n, S * G, -1, p)
-        q, k, v = torch.matmul(w["qkv"], z).chunk(3, 2)
-        q = q / torch.linalg.vector_norm(q, dim=2, keepdim=True) * w["scales"]
-        k = k / torch.linalg.vector_norm(k, dim=2, keepdim=True)
-        attention = torch.softmax(torch.matmul(q.transpose(2, 3), k), dim=-1)  # [.., query, key]
-        att = torch.matmul(v, attention.transpose(2, 3))
+        # attention in position-major layout [.., P, c], where torch's fused (flash) kernel applies
+        qkv = torch.matmul(z.transpose(2, 3), w["qkv_t"])
+        q, k, v = qkv.split(qkv.shape[-1] // 3, -1)
+        q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True) * w["scales_t"]
+        k = k / torch.linalg.vector_norm(k, dim=-1, keepdim=True)
+        # softmax over keys of (scaled, normalised) q·k, no 1/sqrt(d): scale=1
+        att = F.scaled_dot_product_attention(q, k, v.contiguous(), scale=1.0).transpose(2, 3)
         gates = torch.matmul(w["gates"], torch.cat([z, att], 2)) + w["gate_bias"]
         i, f, g, o = gates.chunk(4, 2)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
