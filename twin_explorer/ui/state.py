@@ -76,8 +76,8 @@ def unit_table(twin: Any) -> pd.DataFrame:
     return table
 
 
-_PER_UNIT_RESULTS = ("osi", "dsi", "gosi", "gdsi", "pref_dir", "pref_ori", "center_az", "center_el", "sigma_az",
-                     "sigma_el", "fit_r2", "snr")
+_PER_UNIT_RESULTS = ("osi", "dsi", "gosi", "gdsi", "pref_dir", "pref_ori", "rf_az", "rf_el", "rf_sigma_major",
+                     "rf_sigma_minor", "ssi")
 
 
 def _merge_per_unit(table: pd.DataFrame, ds: Any, prefix: str) -> pd.DataFrame:
@@ -86,8 +86,13 @@ def _merge_per_unit(table: pd.DataFrame, ds: Any, prefix: str) -> pd.DataFrame:
         return table
     cols = {}
     for name in _PER_UNIT_RESULTS:
-        if name in ds.data_vars and ds[name].dims == ("unit",):
-            cols[prefix + name] = pd.Series(np.asarray(ds[name].values), index=np.asarray(ds["unit"].values))
+        if name not in ds.data_vars:
+            continue
+        var = ds[name]
+        if var.dims == ("unit", "polarity"):  # receptive fields: the on+off map's fit
+            var = var.sel(polarity="on_off")
+        if var.dims == ("unit",):
+            cols[prefix + name] = pd.Series(np.asarray(var.values), index=np.asarray(ds["unit"].values))
     if not cols:
         return table
     return table.drop(columns=[c for c in cols if c in table.columns]).join(pd.DataFrame(cols))
@@ -154,7 +159,7 @@ class ExplorerState(param.Parameterized):
         """The unit table of the current twin (cached until the twin changes)."""
         if self._table is None:
             table = unit_table(self.twin)
-            for prefix, ds in (("", self.tuning), ("rf_", self.rfs)):
+            for prefix, ds in (("", self.tuning), ("", self.rfs)):
                 table = _merge_per_unit(table, ds, prefix)
             self._table = table
         return self._table

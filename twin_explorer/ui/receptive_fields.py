@@ -1,0 +1,146 @@
+"""The receptive-field view: on/off STA maps of the focused neuron with the fitted ellipse, in degrees
+over the screen, and the population's RF centres over the screen coloured by visual area.
+
+The dot-mapping experiment (``twin_explorer.experiments.receptive_fields``) runs in a worker thread
+with progress and Cancel; results are cached per twin and parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from twin_explorer.experiments import plot_receptive_field, receptive_fields
+from twin_explorer.monitor import DEFAULT_MONITOR
+
+from .state import ExplorerState
+from .tasks import RESULTS, Job, TaskRunner
+
+
+class ReceptiveFieldView(pn.viewable.Viewer):
+    """Receptive fields mapped with flashing dots; usable alone: ``ReceptiveFieldView(twin)``, ``.run(wait=True)``."""
+
+    spacing_deg = param.Number(default=10.0, bounds=(3.0, 30.0), step=1.0, doc="Dot grid spacing (degrees).")
+    dot_s = param.Number(default=0.2, bounds=(0.1, 1.0), step=0.05, doc="Time each dot is shown (s).")
+    repeats = param.Integer(default=1, bounds=(1, 5), doc="Presentations of each dot.")
+    scope = param.Selector(default="all neurons", objects=["all neurons", "selected neurons"],
+                           doc="Which neurons to map.")
+    result = param.Parameter(default=None, doc="The last receptive-field Dataset.")
+
+    def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
+        self.state = state if state is not None else ExplorerState(twin)
+        super().__init__(**params)
+        self.runner = TaskRunner()
+        self.run_button = pn.widgets.Button(name="Map receptive fields", button_type="primary", width=180)
+        self.run_button.on_click(lambda _e: self.run())
+        self.controls = pn.Param(self, parameters=["spacing_deg", "dot_s", "repeats", "scope"],
+                                 widgets={p: {"throttled": True} for p in ("spacing_deg", "dot_s")},
+                                 show_name=False, width=300)
+        self.unit_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width")
+        self.centres = pn.pane.HoloViews(None, sizing_mode="stretch_width")
+        self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.hint = pn.pane.Markdown("Press **Map receptive fields** to flash dots over the screen and compute "
+                                     "spike-triggered averages.")
+        self._tap = hv.streams.Tap(x=None, y=None)
+        self._tap.add_subscriber(self._on_tap)
+        self.state.param.watch(lambda _e: self._show_unit(), "unit")
+        self.state.param.watch(lambda _e: self._load_cached(), "twin")
+        self._load_cached()
+
+    def experiment_params(self) -> dict[str, Any]:
+        units = None
+        if self.scope == "selected neurons":
+            units = sorted(set(self.state.focus_units) | set(self.state.selection))
+        return {"spacing_deg": float(self.spacing_deg), "dot_s": float(self.dot_s), "repeats": int(self.repeats),
+                "units": units}
+
+    def _load_cached(self) -> None:
+        hit = RESULTS.get(self.state.twin, "receptive_fields", self.experiment_params())
+        if hit is not None:
+            self._set_result(hit)
+
+    def run(self, wait: bool = False) -> bool:
+        """Map RFs in the background (cached); ``wait=True`` blocks until done."""
+        params = self.experiment_params()
+        twin = self.state.twin
+        hit = RESULTS.get(twin, "receptive_fields", params)
+        if hit is not None:
+            self._set_result(hit)
+            return True
+
+        def work(job: Job) -> Any:
+            ds = receptive_fields(twin, **params, batch_size=1, show_progress=False,
+                                  progress=lambda done, total: job.update(done / total, f"chunk {done}/{total}"))
+            RESULTS.put(twin, "receptive_fields", params, ds)
+            return ds
+
+        started = self.runner.run(work, on_done=self._set_result, label="Receptive fields")
+        if started and wait:
+            self.runner.wait()
+            if self.runner.error:
+                raise RuntimeError(self.runner.error)
+        return started
+
+    def _set_result(self, ds: Any) -> None:
+        self.result = ds
+        if ds.sizes.get("unit", 0) == self.state.twin.n_units:
+            self.state.rfs = ds
+        self.hint.visible = False
+        self.centres.object = self._centre_map(ds)
+        self._show_unit()
+
+    def _show_unit(self) -> None:
+        ds, unit = self.result, self.state.unit
+        if ds is None or unit is None:
+            return
+        if unit not in ds["unit"].values:
+            self.summary.object = f"Neuron {unit} was not mapped; choose *all neurons* or select it and rerun."
+            return
+        self.unit_pane.object = plot_receptive_field(ds, unit)
+        u = ds.sel(unit=unit, polarity="on_off")
+        lines = [f"#### Neuron {unit}", "| | twin (in silico) |", "|---|---|"]
+        for label, key in (("centre azimuth (°)", "rf_az"), ("centre elevation (°)", "rf_el"),
+                           ("σ major (°)", "rf_sigma_major"), ("σ minor (°)", "rf_sigma_minor"), ("fit R²", "rf_r2"),
+                           ("SSI", "ssi")):
+            if key in u:
+                lines.append(f"| {label} | {float(u[key]):.3g} |")
+        truth = getattr(self.state.twin, "truth", None)
+        if truth is not None and unit in truth.index and "rf_az_deg" in truth.columns:
+            lines.append(f"\nGround truth centre: ({truth.loc[unit, 'rf_az_deg']:.1f}°, "
+                         f"{truth.loc[unit, 'rf_el_deg']:.1f}°)")
+        self.summary.object = "\n".join(lines)
+
+    def _centre_map(self, ds: Any) -> Any:
+        p = ds.sel(polarity="on_off")
+        ids = ds["unit"].values
+        table = self.state.table
+        area = table.loc[ids, "area"].astype(str).to_numpy() if "area" in table.columns else np.full(len(ids), "?")
+        az, el = p["rf_az"].values, p["rf_el"].values
+        ok = np.isfinite(az) & np.isfinite(el)
+        left, right, bottom, top = DEFAULT_MONITOR.extent_deg
+        outline = hv.Curve([(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)],
+                           "azimuth (°)", "elevation (°)").opts(color="grey")
+        pts = hv.Points({"azimuth (°)": az[ok], "elevation (°)": el[ok], "area": area[ok], "unit": ids[ok]},
+                        ["azimuth (°)", "elevation (°)"], ["area", "unit"]).opts(
+            color="area", cmap="Category10", size=6, alpha=0.8, tools=["hover", "tap"], legend_position="right")
+        self._tap.source = pts
+        self._centres = np.c_[az[ok], el[ok]], ids[ok]
+        return (outline * pts).opts(title="RF centres over the screen by area (click a neuron)", width=640,
+                                    height=380, data_aspect=1)
+
+    def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
+        if x is None or y is None or not hasattr(self, "_centres"):
+            return
+        xy, ids = self._centres
+        if len(ids):
+            self.state.unit = int(ids[np.argmin(np.hypot(xy[:, 0] - x, xy[:, 1] - y))])
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Row(
+            pn.Column(self.controls, self.run_button, self.runner, self.summary, width=320),
+            pn.Column(self.hint, self.unit_pane, self.centres, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
