@@ -129,7 +129,8 @@ def test_cache_key_depends_on_spec(tmp_path, monkeypatch):
 
 def test_unit_subset_and_progress_callback():
     seen = []
-    ds = run_batch(toy_experiment, TinyTwin(10), units=[8, 2, 5], chunk_size=2, progress=lambda d, t: seen.append((d, t)))
+    ds = run_batch(toy_experiment, TinyTwin(10), units=[8, 2, 5], chunk_size=2,
+                   progress=lambda d, t: seen.append((d, t)))
     assert ds.unit.values.tolist() == [8, 2, 5]
     assert seen == [(1, 2), (2, 2)]
 

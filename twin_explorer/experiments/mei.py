@@ -93,7 +93,8 @@ def _positive(name: str, value: Any, allow_zero: bool = False, integer: bool = F
         raise ValueError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero) or (integer and v != int(v)):
         kind = "integer" if integer else "number"
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} finite {kind}, got {value!r}")
+        sign = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a {sign} finite {kind}, got {value!r}")
     return int(v) if integer else v
 
 
@@ -151,6 +152,11 @@ def _project(dev: Any, target_norm: float | None) -> Any:
     return dev
 
 
+def _default_frames(kind: str, burn_in: int) -> int:
+    """Frames per optimised video: burn-in plus 10 counted frames (image) or 20 (video)."""
+    return int(burn_in) + (10 if kind == "image" else 20)
+
+
 def _seeded_starts(units: np.ndarray, k: int, shape: tuple[int, ...], seed: int, scale: float) -> np.ndarray:
     """Independent Gaussian starts [U·K, *shape] drawn per (seed, unit) so results don't depend on batching."""
     out = np.empty((len(units) * k,) + shape, dtype=np.float32)
@@ -185,9 +191,7 @@ def mei_steps(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any 
     _check_choice("kind", kind, _KINDS)
     _check_choice("precondition", precondition, _PRECONDITIONS)
     burn_in = _positive("burn_in", burn_in, allow_zero=True, integer=True)
-    if n_frames is None:
-        n_frames = burn_in + (10 if kind == "image" else 20)
-    n_frames = _positive("n_frames", n_frames, integer=True)
+    n_frames = _positive("n_frames", _default_frames(kind, burn_in) if n_frames is None else n_frames, integer=True)
     if n_frames <= burn_in:
         raise ValueError(f"n_frames={n_frames} must exceed burn_in={burn_in} so some frames count in the objective")
     steps = _positive("steps", steps, allow_zero=True, integer=True)
@@ -373,7 +377,7 @@ def mei(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None
     meis = _to_uint8(stim)
     U, K = meis.shape[:2]
     burn = int(burn_in)
-    T = burn + (10 if kind == "image" else 20) if n_frames is None else int(n_frames)
+    T = _default_frames(kind, burn) if n_frames is None else int(n_frames)
     videos = meis.reshape(U * K, *meis.shape[2:])
     if kind == "image":
         videos = np.repeat(videos[:, None], T, axis=1)

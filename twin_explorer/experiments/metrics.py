@@ -30,7 +30,8 @@ import xarray as xr
 
 __all__ = ["cc_abs", "cc_max", "cc_norm", "oracle_correlation", "performance", "twin_performance", "plot_performance"]
 
-_RESP_ACCEPTED = "accepted: responses as [repeats, time, units] or [repeats, time] (one unit), real numbers, NaN for missing repeats"
+_RESP_ACCEPTED = ("accepted: responses as [repeats, time, units] or [repeats, time] (one unit), real numbers, "
+                  "NaN for missing repeats")
 
 
 def _responses(responses: np.ndarray) -> tuple[np.ndarray, bool]:
