@@ -35,7 +35,7 @@ class AnatomyView(pn.viewable.Viewer):
         self.state = state if state is not None else ExplorerState(twin)
         self.anatomy = anatomy if anatomy is not None else get_anatomy()
         super().__init__(**params)
-        self.color_select = pn.widgets.Select.from_param(self.param.color, name="Colour by", width=200)
+        self.color_select = pn.widgets.Select.from_param(self.param.color, label="Colour by", width=200)
         self.top_pane = pn.pane.HoloViews(None, width=430, height=400)
         self.side_pane = pn.pane.HoloViews(None, width=430, height=400)
         self.morph_pane = pn.pane.HoloViews(None, width=430, height=460)

@@ -55,11 +55,11 @@ class Explorer(pn.viewable.Viewer):
         self.views = {title: factory(self.state) for title, factory in _view_factories()}
         self.tabs = pn.Tabs(*[(title, view) for title, view in self.views.items()], dynamic=True,
                             sizing_mode="stretch_width")
-        self.twin_select = pn.widgets.Select(name="Twin", options=list(dict.fromkeys([self.state.twin_name,
+        self.twin_select = pn.widgets.Select(label="Twin", options=list(dict.fromkeys([self.state.twin_name,
                                              *available_twins()])), value=self.state.twin_name,
                                              sizing_mode="stretch_width")
         self.twin_select.link(self.state, value="twin_name")
-        self.unit_input = pn.widgets.IntInput(name="Focused neuron (readout_id)", value=self.state.unit,
+        self.unit_input = pn.widgets.IntInput(label="Focused neuron (readout_id)", value=self.state.unit,
                                               sizing_mode="stretch_width")
         self.unit_input.link(self.state, value="unit")
         self.state.param.watch(lambda e: setattr(self.unit_input, "value", e.new), "unit")

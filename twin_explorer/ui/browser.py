@@ -33,8 +33,8 @@ class NeuronBrowser(pn.viewable.Viewer):
             theme="simple")
         self.table.param.watch(self._on_table_selection, "selection")
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="units.csv", label="Download CSV",
-                                                button_type="default", width=150)
-        self.clear_button = pn.widgets.Button(name="Clear selection", width=130)
+                                                width=150)
+        self.clear_button = pn.widgets.Button(label="Clear selection", width=130)
         self.clear_button.on_click(lambda _e: self._clear())
         self.page = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._syncing = False

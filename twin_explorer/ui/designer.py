@@ -108,7 +108,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         self._tap = hv.streams.Tap(x=None, y=None)
         self._tap.add_subscriber(self._on_tap)
 
-        self.family_select = pn.widgets.Select.from_param(self.param.family, name="Stimulus family")
+        self.family_select = pn.widgets.Select.from_param(self.param.family, label="Stimulus family")
         self.param_box = pn.Column(sizing_mode="stretch_width")
         self.behaviour_box = pn.Param(
             self.state, parameters=["eye_x", "eye_y", "pupil", "running"], show_name=False,
@@ -123,11 +123,11 @@ class StimulusDesigner(pn.viewable.Viewer):
         self._tap.source = self.heatmap.object
         self.downloads = pn.Column(
             pn.widgets.FileDownload(callback=self._export_mp4, filename="stimulus.mp4", label="Stimulus .mp4",
-                                    button_type="default", width=140),
+                                    width=140),
             pn.widgets.FileDownload(callback=self._export_npy, filename="stimulus.npy", label="Stimulus .npy",
-                                    button_type="default", width=140),
+                                    width=140),
             pn.widgets.FileDownload(callback=self._export_nc, filename="responses.nc", label="Responses .nc",
-                                    button_type="default", width=140),
+                                    width=140),
         )
         self.state.param.watch(self._on_behaviour, ["eye_x", "eye_y", "pupil", "running", "twin"])
         self.state.param.watch(self._on_focus, ["unit", "selection"])

@@ -36,7 +36,7 @@ class MEIView(pn.viewable.Viewer):
         self.state = state if state is not None else ExplorerState(twin)
         super().__init__(**params)
         self.runner = TaskRunner()
-        self.run_button = pn.widgets.Button(name="Optimise MEI", button_type="primary", width=160)
+        self.run_button = pn.widgets.Button(label="Optimise MEI", color="primary", width=160)
         self.run_button.on_click(lambda _e: self.run())
         self.controls = pn.Param(self, parameters=["steps", "contrast", "precondition", "seed"],
                                  widgets={p: {"throttled": True} for p in ("steps", "contrast")},

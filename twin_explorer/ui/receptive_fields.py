@@ -35,7 +35,7 @@ class ReceptiveFieldView(pn.viewable.Viewer):
         self.state = state if state is not None else ExplorerState(twin)
         super().__init__(**params)
         self.runner = TaskRunner()
-        self.run_button = pn.widgets.Button(name="Map receptive fields", button_type="primary", width=180)
+        self.run_button = pn.widgets.Button(label="Map receptive fields", color="primary", width=180)
         self.run_button.on_click(lambda _e: self.run())
         self.controls = pn.Param(self, parameters=["spacing_deg", "dot_s", "repeats", "scope"],
                                  widgets={p: {"throttled": True} for p in ("spacing_deg", "dot_s")},

@@ -109,7 +109,7 @@ class TaskRunner(pn.viewable.Viewer):
         self._job: Job | None = None
         self._thread: threading.Thread | None = None
         self.progress = pn.indicators.Progress(value=0, max=1000, width=220, visible=False, bar_color="primary")
-        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="warning", visible=False, width=90)
+        self.cancel_button = pn.widgets.Button(label="Cancel", color="warning", visible=False, width=90)
         self.cancel_button.on_click(lambda _event: self.cancel())
         self.status = pn.pane.Markdown("", styles={"font-size": "0.9em"}, margin=(5, 10))
 

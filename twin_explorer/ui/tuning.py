@@ -36,7 +36,7 @@ class TuningView(pn.viewable.Viewer):
         self.state = state if state is not None else ExplorerState(twin)
         super().__init__(**params)
         self.runner = TaskRunner()
-        self.run_button = pn.widgets.Button(name="Measure tuning", button_type="primary", width=160)
+        self.run_button = pn.widgets.Button(label="Measure tuning", color="primary", width=160)
         self.run_button.on_click(lambda _e: self.run())
         self.controls = pn.Param(self, parameters=["directions", "sf_cpd", "tf_hz", "duration_s", "contrast", "scope"],
                                  widgets={p: {"throttled": True} for p in ("sf_cpd", "tf_hz", "duration_s", "contrast")},

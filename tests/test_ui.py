@@ -1,0 +1,170 @@
+"""Component tests for the explorer views: parameter changes reach the Bokeh models; shared selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from bokeh.document import Document
+from bokeh.models import ColumnDataSource
+
+pn = pytest.importorskip("panel")
+
+from twin_explorer.ui.state import ExplorerState, get_twin  # noqa: E402
+from twin_explorer.ui.tasks import Cancelled, ResultCache, TaskRunner  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def twin():
+    return get_twin("synthetic")
+
+
+@pytest.fixture
+def state(twin):
+    return ExplorerState(twin)
+
+
+def _sources(root) -> list[ColumnDataSource]:
+    return list(root.select({"type": ColumnDataSource}))
+
+
+def test_state_rejects_non_twins_and_unknown_units(state):
+    with pytest.raises(ValueError, match="twin contract"):
+        ExplorerState(object())
+    with pytest.raises(ValueError, match="not a readout_id"):
+        state.unit = 10**9
+    assert state.unit in state.twin.units.index
+    persp, mod = state.behaviour(5)
+    assert persp.shape == mod.shape == (5, 2)
+    with pytest.raises(ValueError, match="n_frames"):
+        state.behaviour(0)
+
+
+def test_result_cache_is_keyed_by_twin_and_params(twin):
+    cache = ResultCache(max_items=2)
+    calls = []
+    f = lambda: calls.append(1) or len(calls)  # noqa: E731
+    assert cache.get_or_compute(twin, "k", {"a": 1}, f) == 1
+    assert cache.get_or_compute(twin, "k", {"a": 1}, f) == 1
+    assert cache.get_or_compute(twin, "k", {"a": 2}, f) == 2
+    cache.put(twin, "k", {"a": 3}, 3)
+    assert cache.get(twin, "k", {"a": 1}) is None  # evicted (LRU, 2 items)
+    with pytest.raises(ValueError):
+        ResultCache(0)
+
+
+def test_task_runner_reports_progress_and_cancels():
+    runner = TaskRunner()
+    seen = []
+
+    def work(job):
+        for i in range(1000):
+            job.update(i / 1000, f"{i}")
+            if i == 3:
+                runner.cancel()
+        return "finished"
+
+    assert runner.run(work, on_done=seen.append, label="t")
+    assert runner.wait(10)
+    assert seen == [] and "cancelled" in runner.message
+    assert runner.run(lambda job: 41 + 1, on_done=seen.append, label="u")
+    runner.wait(10)
+    assert seen == [42] and not runner.running
+
+    def boom(job):
+        raise ValueError("bad input")
+
+    runner.run(boom, label="b")
+    runner.wait(10)
+    assert "bad input" in runner.message and "ValueError" in runner.error
+    assert issubclass(Cancelled, Exception)
+
+
+def test_designer_parameter_change_reaches_bokeh(state):
+    from twin_explorer.ui.designer import StimulusDesigner
+
+    d = StimulusDesigner(state=state)
+    root = d.__panel__().get_root(Document())
+    assert d.n_updates == 1 and not d.error.visible
+    heat = d.heatmap.object.last  # the current hv.Image
+    before = heat.data.copy() if hasattr(heat.data, "copy") else np.array(heat.data)
+    gif_before = d.preview.object
+    d.stimulus.direction_deg = 90.0
+    assert d.n_updates == 2
+    after = d.heatmap.object.last.data
+    assert not np.allclose(np.asarray(before), np.asarray(after)), "heatmap data did not change"
+    assert d.preview.object != gif_before
+    # the Bokeh model of the status marker carries the new count
+    htmls = [m for m in root.select({"type": pn.models.markup.HTML}) if "te-designer-status" in str(m.text)]
+    import html
+
+    assert htmls and 'data-updates="2"' in html.unescape(htmls[0].text)
+    # changing the focused neuron updates the traces' data source
+    state.unit = int(state.twin.units.index[5])
+    labels = {str(c.data.get("unit", [""])[0]) for c in _sources(root) if "unit" in c.data and len(c.data["unit"])}
+    assert str(state.unit) in labels
+    # the exports carry the current stimulus and responses
+    frames = np.load(d._export_npy())
+    assert frames.dtype == np.uint8 and frames.shape[1:] == (144, 256)
+    ds = d.responses_dataset()
+    assert ds["response"].shape == (frames.shape[0], state.twin.n_units)
+    assert ds.attrs["stimulus_family"] == "DriftingGrating"
+
+
+def test_designer_shows_bad_parameters_instead_of_raising(state):
+    from twin_explorer.ui.designer import MAX_DURATION_S, StimulusDesigner
+
+    d = StimulusDesigner(state=state)
+    n = d.n_updates
+    d.stimulus.duration_s = MAX_DURATION_S + 5
+    assert d.error.visible and "at most" in d.error.object and d.n_updates == n
+
+
+def test_browser_selection_is_shared(state):
+    from twin_explorer.ui.browser import NeuronBrowser
+
+    b = NeuronBrowser(state=state)
+    b.__panel__().get_root(Document())
+    assert len(b.table.value) == state.twin.n_units
+    assert {"area", "true_pref_dir_deg"} <= set(b.table.value.columns)
+    b.table.selection = [3, 7]
+    ids = b.table.value["readout_id"]
+    assert state.selection == [int(ids.iloc[3]), int(ids.iloc[7])]
+    assert state.unit == int(ids.iloc[7])
+    assert f"Neuron {state.unit}" in b.page.object
+    state.unit = int(ids.iloc[11])
+    assert 11 in b.table.selection
+    csv = pd.read_csv(b._csv())
+    assert len(csv) == state.twin.n_units and "readout_id" in csv.columns
+
+
+def test_tuning_and_rf_views_on_selected_neurons(state):
+    from twin_explorer.ui.receptive_fields import ReceptiveFieldView
+    from twin_explorer.ui.tuning import TuningView
+
+    state.selection = [int(u) for u in state.twin.units.index[:3]]
+    tv = TuningView(state=state, scope="selected neurons", directions=8, duration_s=0.5)
+    tv.__panel__().get_root(Document())
+    assert tv.run(wait=True)
+    assert tv.result is not None and tv.result.sizes["unit"] == 3
+    assert "preferred direction" in tv.indices.object and tv.unit_pane.object is not None
+    rv = ReceptiveFieldView(state=state, scope="selected neurons", spacing_deg=20, dot_s=0.1)
+    rv.__panel__().get_root(Document())
+    assert rv.run(wait=True)
+    assert rv.result is not None and "centre azimuth" in rv.summary.object
+    # a second view with the same parameters is served from the cache at construction
+    assert TuningView(state=state, scope="selected neurons", directions=8, duration_s=0.5).result is not None
+
+
+def test_explorer_builds_every_view(twin):
+    from twin_explorer.ui.app import Explorer
+
+    ex = Explorer(twin)
+    ex.__panel__().get_root(Document())
+    assert list(ex.views)[0] == "Stimulus designer" and "Neurons" in ex.views
+    ex.open_view("Neurons")
+    assert ex.tabs.active == list(ex.views).index("Neurons")
+    with pytest.raises(ValueError, match="no view"):
+        ex.open_view("Nope")
+    ex.unit_input.value = int(twin.units.index[2])
+    assert ex.state.unit == int(twin.units.index[2])
