@@ -13,7 +13,7 @@ from .receptive_fields import (dot_stimulus, fit_gaussian_2d, gaussian2d, plot_r
                                readout_rf, readout_rf_from_network, receptive_fields, spatial_selectivity_index,
                                sta_maps)
 from .spatial_temporal import (contrast_response, fit_log_gaussian, fit_naka_rushton, naka_rushton,
-                               plot_value_population, plot_value_tuning, sf_tuning, size_tuning, tf_tuning)
+                               plot_value_population, plot_value_tuning, sf_tf_tuning, sf_tuning, size_tuning, tf_tuning)
 from .tuning import (allen_osi_dsi, bivonmises, direction_tuning, fit_bivonmises, from_v3, global_dsi, global_osi,
                      plot_direction_tuning, plot_tuning_population, to_v3, tuning_indices)
 
@@ -23,7 +23,7 @@ __all__ = [
     "to_v3", "from_v3", "plot_direction_tuning", "plot_tuning_population",
     "receptive_fields", "dot_stimulus", "sta_maps", "gaussian2d", "fit_gaussian_2d", "spatial_selectivity_index",
     "readout_rf", "readout_rf_from_network", "plot_receptive_field", "plot_rf_centres",
-    "sf_tuning", "tf_tuning", "contrast_response", "size_tuning", "fit_log_gaussian", "naka_rushton",
+    "sf_tuning", "tf_tuning", "sf_tf_tuning", "contrast_response", "size_tuning", "fit_log_gaussian", "naka_rushton",
     "fit_naka_rushton", "plot_value_tuning", "plot_value_population",
 ]
 

@@ -33,53 +33,26 @@ POLARITIES = ("on", "off", "on_off")
 
 def dot_stimulus(spacing_deg: float = 5.0, dot_sigma_deg: float | None = None, dot_s: float = 0.2,
                  gap_s: float = 0.1, repeats: int = 1, seed: int = 0, monitor: Monitor = DEFAULT_MONITOR,
-                 frame_rate: float = 30.0, margin_deg: float = 2.0) -> tuple[np.ndarray, pd.DataFrame]:
-    """Flashing Gaussian dots (on = white, off = black, on grey) on a grid in degrees covering the screen, in a
-    seeded random order. Returns (frames uint8 [T, H, W], epochs with onset_frame, offset_frame, x, y, polarity).
-
-    Uses ``twin_explorer.stimuli.GaussianDots`` when the stimulus library provides it."""
+                 margin_deg: float = 4.0) -> Any:
+    """The default RF-mapping stimulus: ``twin_explorer.stimuli.GaussianDots`` (on and off Gaussian dots of σ
+    ``dot_sigma_deg``, default spacing/2.5, on a grid covering the screen, seeded random order)."""
     spacing_deg = check_positive("spacing_deg", spacing_deg)
     sigma = spacing_deg / 2.5 if dot_sigma_deg is None else check_positive("dot_sigma_deg", dot_sigma_deg)
     if int(repeats) < 1:
         raise ValueError(f"repeats must be ≥ 1, got {repeats}")
-    lib = _library_dots(spacing_deg, sigma, dot_s, gap_s, repeats, seed, monitor)
-    if lib is not None:
-        return lib
+    return _library_dots(spacing_deg, sigma, dot_s, gap_s, repeats, seed, monitor, margin_deg)
+
+
+def _library_dots(spacing, sigma, dot_s, gap_s, repeats, seed, monitor, margin_deg):
+    from ..stimuli.dots import FWHM_TO_SIGMA, GaussianDots
+
     left, right, bottom, top = monitor.extent_deg
-    azs = np.arange(0, right - margin_deg, spacing_deg)
-    azs = np.r_[-azs[:0:-1], azs]
-    els = np.arange(0, top - margin_deg, spacing_deg)
-    els = np.r_[-els[:0:-1], els]
-    conds = [(a, e, p) for _ in range(int(repeats)) for a in azs for e in els for p in (1, -1)]
-    order = np.random.default_rng(seed).permutation(len(conds))
-    on_f = max(1, int(round(dot_s * frame_rate)))
-    gap_f = max(0, int(round(gap_s * frame_rate)))
-    az, el = monitor.degree_grid
-    frames = np.full((len(conds) * (on_f + gap_f), *monitor.shape), GREY, dtype=np.uint8)
-    rows = []
-    for k, c in enumerate(order):
-        a, e, p = conds[c]
-        img = np.exp(-0.5 * ((az - a) ** 2 + (el - e) ** 2) / sigma**2)
-        frame = np.clip(np.round(GREY + p * 127 * img), 0, 255).astype(np.uint8)
-        s = k * (on_f + gap_f)
-        frames[s:s + on_f] = frame
-        rows.append({"onset_frame": s, "offset_frame": s + on_f, "onset": s / frame_rate,
-                     "offset": (s + on_f) / frame_rate, "x": a, "y": e, "polarity": "on" if p > 0 else "off",
-                     "size": sigma})
-    return frames, pd.DataFrame(rows)
-
-
-def _library_dots(spacing, sigma, dot_s, gap_s, repeats, seed, monitor):
-    try:
-        from ..stimuli import GaussianDots  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        stim = GaussianDots(spacing_deg=spacing, sigma_deg=sigma, dot_duration=dot_s, gap_duration=gap_s,
-                            repeats=int(repeats), seed=int(seed), monitor=monitor)
-    except (TypeError, ValueError):  # a parameterisation this adapter does not know; use the built-in dots
-        return None
-    return np.asarray(stim.render()), stim.epochs
+    half_az = np.floor((right - margin_deg) / spacing) * spacing
+    half_el = np.floor((top - margin_deg - 8) / spacing) * spacing  # the screen's corners curve in (degrees)
+    stim = GaussianDots(az_range=(-half_az, half_az), el_range=(-half_el, half_el), spacing_deg=float(spacing),
+                        size_deg=float(sigma / FWHM_TO_SIGMA), dot_s=float(dot_s), isi_s=float(gap_s),
+                        repeats=int(repeats), seed=int(seed), monitor=monitor)
+    return stim
 
 
 # --- STA -----------------------------------------------------------------------------------------------------
@@ -249,20 +222,26 @@ def receptive_fields(twin: Any, units: Any = None, *, spacing_deg: float = 5.0, 
         raise ValueError(f"fit polarities must be among {POLARITIES}, got {bad}")
     ids = resolve_units(twin, units)
     if stimulus is None:
-        frames, epochs = dot_stimulus(spacing_deg, dot_sigma_deg, dot_s, gap_s, repeats, seed, mon, fr)
+        stimulus = dot_stimulus(spacing_deg, dot_sigma_deg, dot_s, gap_s, repeats, seed, mon)
         stim_params = dict(kind="GaussianDots", spacing_deg=spacing_deg, dot_sigma_deg=dot_sigma_deg, dot_s=dot_s,
                            gap_s=gap_s, repeats=repeats)
     else:
-        if not (hasattr(stimulus, "render") and hasattr(stimulus, "epochs")):
-            raise ValueError("stimulus must have render() and epochs (a twin_explorer.stimuli object)")
-        frames, epochs = np.asarray(stimulus.render()), stimulus.epochs
         stim_params = dict(kind=type(stimulus).__name__)
+    if not (hasattr(stimulus, "render") and hasattr(stimulus, "epochs")):
+        raise ValueError("stimulus must have render() and epochs (a twin_explorer.stimuli object)")
+    frames, epochs = np.asarray(stimulus.render()), stimulus.epochs
     if frames.ndim != 3 or frames.shape[1:] != mon.shape:
         raise ValueError(f"stimulus frames have shape {frames.shape}; expected [T, {mon.height_px}, {mon.width_px}]")
     for col in ("onset_frame", "offset_frame"):
         if col not in epochs:
             raise ValueError(f"stimulus epochs lack the {col!r} column")
-    masks = epoch_masks(frames, epochs, int(bin_px))
+    if hasattr(stimulus, "masks") and "polarity" in epochs and mon.height_px % bin_px == 0 \
+            and mon.width_px % bin_px == 0:
+        # exact element profiles (peak 1) signed by polarity, as shown before uint8 rounding
+        pol = np.asarray(epochs["polarity"].map(lambda p: {"on": 1, "off": -1}.get(p, p)), dtype=float)
+        masks = stimulus.masks(downsample=int(bin_px)) * pol[:, None, None]
+    else:
+        masks = epoch_masks(frames, epochs, int(bin_px))
 
     # cut the sequence into pieces at epoch starts; each piece: grey burn-in + its frames + latency tail
     lat_f = int(np.ceil(latency_s * fr))

@@ -23,7 +23,7 @@ from .common import (hv_bokeh, DEFAULT_LATENCY_S, ProgressCallback, Timing, chec
 from .tuning import directions_from
 from ..monitor import Monitor
 
-__all__ = ["sf_tuning", "tf_tuning", "contrast_response", "size_tuning", "fit_log_gaussian", "naka_rushton",
+__all__ = ["sf_tuning", "tf_tuning", "sf_tf_tuning", "contrast_response", "size_tuning", "fit_log_gaussian", "naka_rushton",
            "fit_naka_rushton", "plot_value_tuning", "plot_value_population"]
 
 
@@ -146,6 +146,45 @@ def tf_tuning(twin: Any, tf_hz: Any = (0.5, 1, 2, 4, 8, 14), directions: int | A
                                                        contrast=contrast, latency_s=latency_s, pre_s=pre_s),
                                seed=seed, monitor=mon))
     return ds
+
+
+def sf_tf_tuning(twin: Any, sf_cpd: Any = (0.02, 0.04, 0.08, 0.16, 0.3), tf_hz: Any = (1, 2, 4, 8),
+                 directions: int | Any = 8, duration_s: float = 1.0, contrast: float = 1.0, units: Any = None, *,
+                 latency_s: float = DEFAULT_LATENCY_S, pre_s: float = 0.5, monitor: Monitor | None = None,
+                 batch_size: int | None = None, progress: ProgressCallback | None = None, show_progress: bool = True,
+                 seed: int = 0) -> xr.Dataset:
+    """Joint SF × TF tuning (every pair × direction). ``response`` (unit, sf, tf, direction); ``tuning`` (unit, sf,
+    tf) at the unit's preferred direction; ``pref_sf`` from a log-Gaussian fit along SF at the best TF and
+    ``pref_tf`` along TF at the best SF (plus ``argmax_sf``/``argmax_tf``)."""
+    sfs = np.sort(check_values("sf_cpd", sf_cpd, positive=True, min_len=3))
+    tfs = np.sort(check_values("tf_hz", tf_hz, positive=True, min_len=3))
+    if tfs.max() > twin_frame_rate(twin) / 2:
+        raise ValueError(f"tf_hz up to {tfs.max()} exceeds the Nyquist limit {twin_frame_rate(twin) / 2} Hz")
+    dirs = directions_from(directions)
+    mon = twin_monitor(twin, monitor)
+    fr = twin_frame_rate(twin)
+    pairs = [(a, b) for a in sfs for b in tfs]
+    ds, curve = _grid_experiment(
+        twin, "SF × TF tuning", "pair", np.arange(len(pairs)),
+        lambda v, d: grating_frames(d, pairs[int(v)][0], pairs[int(v)][1], duration_s, contrast=contrast,
+                                    frame_rate=fr, monitor=mon),
+        dirs, duration_s, latency_s, pre_s, units, batch_size, progress, show_progress)
+    U = curve.shape[0]
+    grid = ds["response"].values.reshape(U, len(sfs), len(tfs), len(dirs))
+    tuning = curve.reshape(U, len(sfs), len(tfs))
+    out = ds.drop_vars(["response", "tuning"]).drop_dims("pair")
+    out = out.assign_coords(sf=("sf", sfs, {"units": "cycles/deg"}), tf=("tf", tfs, {"units": "Hz"}))
+    out["response"] = (("unit", "sf", "tf", "direction"), grid)
+    out["tuning"] = (("unit", "sf", "tf"), tuning, {"long_name": "response at the unit's preferred direction"})
+    bi, bj = np.unravel_index(np.argmax(tuning.reshape(U, -1), axis=1), tuning.shape[1:])
+    along_sf = tuning[np.arange(U), :, bj]
+    along_tf = tuning[np.arange(U), bi, :]
+    _add_log_fits(out, "sf", sfs, along_sf, "sf")
+    _add_log_fits(out, "tf", tfs, along_tf, "tf")
+    out.attrs.update(provenance(twin, "sf_tf_tuning", dict(sf_cpd=sfs, tf_hz=tfs, directions=dirs,
+                                                           duration_s=duration_s, contrast=contrast,
+                                                           latency_s=latency_s, pre_s=pre_s), seed=seed, monitor=mon))
+    return out
 
 
 def naka_rushton(c: np.ndarray, r0: float, rmax: float, c50: float, n: float) -> np.ndarray:
