@@ -252,3 +252,32 @@ def test_readout_rf_geometry():
     assert bool(r["on_monitor"][0])
     with pytest.raises(ValueError, match="positions"):
         readout_rf(np.zeros((3, 3)))
+
+
+def test_readout_rf_matches_the_network_perspective_module():
+    """Cross-check against the model's own Perspective: a readout at a retina pixel centre maps to where that
+    pixel's ray hits the (rotated, shifted) monitor, for a non-trivial eye rotation and monitor pose."""
+    import torch
+
+    from twin_explorer.experiments import readout_rf_from_network
+    from twin_explorer.model.network import Network, NetworkConfig
+
+    torch.manual_seed(0)
+    net = Network(NetworkConfig(units=3))
+    with torch.no_grad():
+        for p in net.perspective.mlp.parameters():
+            p.copy_(0.3 * torch.randn_like(p))
+        net.perspective.monitor.center.copy_(torch.tensor([0.05, -0.03, 0.55]))
+        net.perspective.monitor.angle.copy_(torch.tensor([0.05, -0.1, 0.02]))
+        Ho, Wo = 128, 192
+        pix = [(64, 96), (20, 150), (100, 30)]
+        P = torch.tensor([[(2 * j + 1) / Wo - 1, (2 * i + 1) / Ho - 1] for i, j in pix])
+        net.readout.position.mu.copy_(torch.atanh(P))
+        persp = torch.tensor([[0.4, -0.2]])
+        g = net.perspective.monitor_grid(persp)[0]
+    got = readout_rf_from_network(net, perspective=(0.4, -0.2))
+    for k, (i, j) in enumerate(pix):
+        gx, gy = g[i, j].tolist()
+        col = (gx * 256 / 255 * (Wo - 1) / Wo + 1) / 2 * 256
+        row = (gy * 256 / 144 * 256 / 255 * (Ho - 1) / Ho + 1) / 2 * 144
+        assert got["col"][k] == pytest.approx(col, abs=1e-3) and got["row"][k] == pytest.approx(row, abs=1e-3)
