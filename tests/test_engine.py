@@ -172,3 +172,14 @@ def test_devices_and_precision():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_time_chunks_cover_frames_with_few_shapes():
+    from twin_explorer.engine.twin import time_chunks
+
+    for n, per in [(1, 1), (10, 4), (33, 32), (100, 24), (7, 64)]:
+        chunks = time_chunks(n, per)
+        assert chunks[0].start == 0 and chunks[-1].stop == n
+        assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
+        lengths = {c.stop - c.start for c in chunks}
+        assert all(l & (l - 1) == 0 and l <= per for l in lengths)  # powers of two, within the budget

@@ -41,6 +41,22 @@ def estimate_frame_bytes(net: Network, n_units: int) -> int:
     return 4 * total
 
 
+def time_chunks(n_frames: int, frames_per_pass: int) -> list[slice]:
+    """Split frames into passes whose lengths come from a small fixed set (powers of two).
+
+    oneDNN builds its kernels per tensor shape on first use, which costs far more than a small pass;
+    keeping pass lengths to {2^k} lets repeated calls of any length reuse the same few kernels.
+    """
+    size = 1 << max(0, int(frames_per_pass).bit_length() - 1)  # largest power of two ≤ frames_per_pass
+    slices, start = [], 0
+    while start < n_frames:
+        while size > n_frames - start:
+            size //= 2
+        slices.append(slice(start, start + size))
+        start += size
+    return slices
+
+
 class ResultCache:
     """A bounded LRU of prediction results (by total bytes), safe to share between threads."""
 
@@ -174,13 +190,13 @@ class Twin:
              progress: Callable[[int, int], None] | None = None, done: int = 0, total: int = 0) -> torch.Tensor:
         state: NetworkState | None = None
         outputs = []
-        for start in range(0, video.shape[1], frames_per_pass):
-            sl = slice(start, start + frames_per_pass)
+        for sl in time_chunks(video.shape[1], frames_per_pass):
+            start = sl.start
             with torch.autocast(self.device.type, dtype=self._autocast, enabled=self._autocast is not None):
                 out, state = self.network.run(video[:, sl].float(), persp[:, sl], mod[:, sl], state, index)
             outputs.append(out.float())
             if progress is not None:
-                progress(done + video.shape[0] * min(start + frames_per_pass, video.shape[1]), total)
+                progress(done + video.shape[0] * sl.stop, total)
         return torch.cat(outputs, 1)
 
     # --- the contract ---------------------------------------------------------------------------
