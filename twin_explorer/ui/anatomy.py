@@ -109,12 +109,14 @@ class AnatomyView(pn.viewable.Viewer):
             if "partner_root_id" in syn.columns and col in partners.columns:
                 props = partners.drop_duplicates("partner_root_id").set_index("partner_root_id")[col]
                 syn = syn.assign(**{col: syn["partner_root_id"].map(props)})
+            self.morph_pane.visible = self.plot3d.visible = True
             self.morph_pane.object = side_view(skel, SAMPLE_DEPTH_FRAME, synapses=syn, color=col,
                                                title=f"Nucleus {nucleus}: morphology (side)")
             self.plot3d.object = skeleton_3d(skel, SAMPLE_DEPTH_FRAME, synapses=syn, color=col,
                                              title=f"Nucleus {nucleus} in 3-D")
         else:
             self.morph_pane.object, self.plot3d.object = None, None
+            self.morph_pane.visible = self.plot3d.visible = False
             lines.append("No skeleton for this neuron in the volume; pick one with a skeleton to see its morphology.")
         link = neuroglancer_link([int(info["pt_root_id"])], synapses=syn)
         lines.append(f"[Open in Neuroglancer]({link}) · {len(partners)} partner connections")

@@ -77,19 +77,31 @@ def designer_updates(page: Any) -> int:
     return int(page.locator(".te-designer-status").first.get_attribute("data-updates"))
 
 
-def nudge_first_slider(page: Any, key: str = "ArrowRight") -> None:
-    """Change the first stimulus parameter slider by one keyboard step (fires a throttled change)."""
-    handle = page.locator(".noUi-handle").first
+def slider_handle(page: Any, label: str | None = None) -> Any:
+    """The handle of the first slider whose title contains ``label`` (or the first slider at all)."""
+    if label is None:
+        return page.locator(".noUi-handle").first
+    return page.locator(".bk-input-group", has=page.locator(".bk-slider-title", has_text=label)) \
+        .locator(".noUi-handle").first
+
+
+def nudge_slider(page: Any, label: str | None = None, key: str = "ArrowRight") -> None:
+    """Change a slider by one keyboard step (fires the throttled change, as a mouse release does)."""
+    handle = slider_handle(page, label)
     handle.focus()
     handle.press(key)
 
 
-def measure_redraw(page: Any, repeats: int = 10, timeout_ms: float = 30_000) -> list[float]:
+def open_tab(page: Any, title: str) -> None:
+    page.locator(".bk-tab", has_text=title).first.click()
+
+
+def measure_redraw(page: Any, repeats: int = 10, timeout_ms: float = 30_000, label: str = "Direction") -> list[float]:
     """Milliseconds from a slider key press to the redrawn designer (marker updated, next paint done)."""
     times = []
     for i in range(repeats):
         before = designer_updates(page)
-        handle = page.locator(".noUi-handle").first
+        handle = slider_handle(page, label)
         handle.focus()
         t0 = time.perf_counter()
         handle.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")

@@ -117,9 +117,9 @@ class StimulusDesigner(pn.viewable.Viewer):
         self.info = pn.pane.HTML("", margin=(0, 10))
         self.error = pn.pane.Alert("", alert_type="danger", visible=False)
         self.heatmap = pn.pane.HoloViews(hv.DynamicMap(self._heat_element, streams=[self._heat_pipe]),
-                                         sizing_mode="stretch_width", height=320)
+                                         sizing_mode="stretch_width")
         self.traces = pn.pane.HoloViews(hv.DynamicMap(self._trace_element, streams=[self._trace_pipe]),
-                                        sizing_mode="stretch_width", height=260)
+                                        sizing_mode="stretch_width")
         self._tap.source = self.heatmap.object
         self.downloads = pn.Column(
             pn.widgets.FileDownload(callback=self._export_mp4, filename="stimulus.mp4", label="Stimulus .mp4",
@@ -238,7 +238,7 @@ class StimulusDesigner(pn.viewable.Viewer):
             return hv.Image(np.zeros((1, 1)), kdims=["time (s)", "neuron"])
         z, duration, label = data
         img = hv.Image(z[::-1], bounds=(0, 0, duration, z.shape[0]), kdims=["time (s)", label], vdims=["response"])
-        return img.opts(cmap="viridis", colorbar=True, tools=["hover", "tap"], framewise=True, responsive=True,
+        return img.opts(cmap="viridis", colorbar=True, tools=["hover", "tap"], framewise=True, responsive=True, height=320,
                         title="Predicted population response" + (" (per-neuron max = 1)" if self.normalise else ""),
                         clabel="relative response" if self.normalise else "response")
 
@@ -250,9 +250,9 @@ class StimulusDesigner(pn.viewable.Viewer):
         spans = [hv.VSpan(r.onset, r.offset) for r in self._result["epochs"].itertuples()] if self._result else []
         for span in spans:
             span.opts(color="#dddddd", alpha=0.4)
-        return overlay.opts(hv.opts.Curve(line_width=2, tools=["hover"], framewise=True, responsive=True,
+        return overlay.opts(hv.opts.Curve(line_width=2, tools=["hover"], framewise=True,
                                           xlabel="time (s)", ylabel="predicted response")).opts(
-            title="Selected neurons", legend_position="right", framewise=True, responsive=True)
+            title="Selected neurons", legend_position="right", framewise=True, responsive=True, height=260)
 
     # ---- exports -----------------------------------------------------------------------------------
     def _export_mp4(self) -> io.BytesIO:

@@ -18,6 +18,7 @@ from twin_explorer.experiments import plot_receptive_field, receptive_fields
 from twin_explorer.monitor import DEFAULT_MONITOR
 
 from .state import ExplorerState
+from .tuning import split_layout
 from .tasks import RESULTS, Job, TaskRunner
 
 
@@ -40,8 +41,8 @@ class ReceptiveFieldView(pn.viewable.Viewer):
         self.controls = pn.Param(self, parameters=["spacing_deg", "dot_s", "repeats", "scope"],
                                  widgets={p: {"throttled": True} for p in ("spacing_deg", "dot_s")},
                                  show_name=False, width=300)
-        self.unit_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width")
-        self.centres = pn.pane.HoloViews(None, sizing_mode="stretch_width")
+        self.unit_pane = pn.GridBox(ncols=2)
+        self.centres = pn.pane.HoloViews(None)
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.hint = pn.pane.Markdown("Press **Map receptive fields** to flash dots over the screen and compute "
                                      "spike-triggered averages.")
@@ -100,7 +101,7 @@ class ReceptiveFieldView(pn.viewable.Viewer):
         if unit not in ds["unit"].values:
             self.summary.object = f"Neuron {unit} was not mapped; choose *all neurons* or select it and rerun."
             return
-        self.unit_pane.object = plot_receptive_field(ds, unit)
+        self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_receptive_field(ds, unit), (380, 260))]
         u = ds.sel(unit=unit, polarity="on_off")
         lines = [f"#### Neuron {unit}", "| | twin (in silico) |", "|---|---|"]
         for label, key in (("centre azimuth (°)", "rf_az"), ("centre elevation (°)", "rf_el"),

@@ -15,8 +15,31 @@ import pandas as pd
 import panel as pn
 import param
 
-#: The twin the explorer opens on. Switch to "demo" once the trained demo twin is in the registry.
-DEFAULT_TWIN: str = os.environ.get("TWIN_EXPLORER_TWIN", "synthetic")
+def _load_bokeh_backend() -> None:
+    """Register HoloViews' bokeh backend (without notebook output) so element options work under panel serve."""
+    import holoviews as hv
+
+    if "bokeh" not in hv.Store.renderers:
+        import holoviews.plotting.bokeh  # noqa: F401
+    if hv.Store.current_backend != "bokeh":
+        hv.Store.set_current_backend("bokeh")
+
+
+_load_bokeh_backend()
+
+def _default_twin() -> str:
+    """The demo twin when its files are present, else the synthetic mouse (TWIN_EXPLORER_TWIN overrides)."""
+    if os.environ.get("TWIN_EXPLORER_TWIN"):
+        return os.environ["TWIN_EXPLORER_TWIN"]
+    try:
+        from twin_explorer.engine.registry import demo_available
+    except ImportError:
+        return "synthetic"
+    return "demo" if demo_available() else "synthetic"
+
+
+#: The twin the explorer opens on.
+DEFAULT_TWIN: str = _default_twin()
 
 # Columns of a twin's ground truth (synthetic mouse) that the neuron browser shows: anatomy as is,
 # tuning and RF properties prefixed "true_" so they are never confused with in-silico estimates.
@@ -49,15 +72,16 @@ def get_twin(name: str | None = None) -> Any:
 
 def available_twins() -> list[str]:
     """Names the explorer offers: the default twin, the synthetic mouse and MICrONS scans when present."""
-    names = [DEFAULT_TWIN, "synthetic", "demo"]
+    names = [DEFAULT_TWIN, "synthetic"]
     try:
         from twin_explorer.engine import registry
-
-        lister = getattr(registry, "available_twins", None) or getattr(registry, "list_twins", None)
-        if lister is not None:
-            names += [str(n) for n in lister()]
     except ImportError:  # no engine registry yet
-        names = [DEFAULT_TWIN, "synthetic"]
+        return list(dict.fromkeys(names))
+    if registry.demo_available():
+        names.append("demo")
+    lister = getattr(registry, "available_twins", None) or getattr(registry, "list_twins", None)
+    if lister is not None:  # MICrONS scans when the bundle is present
+        names += [str(n) for n in lister()]
     return list(dict.fromkeys(names))
 
 

@@ -20,6 +20,15 @@ from .state import ExplorerState
 from .tasks import RESULTS, Job, TaskRunner
 
 
+def split_layout(obj: Any, size: tuple[int, int] | None = None) -> list[Any]:
+    """The panels of a HoloViews Layout as separate elements, each its own Bokeh figure (``size`` fixes
+    width and height: a Layout's shared sizing collapses inside Panel's flexible layouts)."""
+    items = list(obj) if isinstance(obj, hv.Layout) else [obj]
+    if size is not None:
+        items = [o.opts(width=size[0], height=size[1], responsive=False, clone=True) for o in items]
+    return items
+
+
 class TuningView(pn.viewable.Viewer):
     """Direction tuning of the twin's neurons; usable alone: ``TuningView(twin)``, then ``.run(wait=True)``."""
 
@@ -41,10 +50,10 @@ class TuningView(pn.viewable.Viewer):
         self.controls = pn.Param(self, parameters=["directions", "sf_cpd", "tf_hz", "duration_s", "contrast", "scope"],
                                  widgets={p: {"throttled": True} for p in ("sf_cpd", "tf_hz", "duration_s", "contrast")},
                                  show_name=False, width=300)
-        self.unit_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=440)
-        self.linear_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width")
+        self.unit_pane = pn.Row()
+        self.linear_pane = pn.Row()
         self.indices = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.population = pn.pane.HoloViews(None, sizing_mode="stretch_width")
+        self.population = pn.GridBox(ncols=3)
         self.map_pane = pn.pane.HoloViews(None)
         self.hint = pn.pane.Markdown("Press **Measure tuning** to run drifting gratings through the twin.")
         self._tap = hv.streams.Tap(x=None, y=None)
@@ -94,7 +103,7 @@ class TuningView(pn.viewable.Viewer):
         if ds.sizes.get("unit", 0) == self.state.twin.n_units:
             self.state.tuning = ds  # the neuron table gains the twin's tuning columns
         self.hint.visible = False
-        self.population.object = plot_tuning_population(ds)
+        self.population[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_tuning_population(ds), (300, 240))]
         self.map_pane.object = self._direction_map(ds)
         self._show_unit()
 
@@ -106,8 +115,8 @@ class TuningView(pn.viewable.Viewer):
         if unit not in ds["unit"].values:
             self.indices.object = f"Neuron {unit} was not measured; choose *all neurons* or select it and rerun."
             return
-        self.unit_pane.object = plot_direction_tuning(ds, unit, polar=True)
-        self.linear_pane.object = plot_direction_tuning(ds, unit, polar=False)
+        self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_direction_tuning(ds, unit, polar=True))]
+        self.linear_pane[:] = [pn.pane.HoloViews(split_layout(plot_direction_tuning(ds, unit, polar=False))[0])]
         u = ds.sel(unit=unit)
         rows = [("preferred direction (°)", "pref_dir", "pref_dir_deg"), ("preferred orientation (°)", "pref_ori",
                 "pref_ori_deg"), ("OSI", "osi", "osi"), ("DSI", "dsi", "dsi"), ("gOSI", "gosi", "gosi"),
@@ -150,5 +159,5 @@ class TuningView(pn.viewable.Viewer):
         return pn.Row(
             pn.Column(self.controls, self.run_button, self.runner, self.indices, width=320),
             pn.Column(self.hint, self.unit_pane, self.linear_pane,
-                      pn.Row(self.map_pane, self.population), sizing_mode="stretch_width"),
+                      self.map_pane, self.population, sizing_mode="stretch_width"),
             sizing_mode="stretch_width")

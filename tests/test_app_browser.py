@@ -1,0 +1,118 @@
+"""The served explorer: an HTTP smoke test, and Playwright in Debian's headless chromium visiting every view."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from twin_explorer.ui import bench
+from twin_explorer.ui.app import create_app
+from twin_explorer.ui.state import get_twin, unit_table
+
+HAVE_CHROMIUM = Path(bench.CHROMIUM).exists() or shutil.which("chromium") is not None
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="module")
+def served():
+    """The explorer on a free localhost port; yields (url, list of the app objects built per session)."""
+    twin = get_twin("synthetic")
+    unit_table(twin)  # warm the twin's ground-truth table outside the page load
+    apps: list = []
+
+    def factory():
+        app = create_app(twin)
+        apps.append(app)
+        return app
+
+    with bench.serve_app(factory) as url:
+        yield url, apps
+
+
+def test_served_app_answers(served):
+    url, apps = served
+    with urllib.request.urlopen(url, timeout=120) as resp:
+        html = resp.read().decode()
+    assert resp.status == 200 and "twin_explorer" in html
+    assert apps and "Stimulus designer" in apps[-1].explorer.views
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(420)
+def test_browser_visits_every_view(served, tmp_path):
+    if not HAVE_CHROMIUM:
+        if IN_CI:
+            pytest.fail("chromium is required for browser tests under CI (.ci/run installs it)")
+        pytest.skip("Debian chromium not installed (apt-get install chromium)")
+    url, apps = served
+    shots = Path(os.environ.get("TWIN_EXPLORER_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with bench.chromium_page() as (page, errors):
+        n_before = len(apps)
+        bench.open_explorer(page, url, timeout_ms=180_000)
+        app = apps[n_before]
+        state, views = app.explorer.state, app.explorer.views
+
+        # 1. a stimulus parameter change redraws the designer's plots
+        designer = views["Stimulus designer"]
+        heat = page.locator(".bk-Canvas").first
+        img_before = heat.screenshot()
+        n = bench.designer_updates(page)
+        direction_before = designer.stimulus.direction_deg
+        bench.nudge_slider(page, "Direction")
+        page.locator(f'.te-designer-status[data-updates="{n + 1}"]').wait_for(timeout=60_000)
+        assert designer.stimulus.direction_deg != direction_before
+        page.wait_for_timeout(500)
+        assert heat.screenshot() != img_before, "the plots did not change after a stimulus parameter change"
+        page.screenshot(path=str(shots / "designer.png"))
+
+        # 2. select a neuron in the browser: it becomes the focused neuron everywhere
+        bench.open_tab(page, "Neurons")
+        rows = page.locator(".tabulator-row")
+        rows.nth(4).wait_for(timeout=60_000)
+        unit_before = state.unit
+        rows.nth(4).click()
+        deadline = time.monotonic() + 30
+        while state.unit == unit_before and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert state.unit != unit_before
+        page.get_by_text(f"Neuron {state.unit}").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(shots / "neurons.png"))
+
+        # 3. tuning of the selected neurons, run from the page
+        bench.open_tab(page, "Tuning")
+        page.locator("select").filter(has_text="selected neurons").first.select_option("selected neurons")
+        page.get_by_role("button", name="Measure tuning").click()
+        page.get_by_text("preferred direction (°)").first.wait_for(timeout=180_000)
+        page.screenshot(path=str(shots / "tuning.png"))
+
+        # 4. the other views render
+        for title in ("Receptive fields", "MEI", "Anatomy"):
+            if title in views:
+                bench.open_tab(page, title)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(shots / f"{title.lower().replace(' ', '_')}.png"))
+        assert not errors, f"browser console errors: {errors}"
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_url_opens_a_neurons_page(served):
+    if not HAVE_CHROMIUM:
+        if IN_CI:
+            pytest.fail("chromium is required for browser tests under CI (.ci/run installs it)")
+        pytest.skip("Debian chromium not installed")
+    url, apps = served
+    with bench.chromium_page() as (page, errors):
+        n_before = len(apps)
+        page.goto(f"{url}?unit=17", timeout=180_000)
+        page.get_by_text("Neuron 17").first.wait_for(timeout=180_000)
+        app = apps[n_before]
+        assert app.explorer.state.unit == 17
+        assert app.explorer.tabs.active == list(app.explorer.views).index("Neurons")
+        assert not errors, f"browser console errors: {errors}"
