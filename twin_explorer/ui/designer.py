@@ -240,19 +240,17 @@ class StimulusDesigner(pn.viewable.Viewer):
         img = hv.Image(z[::-1], bounds=(0, 0, duration, z.shape[0]), kdims=["time (s)", label], vdims=["response"])
         return img.opts(cmap="viridis", colorbar=True, tools=["hover", "tap"], framewise=True, responsive=True, height=320,
                         title="Predicted population response" + (" (per-neuron max = 1)" if self.normalise else ""),
-                        clabel="relative response" if self.normalise else "response")
+                        clabel="relative response" if self.normalise else "response", backend="bokeh")
 
     def _trace_element(self, data: Any) -> hv.NdOverlay:
         if data is None or len(data) == 0:
             return hv.NdOverlay({"none": hv.Curve([], "time", "rate")}, kdims="unit")
-        curves = {u: hv.Curve(g, "time", "rate", label=f"unit {u}") for u, g in data.groupby("unit", sort=False)}
+        curves = {u: hv.Curve(g, "time", "rate", label=f"unit {u}").opts(
+            line_width=2, tools=["hover"], framewise=True, xlabel="time (s)", ylabel="predicted response",
+            backend="bokeh") for u, g in data.groupby("unit", sort=False)}
         overlay = hv.NdOverlay(curves, kdims="unit")
-        spans = [hv.VSpan(r.onset, r.offset) for r in self._result["epochs"].itertuples()] if self._result else []
-        for span in spans:
-            span.opts(color="#dddddd", alpha=0.4)
-        return overlay.opts(hv.opts.Curve(line_width=2, tools=["hover"], framewise=True,
-                                          xlabel="time (s)", ylabel="predicted response")).opts(
-            title="Selected neurons", legend_position="right", framewise=True, responsive=True, height=260)
+        return overlay.opts(title="Selected neurons", legend_position="right", framewise=True, responsive=True,
+                            height=260, backend="bokeh")
 
     # ---- exports -----------------------------------------------------------------------------------
     def _export_mp4(self) -> io.BytesIO:
