@@ -1,0 +1,99 @@
+"""Write the teaching notebooks in apps/ (run: python apps/make_notebooks.py). Each runs end to end on the
+explorer's default twin (the demo twin when present, else the synthetic mouse) in well under a minute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat as nbf
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = """import numpy as np
+import panel as pn
+import twin_explorer
+from twin_explorer.ui import get_twin
+
+pn.extension("tabulator", "plotly")
+twin = get_twin()  # the demo twin when its files are present, else the synthetic mouse
+print(twin.id, twin.n_units, "neurons")"""
+
+NOTEBOOKS = {
+    "01_first_experiment.ipynb": [
+        ("md", "# 1 · A first in-silico experiment\n\nA *digital twin* predicts how thousands of neurons in mouse "
+               "visual cortex respond to any video. Here we design a stimulus, show it to the twin and read out "
+               "the predicted responses."),
+        ("code", SETUP),
+        ("md", "## Design a stimulus\nStimuli are `param` objects: every parameter has bounds and documentation."),
+        ("code", "from twin_explorer.stimuli import DriftingGrating\n\n"
+                 "grating = DriftingGrating(direction_deg=90, sf_cpd=0.04, tf_hz=2, duration_s=1.0)\n"
+                 "frames = grating.render()\nprint(frames.shape, frames.dtype)\ngrating.epochs"),
+        ("md", "## Show it to the twin\n`predict` takes uint8 frames [T, 144, 256] and returns responses [T, neurons]."),
+        ("code", "responses = twin.predict(frames)\nprint(responses.shape)\n"
+                 "best = np.argsort(responses.mean(0))[::-1][:5]\n"
+                 "print('most driven neurons:', twin.units.index[best].tolist())"),
+        ("md", "## The same, interactively\n`StimulusDesigner` is the explorer's first view; change a parameter "
+               "and the heatmap and traces follow."),
+        ("code", "from twin_explorer.ui import StimulusDesigner\n\n"
+                 "designer = StimulusDesigner(twin)\n"
+                 "designer.stimulus.direction_deg = 180  # what a slider would do\n"
+                 "print(designer.n_updates, 'redraws;', designer.info.object)\ndesigner"),
+        ("md", "Behaviour matters too: running and pupil size modulate responses."),
+        ("code", "designer.state.running = 2.0\nds = designer.responses_dataset()\n"
+                 "print(float(ds.response.mean()), ds.attrs['stimulus_family'])"),
+    ],
+    "02_tuning_and_receptive_fields.ipynb": [
+        ("md", "# 2 · Tuning and receptive fields against the ground truth\n\nOn the synthetic mouse every neuron's "
+               "true preferred direction and RF centre are known, so in-silico experiments can be checked."),
+        ("code", SETUP),
+        ("code", "from twin_explorer.ui import ExplorerState, TuningView, ReceptiveFieldView\n\n"
+                 "state = ExplorerState(twin)\nstate.selection = [int(u) for u in twin.units.index[:12]]\n"
+                 "tuning = TuningView(state=state, scope='selected neurons', directions=12, duration_s=1.0)\n"
+                 "tuning.run(wait=True)\nds = tuning.result\nds[['pref_dir', 'osi', 'dsi', 'gosi']].to_dataframe().head()"),
+        ("md", "## Compare with the ground truth\nPreferred directions are circular: compare angular differences."),
+        ("code", "truth = getattr(twin, 'truth', None)\nif truth is not None:\n"
+                 "    ids = ds.unit.values\n"
+                 "    err = (ds.pref_dir.values - truth.loc[ids, 'pref_dir_deg'].values + 180) % 360 - 180\n"
+                 "    tuned = truth.loc[ids, 'gdsi'].values > 0.1\n"
+                 "    print('median |error| of tuned neurons (deg):', np.median(np.abs(err[tuned])))\n"
+                 "tuning"),
+        ("md", "## Receptive fields from flashing dots"),
+        ("code", "rfs = ReceptiveFieldView(state=state, scope='selected neurons', spacing_deg=15, dot_s=0.2)\n"
+                 "rfs.run(wait=True)\nr = rfs.result.sel(polarity='on_off')\n"
+                 "if truth is not None:\n"
+                 "    ids = r.unit.values\n"
+                 "    d = np.hypot(r.rf_az.values - truth.loc[ids, 'rf_az_deg'].values,\n"
+                 "                 r.rf_el.values - truth.loc[ids, 'rf_el_deg'].values)\n"
+                 "    print('median RF centre error (deg):', np.nanmedian(d))\nrfs"),
+    ],
+    "04_function_to_morphology.ipynb": [
+        ("md", "# 4 · From a neuron's function to its morphology and partners\n\nModel units are linked to EM "
+               "neurons by coregistration; the offline sample in assets/anatomy mimics the MICrONS tables."),
+        ("code", SETUP),
+        ("code", "from twin_explorer.ui.anatomy import get_anatomy\n\nanat = get_anatomy()\n"
+                 "pop = anat.population(twin.units)\n"
+                 "with_skeleton = pop[pop.nucleus_id.isin(anat.skeleton_ids)]\n"
+                 "unit = int(with_skeleton.index[0])\nprint('neuron', unit, 'has a reconstructed morphology')\n"
+                 "pop.loc[unit]"),
+        ("md", "## Its function: the MEI\nThe most exciting image, optimised through the twin's gradients."),
+        ("code", "from twin_explorer.ui import ExplorerState, MEIView, AnatomyView\n\n"
+                 "state = ExplorerState(twin, unit=unit)\nmei = MEIView(state=state, steps=30)\nmei.run(wait=True)\n"
+                 "print(mei.summary.object)\nmei"),
+        ("md", "## Its morphology and synaptic partners"),
+        ("code", "view = AnatomyView(state=state)\npartners = view.partners.value\n"
+                 "print(len(partners), 'partner connections')\nview"),
+    ],
+}
+
+
+def build(path: Path, cells: list[tuple[str, str]]) -> None:
+    nb = nbf.v4.new_notebook()
+    nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbf.write(nb, path)
+
+
+if __name__ == "__main__":
+    for name, cells in NOTEBOOKS.items():
+        build(HERE / name, cells)
+        print("wrote", HERE / name)

@@ -1,0 +1,29 @@
+"""The teaching notebooks in apps/ execute end to end (nbclient) on the explorer's default twin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+APPS = Path(__file__).resolve().parents[1] / "apps"
+NOTEBOOKS = sorted(APPS.glob("*.ipynb"))
+
+
+def test_notebooks_exist():
+    names = {p.name for p in NOTEBOOKS}
+    assert {"01_first_experiment.ipynb", "02_tuning_and_receptive_fields.ipynb",
+            "04_function_to_morphology.ipynb"} <= names
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(APPS)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
