@@ -105,10 +105,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", type=int, default=10, help="frames per video")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--budget-mb", type=float, default=1536, help="activation memory budget of a pass")
     args = parser.parse_args(argv)
     if args.units < 1 or args.frames < 2 or args.batch < 1:
         parser.error("units ≥ 1, frames ≥ 2 and batch ≥ 1 are required")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be ≥ 1")
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     disable_tf32()
     net = make_network(args.units, device)
