@@ -30,7 +30,10 @@ def register(app: typer.Typer) -> None:
         import panel as pn
 
         from twin_explorer.ui.app import create_app
+        from twin_explorer.ui.state import get_twin, unit_table
 
+        typer.echo("loading the twin…")
+        unit_table(get_twin(twin))  # warm the shared twin and its unit table before the first page load
         origins = [f"{host}:{port}" for host in {address, "localhost", "127.0.0.1"}]
         typer.echo(f"twin_explorer on http://{address}:{port}/explorer (Ctrl+C to stop)")
         pn.serve({"explorer": lambda: create_app(twin)}, port=port, address=address, show=show,
