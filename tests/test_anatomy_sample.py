@@ -88,7 +88,7 @@ def test_shipped_sample():
 
 
 def test_cli_builds_a_sample_from_a_units_csv(tmp_path):
-    from twin_explorer.cli import app
+    from twin_explorer.cli import typer_app as app
 
     _units(40, seed=1).to_csv(tmp_path / "units.csv")
     res = CliRunner().invoke(app, ["anatomy-sample", "--out", str(tmp_path / "s"), "--units",

@@ -66,7 +66,7 @@ def test_angular_error():
 
 
 def test_cli_registered_and_rejects_bad_input():
-    from twin_explorer.cli import app
+    from twin_explorer.cli import typer_app as app
 
     runner = CliRunner()
     res = runner.invoke(app, ["validate", "--help"])

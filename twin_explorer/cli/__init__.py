@@ -11,7 +11,8 @@ import importlib
 
 import typer
 
-app = typer.Typer(help="twin_explorer: in-silico experiments on the MICrONS digital twin.", no_args_is_help=True,
+# named so that no command module (e.g. ``cli/app.py``) shadows it once imported as a package attribute
+typer_app = typer.Typer(help="twin_explorer: in-silico experiments on the MICrONS digital twin.", no_args_is_help=True,
                   add_completion=False)
 
 _COMMAND_MODULES = ("engine", "experiments", "training", "anatomy", "app")
@@ -23,8 +24,8 @@ for _name in _COMMAND_MODULES:
         if _exc.name != f"{__name__}.{_name}":
             raise
         continue
-    _module.register(app)
+    _module.register(typer_app)
 
 
 def main() -> None:
-    app()
+    typer_app()

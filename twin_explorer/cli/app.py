@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
-
-# The package binds this submodule as ``twin_explorer.cli.app`` after import, shadowing the package's
-# Typer object of the same name; keep that object now and put it back in register().
-_PACKAGE = sys.modules[__name__.rpartition(".")[0]]
-_TYPER = getattr(_PACKAGE, "app", None)
 
 
 def register(app: typer.Typer) -> None:
-    if not isinstance(app, typer.Typer) and isinstance(_TYPER, typer.Typer):
-        app = _TYPER
-        _PACKAGE.app = _TYPER
     @app.command()
     def serve(
         port: int = typer.Option(5006, help="Port to listen on (0 picks a free one)."),
