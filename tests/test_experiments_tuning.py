@@ -281,3 +281,21 @@ def test_readout_rf_matches_the_network_perspective_module():
         col = (gx * 256 / 255 * (Wo - 1) / Wo + 1) / 2 * 256
         row = (gy * 256 / 144 * 256 / 255 * (Ho - 1) / Ho + 1) / 2 * 144
         assert got["col"][k] == pytest.approx(col, abs=1e-3) and got["row"][k] == pytest.approx(row, abs=1e-3)
+
+
+def test_progress_flag_is_accepted():
+    """progress=True asks for a bar (not a callback), progress=callable receives (done, total)."""
+    from twin_explorer.experiments.common import run_conditions
+
+    class Flat:
+        id, frame_rate, frame_shape, n_units = "flat", 30.0, (144, 256), 2
+
+        def predict(self, stimuli, perspectives=None, modulations=None, units=None):
+            return np.ones(stimuli.shape[:-2] + (2,), np.float32) * stimuli.mean(axis=(-1, -2))[..., None]
+
+    videos = [np.full((4, 144, 256), v, np.uint8) for v in (10, 20, 30)]
+    calls = []
+    out = run_conditions(Flat(), videos, progress=True)
+    assert out.shape == (3, 4, 2) and np.allclose(out[:, 0, 0], [10, 20, 30])
+    run_conditions(Flat(), videos, progress=lambda done, total: calls.append((done, total)), batch_size=1)
+    assert calls[-1] == (3, 3) and len(calls) == 3

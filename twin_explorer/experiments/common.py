@@ -178,6 +178,8 @@ def run_conditions(twin: Any, videos: Sequence[np.ndarray] | Callable[[int], np.
     """
     from tqdm.auto import tqdm
 
+    if isinstance(progress, bool):  # progress=True/False means "show a bar or not", not a callback
+        show_progress, progress = progress, None
     if callable(videos) and not isinstance(videos, np.ndarray):
         if n is None:
             raise ValueError("n (number of conditions) is required when videos is a callable")
