@@ -17,11 +17,15 @@ from twin_explorer.anatomy import SAMPLE_DEPTH_FRAME, Anatomy, neuroglancer_link
 from twin_explorer.anatomy.views import side_view, skeleton_3d, soma_map
 
 from .state import ExplorerState
+from .state import get_anatomy as state_anatomy
 
 
 def get_anatomy() -> Anatomy:
-    """The anatomy volume, loaded once per process."""
-    return pn.state.as_cached("twin_explorer.anatomy.sample", Anatomy.sample)
+    """The anatomy volume, loaded once per process (the one the neuron table's coregistration column uses)."""
+    anatomy = state_anatomy()
+    if anatomy is None:
+        return Anatomy.sample()  # raises FileNotFoundError saying how to make the sample
+    return anatomy
 
 
 class AnatomyView(pn.viewable.Viewer):

@@ -17,25 +17,22 @@ import param
 from twin_explorer.experiments import plot_receptive_field, receptive_fields
 from twin_explorer.monitor import DEFAULT_MONITOR
 
-from .state import ExplorerState
-from .tuning import split_layout
-from .tasks import RESULTS, Job, TaskRunner
+from .experiment import ExperimentView, split_layout
+from .state import ExplorerState, twin_truth
+from .tasks import Job
 
 
-class ReceptiveFieldView(pn.viewable.Viewer):
+class ReceptiveFieldView(ExperimentView):
     """Receptive fields mapped with flashing dots; usable alone: ``ReceptiveFieldView(twin)``, ``.run(wait=True)``."""
 
     spacing_deg = param.Number(default=10.0, bounds=(3.0, 30.0), step=1.0, doc="Dot grid spacing (degrees).")
     dot_s = param.Number(default=0.2, bounds=(0.1, 1.0), step=0.05, doc="Time each dot is shown (s).")
     repeats = param.Integer(default=1, bounds=(1, 5), doc="Presentations of each dot.")
-    scope = param.Selector(default="all neurons", objects=["all neurons", "selected neurons"],
-                           doc="Which neurons to map.")
-    result = param.Parameter(default=None, doc="The last receptive-field Dataset.")
+
+    kind, label = "receptive_fields", "Receptive fields"
 
     def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
-        self.state = state if state is not None else ExplorerState(twin)
-        super().__init__(**params)
-        self.runner = TaskRunner()
+        super().__init__(twin, state, **params)
         self.run_button = pn.widgets.Button(label="Map receptive fields", color="primary", width=180)
         self.run_button.on_click(lambda _e: self.run())
         self.controls = pn.Param(self, parameters=["spacing_deg", "dot_s", "repeats", "scope"],
@@ -53,41 +50,19 @@ class ReceptiveFieldView(pn.viewable.Viewer):
         self._load_cached()
 
     def experiment_params(self) -> dict[str, Any]:
-        units = None
-        if self.scope == "selected neurons":
-            units = sorted(set(self.state.focus_units) | set(self.state.selection))
         return {"spacing_deg": float(self.spacing_deg), "dot_s": float(self.dot_s), "repeats": int(self.repeats),
-                "units": units}
+                "units": self.scoped_units()}
 
-    def _load_cached(self) -> None:
-        hit = RESULTS.get(self.state.twin, "receptive_fields", self.experiment_params())
-        if hit is not None:
-            self._set_result(hit)
+    def compute(self, twin: Any, params: dict[str, Any], job: Job) -> Any:
+        return receptive_fields(twin, **params, batch_size=1, show_progress=False,
+                                progress=lambda done, total: job.update(done / total, f"chunk {done}/{total}"))
 
-    def run(self, wait: bool = False) -> bool:
-        """Map RFs in the background (cached); ``wait=True`` blocks until done."""
-        params = self.experiment_params()
-        twin = self.state.twin
-        hit = RESULTS.get(twin, "receptive_fields", params)
-        if hit is not None:
-            self._set_result(hit)
-            return True
+    def clear_result(self) -> None:
+        super().clear_result()
+        self.unit_pane[:], self.centres.object, self.summary.object = [], None, ""
+        self.hint.visible = True
 
-        def work(job: Job) -> Any:
-            ds = receptive_fields(twin, **params, batch_size=1, show_progress=False,
-                                  progress=lambda done, total: job.update(done / total, f"chunk {done}/{total}"))
-            RESULTS.put(twin, "receptive_fields", params, ds)
-            return ds
-
-        started = self.runner.run(work, on_done=self._set_result, label="Receptive fields")
-        if started and wait:
-            self.runner.wait()
-            if self.runner.error:
-                raise RuntimeError(self.runner.error)
-        return started
-
-    def _set_result(self, ds: Any) -> None:
-        self.result = ds
+    def show_result(self, ds: Any) -> None:
         if ds.sizes.get("unit", 0) == self.state.twin.n_units:
             self.state.rfs = ds
         self.hint.visible = False
@@ -109,7 +84,7 @@ class ReceptiveFieldView(pn.viewable.Viewer):
                            ("SSI", "ssi")):
             if key in u:
                 lines.append(f"| {label} | {float(u[key]):.3g} |")
-        truth = getattr(self.state.twin, "truth", None)
+        truth = twin_truth(self.state.twin)
         if truth is not None and unit in truth.index and "rf_az_deg" in truth.columns:
             lines.append(f"\nGround truth centre: ({truth.loc[unit, 'rf_az_deg']:.1f}°, "
                          f"{truth.loc[unit, 'rf_el_deg']:.1f}°)")

@@ -8,6 +8,7 @@ once per process through :func:`get_twin` and shared read-only between sessions.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,25 @@ _TRUTH_COLUMNS = ("pref_dir_deg", "pref_ori_deg", "osi", "dsi", "gosi", "gdsi", 
                   "rf_sigma_deg", "sf_cpd", "tf_hz")
 
 
+#: Folder of the MICrONS weight bundle (None: the bundle module's default, $TWIN_EXPLORER_CACHE/microns).
+BUNDLE_DIR: str | None = os.environ.get("TWIN_EXPLORER_BUNDLE") or None
+MICRONS_PREFIX = "microns "
+
+
+def microns_name(session: int, scan_idx: int) -> str:
+    """The selector entry of a MICrONS scan, e.g. ``"microns 8-5"``."""
+    return f"{MICRONS_PREFIX}{int(session)}-{int(scan_idx)}"
+
+
+def _parse_microns(name: str) -> tuple[int, int]:
+    try:
+        session, scan_idx = name[len(MICRONS_PREFIX):].split("-")
+        return int(session), int(scan_idx)
+    except ValueError as exc:
+        raise ValueError(f"MICrONS twins are named 'microns <session>-<scan_idx>' (e.g. 'microns 8-5'), "
+                         f"got {name!r}") from exc
+
+
 def _load_twin_uncached(name: str) -> Any:
     try:
         from twin_explorer.engine.registry import load_twin
@@ -59,43 +79,151 @@ def _load_twin_uncached(name: str) -> Any:
         from twin_explorer.synthetic import SyntheticMouse
 
         return SyntheticMouse(seed=0)
+    if name.startswith(MICRONS_PREFIX):
+        session, scan_idx = _parse_microns(name)
+        return load_twin("microns", session=session, scan_idx=scan_idx, directory=BUNDLE_DIR)
     return load_twin(name)
 
 
+_TWINS: dict[str, Any] = {}
+_TWINS_LOCK = threading.Lock()
+
+
 def get_twin(name: str | None = None) -> Any:
-    """Load a twin by registry name, once per process (cached with ``pn.state.as_cached``)."""
+    """Load a twin by explorer name (``"demo"``, ``"synthetic"``, ``"microns 8-5"``), once per process."""
     name = name or DEFAULT_TWIN
     if not isinstance(name, str) or not name:
-        raise ValueError(f"twin name must be a non-empty string such as 'synthetic' or 'demo', got {name!r}")
-    return pn.state.as_cached(f"twin_explorer.twin.{name}", _load_twin_uncached, name=name)
+        raise ValueError(f"twin name must be a non-empty string such as 'synthetic', 'demo' or 'microns 8-5', "
+                         f"got {name!r}")
+    with _TWINS_LOCK:  # one load per name even when several sessions open at once
+        if name not in _TWINS:
+            _TWINS[name] = _load_twin_uncached(name)
+        return _TWINS[name]
+
+
+def register_twin(twin: Any, name: str | None = None) -> str:
+    """Make a twin object selectable by name (its existing name if already loaded, else ``name`` or its id)."""
+    with _TWINS_LOCK:
+        for known, obj in _TWINS.items():
+            if obj is twin:
+                return known
+        name = name or str(getattr(twin, "id", f"twin-{id(twin)}"))
+        _TWINS[name] = twin
+        return name
+
+
+def microns_scans() -> list[str]:
+    """Selector names of the MICrONS scans in the bundle (empty when no bundle is present)."""
+    try:
+        from twin_explorer.bundle import available_scans
+
+        return [microns_name(a, b) for a, b in available_scans(BUNDLE_DIR)]
+    except (ImportError, ValueError, OSError):  # no bundle module, or an unreadable scans.csv
+        return []
 
 
 def available_twins() -> list[str]:
-    """Names the explorer offers: the default twin, the synthetic mouse and MICrONS scans when present."""
-    names = [DEFAULT_TWIN, "synthetic"]
+    """Names the explorer offers: the default twin, the demo twin, the synthetic mouse and MICrONS scans
+    (``"microns <session>-<scan_idx>"``) when the bundle is present."""
+    names = [DEFAULT_TWIN, *_TWINS]
     try:
         from twin_explorer.engine import registry
     except ImportError:  # no engine registry yet
-        return list(dict.fromkeys(names))
+        return list(dict.fromkeys(names + ["synthetic"]))
     if registry.demo_available():
         names.append("demo")
-    lister = getattr(registry, "available_twins", None) or getattr(registry, "list_twins", None)
-    if lister is not None:  # MICrONS scans when the bundle is present
-        names += [str(n) for n in lister()]
+    names.append("synthetic")
+    names += microns_scans()
     return list(dict.fromkeys(names))
 
 
+def get_anatomy() -> Any:
+    """The anatomy volume (offline sample in assets/anatomy), loaded once per process; None if unavailable."""
+    def load() -> Any:
+        try:
+            from twin_explorer.anatomy import Anatomy
+
+            return Anatomy.sample()
+        except (ImportError, FileNotFoundError):
+            return None
+
+    return pn.state.as_cached("twin_explorer.anatomy.sample", load)
+
+
+def twin_truth(twin: Any) -> pd.DataFrame | None:
+    """The ground truth behind a twin: the synthetic mouse's own ``.truth``, or, for a twin trained on a
+    synthetic mouse (metadata ``trained_on`` with ``mouse_seed``/``n_neurons``, e.g. the demo twin), that
+    mouse's truth for the twin's readouts; None for twins of real mice."""
+    truth = getattr(twin, "truth", None)
+    if isinstance(truth, pd.DataFrame):
+        return truth
+    spec = (getattr(twin, "metadata", None) or {}).get("trained_on")
+    if not isinstance(spec, dict) or "mouse_seed" not in spec:
+        return None
+    seed, n = int(spec["mouse_seed"]), int(spec.get("n_neurons", twin.n_units))
+
+    def load() -> pd.DataFrame:
+        from twin_explorer.synthetic import SyntheticMouse
+
+        return SyntheticMouse(seed=seed, n_neurons=n).truth
+
+    truth = pn.state.as_cached(f"twin_explorer.truth.{seed}.{n}", load)
+    ids = twin.units.index
+    return truth.loc[truth.index.intersection(ids)] if len(truth.index.intersection(ids)) else None
+
+
+#: Per-unit accuracy columns a twin may carry in its units table, best first (shown as the table's "CC").
+CC_COLUMNS = ("cc_norm", "cc_abs", "cc")
+
+
+def twin_cc(twin: Any) -> pd.Series:
+    """Per-unit prediction accuracy (correlation coefficient) the twin ships, indexed by readout_id; NaN where the
+    twin reports none (the synthetic mouse is the ground truth itself and has no CC). ``.name`` says which CC."""
+    units = twin.units
+    for col in CC_COLUMNS:
+        if col in units.columns:
+            return pd.Series(pd.to_numeric(units[col], errors="coerce").to_numpy(float), index=units.index,
+                             name=col)
+    meta = getattr(twin, "metadata", None) or {}
+    for col in CC_COLUMNS:
+        values = meta.get(col)
+        if values is not None and len(values) == len(units):
+            return pd.Series(np.asarray(values, float), index=units.index, name=col)
+    return pd.Series(np.full(len(units), np.nan), index=units.index, name="cc")
+
+
+def coregistration(units: pd.DataFrame) -> pd.DataFrame:
+    """Per unit: ``coregistered`` (unique | multiple | none) and the chosen ``nucleus_id`` (best match), from the
+    anatomy volume's coregistration tables; all 'none' when no anatomy is available."""
+    anatomy = get_anatomy()
+    if anatomy is not None:
+        try:
+            res = anatomy.resolve_units(units)
+            return pd.DataFrame({"coregistered": res["match"].astype(str), "nucleus_id": res["nucleus_id"]},
+                                index=res.index).reindex(units.index)
+        except (KeyError, ValueError):  # units without session/scan_idx/unit_id
+            pass
+    return pd.DataFrame({"coregistered": "none", "nucleus_id": pd.array([pd.NA] * len(units), dtype="Int64")},
+                        index=units.index)
+
+
 def unit_table(twin: Any) -> pd.DataFrame:
-    """One row per readout: the twin's unit ids plus whatever per-unit properties the twin carries."""
+    """One row per readout: the twin's unit ids, area and layer, its per-unit accuracy ``CC``, the coregistration
+    (``coregistered``, ``nucleus_id``) and, where a ground truth exists, the true tuning as ``true_*``."""
     units = twin.units
     if not isinstance(units, pd.DataFrame):
         raise ValueError(f"twin.units must be a pandas DataFrame indexed by readout_id, got {type(units).__name__}")
-    table = units.copy()
-    truth = getattr(twin, "truth", None)
+    table = units.drop(columns=[c for c in CC_COLUMNS if c in units.columns])
+    truth = twin_truth(twin)
     if isinstance(truth, pd.DataFrame):
         anatomy = [c for c in _ANATOMY_COLUMNS if c in truth.columns and c not in table.columns]
         tuned = [c for c in _TRUTH_COLUMNS if c in truth.columns]
         table = table.join(truth[anatomy]).join(truth[tuned].add_prefix("true_"))
+    table = table.assign(CC=twin_cc(twin).reindex(table.index).to_numpy())
+    table = table.join(coregistration(units))
+    first = [c for c in ("session", "scan_idx", "unit_id", "area", "layer", "CC", "coregistered", "nucleus_id")
+             if c in table.columns]
+    table = table[first + [c for c in table.columns if c not in first]]
     table.index.name = "readout_id"
     return table
 
@@ -143,7 +271,7 @@ class ExplorerState(param.Parameterized):
             params["twin_name"] = twin
             twin = get_twin(twin)
         else:
-            params.setdefault("twin_name", str(getattr(twin, "id", "custom")))
+            params.setdefault("twin_name", register_twin(twin))
         for attr in ("predict", "units", "n_units"):
             if not hasattr(twin, attr):
                 raise ValueError(f"the twin has no {attr!r}; the explorer needs an object obeying the twin contract "
@@ -168,8 +296,9 @@ class ExplorerState(param.Parameterized):
 
     @param.depends("twin_name", watch=True)
     def _on_twin_name(self) -> None:
-        if str(getattr(self.twin, "id", "")) != self.twin_name:
-            self.twin = get_twin(self.twin_name)
+        twin = get_twin(self.twin_name)
+        if twin is not self.twin:
+            self.twin = twin
 
     @param.depends("unit", watch=True)
     def _check_unit(self) -> None:

@@ -11,43 +11,74 @@ from typing import Any
 
 import holoviews as hv
 import numpy as np
+import pandas as pd
 import panel as pn
 import param
 
 from twin_explorer.experiments import direction_tuning, plot_direction_tuning, plot_tuning_population
 
-from .state import ExplorerState
-from .tasks import RESULTS, Job, TaskRunner
+from .experiment import ALL, ExperimentView, split_layout
+from .state import ExplorerState, twin_truth
+from .tasks import Job
+
+__all__ = ["TuningView", "split_layout", "preferred_sf_tf"]
+
+FIXED, PREFERRED = "fixed (below)", "each neuron's preferred"
+# Grid the per-neuron SF/TF are rounded to (log2 steps), so neurons share grating videos.
+SF_STEP_OCT, TF_STEP_OCT = 1.0, 1.0
+# Coarse SF × TF grid used to find each neuron's preference when the twin has no ground truth.
+PROBE_SF, PROBE_TF = (0.02, 0.04, 0.08, 0.16, 0.3), (1.0, 2.0, 4.0, 8.0)
 
 
-def split_layout(obj: Any, size: tuple[int, int] | None = None) -> list[Any]:
-    """The panels of a HoloViews Layout as separate elements, each its own Bokeh figure (``size`` fixes
-    width and height: a Layout's shared sizing collapses inside Panel's flexible layouts)."""
-    items = list(obj) if isinstance(obj, hv.Layout) else [obj]
-    if size is not None:
-        items = [o.opts(width=size[0], height=size[1], responsive=False, clone=True) for o in items]
-    return items
+def _round_log2(values: np.ndarray, step: float) -> np.ndarray:
+    return 2.0 ** (np.round(np.log2(values) / step) * step)
 
 
-class TuningView(pn.viewable.Viewer):
+def preferred_sf_tf(twin: Any, units: Any = None, job: Job | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Each unit's preferred (SF, TF), rounded to a 1-octave grid, and where they came from: the twin's ground
+    truth when it has one (the synthetic mouse, twins trained on it), else a coarse SF × TF measurement."""
+    from twin_explorer.experiments.common import resolve_units
+
+    ids = resolve_units(twin, units)
+    truth = twin_truth(twin)
+    if truth is not None and {"sf_cpd", "tf_hz"} <= set(truth.columns) and set(ids) <= set(truth.index):
+        sf, tf, source = truth.loc[ids, "sf_cpd"].to_numpy(float), truth.loc[ids, "tf_hz"].to_numpy(float), "truth"
+    else:
+        from twin_explorer.experiments.spatial_temporal import sf_tf_tuning
+
+        progress = None if job is None else (lambda done, total: job.update(0.5 * done / total,
+                                                                             f"SF × TF probe {done}/{total}"))
+        probe = sf_tf_tuning(twin, sf_cpd=PROBE_SF, tf_hz=PROBE_TF, directions=8, duration_s=1.0, units=ids,
+                             batch_size=1, show_progress=False, progress=progress)
+        sf = np.where(np.isfinite(probe["pref_sf"].values), probe["pref_sf"].values, probe["argmax_sf"].values)
+        tf = np.where(np.isfinite(probe["pref_tf"].values), probe["pref_tf"].values, probe["argmax_tf"].values)
+        source = "measured"
+    sf = np.clip(_round_log2(sf, SF_STEP_OCT), 0.005, 0.5)
+    tf = np.clip(_round_log2(tf, TF_STEP_OCT), 0.25, 12.0)
+    return sf, tf, source
+
+
+class TuningView(ExperimentView):
     """Direction tuning of the twin's neurons; usable alone: ``TuningView(twin)``, then ``.run(wait=True)``."""
 
     directions = param.Selector(default=12, objects=[8, 12, 16, 24], doc="Number of drifting-grating directions.")
+    sf_tf = param.Selector(default=FIXED, objects=[FIXED, PREFERRED], label="SF / TF",
+                           doc="One SF/TF for every neuron, or each neuron's own preferred SF/TF (from the ground "
+                               "truth where the twin has one, else measured; rounded to octaves). Slower: one set "
+                               "of gratings per distinct SF/TF pair.")
     sf_cpd = param.Number(default=0.04, bounds=(0.005, 0.3), step=0.005, doc="Spatial frequency (cycles/degree).")
     tf_hz = param.Number(default=2.0, bounds=(0.5, 8.0), step=0.5, doc="Temporal frequency (Hz).")
     duration_s = param.Number(default=1.0, bounds=(0.5, 4.0), step=0.5, doc="Grating duration per direction (s).")
     contrast = param.Number(default=1.0, bounds=(0.05, 1.0), step=0.05, doc="Grating contrast.")
-    scope = param.Selector(default="all neurons", objects=["all neurons", "selected neurons"],
-                           doc="Which neurons to measure.")
-    result = param.Parameter(default=None, doc="The last direction-tuning Dataset.")
+
+    kind, label = "direction_tuning", "Direction tuning"
 
     def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
-        self.state = state if state is not None else ExplorerState(twin)
-        super().__init__(**params)
-        self.runner = TaskRunner()
+        super().__init__(twin, state, **params)
         self.run_button = pn.widgets.Button(label="Measure tuning", color="primary", width=160)
         self.run_button.on_click(lambda _e: self.run())
-        self.controls = pn.Param(self, parameters=["directions", "sf_cpd", "tf_hz", "duration_s", "contrast", "scope"],
+        self.controls = pn.Param(self, parameters=["directions", "sf_tf", "sf_cpd", "tf_hz", "duration_s", "contrast",
+                                                   "scope"],
                                  widgets={p: {"throttled": True} for p in ("sf_cpd", "tf_hz", "duration_s", "contrast")},
                                  show_name=False, width=300)
         self.unit_pane = pn.Row()
@@ -55,56 +86,55 @@ class TuningView(pn.viewable.Viewer):
         self.indices = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.population = pn.GridBox(ncols=3)
         self.map_pane = pn.pane.HoloViews(None)
+        self.map_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.hint = pn.pane.Markdown("Press **Measure tuning** to run drifting gratings through the twin.")
+        # Preferred directions measured so far on this twin (latest wins), for the cortical map.
+        self._measured = pd.DataFrame(columns=["pref_dir", "gdsi"], dtype=float)
         self._tap = hv.streams.Tap(x=None, y=None)
         self._tap.add_subscriber(self._on_map_tap)
         self.state.param.watch(lambda _e: self._show_unit(), "unit")
-        self.state.param.watch(lambda _e: self._load_cached(), "twin")
+        self.state.param.watch(lambda _e: self._on_twin(), "twin")
         self._load_cached()
 
     # ---- computation -------------------------------------------------------------------------------
     def experiment_params(self) -> dict[str, Any]:
-        units = None
-        if self.scope == "selected neurons":
-            units = sorted(set(self.state.focus_units) | set(self.state.selection))
-        return {"directions": int(self.directions), "sf_cpd": float(self.sf_cpd), "tf_hz": float(self.tf_hz),
-                "duration_s": float(self.duration_s), "contrast": float(self.contrast), "units": units}
+        per_unit = self.sf_tf == PREFERRED
+        return {"directions": int(self.directions), "sf_cpd": None if per_unit else float(self.sf_cpd),
+                "tf_hz": None if per_unit else float(self.tf_hz), "sf_tf": "preferred" if per_unit else "fixed",
+                "duration_s": float(self.duration_s), "contrast": float(self.contrast), "units": self.scoped_units()}
 
-    def _load_cached(self) -> None:
-        hit = RESULTS.get(self.state.twin, "direction_tuning", self.experiment_params())
-        if hit is not None:
-            self._set_result(hit)
+    def compute(self, twin: Any, params: dict[str, Any], job: Job) -> Any:
+        kw = {k: v for k, v in params.items() if k != "sf_tf"}
+        offset, share, source = 0.0, 1.0, "fixed"
+        if params["sf_tf"] == "preferred":
+            kw["sf_cpd"], kw["tf_hz"], source = preferred_sf_tf(twin, params["units"], job)
+            if source == "measured":
+                offset, share = 0.5, 0.5
+        ds = direction_tuning(twin, **kw, batch_size=1, show_progress=False,
+                              progress=lambda done, total: job.update(offset + share * done / total,
+                                                                      f"direction {done}/{total}"))
+        ds.attrs["sf_tf_source"] = source
+        return ds
 
-    def run(self, wait: bool = False) -> bool:
-        """Measure direction tuning in the background (cached); ``wait=True`` blocks until done."""
-        params = self.experiment_params()
-        twin = self.state.twin
-        hit = RESULTS.get(twin, "direction_tuning", params)
-        if hit is not None:
-            self._set_result(hit)
-            return True
+    def _on_twin(self) -> None:
+        self._measured = self._measured.iloc[0:0]
+        self._load_cached()
 
-        def work(job: Job) -> Any:
-            ds = direction_tuning(twin, **params, batch_size=1, show_progress=False,
-                                  progress=lambda done, total: job.update(done / total,
-                                                                          f"direction {done}/{total}"))
-            RESULTS.put(twin, "direction_tuning", params, ds)
-            return ds
+    def clear_result(self) -> None:
+        super().clear_result()
+        self.unit_pane[:], self.linear_pane[:], self.population[:] = [], [], []
+        self.map_pane.object, self.indices.object, self.map_note.object = None, "", ""
+        self.hint.visible = True
 
-        started = self.runner.run(work, on_done=self._set_result, label="Direction tuning")
-        if started and wait:
-            self.runner.wait()
-            if self.runner.error:
-                raise RuntimeError(self.runner.error)
-        return started
-
-    def _set_result(self, ds: Any) -> None:
-        self.result = ds
+    def show_result(self, ds: Any) -> None:
         if ds.sizes.get("unit", 0) == self.state.twin.n_units:
             self.state.tuning = ds  # the neuron table gains the twin's tuning columns
+        new = pd.DataFrame({"pref_dir": ds["pref_dir"].values, "gdsi": ds["gdsi"].values},
+                           index=pd.Index(ds["unit"].values, name="unit"))
+        self._measured = pd.concat([self._measured.drop(new.index, errors="ignore"), new]).sort_index()
         self.hint.visible = False
         self.population[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_tuning_population(ds), (300, 240))]
-        self.map_pane.object = self._direction_map(ds)
+        self.map_pane.object = self._direction_map()
         self._show_unit()
 
     # ---- plots -------------------------------------------------------------------------------------
@@ -117,11 +147,14 @@ class TuningView(pn.viewable.Viewer):
             return
         self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_direction_tuning(ds, unit, polar=True))]
         self.linear_pane[:] = [pn.pane.HoloViews(split_layout(plot_direction_tuning(ds, unit, polar=False))[0])]
+        self.indices.object = self._indices_table(ds, unit)
+
+    def _indices_table(self, ds: Any, unit: int) -> str:
         u = ds.sel(unit=unit)
         rows = [("preferred direction (°)", "pref_dir", "pref_dir_deg"), ("preferred orientation (°)", "pref_ori",
                 "pref_ori_deg"), ("OSI", "osi", "osi"), ("DSI", "dsi", "dsi"), ("gOSI", "gosi", "gosi"),
                 ("gDSI", "gdsi", "gdsi"), ("fit R²", "fit_r2", None)]
-        truth = getattr(self.state.twin, "truth", None)
+        truth = twin_truth(self.state.twin)
         has_truth = truth is not None and unit in truth.index
         lines = [f"#### Neuron {unit}", "| index | twin (in silico) |" + (" ground truth |" if has_truth else ""),
                  "|---|---|" + ("---|" if has_truth else "")]
@@ -132,32 +165,53 @@ class TuningView(pn.viewable.Viewer):
             if has_truth:
                 line += f" {float(truth.loc[unit, tkey]):.3g} |" if tkey and tkey in truth.columns else " |"
             lines.append(line)
-        self.indices.object = "\n".join(lines)
+        sf = float(u["sf_cpd"]) if "sf_cpd" in u else float(self.sf_cpd)
+        tf = float(u["tf_hz"]) if "tf_hz" in u else float(self.tf_hz)
+        source = {"truth": " (its true preference, rounded to an octave)",
+                  "measured": " (its measured preference, rounded to an octave)"}.get(ds.attrs.get("sf_tf_source"), "")
+        lines.append(f"\nMeasured with gratings at **{sf:.3g} cpd, {tf:.3g} Hz**{source}.")
+        if has_truth and {"sf_cpd", "tf_hz"} <= set(truth.columns):
+            tsf, ttf = float(truth.loc[unit, "sf_cpd"]), float(truth.loc[unit, "tf_hz"])
+            lines.append(f"The ground truth is defined at the neuron's own preferred SF/TF: **{tsf:.3g} cpd, "
+                         f"{ttf:.3g} Hz**.")
+            if abs(np.log2(sf / tsf)) > 0.75 or abs(np.log2(max(tf, 0.1) / ttf)) > 1.0:
+                lines.append("⚠ These gratings are far from the neuron's preferred SF/TF, so its measured indices "
+                             "can be much lower than the truth: set *SF / TF* to *each neuron's preferred* and "
+                             "measure again.")
+        return "\n".join(lines)
 
-    def _direction_map(self, ds: Any) -> Any:
+    def _direction_map(self) -> Any:
         table = self.state.table
-        if not {"x_um", "y_um"} <= set(table.columns):
+        if not {"x_um", "y_um"} <= set(table.columns) or not len(self._measured):
             return None
-        ids = ds["unit"].values
-        df = table.loc[ids, ["x_um", "y_um"]].assign(pref_dir=ds["pref_dir"].values,
-                                                       gdsi=ds["gdsi"].values, unit=ids)
+        measured = self._measured[self._measured.index.isin(table.index)]
+        ids = measured.index.to_numpy()
+        df = table.loc[ids, ["x_um", "y_um"]].assign(pref_dir=measured["pref_dir"].to_numpy(),
+                                                     gdsi=measured["gdsi"].to_numpy(), unit=ids)
+        rest = table.loc[~table.index.isin(ids), ["x_um", "y_um"]]
+        n, total = len(ids), len(table)
+        self.map_note.object = ("" if n == total else
+                                f"{n} of {total} neurons measured so far (grey: not yet). Set *Neurons* to "
+                                f"*{ALL}* and press **Measure tuning** to fill the map.")
+        background = hv.Points(rest, ["x_um", "y_um"]).opts(color="lightgrey", size=4, alpha=0.6)
         pts = hv.Points(df, ["x_um", "y_um"], ["pref_dir", "gdsi", "unit"]).opts(
-            color="pref_dir", cmap="colorwheel", clim=(0, 360), size=6, colorbar=True, tools=["hover", "tap"],
-            width=460, height=420, data_aspect=1, title="Preferred direction over cortex (click a neuron)",
-            xlabel="x (µm)", ylabel="y (µm)", clabel="preferred direction (°)")
+            color="pref_dir", cmap="colorwheel", clim=(0, 360), size=6 if n > 50 else 9, colorbar=True,
+            tools=["hover", "tap"], clabel="preferred direction (°)")
         self._tap.source = pts
         self._map_ids = df[["x_um", "y_um"]].to_numpy(), ids
-        return pts
+        return (background * pts).opts(width=460, height=420, data_aspect=1, xlabel="x (µm)", ylabel="y (µm)",
+                                       title=f"Preferred direction over cortex ({n}/{total}; click a neuron)")
 
     def _on_map_tap(self, x: float | None = None, y: float | None = None) -> None:
         if x is None or y is None or not hasattr(self, "_map_ids"):
             return
         xy, ids = self._map_ids
-        self.state.unit = int(ids[np.argmin(np.hypot(xy[:, 0] - x, xy[:, 1] - y))])
+        if len(ids):
+            self.state.unit = int(ids[np.argmin(np.hypot(xy[:, 0] - x, xy[:, 1] - y))])
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(
             pn.Column(self.controls, self.run_button, self.runner, self.indices, width=320),
-            pn.Column(self.hint, self.unit_pane, self.linear_pane,
+            pn.Column(self.hint, self.unit_pane, self.linear_pane, self.map_note,
                       self.map_pane, self.population, sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
