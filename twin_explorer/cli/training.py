@@ -37,3 +37,56 @@ def register(app: typer.Typer) -> None:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1)
         typer.echo(f"trained twin saved in {out}")
+
+    @app.command()
+    def report(
+        directory: Optional[Path] = typer.Option(None, "--directory", "-d", help="Twin folder (default: the demo twin)"),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Report folder (default: the twin folder)"),
+        clips: int = typer.Option(60, help="Training clips of the recording the twin was trained on"),
+        tuning: bool = typer.Option(True, help="Also run tuning/RF experiments against the ground truth"),
+        progress: bool = typer.Option(True),
+    ) -> None:
+        """Accuracy report: CC_abs/CC_norm on held-out natural clips and per stimulus family; tuning vs truth."""
+        import json
+
+        from ..training.checkpoint import DEMO_DIR, load_demo_twin
+        from ..training.data import RecordingCache, RecordingSpec
+        from ..training.report import full_report
+
+        folder = directory or DEMO_DIR
+        twin = load_demo_twin(folder)
+        spec = RecordingSpec(n_neurons=twin.n_units, n_clips=clips)
+        cache = RecordingCache(spec, progress=progress)
+        result = full_report(twin, cache, output or folder, progress=progress, tuning=tuning)
+        typer.echo(json.dumps({"natural": result["natural"], "families": result["families"]}, indent=2))
+
+    @app.command()
+    def adapt(
+        directory: Optional[Path] = typer.Option(None, "--directory", "-d", help="Twin whose core is transferred"),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for adaptation.csv/.html"),
+        minutes: str = typer.Option("2,5,10,20", help="Comma-separated minutes of the new mouse's data"),
+        neurons: int = typer.Option(300, help="Neurons of the new synthetic mouse"),
+        mouse_seed: int = typer.Option(1, help="Seed of the new synthetic mouse"),
+        scratch_steps: int = typer.Option(30, help="Training steps of each from-scratch twin"),
+        progress: bool = typer.Option(True),
+    ) -> None:
+        """Fit a new synthetic mouse on a frozen core vs from scratch, against minutes of data."""
+        import holoviews as hv
+
+        from ..training.adapt import adapt_experiment, plot_adaptation
+        from ..training.checkpoint import DEMO_DIR, load_network
+
+        try:
+            mins = tuple(float(m) for m in minutes.split(","))
+        except ValueError:
+            typer.echo(f"--minutes must be comma-separated numbers, got {minutes!r}", err=True)
+            raise typer.Exit(1)
+        net, _, _ = load_network(directory or DEMO_DIR)
+        table = adapt_experiment(net, mins, mouse_seed=mouse_seed, n_neurons=neurons, scratch_steps=scratch_steps,
+                                 progress=progress)
+        out = output or (directory or DEMO_DIR)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "adaptation.csv", index=False)
+        hv.extension("bokeh", logo=False)
+        hv.save(plot_adaptation(table), out / "adaptation.html", resources="cdn")
+        typer.echo(table.to_string(index=False))

@@ -1,0 +1,158 @@
+"""Training the demo twin: loss goes down, checkpoints resume exactly, save/load round trip, frozen-core
+adaptation, and the shipped demo twin reproducing its model card's held-out accuracy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from twin_explorer.model import Network, NetworkConfig
+from twin_explorer.training import RecordingCache, RecordingSpec, TrainConfig, load_demo_twin, load_network, save_network
+from twin_explorer.training.adapt import cached_features, fit_readout, position_search, transfer_core
+from twin_explorer.training.checkpoint import DEMO_DIR
+from twin_explorer.training.train import Sampler, init_readout, poisson_loss, train
+
+TINY = dict(streams=1, retina_shape=(16, 24), perspective_features=4, perspective_layers=1, modulation_features=4,
+            ff_channels=(4, 8), ff_groups=(1, 2), ff_pools=(2, 1), ff_out=8, rec_input=8, rec_hidden=8,
+            rec_common=8, rec_groups=2, rec_out=8)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> RecordingCache:
+    spec = RecordingSpec(n_neurons=12, n_clips=3, duration_s=2.0, n_oracle=1, repeats=3)
+    return RecordingCache(spec, tmp_path_factory.mktemp("recordings"), progress=False)
+
+
+def tiny_net(units: int = 12, seed: int = 0) -> Network:
+    torch.manual_seed(seed)
+    return Network(NetworkConfig(units=units, **TINY))
+
+
+def batch_loss(net: Network, cache: RecordingCache, cfg: TrainConfig) -> float:
+    sampler = Sampler(cache, cache.train, cfg, cache.mean_response())
+    sampler.rng = np.random.default_rng(123)
+    video, per, mod, y = sampler.batch()
+    with torch.no_grad():
+        r, _ = net.run(video, per, mod, log=True)
+    return float(poisson_loss(r[:, cfg.burn_in:], y[:, cfg.burn_in:]))
+
+
+def test_recording_cache_is_reused(cache, tmp_path):
+    assert len(cache.train) == 3 and len(cache.oracle) == 1
+    clip = cache.clip(cache.train[0])
+    assert clip["stimulus"].shape == (60, 144, 256) and clip["responses"].shape == (1, 60, 12)
+    again = RecordingCache(cache.spec, cache.folder.parent, progress=False)
+    np.testing.assert_array_equal(again.clip(again.train[1])["responses"], cache.clip(cache.train[1])["responses"])
+    with pytest.raises(ValueError, match="minutes"):
+        cache.train_clips(minutes=5)
+    with pytest.raises(ValueError, match="n_neurons"):
+        RecordingSpec(n_neurons=0)
+
+
+def test_short_training_lowers_the_loss(cache, tmp_path):
+    net = tiny_net()
+    init_readout(net, cache, cache.train)
+    with torch.no_grad():  # start from a wrong overall rate so that there is something to learn quickly
+        net.readout.biases[0].fill_(-1.0)
+    cfg = TrainConfig(steps=25, batch=2, sample_frames=24, burn_in=4, lr=1e-2, checkpoint_every_s=1e9, threads=1)
+    before = batch_loss(net, cache, cfg)
+    hist = train(net, cache, cfg, tmp_path / "run", progress=False)
+    after = batch_loss(net, cache, cfg)
+    assert len(hist["loss"]) == 25
+    assert after < before - 0.05, (before, after)
+
+
+def test_interrupted_training_resumes_to_identical_weights(cache, tmp_path):
+    cfg = TrainConfig(steps=4, batch=1, sample_frames=16, burn_in=2, checkpoint_every_s=0.0, threads=1)
+    a = tiny_net()
+    train(a, cache, cfg, tmp_path / "a", progress=False)
+    b = tiny_net()
+    train(b, cache, cfg, tmp_path / "b", progress=False, stop_after=2)
+    assert json.loads(json.dumps(torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"])) == 2
+    c = tiny_net(seed=5)  # a new process: weights come from the checkpoint, not from the initialisation
+    train(c, cache, cfg, tmp_path / "b", progress=False)
+    for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
+        torch.testing.assert_close(va, vc, msg=k)
+    with pytest.raises(ValueError, match="another training configuration"):
+        train(tiny_net(), cache, TrainConfig(steps=5, batch=1, sample_frames=16, burn_in=2, threads=1),
+              tmp_path / "b", progress=False)
+
+
+def test_save_load_round_trip(cache, tmp_path):
+    net = tiny_net()
+    init_readout(net, cache, cache.train)
+    save_network(net, tmp_path / "twin", cache.mouse.units, {"id": "tiny"})
+    net2, units, meta = load_network(tmp_path / "twin")
+    assert meta["id"] == "tiny" and list(units.index) == list(range(12))
+    assert {"session", "scan_idx", "unit_id", "area", "neuron_id"} <= set(units.columns)
+    for (k, v), v2 in zip(net.state_dict().items(), net2.state_dict().values()):
+        torch.testing.assert_close(v, v2, msg=k)
+    twin = load_demo_twin(tmp_path / "twin")
+    stim = cache.clip(cache.oracle[0])["stimulus"][:20]
+    net.eval()
+    with torch.no_grad():
+        ref = net(torch.from_numpy(np.array(stim)).float()[None], torch.zeros(1, 20, 2), torch.zeros(1, 20, 2))[0]
+    np.testing.assert_allclose(twin.predict(np.array(stim)), ref.numpy(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_network(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="rows"):
+        save_network(net, tmp_path / "bad", cache.mouse.units.iloc[:3])
+
+
+def test_adaptation_with_frozen_core_leaves_core_unchanged(cache, tmp_path):
+    source = tiny_net(seed=1)
+    target = tiny_net(seed=2)
+    transfer_core(source, target)
+    core_before = {k: v.clone() for k, v in target.state_dict().items() if k.startswith(("core.", "modulation.lstm."))}
+    readout_before = target.readout.position.mu.detach().clone()
+    X, Y = cached_features(target, cache, cache.train, progress=False)
+    assert X.shape[0] == Y.shape[0] == 3 * (60 - 10)
+    position_search(target, X, Y)
+    fit_readout(target, X, Y, epochs=2, batch=64, progress=False)
+    cfg = TrainConfig(steps=2, batch=1, sample_frames=16, burn_in=2, checkpoint_every_s=1e9, threads=1)
+    trainable = [p for p in target.parameters() if p.requires_grad]
+    train(target, cache, cfg, tmp_path / "adapt", parameters=trainable, progress=False)
+    for k, v in target.state_dict().items():
+        if k in core_before:
+            torch.testing.assert_close(v, core_before[k], msg=k)
+            torch.testing.assert_close(v, source.state_dict()[k], msg=k)
+    assert not torch.equal(target.readout.position.mu, readout_before)
+
+
+def test_cli_commands_registered():
+    from typer.testing import CliRunner
+
+    from twin_explorer.cli import typer_app
+
+    out = CliRunner().invoke(typer_app, ["--help"]).output
+    for name in ("train", "report", "adapt"):
+        assert name in out
+
+
+@pytest.mark.skipif(not (DEMO_DIR / "model.safetensors").exists(), reason="demo twin not trained yet")
+def test_shipped_demo_twin_reproduces_model_card_accuracy():
+    from twin_explorer import load_twin
+    from twin_explorer.experiments.metrics import twin_performance
+    from twin_explorer.synthetic import SyntheticMouse
+
+    card = json.loads((DEMO_DIR / "report.json").read_text())
+    twin = load_twin()
+    assert twin.id == "demo" and twin.n_units == card["natural_units"]
+    spec = card["heldout_check"]
+    mouse = SyntheticMouse(seed=0, n_neurons=twin.n_units)
+    rec = mouse.record(n_clips=0, n_oracle=1, repeats=spec["repeats"], duration_s=spec["duration_s"],
+                       seed=spec["seed"], progress=False)
+    perf = twin_performance(twin, rec)
+    assert abs(float(np.nanmedian(perf["cc_norm"])) - spec["cc_norm_median"]) < 0.02
+    assert abs(float(np.nanmedian(perf["cc_abs"])) - spec["cc_abs_median"]) < 0.02

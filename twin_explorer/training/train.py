@@ -1,0 +1,278 @@
+"""Training a twin of the MICrONS architecture on a cached synthetic-mouse recording.
+
+Recipe (the published one where it fits a 2-core CPU): responses divided by their per-unit training mean,
+Poisson loss ``exp(r) − y·r`` on log rates after a burn-in, random samples of ``sample_frames`` frames,
+AdamW with linear warm-up and a cosine decay, gradient-norm clipping. Readout positions start at a rough
+receptive-field estimate (correlation of responses with local contrast energy), features small and random.
+Checkpoints (model, optimiser, scheduler, sampler and torch RNG state) are written every few minutes and at the
+end; a run restarted with the same folder resumes from the last one and ends with identical weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..model import Network, NetworkConfig
+from .data import RecordingCache
+
+
+def demo_network_config(units: int) -> NetworkConfig:
+    """The demo twin's architecture: the MICrONS family sized for interactive use on a laptop CPU."""
+    return NetworkConfig(units=units, streams=1, retina_shape=(64, 96), perspective_features=8, perspective_layers=2,
+                         modulation_features=8, ff_channels=(8, 16, 32), ff_groups=(1, 2, 4), ff_pools=(2, 2, 1),
+                         ff_out=32, rec_input=32, rec_hidden=32, rec_common=64, rec_groups=2, rec_out=32)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 400
+    batch: int = 4
+    sample_frames: int = 70
+    burn_in: int = 10
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.05  # fraction of steps
+    final_lr_fraction: float = 0.05
+    clip_norm: float = 5.0
+    seed: int = 0
+    checkpoint_every_s: float = 180.0
+    threads: int = 2
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError(f"steps and batch must be ≥ 1, got steps={self.steps}, batch={self.batch}")
+        if not 0 <= self.burn_in < self.sample_frames:
+            raise ValueError(f"burn_in ({self.burn_in}) must be ≥ 0 and < sample_frames ({self.sample_frames})")
+        if not (self.lr > 0):
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+def poisson_loss(log_rate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean Poisson negative log-likelihood (without the log y! term) for log rates."""
+    return (torch.exp(log_rate) - target * log_rate).mean()
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    warm = max(1, int(cfg.warmup * cfg.steps))
+    if step < warm:
+        return (step + 1) / warm
+    p = (step - warm) / max(1, cfg.steps - warm)
+    return cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+# --------------------------------------------------------------------------- readout initialisation
+def retina_positions_of_pixels(net: Network, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Readout coordinates (x, y) in (−1, 1) of the retina point that sees monitor pixel (row, col) at the
+    default eye position, through the network's current perspective module."""
+    with torch.no_grad():
+        per = net.perspective
+        ho, wo = per.retina_shape
+        g = per.monitor_grid(torch.zeros(1, 2))[0]  # [ho, wo, 2]
+        hs, ws = 144, 256
+        s = ws / (ws - 1)
+        gx = ((g[..., 0] * s) * (wo - 1)) / wo
+        gy = ((((g[..., 1] * ws) / hs) * s) * (ho - 1)) / ho
+        col_img = ((gx + 1) * ws - 1) / 2  # align_corners=False pixel coordinates
+        row_img = ((gy + 1) * hs - 1) / 2
+    pix = torch.stack([row_img.flatten(), col_img.flatten()], 1)  # [P, 2]
+    target = torch.as_tensor(np.stack([rows, cols], 1), dtype=pix.dtype)
+    idx = torch.cdist(target, pix).argmin(1).numpy()
+    i, j = np.unravel_index(idx, (ho, wo))
+    return np.stack([(2 * j + 1) / wo - 1, (2 * i + 1) / ho - 1], 1)
+
+
+def energy_rf_centres(cache: RecordingCache, clips: list[Path], block: int = 8, lag: int = 8) -> np.ndarray:
+    """Rough RF centre (row, col) in pixels of every unit: the block of the screen whose recent local contrast
+    energy correlates best with the unit's response."""
+    E, R = [], []
+    for c in clips:
+        d = cache.clip(c)
+        s = (np.asarray(d["stimulus"], dtype=np.float32) - 128) / 128
+        T, H, W = s.shape
+        diff = np.abs(np.diff(s, axis=0, prepend=s[:1])) + s**2
+        e = diff.reshape(T, H // block, block, W // block, block).mean((2, 4)).reshape(T, -1)
+        k = np.ones(lag, dtype=np.float32) / lag  # causal smoothing: responses follow the stimulus
+        e = np.apply_along_axis(lambda x: np.convolve(x, k)[:T], 0, e)
+        E.append(e[lag:])
+        R.append(np.asarray(d["responses"][0], dtype=np.float32)[lag:])
+    E, R = np.concatenate(E), np.concatenate(R)
+    E = (E - E.mean(0)) / (E.std(0) + 1e-6)
+    R = (R - R.mean(0)) / (R.std(0) + 1e-6)
+    C = E.T @ R / len(E)  # [blocks, U]
+    gh, gw = 144 // block, 256 // block
+    best = C.argmax(0)
+    br, bc = np.unravel_index(best, (gh, gw))
+    # centroid of positive correlation in the 3×3 neighbourhood, for sub-block precision
+    Cm = C.reshape(gh, gw, -1)
+    rows, cols = np.empty(len(best)), np.empty(len(best))
+    for u in range(len(best)):
+        r0, r1 = max(br[u] - 1, 0), min(br[u] + 2, gh)
+        c0, c1 = max(bc[u] - 1, 0), min(bc[u] + 2, gw)
+        w = np.clip(Cm[r0:r1, c0:c1, u], 0, None) + 1e-9
+        rr, cc = np.mgrid[r0:r1, c0:c1]
+        rows[u] = (w * rr).sum() / w.sum()
+        cols[u] = (w * cc).sum() / w.sum()
+    return np.stack([(rows + 0.5) * block - 0.5, (cols + 0.5) * block - 0.5], 1)
+
+
+def init_readout(net: Network, cache: RecordingCache, clips: list[Path], seed: int = 0,
+                 units: np.ndarray | None = None) -> None:
+    """Readout positions at the energy-correlation RF estimate, small random features, zero biases."""
+    centres = energy_rf_centres(cache, clips[: min(len(clips), 20)])
+    xy = retina_positions_of_pixels(net, centres[:, 0], centres[:, 1])
+    g = torch.Generator().manual_seed(seed)
+    ro = net.readout
+    with torch.no_grad():
+        ro.position.mu.copy_(torch.atanh(torch.as_tensor(np.clip(xy, -0.95, 0.95), dtype=torch.float32)))
+        for w in ro.feature.weights:
+            w.copy_(torch.randn(w.shape, generator=g) * 0.05)
+        for b in ro.biases:
+            b.zero_()
+
+
+def fold_scale(net: Network, mean: np.ndarray) -> None:
+    """Turn a network trained on mean-normalised responses into one predicting raw responses
+    (adds log(mean) to every stream's readout bias: the output is the exp of the stream-mean log rate)."""
+    with torch.no_grad():
+        shift = torch.log(torch.as_tensor(np.maximum(mean, 1e-6), dtype=torch.float32)).view(-1, 1)
+        for b in net.readout.biases:
+            b.add_(shift)
+
+
+# --------------------------------------------------------------------------- the loop
+class Sampler:
+    """Random (clip, start) samples from training clips; its state is a numpy Generator (checkpointed)."""
+
+    def __init__(self, cache: RecordingCache, clips: list[Path], cfg: TrainConfig, scale: np.ndarray):
+        self.cache, self.clips, self.cfg = cache, clips, cfg
+        self.scale = torch.as_tensor(1.0 / np.maximum(scale, 1e-3), dtype=torch.float32)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.lengths = [cache.clip(c)["stimulus"].shape[0] for c in clips]
+
+    def batch(self):
+        T = self.cfg.sample_frames
+        vids, pers, mods, ys = [], [], [], []
+        for _ in range(self.cfg.batch):
+            i = int(self.rng.integers(len(self.clips)))
+            L = self.lengths[i]
+            if L < T:
+                raise ValueError(f"clip {self.clips[i].name} has {L} frames < sample_frames={T}")
+            s = int(self.rng.integers(0, L - T + 1))
+            d = self.cache.clip(self.clips[i])
+            vids.append(np.asarray(d["stimulus"][s:s + T]))
+            pers.append(np.asarray(d["perspectives"][s:s + T]))
+            mods.append(np.asarray(d["modulations"][s:s + T]))
+            ys.append(np.asarray(d["responses"][0, s:s + T]))
+        video = torch.from_numpy(np.stack(vids)).float()
+        y = torch.from_numpy(np.stack(ys)) * self.scale
+        return video, torch.from_numpy(np.stack(pers)), torch.from_numpy(np.stack(mods)), y
+
+
+def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | Path, clips: list[Path] | None = None,
+          parameters: Iterable[torch.nn.Parameter] | None = None, scale: np.ndarray | None = None,
+          progress: bool = True, log: Callable[[str], None] | None = None, stop_after: int | None = None) -> dict:
+    """Train ``net`` in place on ``clips`` (default: all training clips); resume from ``out_dir/checkpoint.pt``.
+
+    ``parameters`` restricts what is optimised (e.g. the readout when adapting a frozen core); ``scale`` is
+    the per-unit normalisation (default: training-mean response); ``stop_after`` ends this session after that
+    many steps (checkpointed; a later call resumes). Returns the history (loss per step, etc.).
+    """
+    torch.set_num_threads(cfg.threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clips = cache.train_clips() if clips is None else clips
+    scale = cache.mean_response(clips) if scale is None else scale
+    params = [p for p in (net.parameters() if parameters is None else parameters) if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: no parameter requires a gradient")
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    sampler = Sampler(cache, clips, cfg, scale)
+    torch.manual_seed(cfg.seed)
+    history = {"loss": [], "seconds": 0.0, "config": asdict(cfg)}
+    step = 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        if state["config"] != asdict(cfg):
+            raise ValueError(f"{ckpt} was written with another training configuration; use a fresh folder "
+                             f"(saved: {state['config']}, now: {asdict(cfg)})")
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        sampler.rng.bit_generator.state = state["sampler"]
+        torch.set_rng_state(state["torch_rng"])
+        history = state["history"]
+        step = state["step"]
+
+    def save() -> None:
+        tmp = out / "checkpoint.pt.tmp"
+        torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "sampler": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                    "history": history, "step": step, "config": asdict(cfg)}, tmp)
+        tmp.replace(ckpt)
+
+    net.train()
+    last_save = time.time()
+    bar = tqdm(total=cfg.steps, initial=step, desc="training", disable=not progress)
+    t0 = time.time() - history["seconds"]
+    end = cfg.steps if stop_after is None else min(cfg.steps, step + int(stop_after))
+    while step < end:
+        video, per, mod, y = sampler.batch()
+        log_rate, _ = net.run(video, per, mod, log=True)
+        loss = poisson_loss(log_rate[:, cfg.burn_in:], y[:, cfg.burn_in:])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+        opt.step()
+        sched.step()
+        step += 1
+        history["loss"].append(float(loss.detach()))
+        history["seconds"] = time.time() - t0
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(history['loss'][-20:]):.4f}")
+        if log is not None and step % 10 == 0:
+            log(f"step {step}/{cfg.steps} loss(avg20) {np.mean(history['loss'][-20:]):.4f} "
+                f"t {history['seconds']:.0f}s")
+        if time.time() - last_save > cfg.checkpoint_every_s or step == end:
+            save()
+            last_save = time.time()
+    bar.close()
+    net.eval()
+    (out / "history.json").write_text(json.dumps(history))
+    return history
+
+
+def train_twin(spec, cfg: TrainConfig, out_dir: str | Path, net_config: NetworkConfig | None = None,
+               cache_dir: str | Path | None = None, work_dir: str | Path | None = None, progress: bool = True,
+               log: Callable[[str], None] | None = None, twin_id: str = "demo") -> Network:
+    """Record (or reuse) the synthetic mouse of ``spec``, train a twin on its training clips and save it to
+    ``out_dir`` (safetensors + config.json + units.csv). Checkpoints go to ``work_dir`` (default
+    ``out_dir/../<out_dir name>-work``) so an interrupted run resumes."""
+    from .checkpoint import save_network
+
+    out = Path(out_dir)
+    work = Path(work_dir) if work_dir is not None else out.parent / f"{out.name}-work"
+    cache = RecordingCache(spec, cache_dir, progress)
+    torch.manual_seed(cfg.seed)
+    net = Network(net_config or demo_network_config(spec.n_neurons))
+    clips = cache.train_clips()
+    init_readout(net, cache, clips, seed=cfg.seed)
+    history = train(net, cache, cfg, work, clips=clips, progress=progress, log=log)
+    fold_scale(net, cache.mean_response(clips))
+    metadata = {"id": twin_id, "trained_on": asdict(spec), "training": asdict(cfg),
+                "training_seconds": round(history["seconds"], 1),
+                "final_loss_avg20": float(np.mean(history["loss"][-20:])),
+                "first_loss_avg20": float(np.mean(history["loss"][:20]))}
+    save_network(net, out, cache.mouse.units, metadata)
+    (out / "history.json").write_text(json.dumps({"loss": history["loss"], "seconds": history["seconds"]}))
+    return net
