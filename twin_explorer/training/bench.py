@@ -1,0 +1,60 @@
+"""Interaction timings of the demo twin: ``python -m twin_explorer.training.bench``.
+
+Measures, on this machine: loading the twin (``load_twin()``), a 1 s preview prediction (30 frames, all units),
+and a 16-direction tuning experiment over all units (2 s of stimulus per direction) through
+``experiments.direction_tuning``. Each timing is the best of ``repeats`` runs (prediction cache cleared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def bench_demo(directory: str | Path | None = None, repeats: int = 3, threads: int | None = None) -> dict[str, float]:
+    """Seconds for: load, 1 s preview, 16-direction tuning over all units (best of ``repeats``)."""
+    from ..experiments.tuning import direction_tuning
+    from .checkpoint import load_demo_twin
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    twin = load_demo_twin(directory)
+    load_s = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    preview = rng.integers(0, 256, (30, 144, 256), dtype=np.uint8)
+    best_preview = best_tuning = float("inf")
+    for _ in range(repeats):
+        twin.cache.clear()
+        t0 = time.perf_counter()
+        twin.predict(preview)
+        best_preview = min(best_preview, time.perf_counter() - t0)
+    for _ in range(repeats):
+        twin.cache.clear()
+        t0 = time.perf_counter()
+        direction_tuning(twin, directions=16, sf_cpd=0.04, tf_hz=2.0, duration_s=2.0, show_progress=False)
+        best_tuning = min(best_tuning, time.perf_counter() - t0)
+    return {"units": twin.n_units, "threads": torch.get_num_threads(), "load_s": load_s,
+            "preview_1s_s": best_preview, "tuning_16dir_all_units_s": best_tuning}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--directory", default=None, help="twin folder (default: the shipped demo twin)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args()
+    r = bench_demo(a.directory, a.repeats, a.threads)
+    print(f"demo twin: {r['units']} units, {r['threads']} torch threads")
+    print(f"  load_twin()                                  {r['load_s'] * 1000:8.0f} ms   (target < 2000 ms)")
+    print(f"  1 s preview (30 frames)                      {r['preview_1s_s'] * 1000:8.0f} ms   (target < 100 ms)")
+    print(f"  16-direction tuning, all units, 2 s each     {r['tuning_16dir_all_units_s'] * 1000:8.0f} ms   "
+          "(target < 1000 ms)")
+
+
+if __name__ == "__main__":
+    main()
