@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .engine.devices import disable_tf32, resolve_device
+from .engine.devices import disable_tf32, resolve_device, tune_cpu_allocator
+from .engine.twin import Twin
 from .model import Network, NetworkConfig
 
 
@@ -53,25 +54,16 @@ def flops_per_frame(net: Network, device: torch.device) -> float:
 
 
 def make_network(units: int, device: torch.device, seed: int = 0) -> Network:
-    """The MICrONS configuration with random (but non-degenerate) weights: speed does not depend on values."""
+    """The MICrONS configuration with random (but non-degenerate) weights: speed does not depend on values.
+
+    Frozen as in a Twin (effective weights computed once), so both measured paths share that saving."""
     torch.manual_seed(seed)
     net = Network(NetworkConfig.microns(units))
     with torch.no_grad():
         for p in net.readout.feature.weights:
             p.normal_(0, 0.1)
         net.readout.position.mu.normal_(0, 0.5)
-    return net.to(device).eval().freeze()  # as in a Twin: effective weights computed once, for both paths
-
-
-def run_chunked(net: Network, video, zeros, frames_per_pass: int | None = None):
-    """The engine's path: whole chunks through the stateless stages, recurrence frame by frame."""
-    t = video.shape[1]
-    step = frames_per_pass or t
-    state, outs = None, []
-    for s in range(0, t, step):
-        out, state = net.run(video[:, s:s + step], zeros[:, s:s + step], zeros[:, s:s + step], state)
-        outs.append(out)
-    return torch.cat(outs, 1)
+    return net.to(device).eval().freeze()
 
 
 def run_frame_by_frame(net: Network, video, zeros):
@@ -92,13 +84,6 @@ def timed(fn, device, *args) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - t0, out
 
 
-def frames_per_pass_for(net: Network, n: int, t: int, budget_mb: float) -> int:
-    from .engine.twin import estimate_frame_bytes
-
-    per = estimate_frame_bytes(net, net.config.units)
-    return max(1, min(t, int(budget_mb * 2**20 // per) // n))
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="twin-explorer bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--units", type=int, default=10_000)
@@ -106,7 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
-    parser.add_argument("--budget-mb", type=float, default=1536, help="activation memory budget of a pass")
+    parser.add_argument("--budget-mb", type=float, default=None,
+                        help="activation memory budget of a pass (default: the engine's for the device)")
     args = parser.parse_args(argv)
     if args.units < 1 or args.frames < 2 or args.batch < 1:
         parser.error("units ≥ 1, frames ≥ 2 and batch ≥ 1 are required")
@@ -116,29 +102,41 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     disable_tf32()
+    if device.type == "cpu":
+        tune_cpu_allocator()  # as the engine does
+    if args.budget_mb is None:
+        from .engine.twin import default_budget_mb
+
+        args.budget_mb = default_budget_mb(device)
     net = make_network(args.units, device)
     flops = flops_per_frame(net, device)
     peak = sgemm_peak(device)
     print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
     print(f"MICrONS network, U = {args.units}: {flops / 1e9:.2f} GFLOP per frame (torch FLOP counter)")
     print(f"measured sgemm peak: {peak / 1e9:.1f} GFLOP/s")
-    rng = torch.Generator().manual_seed(0)
+    twin = Twin(net, device=device, memory_budget_mb=args.budget_mb, cache_mb=0)
+    rng = np.random.default_rng(0)
     results = {"flops_per_frame": flops, "sgemm_peak": peak}
     for n in sorted({1, args.batch}):
-        video = (torch.rand(n, args.frames, 144, 256, generator=rng) * 255).round().to(device)
+        frames = rng.integers(0, 256, (n, args.frames, 144, 256), dtype=np.uint8)
+        video = torch.from_numpy(frames).float().to(device)
         zeros = torch.zeros(n, args.frames, 2, device=device)
-        fpp = frames_per_pass_for(net, n, args.frames, args.budget_mb)
+        vpp, fpp = twin.chunk_plan(n, args.frames, net.config.units)
+
+        def engine():
+            return torch.from_numpy(twin.predict(frames, use_cache=False)).to(device)
+
         with torch.inference_mode():  # warm-up on the very same shapes: oneDNN builds kernels per shape
-            run_chunked(net, video, zeros, fpp)
+            engine()
             run_frame_by_frame(net, video, zeros)
-        t_chunk, out_chunk = timed(run_chunked, device, net, video, zeros, fpp)
+        t_chunk, out_chunk = timed(engine, device)
         t_loop, out_loop = timed(run_frame_by_frame, device, net, video, zeros)
         fps_chunk, fps_loop = n * args.frames / t_chunk, n * args.frames / t_loop
         rel = ((out_chunk - out_loop).abs() / out_loop.abs()).max().item()
         frac = fps_chunk * flops / peak
-        results[n] = dict(fps_engine=fps_chunk, fps_loop=fps_loop, ratio=fps_chunk / fps_loop, peak_fraction=frac,
+        results[n] = dict(videos_per_pass=vpp, frames_per_pass=fpp, fps_engine=fps_chunk, fps_loop=fps_loop, ratio=fps_chunk / fps_loop, peak_fraction=frac,
                           max_rel_diff=rel)
-        print(f"batch {n:3d}: engine {fps_chunk:7.2f} frames/s ({fpp} frames/pass) | frame-by-frame loop "
+        print(f"batch {n:3d}: engine {fps_chunk:7.2f} frames/s ({vpp} videos x ≤{fpp} frames a pass) | frame-by-frame loop "
               f"{fps_loop:7.2f} frames/s | ratio {fps_chunk / fps_loop:5.2f}x | {100 * frac:5.1f}% of sgemm peak | "
               f"engine vs loop max rel diff {rel:.2e}")
     if device.type == "cuda":
@@ -147,27 +145,23 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def gpu_section(net: Network, device: torch.device, frames: int) -> dict:
+    """Batch 1/16/64 through the engine on a GPU in float32 (TF32 off) and bfloat16, with bf16's deviation."""
     out = {}
+    rng = np.random.default_rng(1)
+    twins = {p: Twin(net, device=device, precision=p, cache_mb=0) for p in ("float32", "bfloat16")}
     for n in (1, 16, 64):
-        video = (torch.rand(n, frames, 144, 256, device=device) * 255).round()
-        zeros = torch.zeros(n, frames, 2, device=device)
-        with torch.inference_mode():
-            run_chunked(net, video[:, :2], zeros[:, :2])
-        t32, ref = timed(run_chunked, device, net, video, zeros)
-
-        def bf16(*a):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return run_chunked(*a).float()
-
-        with torch.inference_mode():
-            bf16(net, video[:, :2], zeros[:, :2])
-        t16, low = timed(bf16, device, net, video, zeros)
-        dev = ((low - ref).abs() / ref.abs()).flatten()
-        out[n] = dict(fps_fp32=n * frames / t32, fps_bf16=n * frames / t16, bf16_max_rel=dev.max().item(),
-                      bf16_median_rel=dev.median().item())
+        frames_u8 = rng.integers(0, 256, (n, frames, 144, 256), dtype=np.uint8)
+        runs = {}
+        for precision, twin in twins.items():
+            twin.predict(frames_u8, use_cache=False)  # warm-up
+            runs[precision] = timed(lambda: twin.predict(frames_u8, use_cache=False), device)
+        (t32, ref), (t16, low) = runs["float32"], runs["bfloat16"]
+        dev = (np.abs(low - ref) / np.abs(ref)).ravel()
+        out[n] = dict(fps_fp32=n * frames / t32, fps_bf16=n * frames / t16, bf16_max_rel=float(dev.max()),
+                      bf16_median_rel=float(np.median(dev)))
         print(f"GPU batch {n:3d}: float32 (TF32 off) {n * frames / t32:8.1f} frames/s | bfloat16 "
-              f"{n * frames / t16:8.1f} frames/s | bf16 deviation max {dev.max().item():.2e}, median "
-              f"{dev.median().item():.2e} (relative)")
+              f"{n * frames / t16:8.1f} frames/s | bf16 deviation max {dev.max():.2e}, median "
+              f"{np.median(dev):.2e} (relative)")
     return out
 
 

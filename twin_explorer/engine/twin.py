@@ -21,7 +21,7 @@ import torch
 
 from ..model import Network, NetworkState
 from .contract import FRAME_SHAPE, validate_behaviour, validate_stimuli
-from .devices import autocast_dtype, resolve_device
+from .devices import autocast_dtype, resolve_device, tune_cpu_allocator
 
 FRAME_RATE = 30.0
 
@@ -55,6 +55,12 @@ def time_chunks(n_frames: int, frames_per_pass: int) -> list[slice]:
         slices.append(slice(start, start + size))
         start += size
     return slices
+
+
+def default_budget_mb(device: torch.device) -> float:
+    """Activation memory per pass: small on CPU, where batching buys no speed but big blocks cost page faults
+    (glibc maps blocks over 32 MB afresh each time); large on GPUs, where batching is what makes them fast."""
+    return 384 if device.type == "cpu" else 8192
 
 
 class ResultCache:
@@ -134,8 +140,10 @@ class Twin:
         self._units = units
         self.id = id
         self.metadata = dict(metadata or {})
+        if self.device.type == "cpu":
+            tune_cpu_allocator()
         if memory_budget_mb is None:
-            memory_budget_mb = 1536 if self.device.type == "cpu" else 8192
+            memory_budget_mb = default_budget_mb(self.device)
         self.memory_budget_bytes = int(memory_budget_mb * 2**20)
         self.cache = ResultCache(int(cache_mb * 2**20))
 

@@ -33,13 +33,13 @@ class Readout(nn.Module):
         mu = self.position.mu if units is None else self.position.mu[units]
         return torch.tanh(mu)
 
-    def forward(self, core: torch.Tensor, units: torch.Tensor | None = None, frames_per_step: int = 32,
+    def forward(self, core: torch.Tensor, units: torch.Tensor | None = None, frames_per_step: int | None = None,
                 reduce: bool = True) -> torch.Tensor:
         """core [B, S·C, H, W] -> mean over streams of the per-stream readout (log rate), [B, U]
         (or the per-stream readouts [B, S, U] when not ``reduce``).
 
         Frames go through in groups of ``frames_per_step`` because the sampled features of every unit
-        ([B, S·C, U]) are large for 10,000 units.
+        ([B, S·C, U]) are large for 10,000 units; by default a group holds about 16 MB of them.
         """
         S, C = self.streams, self.channels
         grid = self.positions(units).view(1, -1, 1, 2)
@@ -48,6 +48,8 @@ class Readout(nn.Module):
         if units is not None:
             w, b = w[:, units], b[:, units]
         w = w.transpose(1, 2).contiguous()  # [S, C, U], laid out like the sampled features
+        if frames_per_step is None:
+            frames_per_step = max(1, 2**22 // (S * C * w.shape[-1]))
         outputs = []
         for chunk in core.split(frames_per_step):
             phi = F.grid_sample(chunk, grid.expand(chunk.shape[0], -1, -1, -1), mode="bilinear",
