@@ -170,7 +170,7 @@ def test_twin_spec_factory_builds_once():
 
 
 def test_dask_local_cluster_with_resume(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     twin = TinyTwin(9)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cl, \
             distributed.Client(cl) as client:
@@ -191,7 +191,7 @@ def test_dask_local_cluster_with_resume(tmp_path):
 
 
 def test_real_experiments_through_the_batch_runner(tmp_path):
-    synthetic = pytest.importorskip("twin_explorer.synthetic")
+    import twin_explorer.synthetic as synthetic
     from twin_explorer.experiments import direction_tuning
     from twin_explorer.experiments.mei import mei
 

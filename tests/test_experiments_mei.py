@@ -198,7 +198,7 @@ def test_plot(twin):
 
 
 def test_mei_on_the_synthetic_mouse_matches_ground_truth():
-    synthetic = pytest.importorskip("twin_explorer.synthetic")
+    import twin_explorer.synthetic as synthetic
     mouse = synthetic.SyntheticMouse(seed=0, n_neurons=12)
     truth = mouse.truth
     simple = truth[truth.is_simple & (truth.rf_az_deg.abs() < 40) & (truth.rf_el_deg.abs() < 25)]

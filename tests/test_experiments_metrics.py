@@ -110,7 +110,7 @@ def blocky_video(n_frames: int, seed: int, monitor=None) -> np.ndarray:
 
 
 def test_twin_performance_on_a_synthetic_recording():
-    synthetic = pytest.importorskip("twin_explorer.synthetic")
+    import twin_explorer.synthetic as synthetic
     import torch
 
     from twin_explorer.experiments.metrics import twin_performance
