@@ -16,7 +16,7 @@ import param
 from twin_explorer.anatomy import SAMPLE_DEPTH_FRAME, Anatomy, neuroglancer_link
 from twin_explorer.anatomy.views import side_view, skeleton_3d, soma_map
 
-from .state import ExplorerState
+from .state import ExplorerState, deferred
 from .state import get_anatomy as state_anatomy
 
 
@@ -50,7 +50,7 @@ class AnatomyView(pn.viewable.Viewer):
         self.info = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._tap_top = hv.streams.Tap(x=None, y=None)
         self._tap_top.add_subscriber(self._on_tap_top)
-        self.state.param.watch(lambda _e: self._show_unit(), "unit")
+        self.state.param.watch(deferred(self._show_unit), "unit")
         self.state.param.watch(lambda _e: self._refresh(), ["twin", "tuning"])
         self._refresh()
 

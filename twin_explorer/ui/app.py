@@ -52,9 +52,8 @@ class Explorer(pn.viewable.Viewer):
     def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
         self.state = state if state is not None else ExplorerState(twin)
         super().__init__(**params)
-        self.views = {title: factory(self.state) for title, factory in _view_factories()}
-        self.tabs = pn.Tabs(*[(title, view) for title, view in self.views.items()], dynamic=True,
-                            sizing_mode="stretch_width")
+        # The sidebar is built (and its watchers registered) before the views, so a new focus reaches the
+        # sidebar first; the views redraw on the next tick (see state.deferred).
         self.twin_select = pn.widgets.Select(label="Twin", options=list(dict.fromkeys([self.state.twin_name,
                                              *available_twins()])), value=self.state.twin_name,
                                              sizing_mode="stretch_width")
@@ -66,6 +65,9 @@ class Explorer(pn.viewable.Viewer):
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
+        self.views = {title: factory(self.state) for title, factory in _view_factories()}
+        self.tabs = pn.Tabs(*[(title, view) for title, view in self.views.items()], dynamic=True,
+                            sizing_mode="stretch_width")
 
     def _update_summary(self, *_events: Any) -> None:
         twin = self.state.twin

@@ -18,7 +18,7 @@ import panel as pn
 import param
 import xarray as xr
 
-from .state import ExplorerState
+from .state import ExplorerState, deferred
 from .tasks import RESULTS
 
 # Stimulus families offered, in menu order (those the stimulus library does not define are skipped).
@@ -130,7 +130,7 @@ class StimulusDesigner(pn.viewable.Viewer):
                                     width=140),
         )
         self.state.param.watch(self._on_behaviour, ["eye_x", "eye_y", "pupil", "running", "twin"])
-        self.state.param.watch(self._on_focus, ["unit", "selection"])
+        self.state.param.watch(deferred(self._on_focus), ["unit", "selection"])
         self._build_params()
         self.update()
 

@@ -71,7 +71,7 @@ class MEIView(pn.viewable.Viewer):
                                 precondition=params["precondition"], seed=params["seed"], every=every,
                                 progress=False):
                 job.update(st.step / max(st.n_steps, 1), f"step {st.step}/{st.n_steps}")
-                self._show_state(st.stimulus[0, 0], st.activation_history[:, 0, 0])
+                job.ui(self._show_state, st.stimulus[0, 0].copy(), st.activation_history[:, 0, 0].copy())
                 final = st
             result = self._response(twin, unit, final.stimulus[0, 0], final.activation_history[:, 0, 0])
             RESULTS.put(twin, "mei", params, result)

@@ -18,7 +18,7 @@ from twin_explorer.experiments import plot_receptive_field, receptive_fields
 from twin_explorer.monitor import DEFAULT_MONITOR
 
 from .experiment import ExperimentView, split_layout
-from .state import ExplorerState, twin_truth
+from .state import ExplorerState, deferred, twin_truth
 from .tasks import Job
 
 
@@ -45,7 +45,7 @@ class ReceptiveFieldView(ExperimentView):
                                      "spike-triggered averages.")
         self._tap = hv.streams.Tap(x=None, y=None)
         self._tap.add_subscriber(self._on_tap)
-        self.state.param.watch(lambda _e: self._show_unit(), "unit")
+        self.state.param.watch(deferred(self._show_unit), "unit")
         self.state.param.watch(lambda _e: self._load_cached(), "twin")
         self._load_cached()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -248,6 +248,29 @@ def _merge_per_unit(table: pd.DataFrame, ds: Any, prefix: str) -> pd.DataFrame:
     if not cols:
         return table
     return table.drop(columns=[c for c in cols if c in table.columns]).join(pd.DataFrame(cols))
+
+
+def deferred(fn: Callable[[], None]) -> Callable[..., None]:
+    """A watcher that runs ``fn`` on the server's next tick (coalescing repeated triggers) instead of inside the
+    triggering callback, so cheap updates (the table, the sidebar) reach the browser before costly redraws of
+    other views; outside a server session (notebooks, tests) ``fn`` runs at once."""
+    pending = threading.Event()
+
+    def run() -> None:
+        pending.clear()
+        fn()
+
+    def schedule(*_events: Any) -> None:
+        doc = pn.state.curdoc
+        if doc is None or getattr(doc, "session_context", None) is None:
+            fn()
+        elif not pending.is_set():
+            from .tasks import in_session
+
+            pending.set()
+            in_session(doc, run)
+
+    return schedule
 
 
 class ExplorerState(param.Parameterized):

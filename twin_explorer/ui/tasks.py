@@ -76,12 +76,32 @@ class ResultCache:
 RESULTS = ResultCache()
 
 
-class Job:
-    """Handle given to a task function: report progress, check for cancellation."""
+def in_session(doc: Any, fn: Callable[[], None]) -> None:
+    """Run ``fn`` on ``doc``'s server session (next tick, document lock held, ``pn.state.curdoc`` set), so that
+    models it creates from a worker thread get the session's resource URLs; without a server session, now."""
+    if doc is None or getattr(doc, "session_context", None) is None:
+        fn()
+        return
+    from panel.io.state import set_curdoc
 
-    def __init__(self, runner: "TaskRunner") -> None:
+    def callback() -> None:
+        with set_curdoc(doc):
+            fn()
+
+    doc.add_next_tick_callback(callback)  # the one thread-safe Document method
+
+
+class Job:
+    """Handle given to a task function: report progress, check for cancellation, update the UI."""
+
+    def __init__(self, runner: "TaskRunner", doc: Any = None) -> None:
         self._runner = runner
         self._cancel = threading.Event()
+        self._doc = doc
+
+    def ui(self, fn: Callable[..., None], *args: Any) -> None:
+        """Call ``fn(*args)`` in the browser session that started the task (or now, in a notebook)."""
+        in_session(self._doc, lambda: fn(*args))
 
     @property
     def cancelled(self) -> bool:
@@ -131,7 +151,8 @@ class TaskRunner(pn.viewable.Viewer):
         if self.running:
             self.status.object = "Busy: cancel the running computation first."
             return False
-        job = Job(self)
+        doc = pn.state.curdoc
+        job = Job(self, doc)
         self._job = job
         self.running, self.error = True, ""
         self.progress.value, self.progress.visible, self.cancel_button.visible = 0, True, True
@@ -143,7 +164,7 @@ class TaskRunner(pn.viewable.Viewer):
                 result = fn(job)
                 job.check()
                 if on_done is not None:
-                    on_done(result)
+                    in_session(doc, lambda: on_done(result))
                 self.message = f"{label}: done in {time.perf_counter() - t0:.1f} s"
             except Cancelled:
                 self.message = f"{label}: cancelled"

@@ -18,7 +18,7 @@ import param
 from twin_explorer.experiments import direction_tuning, plot_direction_tuning, plot_tuning_population
 
 from .experiment import ALL, ExperimentView, split_layout
-from .state import ExplorerState, twin_truth
+from .state import ExplorerState, deferred, twin_truth
 from .tasks import Job
 
 __all__ = ["TuningView", "split_layout", "preferred_sf_tf"]
@@ -92,7 +92,7 @@ class TuningView(ExperimentView):
         self._measured = pd.DataFrame(columns=["pref_dir", "gdsi"], dtype=float)
         self._tap = hv.streams.Tap(x=None, y=None)
         self._tap.add_subscriber(self._on_map_tap)
-        self.state.param.watch(lambda _e: self._show_unit(), "unit")
+        self.state.param.watch(deferred(self._show_unit), "unit")
         self.state.param.watch(lambda _e: self._on_twin(), "twin")
         self._load_cached()
 
