@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -168,3 +170,73 @@ def test_explorer_builds_every_view(twin):
         ex.open_view("Nope")
     ex.unit_input.value = int(twin.units.index[2])
     assert ex.state.unit == int(twin.units.index[2])
+
+
+def test_unit_table_has_area_layer_cc_tuning_and_coregistration(twin):
+    from twin_explorer.ui.state import CC_COLUMNS, twin_cc, unit_table
+
+    table = unit_table(twin)
+    assert {"area", "layer", "CC", "coregistered", "nucleus_id", "true_gosi"} <= set(table.columns)
+    assert set(table["coregistered"]) <= {"unique", "multiple", "none"} and (table["coregistered"] == "unique").any()
+    # a coregistered unit carries its nucleus id; an unmatched one none
+    assert table.loc[table["coregistered"] == "unique", "nucleus_id"].notna().all()
+    assert table.loc[table["coregistered"] == "none", "nucleus_id"].isna().all()
+    assert table["CC"].isna().all()  # the synthetic mouse is the truth itself: no accuracy to report
+
+    class WithCC:  # a twin whose units table ships per-unit accuracy
+        units = twin.units.assign(cc_norm=np.linspace(0.1, 0.9, twin.n_units))
+        n_units = twin.n_units
+
+    cc = twin_cc(WithCC())
+    assert cc.name == CC_COLUMNS[0] and np.isclose(cc.iloc[-1], 0.9)
+    assert np.isclose(unit_table(WithCC())["CC"].iloc[0], 0.1)
+
+
+def test_microns_scans_are_offered_when_the_bundle_is_present(monkeypatch):
+    import twin_explorer.ui.state as st
+
+    bundle = Path("/work/shared/fixtures/fnn/bundle")
+    if not (bundle / "scans.csv").exists():
+        pytest.skip("the fixture bundle is not on this machine")
+    monkeypatch.setattr(st, "BUNDLE_DIR", None)
+    monkeypatch.setenv("TWIN_EXPLORER_CACHE", "/nonexistent-twin-explorer-cache")
+    assert not any(n.startswith("microns") for n in st.available_twins())
+    monkeypatch.setattr(st, "BUNDLE_DIR", str(bundle))
+    assert "microns 0-0" in st.available_twins()
+    scan = st.get_twin("microns 0-0")
+    assert scan.n_units == 8 and st.get_twin("microns 0-0") is scan  # loaded once
+    table = st.unit_table(scan)
+    assert len(table) == 8 and set(table["coregistered"]) == {"none"}
+    with pytest.raises(ValueError, match="microns <session>-<scan_idx>"):
+        st.get_twin("microns eight")
+
+
+def test_tuning_at_each_neurons_preferred_sf_tf(state):
+    from twin_explorer.ui.tuning import PREFERRED, TuningView
+
+    truth = state.twin.truth
+    # a neuron whose preferred SF is far from the default 0.04 cpd
+    unit = int((np.log2(truth["sf_cpd"] / 0.04)).abs().idxmax())
+    state.unit, state.selection = unit, [unit]
+    tv = TuningView(state=state, scope="selected neurons", directions=8, duration_s=0.5)
+    assert tv.run(wait=True)
+    assert "ground truth is defined at the neuron's own preferred SF/TF" in tv.indices.object
+    assert "⚠" in tv.indices.object  # the fixed gratings are far from its preference
+    assert "1 of 1000 neurons measured so far" in tv.map_note.object
+    tv.sf_tf = PREFERRED
+    assert tv.run(wait=True)
+    used = float(tv.result["sf_cpd"].sel(unit=unit))
+    assert abs(np.log2(used / truth.loc[unit, "sf_cpd"])) <= 0.5  # the truth's SF, rounded to an octave
+    assert "⚠" not in tv.indices.object and "true preference" in tv.indices.object
+    assert tv.result.attrs["sf_tf_source"] == "truth"
+
+
+def test_experiment_views_forget_results_of_another_twin(state):
+    from twin_explorer.synthetic import SyntheticMouse
+    from twin_explorer.ui.receptive_fields import ReceptiveFieldView
+
+    state.selection = [int(state.twin.units.index[0])]
+    rv = ReceptiveFieldView(state=state, scope="selected neurons", spacing_deg=25, dot_s=0.1)
+    assert rv.run(wait=True) and rv.result is not None
+    state.twin = SyntheticMouse(seed=1, n_neurons=20)
+    assert rv.result is None and rv.hint.visible
