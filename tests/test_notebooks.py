@@ -13,7 +13,7 @@ NOTEBOOKS = sorted(APPS.glob("*.ipynb"))
 def test_notebooks_exist():
     names = {p.name for p in NOTEBOOKS}
     assert {"01_first_experiment.ipynb", "02_tuning_and_receptive_fields.ipynb",
-            "04_function_to_morphology.ipynb"} <= names
+            "03_foundation_and_generalisation.ipynb", "04_function_to_morphology.ipynb"} <= names
 
 
 @pytest.mark.slow

@@ -191,7 +191,7 @@ class TuningView(ExperimentView):
         rest = table.loc[~table.index.isin(ids), ["x_um", "y_um"]]
         n, total = len(ids), len(table)
         self.map_note.object = ("" if n == total else
-                                f"{n} of {total} neurons measured so far (grey: not yet). Set *Neurons* to "
+                                f"{n} of {total} neurons measured so far (grey: not yet). Set *Scope* to "
                                 f"*{ALL}* and press **Measure tuning** to fill the map.")
         background = hv.Points(rest, ["x_um", "y_um"]).opts(color="lightgrey", size=4, alpha=0.6)
         pts = hv.Points(df, ["x_um", "y_um"], ["pref_dir", "gdsi", "unit"]).opts(
