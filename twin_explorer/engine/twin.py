@@ -178,7 +178,7 @@ class Twin:
             raise ValueError(f"units must be integer readout ids or a boolean mask, got dtype {arr.dtype}")
         if arr.min() < 0 or arr.max() >= self.n_units:
             raise ValueError(f"readout ids must lie in 0..{self.n_units - 1}; got {arr.min()}..{arr.max()}")
-        return torch.as_tensor(arr, dtype=torch.long, device=self.device)
+        return torch.tensor(arr.astype(np.int64), dtype=torch.long, device=self.device)  # a copy: input may be read-only
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         a = np.ascontiguousarray(a)
