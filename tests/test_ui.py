@@ -240,3 +240,12 @@ def test_experiment_views_forget_results_of_another_twin(state):
     assert rv.run(wait=True) and rv.result is not None
     state.twin = SyntheticMouse(seed=1, n_neurons=20)
     assert rv.result is None and rv.hint.visible
+
+
+def test_browser_turns_to_the_focused_neurons_page(state):
+    from twin_explorer.ui.browser import NeuronBrowser
+
+    b = NeuronBrowser(state=state)
+    b.__panel__().get_root(Document())
+    state.unit = int(state.twin.units.index[40])
+    assert b.table.page == 40 // b.table.page_size + 1

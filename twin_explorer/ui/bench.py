@@ -113,17 +113,89 @@ def measure_redraw(page: Any, repeats: int = 10, timeout_ms: float = 30_000, lab
     return times
 
 
+def _wait_until(predicate: Callable[[], bool], timeout_s: float, page: Any) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout_s:.0f} s")
+        page.wait_for_timeout(200)
+
+
+def take_screenshots(twin: Any, folder: str, timeout_s: float = 600.0) -> list[str]:
+    """Serve the explorer on ``twin``, run every view's computation from the page (tuning and receptive fields of
+    all neurons, an MEI) with a neuron that has a reconstructed skeleton focused, and save one PNG per view."""
+    from pathlib import Path
+
+    from twin_explorer.ui.app import create_app
+    from twin_explorer.ui.state import get_anatomy
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    apps: list[Any] = []
+
+    def factory() -> Any:
+        apps.append(create_app(twin))
+        return apps[-1]
+
+    anatomy = get_anatomy()
+    unit = None
+    if anatomy is not None:  # a coregistered neuron with a skeleton, so the anatomy view shows a morphology
+        pop = anatomy.resolve_units(twin.units)
+        skel = pop[pop["nucleus_id"].isin(anatomy.skeleton_ids) & (pop["match"] == "unique")]
+        unit = int(skel.index[0]) if len(skel) else None
+    saved = []
+    with serve_app(factory) as url, chromium_page(1500, 1100) as (page, errors):
+        page.goto(url + (f"?unit={unit}" if unit is not None else ""), timeout=timeout_s * 1000)
+        if unit is not None:  # a ?unit= link opens the Neurons tab on that neuron's page
+            page.get_by_text(f"Neuron {unit}").first.wait_for(timeout=timeout_s * 1000)
+        else:
+            page.locator(".te-designer-status").first.wait_for(timeout=timeout_s * 1000)
+        views = apps[-1].explorer.views
+
+        def shot(name: str) -> None:
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out / f"{name}.png"))
+            saved.append(str(out / f"{name}.png"))
+
+        open_tab(page, "Neurons")
+        shot("neurons")
+        open_tab(page, "Stimulus designer")
+        nudge_slider(page, "Direction")
+        shot("designer")
+        for title, button, view in (("Tuning", "Measure tuning", "Tuning"),
+                                    ("Receptive fields", "Map receptive fields", "Receptive fields"),
+                                    ("MEI", "Optimise MEI", "MEI")):
+            open_tab(page, title)
+            page.get_by_role("button", name=button).click()
+            page.wait_for_timeout(500)
+            _wait_until(lambda v=views[view]: not v.runner.running, timeout_s, page)
+            shot(title.lower().replace(" ", "_"))
+        open_tab(page, "Anatomy")
+        page.wait_for_timeout(3000)
+        shot("anatomy")
+    if errors:
+        print("browser console errors:", *errors, sep="\n  ")
+    return saved
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--twin", default=None, help="registry name of the twin (default: the explorer's)")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--screenshots", default=None, metavar="DIR",
+                        help="instead of timing, run every view on the twin and save one screenshot per view in DIR")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         raise SystemExit("--repeats must be ≥ 1")
     from twin_explorer.ui.app import create_app
-    from twin_explorer.ui.state import get_twin
+    from twin_explorer.ui.state import get_twin, unit_table
 
     twin = get_twin(args.twin)
+    unit_table(twin)  # warm the ground truth and coregistration outside the page load
+    if args.screenshots:
+        for path in take_screenshots(twin, args.screenshots):
+            print("wrote", path)
+        return
     with serve_app(lambda: create_app(twin)) as url, chromium_page() as (page, errors):
         open_explorer(page, url)
         measure_redraw(page, repeats=2)  # warm-up: first plots, JIT, caches

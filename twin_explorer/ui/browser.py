@@ -82,6 +82,21 @@ class NeuronBrowser(pn.viewable.Viewer):
                 self.table.selection = rows
             finally:
                 self._syncing = False
+        self._show_focused_row()
+
+    def _show_focused_row(self) -> None:
+        """Turn to the table page holding the focused neuron (in the current sort and filter)."""
+        if self.state.unit is None or not len(self.table.value):
+            return
+        try:
+            view = self.table.current_view
+        except Exception:  # no view computed yet
+            view = self.table.value
+        pos = np.flatnonzero(view["readout_id"].to_numpy() == self.state.unit)
+        if len(pos):
+            page = int(pos[0]) // int(self.table.page_size) + 1
+            if page != self.table.page:
+                self.table.page = page
 
     def _clear(self) -> None:
         self.state.selection = []
