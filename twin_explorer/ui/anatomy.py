@@ -10,6 +10,7 @@ from typing import Any
 
 import holoviews as hv
 import numpy as np
+import pandas as pd
 import panel as pn
 import param
 
@@ -26,6 +27,12 @@ def get_anatomy() -> Anatomy:
     if anatomy is None:
         return Anatomy.sample()  # raises FileNotFoundError saying how to make the sample
     return anatomy
+
+
+def _display_ids(df: Any) -> Any:
+    """18-digit root ids as text for the browser table (JavaScript numbers lose digits beyond 2**53)."""
+    big = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c]) and df[c].dropna().abs().max() > 2**53]
+    return df.astype({c: str for c in big}) if big else df
 
 
 class AnatomyView(pn.viewable.Viewer):
@@ -104,7 +111,7 @@ class AnatomyView(pn.viewable.Viewer):
                  f"root id `{info.get('pt_root_id')}` · {info.get('cell_type', '?')} · {info.get('layer', '?')} · "
                  f"area {info.get('area', '?')} · match {info.get('match')} ({info.get('coreg_source', '')})"]
         partners = self.anatomy.partners(nucleus, self.state.twin.units)
-        self.partners.value = partners
+        self.partners.value = _display_ids(partners)
         syn = None
         if info.get("has_skeleton"):
             skel = self.anatomy.skeleton(nucleus)

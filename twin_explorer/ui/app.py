@@ -66,7 +66,9 @@ class Explorer(pn.viewable.Viewer):
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
         self.views = {title: factory(self.state) for title, factory in _view_factories()}
-        self.tabs = pn.Tabs(*[(title, view) for title, view in self.views.items()], dynamic=True,
+        # Not dynamic: a dynamic tab detaches its hidden views' models, and Panel then sends their updates
+        # with CDN stylesheet URLs (console errors offline); all views are built anyway.
+        self.tabs = pn.Tabs(*[(title, view) for title, view in self.views.items()], dynamic=False,
                             sizing_mode="stretch_width")
 
     def _update_summary(self, *_events: Any) -> None:

@@ -27,7 +27,7 @@ FAMILIES = ("DriftingGrating", "Plaid", "GaussianDots", "SparseNoise", "RandomDo
 # Parameters not offered as widgets (set by the app, or not meaningful to edit here).
 _HIDDEN = {"name", "monitor"}
 MAX_DURATION_S = 10.0
-PREVIEW_DURATION_S = 2.0
+PREVIEW_DURATION_S = 1.0
 # Starting values that keep each family's preview short (the library's defaults suit full experiments).
 PREVIEW_DEFAULTS: dict[str, dict[str, Any]] = {
     "GaussianDots": {"spacing_deg": 40.0, "dot_s": 0.2, "isi_s": 0.1, "polarity": "on"},
@@ -193,7 +193,9 @@ class StimulusDesigner(pn.viewable.Viewer):
         self._result = result
         fps = float(getattr(self.state.twin, "frame_rate", 30.0))
         with pn.io.hold():
-            self.preview.object = preview_gif(result["frames"], fps)
+            if "gif" not in result:  # encoded once per cached stimulus
+                result["gif"] = preview_gif(result["frames"], fps)
+            self.preview.object = result["gif"]
             self._heat_pipe.send(self._heat_data())
             self._trace_pipe.send(self._trace_data())
             ms = (time.perf_counter() - t0) * 1000
