@@ -31,7 +31,7 @@ def get_anatomy() -> Anatomy:
 
 def _display_ids(df: Any) -> Any:
     """18-digit root ids as text for the browser table (JavaScript numbers lose digits beyond 2**53)."""
-    big = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c]) and df[c].dropna().abs().max() > 2**53]
+    big = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c]) and bool((df[c].dropna().abs() > 2**53).any())]
     return df.astype({c: str for c in big}) if big else df
 
 
