@@ -97,6 +97,13 @@ def test_browser_visits_every_view(served, tmp_path):
                 bench.open_tab(page, title)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(shots / f"{title.lower().replace(' ', '_')}.png"))
+
+        # 5. after every view has drawn, a table click still updates the sidebar at once and the console stays
+        #    clean (hidden views redraw too)
+        bench.open_tab(page, "Neurons")
+        rows.nth(2).click()
+        page.locator("p", has_text=f"focused: {int(state.twin.units.index[2])}").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
         assert not errors, f"browser console errors: {errors}"
 
 
