@@ -139,10 +139,12 @@ NOTEBOOKS = {
                  "else:\n"
                  "    print('no adaptation results yet; run `twin-explorer adapt`')\n"
                  "    plot = None\nplot"),
-        ("md", "**Reading the results.** Out of domain, the twin keeps much of its accuracy when the new stimulus "
-               "drives the same features (orientation, motion) it learned from natural movies; with little data, a "
-               "frozen core that has seen many neurons needs only a readout, which is why a foundation model "
-               "adapts to a new mouse faster than an individual twin learns from scratch."),
+        ("md", "**How to read these numbers.** In domain (natural video) sets the twin's ceiling. Out of domain, a "
+               "family whose CC stays close to that ceiling drives features (orientation, motion, contrast) the "
+               "twin learned from natural movies; a family far below it shows where the twin extrapolates. In the "
+               "adaptation table, compare the two models at the smallest amounts of data: the paper's claim is that "
+               "a frozen foundation core needs only a readout and so reaches a given accuracy with fewer minutes "
+               "than an individual twin trained from scratch. Check whether this small demo reproduces it."),
     ],
     "04_function_to_morphology.ipynb": [
         ("md", "# 4 · From a neuron's function to its morphology and partners\n\nModel units are linked to EM "
