@@ -11,7 +11,8 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(5006, help="Port to listen on (0 picks a free one)."),
         address: str = typer.Option("127.0.0.1", help="Address to bind; the default serves this machine only."),
         show: bool = typer.Option(True, "--show/--no-show", help="Open a browser tab."),
-        twin: str = typer.Option(None, help="Twin to open on (registry name, e.g. 'demo' or 'synthetic')."),
+        twin: str = typer.Option(None, help="Twin to open on: 'demo', 'synthetic' or a MICrONS scan such as "
+                                            "'microns 8-5'."),
         num_threads: int = typer.Option(2, help="Worker threads for UI events."),
     ) -> None:
         """Serve the interactive explorer (localhost only unless --address says otherwise)."""
