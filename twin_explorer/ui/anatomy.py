@@ -73,6 +73,7 @@ class AnatomyView(pn.viewable.Viewer):
         pop = self._population()
         self._pop = pop.dropna(subset=["x_um", "z_um"])
         self._pop = self._pop[self._pop.index.isin(self.state.twin.units.index)]
+        self._pop = _display_ids(self._pop)  # root ids in hover tooltips, without float rounding
         color = self.color if self.color in self._pop.columns else "area"
         self.top_pane.object = soma_map(self._pop, color=color, view="top",
                                         title="Somata from above (click a neuron)").opts(tools=["hover", "tap"])
