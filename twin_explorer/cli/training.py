@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         output: Path = typer.Option(None, "--output", "-o", help="Folder for the trained twin (default: assets/demo_twin)"),
-        steps: int = typer.Option(450, help="Optimiser steps"),
+        steps: int = typer.Option(400, help="Optimiser steps"),
         batch: int = typer.Option(4, help="Samples per step"),
         clips: int = typer.Option(60, help="Training clips of the synthetic mouse (10 s each)"),
         neurons: int = typer.Option(1000, help="Neurons of the synthetic mouse (= twin units)"),

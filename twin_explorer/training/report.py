@@ -47,7 +47,7 @@ def family_video_fns() -> dict[str, Callable[[int, int, Monitor], np.ndarray]]:
         rng = np.random.default_rng(seed)
         parts, per = [], 30
         for k in range(int(np.ceil(n / per))):
-            parts.append(S.RandomDotKinematogram(seed=seed * 100 + k, monitor=monitor, duration_s=per / 30,
+            parts.append(S.RandomDotKinematogram(seed=(seed * 100 + k) % 2**31, monitor=monitor, duration_s=per / 30,
                                                  direction_deg=float(rng.uniform(0, 360)), density=0.03).render())
         return _fit_length(np.concatenate(parts), n)
 
@@ -123,6 +123,12 @@ def full_report(twin: Any, cache: Any, out_dir: str | Path, progress: bool = Tru
         "natural_units": int(len(per_unit)), "natural_oracle_clips": int(perf.attrs["n_oracle_clips"]),
     }
     per_unit.to_csv(out / "performance_units.csv")
+    # a small, exactly reproducible held-out check (one oracle clip) that the tests rerun against the shipped twin
+    check = {"seed": 0, "repeats": 10, "duration_s": float(cache.spec.duration_s)}
+    one = mouse.record(n_clips=0, n_oracle=1, progress=False, **check)
+    p1 = natural_accuracy(twin, one)
+    result["heldout_check"] = {**check, "cc_norm_median": float(np.nanmedian(p1["cc_norm"].values)),
+                               "cc_abs_median": float(np.nanmedian(p1["cc_abs"].values))}
     hv.extension("bokeh", logo=False)
     hv.save(plot_performance(perf), out / "performance.html", resources="cdn")
     fam = family_accuracy(twin, mouse, progress=progress)

@@ -269,10 +269,34 @@ def train_twin(spec, cfg: TrainConfig, out_dir: str | Path, net_config: NetworkC
     init_readout(net, cache, clips, seed=cfg.seed)
     history = train(net, cache, cfg, work, clips=clips, progress=progress, log=log)
     fold_scale(net, cache.mean_response(clips))
-    metadata = {"id": twin_id, "trained_on": asdict(spec), "training": asdict(cfg),
+    metadata = {"id": twin_id, "trained_on": asdict(spec), "training": asdict(cfg), "steps_done": cfg.steps,
                 "training_seconds": round(history["seconds"], 1),
                 "final_loss_avg20": float(np.mean(history["loss"][-20:])),
                 "first_loss_avg20": float(np.mean(history["loss"][:20]))}
+    save_network(net, out, cache.mouse.units, metadata)
+    (out / "history.json").write_text(json.dumps({"loss": history["loss"], "seconds": history["seconds"]}))
+    return net
+
+
+def export_checkpoint(work_dir: str | Path, spec, out_dir: str | Path, net_config: NetworkConfig | None = None,
+                      cache_dir: str | Path | None = None, twin_id: str = "demo") -> Network:
+    """Save the twin of the last checkpoint in ``work_dir`` (e.g. of a run stopped early) like :func:`train_twin`
+    would; the metadata records how many of the planned steps it had done."""
+    from .checkpoint import save_network
+
+    state = torch.load(Path(work_dir) / "checkpoint.pt", weights_only=False)
+    cache = RecordingCache(spec, cache_dir, progress=False)
+    net = Network(net_config or demo_network_config(spec.n_neurons))
+    net.load_state_dict(state["model"])
+    net.eval()
+    clips = cache.train_clips()
+    fold_scale(net, cache.mean_response(clips))
+    history = state["history"]
+    metadata = {"id": twin_id, "trained_on": asdict(spec), "training": state["config"],
+                "steps_done": int(state["step"]), "training_seconds": round(history["seconds"], 1),
+                "final_loss_avg20": float(np.mean(history["loss"][-20:])),
+                "first_loss_avg20": float(np.mean(history["loss"][:20]))}
+    out = Path(out_dir)
     save_network(net, out, cache.mouse.units, metadata)
     (out / "history.json").write_text(json.dumps({"loss": history["loss"], "seconds": history["seconds"]}))
     return net
