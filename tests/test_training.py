@@ -140,7 +140,6 @@ def test_cli_commands_registered():
         assert name in out
 
 
-@pytest.mark.skipif(not (DEMO_DIR / "model.safetensors").exists(), reason="demo twin not trained yet")
 def test_shipped_demo_twin_reproduces_model_card_accuracy():
     from twin_explorer import load_twin
     from twin_explorer.experiments.metrics import twin_performance
