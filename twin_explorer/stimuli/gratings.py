@@ -59,6 +59,15 @@ class _Windowed(Stimulus):
         az, el, diam = self.aperture
         return aperture_mask(self.monitor, az, el, diam, self.aperture_edge_deg)
 
+    def _frames(self, wave: np.ndarray, amplitude: float) -> np.ndarray:
+        """Scale a [T, H, W] wave in −1…1, apply the aperture, and centre it on mean grey (in place)."""
+        wave *= amplitude
+        window = self._window()
+        if window is not None:
+            wave *= window[None]
+        wave += GREY
+        return to_uint8(wave)
+
     def _aperture_labels(self) -> dict[str, Any]:
         if self.aperture is None:
             return {"x": np.nan, "y": np.nan, "size": np.nan}
@@ -96,12 +105,7 @@ class DriftingGrating(_Windowed):
 
     def _render(self) -> np.ndarray:
         wave = grating_wave(self, self.direction_deg, self.sf_cpd, self.tf_hz, self.phase_deg, self.waveform, self.n_frames)
-        wave *= AMPLITUDE * self.contrast
-        window = self._window()
-        if window is not None:
-            wave *= window[None]
-        wave += GREY
-        return to_uint8(wave)
+        return self._frames(wave, AMPLITUDE * self.contrast)
 
     def _epoch_rows(self) -> list[dict[str, Any]]:
         return [
@@ -135,12 +139,7 @@ class Plaid(_Windowed):
         half = self.angle_deg / 2
         wave = grating_wave(self, self.direction_deg - half, self.sf_cpd, self.tf_hz, 0.0, "sine", self.n_frames)
         wave += grating_wave(self, self.direction_deg + half, self.sf_cpd, self.tf_hz, 0.0, "sine", self.n_frames)
-        wave *= AMPLITUDE * self.contrast / 2
-        window = self._window()
-        if window is not None:
-            wave *= window[None]
-        wave += GREY
-        return to_uint8(wave)
+        return self._frames(wave, AMPLITUDE * self.contrast / 2)
 
     def _epoch_rows(self) -> list[dict[str, Any]]:
         return [
