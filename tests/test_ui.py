@@ -249,3 +249,16 @@ def test_browser_turns_to_the_focused_neurons_page(state):
     b.__panel__().get_root(Document())
     state.unit = int(state.twin.units.index[40])
     assert b.table.page == 40 // b.table.page_size + 1
+
+
+def test_focus_nearest_picks_the_closest_point_and_ignores_empty_clicks():
+    from twin_explorer.ui.state import ExplorerState
+
+    state = ExplorerState("synthetic")
+    xy = np.array([[0.0, 0.0], [10.0, 5.0], [3.0, 3.0]])
+    state.focus_nearest(xy, [7, 11, 13], 9.0, 4.0)
+    assert state.unit == 11
+    state.focus_nearest(xy, [7, 11, 13], None, 4.0)
+    assert state.unit == 11
+    state.focus_nearest(xy[:0], [], 1.0, 1.0)
+    assert state.unit == 11

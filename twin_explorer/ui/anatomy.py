@@ -82,10 +82,8 @@ class AnatomyView(pn.viewable.Viewer):
         self._show_unit()
 
     def _on_tap_top(self, x: float | None = None, y: float | None = None) -> None:
-        if x is None or y is None or not len(self._pop):
-            return
-        d = np.hypot(self._pop["x_um"].to_numpy() - x, self._pop["z_um"].to_numpy() - y)
-        self.state.unit = int(self._pop.index[int(np.argmin(d))])
+        if len(self._pop):
+            self.state.focus_nearest(self._pop[["x_um", "z_um"]].to_numpy(), self._pop.index, x, y)
 
     def _on_partner_click(self, event: Any) -> None:
         df = self.partners.value

@@ -109,11 +109,8 @@ class ReceptiveFieldView(ExperimentView):
                                     height=380, data_aspect=1)
 
     def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
-        if x is None or y is None or not hasattr(self, "_centres"):
-            return
-        xy, ids = self._centres
-        if len(ids):
-            self.state.unit = int(ids[np.argmin(np.hypot(xy[:, 0] - x, xy[:, 1] - y))])
+        if hasattr(self, "_centres"):
+            self.state.focus_nearest(*self._centres, x, y)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(

@@ -287,6 +287,12 @@ class ExplorerState(param.Parameterized):
     tuning = param.Parameter(default=None, doc="Population direction-tuning Dataset once computed (for the table).")
     rfs = param.Parameter(default=None, doc="Population receptive-field Dataset once computed (for the table).")
 
+    def focus_nearest(self, xy: np.ndarray, ids: Any, x: float | None, y: float | None) -> None:
+        """Focus the neuron whose plotted point ``xy[i]`` lies nearest to a click at (x, y); ignore empty clicks."""
+        if x is None or y is None or not len(ids):
+            return
+        self.unit = int(np.asarray(ids)[int(np.argmin(np.hypot(xy[:, 0] - x, xy[:, 1] - y)))])
+
     def __init__(self, twin: Any = None, **params: Any) -> None:
         if twin is None:
             twin = get_twin(params.get("twin_name"))

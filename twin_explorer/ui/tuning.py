@@ -203,11 +203,8 @@ class TuningView(ExperimentView):
                                        title=f"Preferred direction over cortex ({n}/{total}; click a neuron)")
 
     def _on_map_tap(self, x: float | None = None, y: float | None = None) -> None:
-        if x is None or y is None or not hasattr(self, "_map_ids"):
-            return
-        xy, ids = self._map_ids
-        if len(ids):
-            self.state.unit = int(ids[np.argmin(np.hypot(xy[:, 0] - x, xy[:, 1] - y))])
+        if hasattr(self, "_map_ids"):
+            self.state.focus_nearest(*self._map_ids, x, y)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(
