@@ -128,3 +128,17 @@ def test_small_config_builds_and_runs():
     out.sum().backward()  # trainable end to end
     assert net.core.recurrent.conv.weights[0].grad is not None
     assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_uint8_video_equals_float_video():
+    """8-bit frames take the gamma lookup table; the result must be the float path's, bit for bit."""
+    torch.manual_seed(0)
+    cfg = NetworkConfig(units=6, streams=1, retina_shape=(16, 24), perspective_features=4, perspective_layers=1,
+                        modulation_features=4, ff_channels=(4, 8), ff_groups=(1, 2), ff_pools=(2, 1), ff_out=8,
+                        rec_input=8, rec_hidden=8, rec_common=8, rec_groups=2, rec_out=8)
+    net = Network(cfg).eval()
+    torch.nn.init.normal_(net.readout.feature.weights[0], std=0.3)
+    video = torch.randint(0, 256, (2, 5, 144, 256), dtype=torch.uint8)
+    persp, mod = torch.randn(2, 5, 2), torch.randn(2, 5, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(net(video, persp, mod), net(video.float(), persp, mod), rtol=0, atol=0)

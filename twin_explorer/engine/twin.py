@@ -41,6 +41,11 @@ def estimate_frame_bytes(net: Network, n_units: int) -> int:
     return 4 * total
 
 
+def _pixels(video: torch.Tensor) -> torch.Tensor:
+    """8-bit videos go to the network as they are (its gamma is a table lookup then); anything else as float."""
+    return video if video.dtype == torch.uint8 else video.float()
+
+
 def time_chunks(n_frames: int, frames_per_pass: int) -> list[slice]:
     """Split frames into passes whose lengths come from a small fixed set (powers of two).
 
@@ -201,7 +206,7 @@ class Twin:
         for sl in time_chunks(video.shape[1], frames_per_pass):
             start = sl.start
             with torch.autocast(self.device.type, dtype=self._autocast, enabled=self._autocast is not None):
-                out, state = self.network.run(video[:, sl].float(), persp[:, sl], mod[:, sl], state, index)
+                out, state = self.network.run(_pixels(video[:, sl]), persp[:, sl], mod[:, sl], state, index)
             outputs.append(out.float())
             if progress is not None:
                 progress(done + video.shape[0] * sl.stop, total)
@@ -311,7 +316,7 @@ class StreamingSession:
         mod = self._behaviour("modulation", modulation, n, batched)
         t = self.twin
         with torch.inference_mode():
-            out, self.state = t.network.run(t._tensor(video).float(), t._tensor(persp), t._tensor(mod),
+            out, self.state = t.network.run(_pixels(t._tensor(video)), t._tensor(persp), t._tensor(mod),
                                             self.state, self.index)
         self.frames += 1
         result = out[:, 0].float().cpu().numpy()

@@ -99,16 +99,21 @@ class Network(nn.Module):
         return self
 
     def retina(self, video: torch.Tensor, perspectives: torch.Tensor) -> torch.Tensor:
-        """video [N, T, H, W] in pixel units 0–255 -> retina images [N, 1, T, h, w]."""
+        """video [N, T, H, W] in pixel units 0–255 (float, or uint8: same result, faster) -> retina images
+        [N, 1, T, h, w]."""
         n, t = video.shape[:2]
-        frames = (video / 255.0).reshape(n * t, 1, *video.shape[2:])
-        r = self.perspective(frames, perspectives.reshape(n * t, 2))
+        if video.dtype == torch.uint8:
+            frames = self.perspective.monitor_pixel.lookup(video).reshape(n * t, 1, *video.shape[2:])
+            r = self.perspective(frames, perspectives.reshape(n * t, 2), gamma_applied=True)
+        else:
+            frames = (video / 255.0).reshape(n * t, 1, *video.shape[2:])
+            r = self.perspective(frames, perspectives.reshape(n * t, 2))
         return r.view(n, t, *r.shape[1:]).transpose(1, 2)
 
     def run(self, video: torch.Tensor, perspectives: torch.Tensor, modulations: torch.Tensor,
             state: NetworkState | None = None, units: torch.Tensor | None = None,
             log: bool = False) -> tuple[torch.Tensor, NetworkState]:
-        """Process a chunk: video [N, T, H, W] (float, 0–255), behaviour [N, T, 2] -> ([N, T, U], state).
+        """Process a chunk: video [N, T, H, W] (0–255, float or uint8), behaviour [N, T, 2] -> ([N, T, U], state).
 
         Returns rates (exp of the stream-mean log rate), or the log rates when ``log``.
         """
