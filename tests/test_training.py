@@ -11,7 +11,8 @@ import torch
 
 from twin_explorer.model import Network, NetworkConfig
 from twin_explorer.training import RecordingCache, RecordingSpec, TrainConfig, load_demo_twin, load_network, save_network
-from twin_explorer.training.adapt import cached_features, fit_readout, position_search, transfer_core
+from twin_explorer.training.adapt import (adaptable_parameters, cached_features, fit_readout, position_search,
+                                          transfer_core)
 from twin_explorer.training.checkpoint import DEMO_DIR
 from twin_explorer.training.train import Sampler, init_readout, poisson_loss, train
 
@@ -114,20 +115,28 @@ def test_adaptation_with_frozen_core_leaves_core_unchanged(cache, tmp_path):
     source = tiny_net(seed=1)
     target = tiny_net(seed=2)
     transfer_core(source, target)
-    core_before = {k: v.clone() for k, v in target.state_dict().items() if k.startswith(("core.", "modulation.lstm."))}
+    core_before = {k: v.clone() for k, v in target.state_dict().items() if k.startswith("core.")}
     readout_before = target.readout.position.mu.detach().clone()
+    # perspective and modulation start from the source's and stay trainable; the core is frozen
+    persp = {k: v.clone() for k, v in target.state_dict().items() if k.startswith(("perspective.", "modulation."))}
+    for k, v in persp.items():
+        torch.testing.assert_close(v, source.state_dict()[k], msg=k)
+    trainable = {id(p) for p in adaptable_parameters(target)}
+    for name, p in target.named_parameters():
+        assert (id(p) in trainable) == (not name.startswith("core.") and name != "readout.position.sigma"), name
     X, Y = cached_features(target, cache, cache.train, progress=False)
     assert X.shape[0] == Y.shape[0] == 3 * (60 - 10)
     position_search(target, X, Y)
     fit_readout(target, X, Y, epochs=2, batch=64, progress=False)
     cfg = TrainConfig(steps=2, batch=1, sample_frames=16, burn_in=2, checkpoint_every_s=1e9, threads=1)
-    trainable = [p for p in target.parameters() if p.requires_grad]
-    train(target, cache, cfg, tmp_path / "adapt", parameters=trainable, progress=False)
+    train(target, cache, cfg, tmp_path / "adapt", parameters=adaptable_parameters(target), progress=False)
     for k, v in target.state_dict().items():
         if k in core_before:
             torch.testing.assert_close(v, core_before[k], msg=k)
             torch.testing.assert_close(v, source.state_dict()[k], msg=k)
     assert not torch.equal(target.readout.position.mu, readout_before)
+    changed = [k for k, v in target.state_dict().items() if k in persp and not torch.equal(v, persp[k])]
+    assert any(k.startswith("perspective.") for k in changed) and any(k.startswith("modulation.") for k in changed)
 
 
 def test_cli_commands_registered():

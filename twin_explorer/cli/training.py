@@ -67,7 +67,9 @@ def register(app: typer.Typer) -> None:
         minutes: str = typer.Option("2,5,10,20", help="Comma-separated minutes of the new mouse's data"),
         neurons: int = typer.Option(300, help="Neurons of the new synthetic mouse"),
         mouse_seed: int = typer.Option(1, help="Seed of the new synthetic mouse"),
-        scratch_steps: int = typer.Option(30, help="Training steps of each from-scratch twin"),
+        scratch_steps: int = typer.Option(200, help="Training steps of each from-scratch twin"),
+        finetune_steps: int = typer.Option(60, help="End-to-end steps fitting readout, perspective and modulation "
+                                                    "on the frozen core, after the fast readout fit"),
         progress: bool = typer.Option(True),
     ) -> None:
         """Fit a new synthetic mouse on a frozen core vs from scratch, against minutes of data."""
@@ -83,6 +85,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         net, _, _ = load_network(directory or DEMO_DIR)
         table = adapt_experiment(net, mins, mouse_seed=mouse_seed, n_neurons=neurons, scratch_steps=scratch_steps,
+                                 finetune_steps=finetune_steps,
                                  progress=progress)
         out = output or (directory or DEMO_DIR)
         out.mkdir(parents=True, exist_ok=True)

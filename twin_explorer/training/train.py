@@ -202,7 +202,7 @@ def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | 
     step = 0
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=True)  # plain tensors, numbers and dicts: no code
         if state["config"] != asdict(cfg):
             raise ValueError(f"{ckpt} was written with another training configuration; use a fresh folder "
                              f"(saved: {state['config']}, now: {asdict(cfg)})")
@@ -284,7 +284,7 @@ def export_checkpoint(work_dir: str | Path, spec, out_dir: str | Path, net_confi
     would; the metadata records how many of the planned steps it had done."""
     from .checkpoint import save_network
 
-    state = torch.load(Path(work_dir) / "checkpoint.pt", weights_only=False)
+    state = torch.load(Path(work_dir) / "checkpoint.pt", weights_only=True)
     cache = RecordingCache(spec, cache_dir, progress=False)
     net = Network(net_config or demo_network_config(spec.n_neurons))
     net.load_state_dict(state["model"])
