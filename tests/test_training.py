@@ -164,3 +164,28 @@ def test_shipped_demo_twin_reproduces_model_card_accuracy():
     perf = twin_performance(twin, rec)
     assert abs(float(np.nanmedian(perf["cc_norm"])) - spec["cc_norm_median"]) < 0.02
     assert abs(float(np.nanmedian(perf["cc_abs"])) - spec["cc_abs_median"]) < 0.02
+
+
+def test_model_card_figures(tmp_path):
+    from twin_explorer.training.figures import accuracy_figure, all_figures
+
+    assert accuracy_figure(tmp_path) is None and all_figures(tmp_path) == []  # nothing to draw yet
+    rng = np.random.default_rng(0)
+    nat = {"cc_abs": 0.5, "cc_max": 0.7, "cc_norm": 0.8}
+    fams = [{"stimulus": s, "cc_abs": 0.4, "cc_max": 0.6, "cc_norm": 0.7} for s in ("gratings", "dots")]
+    (tmp_path / "report.json").write_text(json.dumps({"natural": nat, "families": fams}))
+    truth = rng.uniform(0, 360, 50)
+    import pandas as pd
+
+    pd.DataFrame({"true_pref_dir": truth, "pref_dir": truth + rng.normal(0, 5, 50), "true_gdsi": rng.uniform(0, 1, 50),
+                  "true_gosi": rng.uniform(0, 1, 50), "gosi": rng.uniform(0, 1, 50),
+                  "true_rf_az": rng.normal(0, 20, 50), "rf_az": rng.normal(0, 20, 50),
+                  "true_rf_el": rng.normal(0, 10, 50), "rf_el": rng.normal(0, 10, 50)}
+                 ).to_csv(tmp_path / "tuning_vs_truth_neurons.csv", index=False)
+    pd.DataFrame({"minutes": [2, 5, 2, 5], "model": ["a", "a", "b", "b"], "cc_norm": [0.5, 0.6, 0.2, 0.4]}
+                 ).to_csv(tmp_path / "adaptation.csv", index=False)
+    (tmp_path / "history.json").write_text(json.dumps({"loss": list(1 - np.linspace(0, 0.1, 120))}))
+    paths = all_figures(tmp_path)
+    assert sorted(p.name for p in paths) == ["accuracy.png", "adaptation.png", "loss.png", "tuning_vs_truth.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5_000

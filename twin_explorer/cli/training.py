@@ -12,9 +12,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         output: Path = typer.Option(None, "--output", "-o", help="Folder for the trained twin (default: assets/demo_twin)"),
-        steps: int = typer.Option(400, help="Optimiser steps"),
+        steps: int = typer.Option(1600, help="Optimiser steps"),
         batch: int = typer.Option(4, help="Samples per step"),
-        clips: int = typer.Option(60, help="Training clips of the synthetic mouse (10 s each)"),
+        clips: int = typer.Option(120, help="Training clips of the synthetic mouse (10 s each)"),
         neurons: int = typer.Option(1000, help="Neurons of the synthetic mouse (= twin units)"),
         mouse_seed: int = typer.Option(0, help="Synthetic mouse seed"),
         seed: int = typer.Option(0, help="Training seed (sampling, initialisation)"),
@@ -42,7 +42,6 @@ def register(app: typer.Typer) -> None:
     def report(
         directory: Optional[Path] = typer.Option(None, "--directory", "-d", help="Twin folder (default: the demo twin)"),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Report folder (default: the twin folder)"),
-        clips: int = typer.Option(60, help="Training clips of the recording the twin was trained on"),
         tuning: bool = typer.Option(True, help="Also run tuning/RF experiments against the ground truth"),
         progress: bool = typer.Option(True),
     ) -> None:
@@ -55,9 +54,9 @@ def register(app: typer.Typer) -> None:
 
         folder = directory or DEMO_DIR
         twin = load_demo_twin(folder)
-        spec = RecordingSpec(n_neurons=twin.n_units, n_clips=clips)
-        cache = RecordingCache(spec, progress=progress)
+        cache = RecordingCache(_trained_on(folder), progress=progress)
         result = full_report(twin, cache, output or folder, progress=progress, tuning=tuning)
+        _refresh_card(output or folder)
         typer.echo(json.dumps({"natural": result["natural"], "families": result["families"]}, indent=2))
 
     @app.command()
@@ -93,3 +92,52 @@ def register(app: typer.Typer) -> None:
         hv.extension("bokeh", logo=False)
         hv.save(plot_adaptation(table), out / "adaptation.html", resources="cdn")
         typer.echo(table.to_string(index=False))
+        _refresh_card(out)
+
+    @app.command()
+    def ship(
+        trained: Path = typer.Argument(..., help="Folder written by `twin-explorer train`"),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Shipped twin folder (default: assets/demo_twin)"),
+        refit: bool = typer.Option(True, help="Try a readout refit on the frozen core; keep it if it validates better"),
+        tuning: bool = typer.Option(True, help="Also run tuning/RF experiments against the ground truth"),
+        progress: bool = typer.Option(True),
+    ) -> None:
+        """Finish a trained twin: model selection, accuracy report, figures and model card in the output folder."""
+        from ..training.checkpoint import DEMO_DIR
+        from ..training.data import RecordingCache
+        from ..training.ship import ship as ship_twin
+
+        out = output or DEMO_DIR
+        try:
+            cache = RecordingCache(_trained_on(trained), progress=progress)
+            result = ship_twin(trained, out, cache, refit=refit, progress=progress, tuning=tuning)
+        except (ValueError, FileNotFoundError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1)
+        _refresh_card(out, force=True)
+        typer.echo(f"shipped to {out}: held-out median CC_norm {result['natural']['cc_norm']:.3f}")
+
+
+def _trained_on(folder: Path):
+    """The recording a twin was trained on, from its config.json metadata."""
+    import json
+
+    from ..training.data import RecordingSpec
+
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: expected a twin folder written by `twin-explorer train`")
+    spec = json.loads(path.read_text()).get("metadata", {}).get("trained_on")
+    if not spec:
+        raise ValueError(f"{path} does not say what the twin was trained on (metadata.trained_on)")
+    return RecordingSpec(**spec)
+
+
+def _refresh_card(folder: Path, force: bool = False) -> None:
+    """Redraw the figures and rewrite MODEL_CARD.md of a shipped twin (only where a card exists, unless forced)."""
+    from ..training.figures import all_figures
+    from ..training.ship import write_model_card
+
+    if force or (Path(folder) / "MODEL_CARD.md").exists() and (Path(folder) / "report.json").exists():
+        all_figures(folder)
+        write_model_card(folder)

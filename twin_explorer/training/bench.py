@@ -47,6 +47,9 @@ def main() -> None:
     ap.add_argument("--directory", default=None, help="twin folder (default: the shipped demo twin)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--write", action="store_true",
+                    help="store the timings as bench.json in the twin folder and refresh its model card")
+    ap.add_argument("--machine", default="2 shared CPU cores", help="what to call this machine in bench.json")
     a = ap.parse_args()
     r = bench_demo(a.directory, a.repeats, a.threads)
     print(f"demo twin: {r['units']} units, {r['threads']} torch threads")
@@ -54,6 +57,18 @@ def main() -> None:
     print(f"  1 s preview (30 frames)                      {r['preview_1s_s'] * 1000:8.0f} ms   (target < 100 ms)")
     print(f"  16-direction tuning, all units, 2 s each     {r['tuning_16dir_all_units_s'] * 1000:8.0f} ms   "
           "(target < 1000 ms)")
+    if a.write:
+        import json
+
+        from .checkpoint import DEMO_DIR
+
+        folder = Path(a.directory) if a.directory else DEMO_DIR
+        (folder / "bench.json").write_text(json.dumps({**r, "machine": a.machine}, indent=1))
+        if (folder / "MODEL_CARD.md").exists():
+            from .ship import write_model_card
+
+            write_model_card(folder)
+        print(f"wrote {folder / 'bench.json'}")
 
 
 if __name__ == "__main__":

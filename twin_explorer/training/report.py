@@ -137,6 +137,7 @@ def full_report(twin: Any, cache: Any, out_dir: str | Path, progress: bool = Tru
         rep = tuning_vs_truth(twin, mouse, progress=progress)
         result["tuning_vs_truth"] = rep.table.to_dict(orient="records")
         result["tuning_vs_truth_extra"] = rep.extra.to_dict(orient="records")
+        rep.neurons.to_csv(out / "tuning_vs_truth_neurons.csv", index=False)
         try:
             from ..experiments.validate import plot_validation
 

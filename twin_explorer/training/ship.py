@@ -92,7 +92,7 @@ def _table(rows: list[dict], cols: list[str], fmt: str = "{:.3f}") -> str:
 
 def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
     """MODEL_CARD.md from the files in ``out_dir`` (config.json, report.json, and when present history.json,
-    adaptation.csv, bench.json)."""
+    adaptation.csv, bench.json, the figures of :mod:`.figures` and ``limitations.md``)."""
     import pandas as pd
 
     out = Path(out_dir)
@@ -137,35 +137,50 @@ def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
         "repeats of each), medians over units:", "",
         _table(rep["families"], ["stimulus", "cc_abs", "cc_max", "cc_norm"]),
     ]
+    if (out / "accuracy.png").exists():
+        lines += ["![accuracy per stimulus family](accuracy.png)", ""]
     if "tuning_vs_truth" in rep:
         lines += ["In-silico experiments on the twin scored against the synthetic mouse's true tuning (the same "
-                  "protocol and targets as the ground-truth proof, `experiments.validate`):", "",
+                  "protocol and targets as the ground-truth proof, `experiments.validate`, which the synthetic mouse "
+                  "itself passes):", "",
                   _table(rep["tuning_vs_truth"] + rep.get("tuning_vs_truth_extra", []),
                          ["metric", "value", "target", "passed", "n"])]
+        if (out / "tuning_vs_truth.png").exists():
+            lines += ["![twin vs truth, one dot per neuron](tuning_vs_truth.png)", ""]
     if (out / "adaptation.csv").exists():
         ad = pd.read_csv(out / "adaptation.csv")
+        cols = ["minutes", "model", "cc_abs", "cc_max", "cc_norm"] + (["fit_seconds"] if "fit_seconds" in ad else [])
         lines += ["## Adapting to a new mouse", "",
-                  "Second synthetic mouse (seed 1, other neurons). *Foundation*: the demo twin's core (and modulation "
-                  "LSTM) frozen, readout fitted on its core features; *from scratch*: the same architecture trained "
-                  "end to end on the same clips. Held-out: 4 oracle clips × 10 repeats. Plot: `adaptation.html`.", "",
-                  _table(ad.to_dict(orient="records"), ["minutes", "model", "cc_abs", "cc_max", "cc_norm"])]
+                  "A second synthetic mouse (seed 1, other neurons, its own behaviour). *Foundation*: the demo twin's "
+                  "core copied and frozen; readout, perspective and modulation fitted to the new mouse (readout first "
+                  "on cached core features, then all three end to end), as in the paper. *Individual*: the same "
+                  "architecture trained from scratch on the same clips. Held out: 4 oracle clips × 10 repeats of the "
+                  "new mouse. `twin-explorer adapt`; interactive plot `adaptation.html`.", "",
+                  _table(ad.to_dict(orient="records"), cols)]
+        if (out / "adaptation.png").exists():
+            lines += ["![accuracy against minutes of data](adaptation.png)", ""]
     if (out / "bench.json").exists():
         b = json.loads((out / "bench.json").read_text())
         lines += ["## Interaction speed", "",
-                  f"`python -m twin_explorer.training.bench` ({b.get('threads')} torch threads, {b.get('machine', '')}):"
-                  f" load {b['load_s'] * 1000:.0f} ms (target < 2000), 1 s preview {b['preview_1s_s'] * 1000:.0f} ms "
-                  f"(target < 100), 16-direction tuning over all units {b['tuning_16dir_all_units_s'] * 1000:.0f} ms "
-                  "(target < 1000).", ""]
+                  f"`python -m twin_explorer.training.bench --write` ({b.get('threads')} torch threads, "
+                  f"{b.get('machine', '')}): load {b['load_s'] * 1000:.0f} ms (target < 2000), 1 s preview "
+                  f"{b['preview_1s_s'] * 1000:.0f} ms (target < 100), 16-direction tuning over all units "
+                  f"{b['tuning_16dir_all_units_s'] * 1000:.0f} ms (target < 1000).", ""]
+    if (out / "loss.png").exists():
+        lines += ["## Training loss", "", "![training loss](loss.png)", ""]
     lines += ["## Files", "",
               "`model.safetensors` (weights), `config.json` (architecture + training metadata), `units.csv` "
               "(readout_id, session, scan_idx, unit_id, area, layer, x_um/y_um/depth_um, neuron_id = the synthetic "
               "neuron, and the per-unit held-out cc_abs/cc_max/cc_norm), `report.json`, `performance_units.csv`, "
-              "plots `performance.html`, `tuning_vs_truth.html`, `adaptation.html`, `history.json` (loss per step).", "",
+              "`tuning_vs_truth_neurons.csv`, figures `*.png`, interactive plots `performance.html`, "
+              "`tuning_vs_truth.html`, `adaptation.html`, `history.json` (loss per step).", "",
               "## How to retrain", "",
-              "```\ntwin-explorer train --output assets/demo_twin   # records (cached) and trains; rerun resumes\n"
-              "twin-explorer report                             # accuracy report into assets/demo_twin\n"
-              "twin-explorer adapt                              # the new-mouse experiment\n"
-              "python -m twin_explorer.training.bench           # interaction timings\n```", ""]
+              "```\ntwin-explorer train -o ~/demo-new        # records the mouse (cached) and trains; rerun resumes\n"
+              "twin-explorer ship ~/demo-new             # model selection, report, figures, this card -> assets/demo_twin\n"
+              "twin-explorer adapt                       # the new-mouse experiment (adds its table and figure)\n"
+              "python -m twin_explorer.training.bench --write   # interaction timings (adds them here)\n```", ""]
+    limits = out / "limitations.md"
+    notes = "\n".join(x for x in (limits.read_text().strip() if limits.exists() else "", notes) if x)
     if notes:
         lines += ["## Limitations", "", notes, ""]
     path = out / "MODEL_CARD.md"
