@@ -23,6 +23,14 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write and close a figure (closing frees it: these run in long-lived processes)."""
+    fig.tight_layout()
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path
+
+
 def accuracy_figure(out_dir: str | Path) -> Path | None:
     """Median CC_abs, CC_max and CC_norm on held-out natural clips and on each out-of-domain family."""
     out = Path(out_dir)
@@ -42,11 +50,7 @@ def accuracy_figure(out_dir: str | Path) -> Path | None:
     ax.set_ylabel("median over units")
     ax.set_title("Demo twin vs synthetic mouse: trained on natural clips only")
     ax.legend(ncol=4, fontsize=8, loc="upper right", frameon=False)
-    fig.tight_layout()
-    path = out / "accuracy.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "accuracy.png")
 
 
 def tuning_figure(out_dir: str | Path) -> Path | None:
@@ -73,11 +77,7 @@ def tuning_figure(out_dir: str | Path) -> Path | None:
         ax.set_ylabel(f"twin {label}")
     axes[0].set_title("gDSI ≥ 0.2", fontsize=9)
     fig.suptitle("In-silico experiments on the twin vs the synthetic mouse's true tuning", fontsize=10)
-    fig.tight_layout()
-    path = out / "tuning_vs_truth.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "tuning_vs_truth.png")
 
 
 def adaptation_figure(out_dir: str | Path) -> Path | None:
@@ -99,11 +99,7 @@ def adaptation_figure(out_dir: str | Path) -> Path | None:
     ax.set_ylim(0, 1)
     ax.set_title("Adapting to a new mouse", fontsize=10)
     ax.legend(fontsize=7, frameon=False, loc="lower right")
-    fig.tight_layout()
-    path = out / "adaptation.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "adaptation.png")
 
 
 def loss_figure(out_dir: str | Path) -> Path | None:
@@ -123,11 +119,7 @@ def loss_figure(out_dir: str | Path) -> Path | None:
     ax.set_xlabel("step")
     ax.set_ylabel("Poisson loss (normalised responses)")
     ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
-    path = out / "loss.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "loss.png")
 
 
 def all_figures(out_dir: str | Path) -> list[Path]:
