@@ -36,6 +36,9 @@ from ..monitor import DEFAULT_MONITOR, FRAME_RATE, FRAME_SHAPE, Monitor
 from .population import sample_population
 
 KERNEL_FRAMES = 18  # temporal filter length (0.6 s); the onset transient of any stimulus lasts this long
+# Version of the generative model (parameter distributions and stages). Caches of recordings and truth include it.
+# 2: near-zero thresholds, higher amplitude and baseline, so that natural videos drive the neurons (std/mean ≈ 0.4).
+MODEL_VERSION = 2
 EYE_SHIFT_DEG = 3.0  # degrees of retinal image shift per standardised unit of eye position
 _EPS = 1e-6
 

@@ -117,10 +117,10 @@ def sample_population(seed: int, n_neurons: int, monitor: Monitor, max_sf_cpd: f
             "pool_scale": rng.uniform(1.5, 3.0, n),
             "sigma_norm": rng.uniform(0.1, 0.3, n),
             # Output nonlinearity: rate = baseline + amplitude·(softplus(k(n−θ)) − softplus(−kθ))/k.
-            "threshold": rng.uniform(0.15, 0.45, n),
+            "threshold": rng.uniform(0.0, 0.15, n),
             "slope": rng.uniform(3.0, 6.0, n),
-            "amplitude": _lognormal(rng, np.full(n, 1.2), 0.35, 0.3, 4.0),
-            "baseline": _lognormal(rng, np.where(l5, 0.15, 0.08), 0.4, 0.02, 0.5),
+            "amplitude": _lognormal(rng, np.full(n, 8.0), 0.6, 1.0, 40.0),
+            "baseline": _lognormal(rng, np.where(l5, 0.3, 0.16), 0.8, 0.02, 2.0),
             # Gain modulation per standardised unit of running / pupil (log-gain).
             "gain_running": rng.normal(0.25, 0.1, n),
             "gain_pupil": rng.normal(0.1, 0.08, n),

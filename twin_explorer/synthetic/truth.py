@@ -180,7 +180,7 @@ def true_tuning(mouse: SyntheticMouse) -> tuple[pd.DataFrame, xr.DataArray]:
     return truth, curves
 
 
-TRUTH_VERSION = 1  # bump whenever the model or the truth computation changes: invalidates cached truth files
+TRUTH_VERSION = 2  # bump whenever the model or the truth computation changes: invalidates cached truth files
 CACHE_MIN_UNITS = 200  # small populations are quicker to recompute than to cache
 
 

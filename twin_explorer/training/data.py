@@ -52,7 +52,9 @@ class RecordingSpec:
             raise ValueError(f"duration_s must be ≥ 2/3 s (20 frames) per clip, got {self.duration_s!r}")
 
     def key(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
+        from ..synthetic.mouse import MODEL_VERSION  # another generative model is another recording
+
+        text = json.dumps({**asdict(self), "model_version": MODEL_VERSION}, sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
