@@ -34,11 +34,12 @@ def core_output(net: Network, stimulus: np.ndarray, perspectives: np.ndarray, mo
                 chunk: int = 150) -> torch.Tensor:
     """Core output features of one clip, [T, S·C, h, w] (no gradients)."""
     outs, state = [], None
+    dev = next(net.parameters()).device
     with torch.no_grad():
         for s in range(0, len(stimulus), chunk):
-            v = torch.from_numpy(np.array(stimulus[s:s + chunk])).float()[None]
-            p = torch.from_numpy(np.array(perspectives[s:s + chunk]))[None]
-            m = torch.from_numpy(np.array(modulations[s:s + chunk]))[None]
+            v = torch.from_numpy(np.array(stimulus[s:s + chunk]))[None].to(dev)
+            p = torch.from_numpy(np.array(perspectives[s:s + chunk]))[None].to(dev)
+            m = torch.from_numpy(np.array(modulations[s:s + chunk]))[None].to(dev)
             st = state or None
             retina = net.retina(v, p)
             f, ff = net.core.feedforward(retina, st.feedforward if st else None)
@@ -59,7 +60,7 @@ def cached_features(net: Network, cache: RecordingCache, clips: list[Path], burn
     for c in tqdm(clips, desc="core features", disable=not progress):
         d = cache.clip(c)
         X.append(core_output(net, d["stimulus"], d["perspectives"], d["modulations"])[burn_in:])
-        Y.append(torch.from_numpy(np.array(d["responses"][0, burn_in:])))
+        Y.append(torch.from_numpy(np.array(d["responses"][0, burn_in:])).to(X[-1].device))
     return torch.cat(X), torch.cat(Y)
 
 
@@ -70,11 +71,12 @@ def position_search(net: Network, X: torch.Tensor, Y: torch.Tensor, ridge: float
     S = net.config.streams
     y = Y / Y.mean(0).clamp(min=1e-3)
     yc = y - y.mean(0)
-    best = torch.full((Y.shape[1],), -float("inf"))
-    cell = torch.zeros(Y.shape[1], dtype=torch.long)
-    weights = torch.zeros(Y.shape[1], C)
-    biases = torch.zeros(Y.shape[1])
-    eye = torch.eye(C)
+    dev = X.device
+    best = torch.full((Y.shape[1],), -float("inf"), device=dev)
+    cell = torch.zeros(Y.shape[1], dtype=torch.long, device=dev)
+    weights = torch.zeros(Y.shape[1], C, device=dev)
+    biases = torch.zeros(Y.shape[1], device=dev)
+    eye = torch.eye(C, device=dev)
     for k in range(h * w):
         x = X[:, :, k // w, k % w].double()
         m, sd = x.mean(0), x.std(0) + 1e-6
@@ -110,7 +112,7 @@ def position_search(net: Network, X: torch.Tensor, Y: torch.Tensor, ridge: float
         for s in range(S):
             ro.feature.weights[s].copy_(feats[s] * f)
             ro.biases[s].copy_(bias[s] * f)
-    return best.numpy()
+    return best.cpu().numpy()
 
 
 def fit_readout(net: Network, X: torch.Tensor, Y: torch.Tensor, epochs: int = 8, batch: int = 512,
@@ -130,7 +132,7 @@ def fit_readout(net: Network, X: torch.Tensor, Y: torch.Tensor, epochs: int = 8,
         order = torch.randperm(len(X), generator=g)
         tot = 0.0
         for b in range(max(1, len(X) // batch)):
-            idx = order[b * batch:(b + 1) * batch]
+            idx = order[b * batch:(b + 1) * batch].to(X.device)
             loss = poisson_loss(ro(X[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -191,7 +193,7 @@ def adapt_experiment(core_net: Network, minutes: tuple[float, ...] = (2, 5, 10, 
     readout fit on cached features, then ``finetune_steps`` end-to-end steps) and for a twin of the same
     architecture trained from scratch for ``scratch_steps`` steps ("individual"). Each row records its fitting
     time in seconds."""
-    from .train import init_readout, train
+    from .train import init_perspective, init_readout, train
 
     if not minutes or any(m <= 0 for m in minutes):
         raise ValueError(f"minutes must be positive numbers, got {minutes!r}")
@@ -232,6 +234,7 @@ def adapt_experiment(core_net: Network, minutes: tuple[float, ...] = (2, 5, 10, 
         t0 = time.perf_counter()
         torch.manual_seed(seed)
         scratch = Network(cfg)
+        init_perspective(scratch)
         init_readout(scratch, cache, clips, seed=seed)
         tc = TrainConfig(steps=scratch_steps, batch=4, sample_frames=60, burn_in=10, seed=seed,
                          checkpoint_every_s=1e9)

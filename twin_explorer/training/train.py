@@ -2,8 +2,10 @@
 
 Recipe (the published one where it fits a 2-core CPU): responses divided by their per-unit training mean,
 Poisson loss ``exp(r) − y·r`` on log rates after a burn-in, random samples of ``sample_frames`` frames,
-AdamW with linear warm-up and a cosine decay, gradient-norm clipping. Readout positions start at a rough
-receptive-field estimate (correlation of responses with local contrast energy), features small and random.
+AdamW with linear warm-up and a cosine decay, gradient-norm clipping. Before the first step the eye looks at the
+monitor centre (:func:`init_perspective`) and the readout is fitted to the initial core's features
+(:func:`init_readout`: position search by ridge regression, then a Poisson fit), so that gradients reach the
+core through a readout that already uses the stimulus.
 Checkpoints (model, optimiser, scheduler, sampler and torch RNG state) are written every few minutes and at the
 end; a run restarted with the same folder resumes from the last one and ends with identical weights.
 """
@@ -70,73 +72,31 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 # --------------------------------------------------------------------------- readout initialisation
-def retina_positions_of_pixels(net: Network, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Readout coordinates (x, y) in (−1, 1) of the retina point that sees monitor pixel (row, col) at the
-    default eye position, through the network's current perspective module."""
+def init_perspective(net: Network) -> None:
+    """Start with the eye looking at the monitor centre whatever the eye position: the perspective MLP's last
+    layer gets zero gains and biases (its weights are standardised, so only the gains can silence it). A random
+    MLP otherwise turns the recorded pupil positions into rotations that leave half the retina off the screen,
+    and the core never sees the stimulus well enough to learn from it."""
+    last = net.perspective.mlp.linears[-1]
     with torch.no_grad():
-        per = net.perspective
-        ho, wo = per.retina_shape
-        g = per.monitor_grid(torch.zeros(1, 2))[0]  # [ho, wo, 2]
-        hs, ws = 144, 256
-        s = ws / (ws - 1)
-        gx = ((g[..., 0] * s) * (wo - 1)) / wo
-        gy = ((((g[..., 1] * ws) / hs) * s) * (ho - 1)) / ho
-        col_img = ((gx + 1) * ws - 1) / 2  # align_corners=False pixel coordinates
-        row_img = ((gy + 1) * hs - 1) / 2
-    pix = torch.stack([row_img.flatten(), col_img.flatten()], 1)  # [P, 2]
-    target = torch.as_tensor(np.stack([rows, cols], 1), dtype=pix.dtype)
-    idx = torch.cdist(target, pix).argmin(1).numpy()
-    i, j = np.unravel_index(idx, (ho, wo))
-    return np.stack([(2 * j + 1) / wo - 1, (2 * i + 1) / ho - 1], 1)
-
-
-def energy_rf_centres(cache: RecordingCache, clips: list[Path], block: int = 8, lag: int = 8) -> np.ndarray:
-    """Rough RF centre (row, col) in pixels of every unit: the block of the screen whose recent local contrast
-    energy correlates best with the unit's response."""
-    E, R = [], []
-    for c in clips:
-        d = cache.clip(c)
-        s = (np.asarray(d["stimulus"], dtype=np.float32) - 128) / 128
-        T, H, W = s.shape
-        diff = np.abs(np.diff(s, axis=0, prepend=s[:1])) + s**2
-        e = diff.reshape(T, H // block, block, W // block, block).mean((2, 4)).reshape(T, -1)
-        k = np.ones(lag, dtype=np.float32) / lag  # causal smoothing: responses follow the stimulus
-        e = np.apply_along_axis(lambda x: np.convolve(x, k)[:T], 0, e)
-        E.append(e[lag:])
-        R.append(np.asarray(d["responses"][0], dtype=np.float32)[lag:])
-    E, R = np.concatenate(E), np.concatenate(R)
-    E = (E - E.mean(0)) / (E.std(0) + 1e-6)
-    R = (R - R.mean(0)) / (R.std(0) + 1e-6)
-    C = E.T @ R / len(E)  # [blocks, U]
-    gh, gw = 144 // block, 256 // block
-    best = C.argmax(0)
-    br, bc = np.unravel_index(best, (gh, gw))
-    # centroid of positive correlation in the 3×3 neighbourhood, for sub-block precision
-    Cm = C.reshape(gh, gw, -1)
-    rows, cols = np.empty(len(best)), np.empty(len(best))
-    for u in range(len(best)):
-        r0, r1 = max(br[u] - 1, 0), min(br[u] + 2, gh)
-        c0, c1 = max(bc[u] - 1, 0), min(bc[u] + 2, gw)
-        w = np.clip(Cm[r0:r1, c0:c1, u], 0, None) + 1e-9
-        rr, cc = np.mgrid[r0:r1, c0:c1]
-        rows[u] = (w * rr).sum() / w.sum()
-        cols[u] = (w * cc).sum() / w.sum()
-    return np.stack([(rows + 0.5) * block - 0.5, (cols + 0.5) * block - 0.5], 1)
-
-
-def init_readout(net: Network, cache: RecordingCache, clips: list[Path], seed: int = 0,
-                 units: np.ndarray | None = None) -> None:
-    """Readout positions at the energy-correlation RF estimate, small random features, zero biases."""
-    centres = energy_rf_centres(cache, clips[: min(len(clips), 20)])
-    xy = retina_positions_of_pixels(net, centres[:, 0], centres[:, 1])
-    g = torch.Generator().manual_seed(seed)
-    ro = net.readout
-    with torch.no_grad():
-        ro.position.mu.copy_(torch.atanh(torch.as_tensor(np.clip(xy, -0.95, 0.95), dtype=torch.float32)))
-        for w in ro.feature.weights:
-            w.copy_(torch.randn(w.shape, generator=g) * 0.05)
-        for b in ro.biases:
+        for g in last.gains:
+            g.zero_()
+        for b in last.biases:
             b.zero_()
+
+
+def init_readout(net: Network, cache: RecordingCache, clips: list[Path], seed: int = 0, search_clips: int = 30,
+                 epochs: int = 4, progress: bool = False) -> dict:
+    """Readout from the (initial) core's features, so that end-to-end training starts from a readout that
+    already uses the stimulus: features of ``search_clips`` clips are cached, each unit's position is searched
+    over the core grid by ridge regression and its features and bias are then fitted with the Poisson loss
+    (on mean-normalised responses, the scale :func:`train` uses). Returns the search r² median and fit losses."""
+    from .adapt import cached_features, fit_readout, position_search
+
+    X, Y = cached_features(net, cache, clips[: min(len(clips), search_clips)], progress=progress)
+    r2 = position_search(net, X, Y)
+    losses = fit_readout(net, X, Y, epochs=epochs, seed=seed, progress=progress)
+    return {"search_r2_median": float(np.median(r2)), "readout_fit_losses": losses}
 
 
 def fold_scale(net: Network, mean: np.ndarray) -> None:
@@ -172,7 +132,7 @@ class Sampler:
             pers.append(np.asarray(d["perspectives"][s:s + T]))
             mods.append(np.asarray(d["modulations"][s:s + T]))
             ys.append(np.asarray(d["responses"][0, s:s + T]))
-        video = torch.from_numpy(np.stack(vids)).float()
+        video = torch.from_numpy(np.stack(vids))  # uint8: the network's gamma lookup is exact and faster
         y = torch.from_numpy(np.stack(ys)) * self.scale
         return video, torch.from_numpy(np.stack(pers)), torch.from_numpy(np.stack(mods)), y
 
@@ -197,12 +157,13 @@ def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | 
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     sampler = Sampler(cache, clips, cfg, scale)
+    device = next(net.parameters()).device  # batches follow the network (CUDA when it was moved there)
     torch.manual_seed(cfg.seed)
     history = {"loss": [], "seconds": 0.0, "config": asdict(cfg)}
     step = 0
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)  # plain tensors, numbers and dicts: no code
+        state = torch.load(ckpt, weights_only=True, map_location="cpu")  # plain tensors and numbers: no code
         if state["config"] != asdict(cfg):
             raise ValueError(f"{ckpt} was written with another training configuration; use a fresh folder "
                              f"(saved: {state['config']}, now: {asdict(cfg)})")
@@ -210,7 +171,7 @@ def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | 
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         sampler.rng.bit_generator.state = state["sampler"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         history = state["history"]
         step = state["step"]
 
@@ -227,7 +188,7 @@ def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | 
     t0 = time.time() - history["seconds"]
     end = cfg.steps if stop_after is None else min(cfg.steps, step + int(stop_after))
     while step < end:
-        video, per, mod, y = sampler.batch()
+        video, per, mod, y = (t.to(device) for t in sampler.batch())
         log_rate, _ = net.run(video, per, mod, log=True)
         loss = poisson_loss(log_rate[:, cfg.burn_in:], y[:, cfg.burn_in:])
         opt.zero_grad(set_to_none=True)
@@ -254,25 +215,32 @@ def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | 
 
 def train_twin(spec, cfg: TrainConfig, out_dir: str | Path, net_config: NetworkConfig | None = None,
                cache_dir: str | Path | None = None, work_dir: str | Path | None = None, progress: bool = True,
-               log: Callable[[str], None] | None = None, twin_id: str = "demo") -> Network:
+               log: Callable[[str], None] | None = None, twin_id: str = "demo",
+               device: str | torch.device = "cpu") -> Network:
     """Record (or reuse) the synthetic mouse of ``spec``, train a twin on its training clips and save it to
     ``out_dir`` (safetensors + config.json + units.csv). Checkpoints go to ``work_dir`` (default
-    ``out_dir/../<out_dir name>-work``) so an interrupted run resumes."""
+    ``out_dir/../<out_dir name>-work``) so an interrupted run resumes. ``device``: where to train (the shipped
+    twin was trained on ``"cpu"``, 2 threads)."""
     from .checkpoint import save_network
 
     out = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out.parent / f"{out.name}-work"
     cache = RecordingCache(spec, cache_dir, progress)
     torch.manual_seed(cfg.seed)
-    net = Network(net_config or demo_network_config(spec.n_neurons))
+    net = Network(net_config or demo_network_config(spec.n_neurons)).to(device)
     clips = cache.train_clips()
-    init_readout(net, cache, clips, seed=cfg.seed)
+    init_info = {}
+    if not (work / "checkpoint.pt").exists():  # a resumed run takes everything from its checkpoint
+        init_perspective(net)
+        init_info = init_readout(net, cache, clips, seed=cfg.seed, progress=progress)
     history = train(net, cache, cfg, work, clips=clips, progress=progress, log=log)
+    net = net.cpu()
     fold_scale(net, cache.mean_response(clips))
     metadata = {"id": twin_id, "trained_on": asdict(spec), "training": asdict(cfg), "steps_done": cfg.steps,
                 "training_seconds": round(history["seconds"], 1),
                 "final_loss_avg20": float(np.mean(history["loss"][-20:])),
-                "first_loss_avg20": float(np.mean(history["loss"][:20]))}
+                "first_loss_avg20": float(np.mean(history["loss"][:20])), "trained_on_device": str(device),
+                **({"readout_init": {"search_r2_median": init_info["search_r2_median"]}} if init_info else {})}
     save_network(net, out, cache.mouse.units, metadata)
     (out / "history.json").write_text(json.dumps({"loss": history["loss"], "seconds": history["seconds"]}))
     return net
