@@ -14,7 +14,7 @@ from twin_explorer.training import RecordingCache, RecordingSpec, TrainConfig, l
 from twin_explorer.training.adapt import (adaptable_parameters, cached_features, fit_readout, position_search,
                                           transfer_core)
 from twin_explorer.training.checkpoint import DEMO_DIR
-from twin_explorer.training.train import Sampler, init_readout, poisson_loss, train
+from twin_explorer.training.train import Sampler, init_perspective, init_readout, poisson_loss, train
 
 TINY = dict(streams=1, retina_shape=(16, 24), perspective_features=4, perspective_layers=1, modulation_features=4,
             ff_channels=(4, 8), ff_groups=(1, 2), ff_pools=(2, 1), ff_out=8, rec_input=8, rec_hidden=8,
@@ -72,6 +72,35 @@ def test_short_training_lowers_the_loss(cache, tmp_path):
     after = batch_loss(net, cache, cfg)
     assert len(hist["loss"]) == 25
     assert after < before - 0.05, (before, after)
+
+
+def test_init_perspective_centres_the_eye_but_stays_trainable():
+    net = tiny_net()
+    eyes = torch.tensor([[-1.0, 1.2], [0.0, 0.0], [2.0, -0.5]])
+    assert net.perspective.angles(eyes).abs().max() > 0.05  # a random MLP turns the eye
+    init_perspective(net)
+    torch.testing.assert_close(net.perspective.angles(eyes), torch.zeros(3, 3))
+    frame = torch.rand(1, 1, 144, 256)
+    a = net.perspective(frame, eyes[:1])
+    torch.testing.assert_close(a, net.perspective(frame, eyes[1:2]))
+    a.sum().backward()  # the silenced layer's gains still learn
+    assert net.perspective.mlp.linears[-1].gains[0].grad is not None
+
+
+def test_init_readout_fits_the_initial_core(cache):
+    net = tiny_net()
+    cfg = TrainConfig(steps=1, batch=2, sample_frames=24, burn_in=4, threads=1)
+    before = batch_loss(net, cache, cfg)
+    info = init_readout(net, cache, cache.train, epochs=4)
+    assert all(w.abs().sum() > 0 for w in net.readout.feature.weights)
+    assert info["readout_fit_losses"][-1] <= info["readout_fit_losses"][0] + 1e-6
+    assert batch_loss(net, cache, cfg) < before
+
+
+def test_training_step_benchmark_runs():
+    from twin_explorer.training.bench import train_step_seconds
+
+    assert train_step_seconds(units=8, repeats=1) > 0
 
 
 def test_interrupted_training_resumes_to_identical_weights(cache, tmp_path):

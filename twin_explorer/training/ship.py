@@ -78,6 +78,18 @@ def ship(trained_dir: str | Path, out_dir: str | Path, cache: RecordingCache, re
     return result
 
 
+def _where_trained(meta: dict, out: Path) -> str:
+    """Where the shipped weights were trained, and what the recipe costs on 2 CPU threads (from bench.json)."""
+    minutes = meta.get("training_seconds", 0) / 60
+    device = str(meta.get("trained_on_device", "cpu"))
+    bench = out / "bench.json"
+    cpu = json.loads(bench.read_text()).get("train_recipe_cpu_min") if bench.exists() else None
+    cpu_text = f"; the same recipe on 2 CPU threads: about {cpu:.0f} min (benchmark)" if cpu else ""
+    if device.startswith("cuda"):
+        return f"{minutes:.0f} min on one GPU ({device}){cpu_text}"
+    return f"{minutes:.0f} min on 2 shared CPU cores{cpu_text}"
+
+
 def _table(rows: list[dict], cols: list[str], fmt: str = "{:.3f}") -> str:
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     body = ""
@@ -124,9 +136,10 @@ def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
         f"{tr.get('sample_frames')} frames, burn-in {tr.get('burn_in')}; batch {tr.get('batch')}; AdamW lr "
         f"{tr.get('lr')}, weight decay {tr.get('weight_decay')}, {tr.get('warmup', 0) * 100:.0f} % linear warm-up "
         f"then cosine to {tr.get('final_lr_fraction')}× ; gradient-norm clip {tr.get('clip_norm')}; "
-        f"{tr.get('steps')} steps, seed {tr.get('seed')}; {meta.get('training_seconds', 0) / 60:.0f} min on 2 shared "
-        "CPU cores. Readout positions start at a correlation-based RF guess; after training the readout can be "
-        "refitted on the frozen core (grid search of positions by ridge regression, then Poisson fit) and the "
+        f"{tr.get('steps')} steps, seed {tr.get('seed')}; {_where_trained(meta, out)}. Before the first step the eye "
+        "looks at the monitor centre (the perspective MLP's last layer silenced) and the readout is fitted to the "
+        "initial core's features (grid search of positions by ridge regression, then a Poisson fit). After "
+        "training the readout can be refitted on the frozen core the same way, and the "
         f"version with the better validation CC_norm is kept (refit kept: {bool(meta.get('readout_refit'))}; "
         f"validation: {json.dumps(meta.get('validation', {}), default=float)}).", "",
         "## Accuracy", "",
@@ -165,7 +178,10 @@ def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
                   f"`python -m twin_explorer.training.bench --write` ({b.get('threads')} torch threads, "
                   f"{b.get('machine', '')}): load {b['load_s'] * 1000:.0f} ms (target < 2000), 1 s preview "
                   f"{b['preview_1s_s'] * 1000:.0f} ms (target < 100), 16-direction tuning over all units "
-                  f"{b['tuning_16dir_all_units_s'] * 1000:.0f} ms (target < 1000).", ""]
+                  f"{b['tuning_16dir_all_units_s'] * 1000:.0f} ms (target < 1000)."
+                  + (f" One training step of the recipe: {b['train_step_s']:.2f} s, so "
+                     f"{b['train_recipe_cpu_min']:.0f} min for all its steps (target ≤ 90)." if "train_step_s" in b
+                     else ""), ""]
     if (out / "loss.png").exists():
         lines += ["## Training loss", "", "![training loss](loss.png)", ""]
     lines += ["## Files", "",

@@ -40,7 +40,7 @@ class TrainConfig:
     batch: int = 4
     sample_frames: int = 70
     burn_in: int = 10
-    lr: float = 3e-3
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup: float = 0.05  # fraction of steps
     final_lr_fraction: float = 0.05
