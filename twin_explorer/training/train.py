@@ -36,7 +36,7 @@ def demo_network_config(units: int) -> NetworkConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 400
+    steps: int = 1600
     batch: int = 4
     sample_frames: int = 70
     burn_in: int = 10
