@@ -109,7 +109,7 @@ def test_interrupted_training_resumes_to_identical_weights(cache, tmp_path):
     train(a, cache, cfg, tmp_path / "a", progress=False)
     b = tiny_net()
     train(b, cache, cfg, tmp_path / "b", progress=False, stop_after=2)
-    assert json.loads(json.dumps(torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"])) == 2
+    assert json.loads(json.dumps(torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"])) == 2
     c = tiny_net(seed=5)  # a new process: weights come from the checkpoint, not from the initialisation
     train(c, cache, cfg, tmp_path / "b", progress=False)
     for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):

@@ -119,6 +119,7 @@ class AnatomyView(pn.viewable.Viewer):
             if "partner_root_id" in syn.columns and col in partners.columns:
                 props = partners.drop_duplicates("partner_root_id").set_index("partner_root_id")[col]
                 syn = syn.assign(**{col: syn["partner_root_id"].map(props)})
+            syn = _display_ids(syn)  # partner root ids in hover tooltips (Bokeh warns on integers beyond 2**53)
             self.morph_pane.visible = self.plot3d.visible = True
             self.morph_pane.object = side_view(skel, SAMPLE_DEPTH_FRAME, synapses=syn, color=col,
                                                title=f"Nucleus {nucleus}: morphology (side)")

@@ -28,7 +28,7 @@ class NeuronBrowser(pn.viewable.Viewer):
         self.state = state if state is not None else ExplorerState(twin)
         super().__init__(**params)
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(), pagination="remote", page_size=15, header_filters=True, selectable=True,
+            pd.DataFrame(), pagination="local", page_size=15, header_filters=True, selectable=True,
             disabled=True, show_index=False, sizing_mode="stretch_width", height=520, layout="fit_data_stretch",
             theme="simple")
         self.table.param.watch(self._on_table_selection, "selection")
