@@ -96,9 +96,44 @@ def open_tab(page: Any, title: str) -> None:
     page.locator(".bk-tab", has_text=title).first.click()
 
 
+# Waits in the page for the designer's marker to reach ``target`` and for two more animation frames (the paint),
+# timing from the key press (a capturing keydown listener) with the page's own clock. Playwright's own waiting
+# polls with back-off (up to 500 ms between looks), which once made every redraw look half a second slower.
+_REDRAW_PROBE = """
+([target, timeoutMs]) => new Promise((resolve, reject) => {
+  const deep = (root) => {
+    const hit = root.querySelector('.te-designer-status');
+    if (hit) return hit;
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) { const h = deep(el.shadowRoot); if (h) return h; }
+    }
+    return null;
+  };
+  const start = deep(document);
+  if (!start) { reject(new Error('no designer status marker on the page')); return; }
+  const container = start.parentNode;  // the HTML pane replaces its content, not itself
+  let t0 = null;
+  window.addEventListener('keydown', () => { t0 = performance.now(); }, {capture: true, once: true});
+  const deadline = performance.now() + timeoutMs;
+  const tick = () => {
+    const el = container.querySelector('.te-designer-status');
+    if (t0 !== null && el && Number(el.dataset.updates) >= target) {
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t0)));
+    } else if (performance.now() > deadline) {
+      reject(new Error('the designer did not redraw in time'));
+    } else {
+      requestAnimationFrame(tick);
+    }
+  };
+  requestAnimationFrame(tick);
+})
+"""
+
+
 def measure_redraw(page: Any, repeats: int = 10, timeout_ms: float = 30_000, label: str = "Direction",
                    fresh: bool = False) -> list[float]:
-    """Milliseconds from a slider key press to the redrawn designer (marker updated, next paint done).
+    """Milliseconds from a slider key press to the redrawn designer (marker updated, next paint done), timed in
+    the page.
 
     The slider goes back and forth (after the first pair the twin's predictions come from the cache: the
     redraw alone), or with ``fresh`` always forward (every press renders and predicts a new stimulus)."""
@@ -107,13 +142,11 @@ def measure_redraw(page: Any, repeats: int = 10, timeout_ms: float = 30_000, lab
         before = designer_updates(page)
         handle = slider_handle(page, label)
         handle.focus()
-        t0 = time.perf_counter()
+        # the probe starts waiting (and listening for the key) before the key is pressed
+        page.evaluate("(args) => { window.__teRedraw = (%s)(args); }" % _REDRAW_PROBE.strip(),
+                      [before + 1, timeout_ms])
         handle.press("ArrowRight" if fresh or i % 2 == 0 else "ArrowLeft")
-        # Playwright's CSS engine pierces Bokeh's shadow roots; the marker is written in the same
-        # server hold() as the plot data, so it arrives in the same patch.
-        page.locator(f'.te-designer-status[data-updates="{before + 1}"]').wait_for(timeout=timeout_ms)
-        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-        times.append((time.perf_counter() - t0) * 1000)
+        times.append(float(page.evaluate("() => window.__teRedraw")))
     return times
 
 

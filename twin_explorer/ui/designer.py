@@ -7,6 +7,7 @@ feed the prediction; the stimulus (mp4/npy) and the responses (NetCDF) can be do
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from typing import Any
@@ -75,6 +76,14 @@ def render_and_predict(twin: Any, stim: Any, behaviour: tuple[float, float, floa
         return {"frames": frames, "responses": responses, "epochs": stim.epochs.copy(), "params": params}
 
     return RESULTS.get_or_compute(twin, "designer", params, compute)
+
+
+def _frozen_document() -> contextlib.AbstractContextManager:
+    """Hold the Bokeh document's model graph still while both plots update: Bokeh recomputes the graph of every
+    model in the document whenever its freeze ends, and each HoloViews plot update freezes on its own (two full
+    walks of the whole app per redraw, about a third of the server time on the demo twin)."""
+    models = getattr(pn.state.curdoc, "models", None)
+    return models.freeze() if models is not None and hasattr(models, "freeze") else contextlib.nullcontext()
 
 
 def preview_gif(frames: np.ndarray, fps: float, step: int = 2) -> bytes:
@@ -192,7 +201,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         self.error.visible = False
         self._result = result
         fps = float(getattr(self.state.twin, "frame_rate", 30.0))
-        with pn.io.hold():
+        with pn.io.hold(), _frozen_document():
             if "gif" not in result:  # encoded once per cached stimulus
                 result["gif"] = preview_gif(result["frames"], fps)
             self.preview.object = result["gif"]
