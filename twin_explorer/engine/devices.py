@@ -67,7 +67,8 @@ def tune_cpu_allocator() -> bool:
 
 
 def disable_tf32() -> None:
-    """Keep float32 matmuls/convolutions in full float32 on GPUs (needed for parity)."""
+    """Keep float32 matmuls/convolutions in full float32 on GPUs (needed for parity). A process-wide torch setting:
+    a float32 twin on CUDA sets it when it is made."""
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
