@@ -29,7 +29,7 @@ class NeuronBrowser(pn.viewable.Viewer):
         super().__init__(**params)
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(), pagination="local", page_size=15, header_filters=True, selectable=True,
-            disabled=True, show_index=False, sizing_mode="stretch_width", height=520, layout="fit_data_stretch",
+            disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_stretch",
             theme="simple")
         self.table.param.watch(self._on_table_selection, "selection")
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="units.csv", label="Download CSV",
