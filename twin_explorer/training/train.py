@@ -171,7 +171,7 @@ def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | 
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         sampler.rng.bit_generator.state = state["sampler"]
-        torch.set_rng_state(state["torch_rng"].cpu())
+        torch.set_rng_state(state["torch_rng"])
         history = state["history"]
         step = state["step"]
 
@@ -219,8 +219,8 @@ def train_twin(spec, cfg: TrainConfig, out_dir: str | Path, net_config: NetworkC
                device: str | torch.device = "cpu") -> Network:
     """Record (or reuse) the synthetic mouse of ``spec``, train a twin on its training clips and save it to
     ``out_dir`` (safetensors + config.json + units.csv). Checkpoints go to ``work_dir`` (default
-    ``out_dir/../<out_dir name>-work``) so an interrupted run resumes. ``device``: where to train (the shipped
-    twin was trained on ``"cpu"``, 2 threads)."""
+    ``out_dir/../<out_dir name>-work``) so an interrupted run resumes. ``device``: where to train (recorded in
+    the metadata as ``trained_on_device``; the model card reports it)."""
     from .checkpoint import save_network
 
     out = Path(out_dir)

@@ -83,7 +83,7 @@ def _frozen_document() -> contextlib.AbstractContextManager:
     model in the document whenever its freeze ends, and each HoloViews plot update freezes on its own (two full
     walks of the whole app per redraw, about a third of the server time on the demo twin)."""
     models = getattr(pn.state.curdoc, "models", None)
-    return models.freeze() if models is not None and hasattr(models, "freeze") else contextlib.nullcontext()
+    return models.freeze() if models is not None else contextlib.nullcontext()
 
 
 def preview_gif(frames: np.ndarray, fps: float, step: int = 2) -> bytes:
