@@ -142,3 +142,21 @@ def test_uint8_video_equals_float_video():
     persp, mod = torch.randn(2, 5, 2), torch.randn(2, 5, 2)
     with torch.no_grad():
         torch.testing.assert_close(net(video, persp, mod), net(video.float(), persp, mod), rtol=0, atol=0)
+
+
+def test_channels_last_helpers_equal_the_standard_layout():
+    """The CPU feedforward keeps activations channels-last; its concatenation and pooling must not change values."""
+    from twin_explorer.model.feedforward import avg_pool_hw
+    from twin_explorer.model.layers import catg
+
+    g = torch.Generator().manual_seed(0)
+    parts = [torch.randn(2, 8, 3, 6, 10, generator=g) for _ in range(3)]
+    last = [p.contiguous(memory_format=torch.channels_last_3d) for p in parts]
+    for groups in (1, 2, 4):
+        out = catg(last, groups)
+        assert out.is_contiguous(memory_format=torch.channels_last_3d)
+        assert torch.equal(out, catg(parts, groups))
+    pooled = avg_pool_hw(last[0], 2)
+    assert pooled.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(pooled, F.avg_pool3d(parts[0], (1, 2, 2)), rtol=0, atol=1e-6)
+    torch.testing.assert_close(avg_pool_hw(parts[0], 2), F.avg_pool3d(parts[0], (1, 2, 2)), rtol=0, atol=1e-6)
