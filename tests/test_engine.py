@@ -183,3 +183,60 @@ def test_time_chunks_cover_frames_with_few_shapes():
         assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
         lengths = {c.stop - c.start for c in chunks}
         assert all(l & (l - 1) == 0 and l <= per for l in lengths)  # powers of two, within the budget
+
+
+def test_shared_grey_prefix_runs_once_with_the_same_result(twin):
+    """Videos that start alike (an experiment's grey pre-blank) give the same responses as run one by one."""
+    from twin_explorer.engine import twin as engine
+
+    rng = np.random.default_rng(4)
+    videos = np.full((3, 12, 144, 256), 128, np.uint8)
+    videos[:, 6:] = rng.integers(0, 256, (3, 6, 144, 256), dtype=np.uint8)
+    tensor = torch.from_numpy(videos)
+    zeros = torch.zeros(3, 12, 2)
+    assert engine.shared_prefix(tensor, zeros, zeros) == 6
+    moved = zeros.clone()
+    moved[1, 3] = 0.5  # a different eye position ends the shared part there
+    assert engine.shared_prefix(tensor, moved, zeros) == 3
+    batch = twin.predict(videos, use_cache=False)
+    for i in range(3):
+        np.testing.assert_allclose(batch[i], twin.predict(videos[i], use_cache=False), rtol=1e-5, atol=1e-6)
+    same = twin.predict(np.stack([videos[0]] * 2), use_cache=False)  # identical videos share everything
+    np.testing.assert_allclose(same[1], same[0], rtol=0, atol=0)
+
+
+def test_repeated_frames_are_found_and_never_confused():
+    from twin_explorer.engine.twin import repeated_frames
+
+    rng = np.random.default_rng(5)
+    distinct = torch.from_numpy(rng.integers(0, 256, (5, 144, 256), dtype=np.uint8))
+    order = torch.tensor([0, 1, 2, 0, 1, 2, 3, 4, 3, 4, 0, 0])
+    frames, eyes = distinct[order], torch.zeros(12, 2)
+    keep, inverse = repeated_frames(frames, eyes)
+    assert keep is not None and len(keep) == 5
+    assert torch.equal(frames[keep][inverse], frames)
+    eyes2 = eyes.clone()
+    eyes2[3] = 1.0  # the same picture seen from another eye position is another retina image
+    keep2, inverse2 = repeated_frames(frames, eyes2)
+    assert len(keep2) == 6 and torch.equal(frames[keep2][inverse2], frames)
+    # frames that differ only at pixels the fingerprint does not sample are caught by the exact check
+    sneaky = frames.clone()
+    sneaky[3, 0, 1] ^= 1
+    assert repeated_frames(sneaky, eyes) == (None, None)
+    assert repeated_frames(distinct, torch.zeros(5, 2)) == (None, None)  # nothing repeats: left alone
+
+
+def test_periodic_videos_predict_as_without_deduplication(twin):
+    from twin_explorer.engine import twin as engine
+
+    rng = np.random.default_rng(6)
+    cycle = rng.integers(0, 256, (4, 144, 256), dtype=np.uint8)
+    video = np.concatenate([cycle] * 4)  # 16 frames, 4 distinct
+    fast = twin.predict(video, use_cache=False)
+    original = engine.repeated_frames
+    engine.repeated_frames = lambda frames, eyes: (None, None)
+    try:
+        plain = twin.predict(video, use_cache=False)
+    finally:
+        engine.repeated_frames = original
+    np.testing.assert_allclose(fast, plain, rtol=1e-6, atol=1e-7)

@@ -83,6 +83,21 @@ class NetworkState:
     recurrent: tuple | None = None
     frames: int = 0
 
+    def expand(self, n: int) -> "NetworkState":
+        """The state of a one-video batch copied to n videos (each tensor keeps its memory layout)."""
+        def copy(x):
+            if x is None:
+                return None
+            if isinstance(x, (list, tuple)):
+                return type(x)(copy(v) for v in x)
+            if x.shape[0] != 1:
+                raise ValueError(f"expand() needs the state of a single video, got batch {x.shape[0]}")
+            layout = torch.channels_last_3d if x.dim() == 5 and x.is_contiguous(
+                memory_format=torch.channels_last_3d) else torch.contiguous_format
+            return x.expand(n, *x.shape[1:]).contiguous(memory_format=layout)
+
+        return NetworkState(copy(self.feedforward), copy(self.modulation), copy(self.recurrent), self.frames)
+
 
 class Network(nn.Module):
     def __init__(self, cfg: NetworkConfig):
@@ -112,14 +127,16 @@ class Network(nn.Module):
 
     def run(self, video: torch.Tensor, perspectives: torch.Tensor, modulations: torch.Tensor,
             state: NetworkState | None = None, units: torch.Tensor | None = None,
-            log: bool = False) -> tuple[torch.Tensor, NetworkState]:
+            log: bool = False, retina: torch.Tensor | None = None) -> tuple[torch.Tensor, NetworkState]:
         """Process a chunk: video [N, T, H, W] (0–255, float or uint8), behaviour [N, T, 2] -> ([N, T, U], state).
 
-        Returns rates (exp of the stream-mean log rate), or the log rates when ``log``.
+        Returns rates (exp of the stream-mean log rate), or the log rates when ``log``. ``retina``: the chunk's
+        retina images [N, 1, T, h, w] when the caller has them already (then ``video`` is only used for its shape).
         """
         state = state or NetworkState()
         n, t = video.shape[:2]
-        retina = self.retina(video, perspectives)
+        if retina is None:
+            retina = self.retina(video, perspectives)
         features, ff_state = self.core.feedforward(retina, state.feedforward)
         mu, mod_state = self.modulation(modulations, state.modulation)
         hidden, rec_state = self.core.recurrent(features, mu, state.recurrent)

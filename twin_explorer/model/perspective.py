@@ -138,5 +138,11 @@ class Perspective(nn.Module):
         image = stimulus if gamma_applied else self.monitor_pixel(stimulus)
         if image.shape[0] != grid.shape[0]:
             image = image.expand(grid.shape[0], -1, -1, -1)
-        retina = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if grid.shape[0] > 1 and image.shape[1] == 1 and bool((grid == grid[:1]).all()):
+            # one eye position for all frames (every in-silico experiment): sample the frames as the channels of
+            # one image, so the sampling weights are computed once instead of once per frame (same arithmetic)
+            retina = F.grid_sample(image.transpose(0, 1), grid[:1], mode="bilinear", padding_mode="zeros",
+                                   align_corners=False).transpose(0, 1)
+        else:
+            retina = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return self.retina_pixel(retina)
