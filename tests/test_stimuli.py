@@ -359,3 +359,17 @@ def test_duration_alias_and_repr():
     assert "DriftingGrating(" in repr(g)
     with pytest.raises(ValueError, match="no duration"):
         S.GaussianDots(duration=2)
+
+
+@pytest.mark.parametrize("tf, period", [(2.0, 15), (1.5, 20), (0.0, 1), (4.0, 60), (2.3, 60)])
+def test_periodic_grating_renders_one_period_exactly(tf, period):
+    """A grating whose period is a whole number of frames is rendered once per period: same frames as in full."""
+    from twin_explorer.stimuli.gratings import AMPLITUDE, grating_wave, whole_period
+
+    stim = S.DriftingGrating(direction_deg=30, sf_cpd=0.05, tf_hz=tf, duration_s=2.0, aperture=(5, 0, 40))
+    n = stim.n_frames
+    assert whole_period(tf, n) == period
+    full = stim._frames(grating_wave(stim, 30, 0.05, tf, 0.0, "sine", n), AMPLITUDE)
+    np.testing.assert_array_equal(stim.render(), full)
+    if period < n:
+        np.testing.assert_array_equal(full[period:], full[:-period])  # exactly periodic frames

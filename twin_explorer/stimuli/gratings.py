@@ -74,6 +74,15 @@ class _Windowed(Stimulus):
         return {"x": float(self.aperture[0]), "y": float(self.aperture[1]), "size": float(self.aperture[2])}
 
 
+def whole_period(tf_hz: float, n: int) -> int:
+    """Frames in one temporal period when that is a whole number below n (1 for a static grating), else n."""
+    if tf_hz <= 0:
+        return min(1, n) or n
+    period = FRAME_RATE / tf_hz
+    whole = round(period)
+    return whole if 0 < whole < n and abs(period - whole) < 1e-9 and tf_hz * whole == FRAME_RATE else n
+
+
 def grating_wave(
     stim: Stimulus, direction_deg: float, sf_cpd: float, tf_hz: float, phase_deg: float, waveform: str, n: int
 ) -> np.ndarray:
@@ -81,7 +90,9 @@ def grating_wave(
     az, el = stim.monitor.degree_grid
     theta = np.radians(direction_deg)
     spatial = (2 * np.pi * sf_cpd * (az * np.cos(theta) + el * np.sin(theta)) + np.radians(phase_deg)).astype(np.float32)
-    temporal = (2 * np.pi * tf_hz * np.arange(n) / FRAME_RATE).astype(np.float32)
+    # phase in cycles reduced modulo whole cycles before the float32 cast, so a grating whose period is a whole
+    # number of frames repeats exactly (identical frames; the engine projects repeated frames only once)
+    temporal = (2 * np.pi * (np.mod(tf_hz * np.arange(n), FRAME_RATE) / FRAME_RATE)).astype(np.float32)
     s, c = np.sin(spatial), np.cos(spatial)
     wave = s[None] * np.cos(temporal)[:, None, None]
     wave -= c[None] * np.sin(temporal)[:, None, None]
@@ -104,8 +115,12 @@ class DriftingGrating(_Windowed):
     duration_s = duration_param(2.0)
 
     def _render(self) -> np.ndarray:
-        wave = grating_wave(self, self.direction_deg, self.sf_cpd, self.tf_hz, self.phase_deg, self.waveform, self.n_frames)
-        return self._frames(wave, AMPLITUDE * self.contrast)
+        n = self.n_frames
+        period = whole_period(self.tf_hz, n)
+        wave = grating_wave(self, self.direction_deg, self.sf_cpd, self.tf_hz, self.phase_deg, self.waveform, period)
+        frames = self._frames(wave, AMPLITUDE * self.contrast)
+        # one period rendered, then repeated: the frames are the same as rendering all n (phases are exactly periodic)
+        return frames if period == n else np.resize(frames, (n, *frames.shape[1:]))
 
     def _epoch_rows(self) -> list[dict[str, Any]]:
         return [
