@@ -240,3 +240,14 @@ def test_periodic_videos_predict_as_without_deduplication(twin):
     finally:
         engine.repeated_frames = original
     np.testing.assert_allclose(fast, plain, rtol=1e-6, atol=1e-7)
+
+
+def test_padded_passes_leave_responses_unchanged(twin, video):
+    from twin_explorer.engine.twin import padded_chunks
+
+    assert [(s.start, s.stop) for s in padded_chunks(30, 1000)] == [(0, 32)]  # one pass instead of 16+8+4+2
+    assert [(s.start, s.stop) for s in padded_chunks(63, 25)] == [(0, 16), (16, 32), (32, 48), (48, 64)]
+    assert [(s.start, s.stop) for s in padded_chunks(24, 100)] == [(0, 16), (16, 24)]  # 8 padded frames: no
+    full = twin.predict(video[0], use_cache=False)  # 10 frames: 8 + 2
+    cut = twin.predict(video[0, :7], use_cache=False)  # 7 frames run as one padded pass of 8
+    np.testing.assert_allclose(cut, full[:7], rtol=1e-5, atol=1e-6)

@@ -62,6 +62,24 @@ def time_chunks(n_frames: int, frames_per_pass: int) -> list[slice]:
     return slices
 
 
+def padded_chunks(n_frames: int, frames_per_pass: int) -> list[slice]:
+    """:func:`time_chunks`, except that a remainder the power-of-two rule would split into several small passes
+    is run as one pass rounded up to the next power of two when that adds at most a quarter (or one frame):
+    30 frames run as one pass of 32 instead of 16 + 8 + 4 + 2. The last slice may then end past ``n_frames``;
+    the caller pads the input (a causal network: frames after the end cannot change earlier outputs)."""
+    slices = time_chunks(n_frames, frames_per_pass)
+    full = 1 << max(0, int(frames_per_pass).bit_length() - 1)
+    k = next((i for i, sl in enumerate(slices) if sl.stop - sl.start < full), len(slices))
+    if len(slices) - k < 2:
+        return slices
+    start = slices[k].start
+    rest = n_frames - start
+    rounded = 1 << (rest - 1).bit_length()
+    if rounded > full or rounded - rest > max(1, rest // 4):
+        return slices
+    return slices[:k] + [slice(start, start + rounded)]
+
+
 def repeated_frames(frames: torch.Tensor, eyes: torch.Tensor, min_saving: float = 0.25
                     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Distinct (frame, eye position) pairs of uint8 frames [M, H, W] and eyes [M, 2]: (keep [K], inverse [M]) with
@@ -251,7 +269,8 @@ class Twin:
         n = video.shape[0]
         shared = shared_prefix(video, persp, mod)
         if shared < MIN_SHARED_PREFIX:
-            return self._run_frames(video, persp, mod, None, index, frames_per_pass, progress, done, total)[0]
+            return self._run_frames(video, persp, mod, None, index, frames_per_pass, progress, done, total,
+                                    last=True)[0]
         # the frames every video starts with (an experiment's grey pre-blank) run once, then the state is copied
         head, state = self._run_frames(video[:1, :shared], persp[:1, :shared], mod[:1, :shared], None, index,
                                        frames_per_pass * n)
@@ -260,22 +279,32 @@ class Twin:
         if shared == video.shape[1]:
             return head.expand(n, -1, -1)
         tail, _ = self._run_frames(video[:, shared:], persp[:, shared:], mod[:, shared:], state.expand(n), index,
-                                   frames_per_pass, progress, done + n * shared, total)
+                                   frames_per_pass, progress, done + n * shared, total, last=True)
         return torch.cat([head.expand(n, -1, -1), tail], 1)
 
     def _run_frames(self, video: torch.Tensor, persp: torch.Tensor, mod: torch.Tensor, state: NetworkState | None,
                     index, frames_per_pass: int, progress: Callable[[int, int], None] | None = None, done: int = 0,
-                    total: int = 0) -> tuple[torch.Tensor, NetworkState | None]:
+                    total: int = 0, last: bool = False) -> tuple[torch.Tensor, NetworkState | None]:
+        """Frames in passes from ``state``. ``last``: nothing continues from the returned state, so the final
+        passes may be padded (with copies of the last frame) into one power-of-two pass; the state is then None."""
         outputs = []
+        t = video.shape[1]
+        chunks = padded_chunks(t, frames_per_pass) if last else time_chunks(t, frames_per_pass)
+        if chunks[-1].stop > t:
+            extra = chunks[-1].stop - t
+            video, persp, mod = (torch.cat([x, x[:, -1:].expand(-1, extra, *x.shape[2:])], 1)
+                                 for x in (video, persp, mod))
         retina = self._distinct_retina(video, persp)
-        for sl in time_chunks(video.shape[1], frames_per_pass):
+        for sl in chunks:
             chunk = None if retina is None else retina[0][retina[1][:, sl]].unsqueeze(1)
             with torch.autocast(self.device.type, dtype=self._autocast, enabled=self._autocast is not None):
                 out, state = self.network.run(_pixels(video[:, sl]), persp[:, sl], mod[:, sl], state, index,
                                               retina=chunk)
             outputs.append(out.float())
             if progress is not None:
-                progress(done + video.shape[0] * sl.stop, total)
+                progress(done + video.shape[0] * min(sl.stop, t), total)
+        if chunks[-1].stop > t:
+            return torch.cat(outputs, 1)[:, :t], None
         return torch.cat(outputs, 1), state
 
     def _distinct_retina(self, video: torch.Tensor, persp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
