@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from bokeh import events
 from bokeh.document import Document
 from bokeh.models import ColumnDataSource
 
@@ -88,13 +89,18 @@ def test_designer_parameter_change_reaches_bokeh(state):
     d = StimulusDesigner(state=state)
     root = d.__panel__().get_root(Document())
     assert d.n_updates == 1 and not d.error.visible
-    heat = d.heatmap.object.last  # the current hv.Image
-    before = heat.data.copy() if hasattr(heat.data, "copy") else np.array(heat.data)
+    images = [m for m in root.select({"type": ColumnDataSource}) if "image" in m.data]
+    assert len(images) == 1 and images[0] is d._heat_source  # the Bokeh model the browser draws
+    before = np.array(images[0].data["image"][0])
+    assert before.shape == (state.twin.n_units, d._result["responses"].shape[0])
     gif_before = d.preview.object
     d.stimulus.direction_deg = 90.0
     assert d.n_updates == 2
-    after = d.heatmap.object.last.data
-    assert not np.allclose(np.asarray(before), np.asarray(after)), "heatmap data did not change"
+    after = np.asarray(images[0].data["image"][0])
+    assert not np.allclose(before, after), "heatmap data did not change"
+    # a click on a heatmap row focuses the neuron drawn there
+    d._on_tap(events.Tap(d._heat_fig, x=0.5, y=3.5))
+    assert state.unit == int(state.twin.units.index[d._order[3]])
     assert d.preview.object != gif_before
     # the Bokeh model of the status marker carries the new count
     htmls = [m for m in root.select({"type": pn.models.markup.HTML}) if "te-designer-status" in str(m.text)]
