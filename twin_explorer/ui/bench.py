@@ -100,7 +100,7 @@ def open_tab(page: Any, title: str) -> None:
 # timing from the key press (a capturing keydown listener) with the page's own clock. Playwright's own waiting
 # polls with back-off (up to 500 ms between looks), which once made every redraw look half a second slower.
 _REDRAW_PROBE = """
-([target, timeoutMs]) => new Promise((resolve, reject) => {
+([target, timeoutMs, checkPreview]) => new Promise((resolve, reject) => {
   const deep = (root) => {
     const hit = root.querySelector('.te-designer-status');
     if (hit) return hit;
@@ -112,13 +112,32 @@ _REDRAW_PROBE = """
   const start = deep(document);
   if (!start) { reject(new Error('no designer status marker on the page')); return; }
   const container = start.parentNode;  // the HTML pane replaces its content, not itself
-  let t0 = null;
+  // the animated preview: its <img> is replaced on update, so keep the (shadow) root that holds it
+  const findImg = (root) => {
+    const img = root.querySelector('img[src^="data:image/gif"]');
+    if (img) return img;
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) { const h = findImg(el.shadowRoot); if (h) return h; }
+    }
+    return null;
+  };
+  const img0 = findImg(document);
+  const previewRoot = img0 ? img0.getRootNode() : null;
+  const gif0 = img0 ? img0.src : null;
+  const gif = () => { const img = previewRoot && previewRoot.querySelector('img[src^="data:image/gif"]');
+                      return img ? img.src : null; };
+  let t0 = null, plots = null, painting = false;
   window.addEventListener('keydown', () => { t0 = performance.now(); }, {capture: true, once: true});
   const deadline = performance.now() + timeoutMs;
   const tick = () => {
     const el = container.querySelector('.te-designer-status');
-    if (t0 !== null && el && Number(el.dataset.updates) >= target) {
-      requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t0)));
+    if (t0 !== null && !painting && el && Number(el.dataset.updates) >= target) {
+      painting = true;
+      requestAnimationFrame(() => requestAnimationFrame(() => { plots = performance.now() - t0; }));
+    }
+    if (plots !== null && (!checkPreview || !previewRoot || gif() !== gif0)) {
+      const p = plots;
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve([p, performance.now() - t0])));
     } else if (performance.now() > deadline) {
       reject(new Error('the designer did not redraw in time'));
     } else {
@@ -131,9 +150,10 @@ _REDRAW_PROBE = """
 
 
 def measure_redraw(page: Any, repeats: int = 10, timeout_ms: float = 30_000, label: str = "Direction",
-                   fresh: bool = False) -> list[float]:
-    """Milliseconds from a slider key press to the redrawn designer (marker updated, next paint done), timed in
-    the page.
+                   fresh: bool = False, previews: list[float] | None = None) -> list[float]:
+    """Milliseconds from a slider key press to the redrawn designer plots (marker updated, next paint done), timed
+    in the page. If ``previews`` is a list, the time until the new animated preview is shown too is appended to it
+    (the preview follows the plots by one server tick).
 
     The slider goes back and forth (after the first pair the twin's predictions come from the cache: the
     redraw alone), or with ``fresh`` always forward (every press renders and predicts a new stimulus)."""
@@ -144,9 +164,12 @@ def measure_redraw(page: Any, repeats: int = 10, timeout_ms: float = 30_000, lab
         handle.focus()
         # the probe starts waiting (and listening for the key) before the key is pressed
         page.evaluate("(args) => { window.__teRedraw = (%s)(args); }" % _REDRAW_PROBE.strip(),
-                      [before + 1, timeout_ms])
+                      [before + 1, timeout_ms, previews is not None])
         handle.press("ArrowRight" if fresh or i % 2 == 0 else "ArrowLeft")
-        times.append(float(page.evaluate("() => window.__teRedraw")))
+        plots, preview = page.evaluate("() => window.__teRedraw")
+        times.append(float(plots))
+        if previews is not None:
+            previews.append(float(preview))
     return times
 
 
@@ -237,11 +260,15 @@ def main(argv: list[str] | None = None) -> None:
     with serve_app(lambda: create_app(twin)) as url, chromium_page() as (page, errors):
         open_explorer(page, url)
         measure_redraw(page, repeats=2)  # warm-up: first plots, JIT, caches
-        times = measure_redraw(page, repeats=args.repeats)
-        fresh = measure_redraw(page, repeats=args.repeats, fresh=True)
-    for what, t in (("new stimulus (render + predict + redraw)", fresh), ("cached prediction (redraw)", times)):
-        print(f"twin {getattr(twin, 'id', '?')}: parameter change -> redrawn designer, {what}: median "
-              f"{statistics.median(t):.0f} ms (min {min(t):.0f}, max {max(t):.0f}, n={len(t)})")
+        cached_previews: list[float] = []
+        fresh_previews: list[float] = []
+        times = measure_redraw(page, repeats=args.repeats, previews=cached_previews)
+        fresh = measure_redraw(page, repeats=args.repeats, fresh=True, previews=fresh_previews)
+    for what, t, p in (("new stimulus (render + predict + redraw)", fresh, fresh_previews),
+                       ("cached prediction (redraw)", times, cached_previews)):
+        print(f"twin {getattr(twin, 'id', '?')}: parameter change -> redrawn designer plots, {what}: median "
+              f"{statistics.median(t):.0f} ms (min {min(t):.0f}, max {max(t):.0f}, n={len(t)}); "
+              f"new animated preview shown after {statistics.median(p):.0f} ms")
     if errors:
         print("browser console errors:", *errors, sep="\n  ")
 

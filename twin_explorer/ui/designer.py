@@ -7,6 +7,7 @@ feed the prediction; the stimulus (mp4/npy) and the responses (NetCDF) can be do
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 from typing import Any
@@ -203,9 +204,6 @@ class StimulusDesigner(pn.viewable.Viewer):
         self._result = result
         fps = float(getattr(self.state.twin, "frame_rate", 30.0))
         with pn.io.hold():
-            if "gif" not in result:  # encoded once per cached stimulus
-                result["gif"] = preview_gif(result["frames"], fps)
-            self.preview.object = result["gif"]
             self._show_heat()
             self._show_traces()
             ms = (time.perf_counter() - t0) * 1000
@@ -214,6 +212,15 @@ class StimulusDesigner(pn.viewable.Viewer):
             T, U = result["responses"].shape
             self.info.object = (f'<span class="te-designer-status" data-updates="{self.n_updates}">'
                                 f'{T} frames ({T / fps:.2f} s) · {U} neurons · updated in {ms:.0f} ms</span>')
+        # The animated preview follows on the next tick of the server's event loop, so the plots' update goes out
+        # first and is not held up by encoding the GIF or by the browser decoding it (inline outside a server).
+        pn.state.execute(functools.partial(self._show_preview, result, fps), schedule=True)
+
+    def _show_preview(self, result: dict[str, Any], fps: float) -> None:
+        if "gif" not in result:  # encoded once per cached stimulus
+            result["gif"] = preview_gif(result["frames"], fps)
+        if self._result is result:  # a newer stimulus has not replaced it meanwhile
+            self.preview.object = result["gif"]
 
     def _unit_order(self) -> np.ndarray:
         table = self.state.table
