@@ -134,6 +134,7 @@ def test_browser_selection_is_shared(state):
     b = NeuronBrowser(state=state)
     b.__panel__().get_root(Document())
     assert len(b.table.value) == state.twin.n_units
+    assert "CC" in b.table.header_tooltips  # says which CC the column holds (and why CC_norm can exceed 1)
     assert {"area", "true_pref_dir_deg"} <= set(b.table.value.columns)
     b.table.selection = [3, 7]
     ids = b.table.value["readout_id"]

@@ -15,10 +15,17 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
-from .state import ExplorerState
+from .state import ExplorerState, twin_cc
 
 # Columns formatted with few decimals so the table stays readable.
 _FLOAT_FORMAT = NumberFormatter(format="0.000")
+# What the table's CC column holds, by the units-table column it came from.
+_CC_HELP = {
+    "cc_norm": "CC_norm on held-out clips: CC_abs / CC_max. CC_max (the noise ceiling) is estimated from the repeats, "
+               "so a neuron with a low ceiling can score slightly above 1.",
+    "cc_abs": "CC_abs: correlation of prediction and trial-averaged response on held-out clips.",
+    "cc": "Correlation of prediction and response as the twin's bundle reports it.",
+}
 
 
 class NeuronBrowser(pn.viewable.Viewer):
@@ -50,6 +57,8 @@ class NeuronBrowser(pn.viewable.Viewer):
         self.table.header_filters = {
             c: ({"type": "input", "func": "like", "placeholder": "filter"} if not pd.api.types.is_numeric_dtype(df[c])
                 else {"type": "number", "func": ">=", "placeholder": "≥"}) for c in df.columns}
+        which = twin_cc(self.state.twin).name
+        self.table.header_tooltips = {"CC": _CC_HELP.get(which, f"prediction accuracy ({which})")}
         self.table.value = df
         self._on_focus()
 
