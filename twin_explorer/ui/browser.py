@@ -37,7 +37,7 @@ class NeuronBrowser(pn.viewable.Viewer):
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(), pagination="local", page_size=15, header_filters=True, selectable=True,
             disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_stretch",
-            theme="simple")
+            theme="simple", frozen_columns=["readout_id"])  # the id stays in view while the wide table scrolls
         self.table.param.watch(self._on_table_selection, "selection")
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="units.csv", label="Download CSV",
                                                 width=150)
