@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         import json
 
         from ..training.checkpoint import DEMO_DIR, load_demo_twin
-        from ..training.data import RecordingCache, RecordingSpec
+        from ..training.data import RecordingCache
         from ..training.report import full_report
 
         folder = directory or DEMO_DIR

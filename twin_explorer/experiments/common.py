@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..monitor import DEFAULT_MONITOR, FRAME_RATE, FRAME_SHAPE, Monitor
+from ..monitor import DEFAULT_MONITOR, FRAME_RATE, Monitor
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` (condition videos) after every batch."""

@@ -18,8 +18,7 @@ import xarray as xr
 from scipy.optimize import least_squares
 
 from .common import (hv_bokeh, DEFAULT_LATENCY_S, ProgressCallback, Timing, check_positive, check_values, grating_frames,
-                     provenance, resolve_units, run_conditions, twin_frame_rate, twin_monitor, unit_coords,
-                     window_mean)
+                     provenance, resolve_units, run_conditions, twin_frame_rate, twin_monitor, unit_coords)
 from .tuning import directions_from
 from ..monitor import Monitor
 

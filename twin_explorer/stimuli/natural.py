@@ -24,7 +24,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import param
 
 from ..monitor import DEFAULT_MONITOR, FRAME_RATE, Monitor
 from .base import MAX_DURATION_S, Stimulus, duration_param
