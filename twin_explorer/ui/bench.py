@@ -101,27 +101,19 @@ def open_tab(page: Any, title: str) -> None:
 # polls with back-off (up to 500 ms between looks), which once made every redraw look half a second slower.
 _REDRAW_PROBE = """
 ([target, timeoutMs, checkPreview]) => new Promise((resolve, reject) => {
-  const deep = (root) => {
-    const hit = root.querySelector('.te-designer-status');
+  const deep = (root, selector) => {  // first match, looking into shadow roots too
+    const hit = root.querySelector(selector);
     if (hit) return hit;
     for (const el of root.querySelectorAll('*')) {
-      if (el.shadowRoot) { const h = deep(el.shadowRoot); if (h) return h; }
+      if (el.shadowRoot) { const h = deep(el.shadowRoot, selector); if (h) return h; }
     }
     return null;
   };
-  const start = deep(document);
+  const start = deep(document, '.te-designer-status');
   if (!start) { reject(new Error('no designer status marker on the page')); return; }
   const container = start.parentNode;  // the HTML pane replaces its content, not itself
   // the animated preview: its <img> is replaced on update, so keep the (shadow) root that holds it
-  const findImg = (root) => {
-    const img = root.querySelector('img[src^="data:image/gif"]');
-    if (img) return img;
-    for (const el of root.querySelectorAll('*')) {
-      if (el.shadowRoot) { const h = findImg(el.shadowRoot); if (h) return h; }
-    }
-    return null;
-  };
-  const img0 = findImg(document);
+  const img0 = deep(document, 'img[src^="data:image/gif"]');
   const previewRoot = img0 ? img0.getRootNode() : null;
   const gif0 = img0 ? img0.src : null;
   const gif = () => { const img = previewRoot && previewRoot.querySelector('img[src^="data:image/gif"]');
