@@ -24,6 +24,7 @@ from .tasks import Job
 __all__ = ["TuningView", "split_layout", "preferred_sf_tf"]
 
 FIXED, PREFERRED = "fixed (below)", "each neuron's preferred"
+TUNING_BATCH = 4  # condition videos per predict call in the view (progress granularity vs shared work)
 # Grid the per-neuron SF/TF are rounded to (log2 steps), so neurons share grating videos.
 SF_STEP_OCT, TF_STEP_OCT = 1.0, 1.0
 # Coarse SF × TF grid used to find each neuron's preference when the twin has no ground truth.
@@ -49,7 +50,7 @@ def preferred_sf_tf(twin: Any, units: Any = None, job: Job | None = None) -> tup
         progress = None if job is None else (lambda done, total: job.update(0.5 * done / total,
                                                                              f"SF × TF probe {done}/{total}"))
         probe = sf_tf_tuning(twin, sf_cpd=PROBE_SF, tf_hz=PROBE_TF, directions=8, duration_s=1.0, units=ids,
-                             batch_size=1, show_progress=False, progress=progress)
+                             batch_size=TUNING_BATCH, show_progress=False, progress=progress)
         sf = np.where(np.isfinite(probe["pref_sf"].values), probe["pref_sf"].values, probe["argmax_sf"].values)
         tf = np.where(np.isfinite(probe["pref_tf"].values), probe["pref_tf"].values, probe["argmax_tf"].values)
         source = "measured"
@@ -110,7 +111,9 @@ class TuningView(ExperimentView):
             kw["sf_cpd"], kw["tf_hz"], source = preferred_sf_tf(twin, params["units"], job)
             if source == "measured":
                 offset, share = 0.5, 0.5
-        ds = direction_tuning(twin, **kw, batch_size=1, show_progress=False,
+        # four directions per batch: progress still moves in steps, and the batch shares its grey pre-blank
+        # (one direction per batch made a 16-direction run 3× slower: 3.3 s instead of 1.1 s on 2 cores)
+        ds = direction_tuning(twin, **kw, batch_size=TUNING_BATCH, show_progress=False,
                               progress=lambda done, total: job.update(offset + share * done / total,
                                                                       f"direction {done}/{total}"))
         ds.attrs["sf_tf_source"] = source
