@@ -181,7 +181,10 @@ def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
                   f"{b['tuning_16dir_all_units_s'] * 1000:.0f} ms (target < 1000)."
                   + (f" One training step of the recipe: {b['train_step_s']:.2f} s, so "
                      f"{b['train_recipe_cpu_min']:.0f} min for all its steps (target ≤ 90)." if "train_step_s" in b
-                     else ""), ""]
+                     else "")
+                  + " Each number is the best of several runs in one process; on the shared development host the "
+                    "same code measured up to about a third faster or slower at other times (other tenants' load).",
+                  ""]
     if (out / "loss.png").exists():
         lines += ["## Training loss", "", "![training loss](loss.png)", ""]
     lines += ["## Files", "",
