@@ -4,8 +4,9 @@
 budget (inference mode, no autograd), and keeps recent results in a bounded cache keyed by a hash
 of the inputs, the options and the model id. Work that an experiment's batch repeats is done once:
 the frames all videos start with (a grey pre-blank) run for one video and the state is copied, and
-repeated frames (periodic gratings, blanks, flashed dots) are projected onto the retina once. ``response`` is the differentiable path used by MEI
-optimisation; ``stream`` feeds frames one at a time for live previews and equals ``predict``.
+repeated frames (periodic gratings, blanks, flashed dots) are projected onto the retina once.
+``response`` is the differentiable path used by MEI optimisation; ``stream`` feeds frames one at a
+time for live previews and equals ``predict``.
 """
 
 from __future__ import annotations

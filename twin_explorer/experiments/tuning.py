@@ -13,8 +13,10 @@ Conventions
   DSI = (R_pref − R_null)/(R_pref + R_null) with R_null at +180°. gOSI = |Σ r e^{2iθ}|/Σ r and
   gDSI = |Σ r e^{iθ}|/Σ r on the curve rectified at 0.
 * The bi-von-Mises fit is the foundation pipeline's: f(θ) = φ·A·e^{κ(cos(θ−μ)−1)} +
-  (1−φ)·A·e^{κ(cos(θ+π−μ)−1)} + b with φ ∈ [0, 1] and κ, A, b ≥ 0, started from μ at the argmax, κ = 1,
-  φ = 0.5; afterwards μ is moved to the peak carrying weight > 0.5. ``pref_dir`` = μ, ``pref_ori`` = μ mod 180.
+  (1−φ)·A·e^{κ(cos(θ+π−μ)−1)} + b with φ ∈ [0, 1] and κ, A, b ≥ 0. The pipeline starts from μ at the argmax,
+  κ = 1, φ = 0.5; here every unit starts from the best point of a grid (μ every 5°, 8 values of κ, φ ∈ {0.5,
+  0.75, 1}, A and b solved linearly), which does not get stuck on two-peaked curves. Afterwards μ is moved to
+  the peak carrying weight > 0.5. ``pref_dir`` = μ, ``pref_ori`` = μ mod 180.
 """
 
 from __future__ import annotations
