@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import StreamLayer, catg, gelu_gain
+from .layers import StreamLayer, catg, conv3d, gelu_gain
 
 
 def pointwise(layer: StreamLayer, x: torch.Tensor) -> torch.Tensor:
     """A 1×1 stream layer on [N, S·I, T, H, W]."""
-    return F.conv3d(x, layer.kernel(), layer.bias(), groups=layer.streams * layer.in_groups)
+    return conv3d(x, layer.kernel(), layer.bias(), groups=layer.streams * layer.in_groups)
 
 
 def temporal_conv(layer: StreamLayer, x: torch.Tensor, history: torch.Tensor | None):
@@ -29,7 +29,7 @@ def temporal_conv(layer: StreamLayer, x: torch.Tensor, history: torch.Tensor | N
         history = x.new_zeros(x.shape[:2] + (taps - 1,) + x.shape[3:]).contiguous(memory_format=_layout(x))
     full = torch.cat([history, x], 2)
     p = layer.padding
-    y = F.conv3d(full, layer.kernel(), layer.bias(), padding=(0, p, p), groups=layer.streams * layer.in_groups)
+    y = conv3d(full, layer.kernel(), layer.bias(), padding=(0, p, p), groups=layer.streams * layer.in_groups)
     # a compact copy in x's layout: a strided view would pin the whole chunk and fall out of channels-last
     return y, full[:, :, -(taps - 1):].contiguous(memory_format=_layout(x))
 
@@ -103,7 +103,7 @@ class Feedforward(nn.Module):
         p = first.padding
         x = F.pad(retina, (p, p, p, p, 0, 0), mode="replicate")
         # every stream sees the same one-channel image, so one ungrouped conv serves all streams
-        x = F.conv3d(x, first.kernel(), first.bias(), stride=(1, first.stride, first.stride))
+        x = conv3d(x, first.kernel(), first.bias(), stride=(1, first.stride, first.stride))
         if x.device.type == "cpu":
             x = x.contiguous(memory_format=CHANNELS_LAST)
         new_state = []

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import InterGroupProjection, StreamLayer, cached_weight
+from .layers import InterGroupProjection, StreamLayer, cached_weight, conv3d
 
 
 class CvtLstm(nn.Module):
@@ -108,4 +108,4 @@ class CvtLstm(nn.Module):
 
     def output(self, hidden: torch.Tensor) -> torch.Tensor:
         """Out(h): [N, S·H, T, H, W] -> [N, S·out, T, H, W]."""
-        return F.conv3d(hidden, self.out.kernel(), self.out.bias(), groups=self.streams)
+        return conv3d(hidden, self.out.kernel(), self.out.bias(), groups=self.streams)
