@@ -163,7 +163,7 @@ def refit_readout(net: Network, cache: RecordingCache, clips: list[Path], epochs
     X, Y = cached_features(net, cache, clips, progress=progress)
     r2 = position_search(net, X, Y)
     losses = fit_readout(net, X, Y, epochs=epochs, seed=seed, progress=progress)
-    fold_scale(net, Y.mean(0).clamp(min=1e-3).numpy())
+    fold_scale(net, Y.mean(0).clamp(min=1e-3).cpu().numpy())
     return {"search_r2_median": float(np.median(r2)), "losses": losses}
 
 

@@ -105,7 +105,7 @@ def fold_scale(net: Network, mean: np.ndarray) -> None:
     with torch.no_grad():
         shift = torch.log(torch.as_tensor(np.maximum(mean, 1e-6), dtype=torch.float32)).view(-1, 1)
         for b in net.readout.biases:
-            b.add_(shift)
+            b.add_(shift.to(b.device))  # the network may be on a GPU (a readout refit after CUDA training)
 
 
 # --------------------------------------------------------------------------- the loop
