@@ -113,16 +113,21 @@ class Perspective(nn.Module):
         """Euler angles (θx, θy, θz) of the eye for perspective [B, 2] -> [B, 3]."""
         return self.mlp(perspective)
 
-    def monitor_grid(self, perspective: torch.Tensor) -> torch.Tensor:
-        """Monitor coordinates of every retina pixel, [B, H', W', 2].
+    def distinct_grids(self, perspective: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Monitor coordinates of every retina pixel for each distinct eye position in perspective [B, 2]:
+        (grids [P, H', W', 2], index [B] of the grid each row uses).
 
-        Computed once per distinct eye position: in-silico experiments hold the eye still, and projecting every
-        retina ray for every frame was a tenth of a 16-direction tuning run."""
+        In-silico experiments hold the eye still, and projecting every retina ray for every frame was a tenth
+        of a 16-direction tuning run."""
         unique, inverse = torch.unique(perspective, dim=0, return_inverse=True)
         rot = rotation(self.angles(unique))  # [P, 3, 3]
         rays = torch.einsum("bij,hwj->bhwi", rot, self.retina.grid)
-        grid = self.monitor.project(rays)
-        return grid[inverse]
+        return self.monitor.project(rays), inverse
+
+    def monitor_grid(self, perspective: torch.Tensor) -> torch.Tensor:
+        """Monitor coordinates of every retina pixel, [B, H', W', 2]."""
+        grids, inverse = self.distinct_grids(perspective)
+        return grids[inverse]
 
     def forward(self, stimulus: torch.Tensor, perspective: torch.Tensor, gamma_applied: bool = False) -> torch.Tensor:
         """stimulus [B, 1, Hs, Ws] in [0, 1], perspective [B, 2] -> retina image [B, 1, H', W'].
@@ -130,19 +135,19 @@ class Perspective(nn.Module):
         ``gamma_applied``: the stimulus is already monitor luminance (see :meth:`MonitorPixel.lookup`)."""
         hs, ws = stimulus.shape[-2:]
         ho, wo = self.retina_shape
-        g = self.monitor_grid(perspective)
+        g, inverse = self.distinct_grids(perspective)
         s = ws / (ws - 1)
         gx = ((g[..., 0] * s) * (wo - 1)) / wo
         gy = ((((g[..., 1] * ws) / hs) * s) * (ho - 1)) / ho
-        grid = torch.stack([gx, gy], -1)
+        grids = torch.stack([gx, gy], -1)  # [P, H', W', 2]
         image = stimulus if gamma_applied else self.monitor_pixel(stimulus)
-        if image.shape[0] != grid.shape[0]:
-            image = image.expand(grid.shape[0], -1, -1, -1)
-        if grid.shape[0] > 1 and image.shape[1] == 1 and bool((grid == grid[:1]).all()):
+        if image.shape[0] != len(inverse):
+            image = image.expand(len(inverse), -1, -1, -1)
+        if len(grids) == 1 and len(inverse) > 1 and image.shape[1] == 1:
             # one eye position for all frames (every in-silico experiment): sample the frames as the channels of
             # one image, so the sampling weights are computed once instead of once per frame (same arithmetic)
-            retina = F.grid_sample(image.transpose(0, 1), grid[:1], mode="bilinear", padding_mode="zeros",
+            retina = F.grid_sample(image.transpose(0, 1), grids, mode="bilinear", padding_mode="zeros",
                                    align_corners=False).transpose(0, 1)
         else:
-            retina = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            retina = F.grid_sample(image, grids[inverse], mode="bilinear", padding_mode="zeros", align_corners=False)
         return self.retina_pixel(retina)
