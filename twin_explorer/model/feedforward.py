@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import StreamLayer, catg, conv3d, gelu_gain
+from .layers import CHANNELS_LAST, StreamLayer, catg, conv3d, gelu_gain, memory_layout
 
 
 def pointwise(layer: StreamLayer, x: torch.Tensor) -> torch.Tensor:
@@ -26,20 +26,12 @@ def temporal_conv(layer: StreamLayer, x: torch.Tensor, history: torch.Tensor | N
     """Causal k_t-tap conv with zero spatial padding; returns (output, new history of k_t-1 frames)."""
     taps = layer.taps
     if history is None:
-        history = x.new_zeros(x.shape[:2] + (taps - 1,) + x.shape[3:]).contiguous(memory_format=_layout(x))
+        history = x.new_zeros(x.shape[:2] + (taps - 1,) + x.shape[3:]).contiguous(memory_format=memory_layout(x))
     full = torch.cat([history, x], 2)
     p = layer.padding
     y = conv3d(full, layer.kernel(), layer.bias(), padding=(0, p, p), groups=layer.streams * layer.in_groups)
     # a compact copy in x's layout: a strided view would pin the whole chunk and fall out of channels-last
-    return y, full[:, :, -(taps - 1):].contiguous(memory_format=_layout(x))
-
-
-CHANNELS_LAST = torch.channels_last_3d
-
-
-def _layout(x: torch.Tensor) -> torch.memory_format:
-    return CHANNELS_LAST if x.dim() == 5 and x.is_contiguous(memory_format=CHANNELS_LAST) and x.shape[1] > 1 \
-        else torch.contiguous_format
+    return y, full[:, :, -(taps - 1):].contiguous(memory_format=memory_layout(x))
 
 
 def avg_pool_hw(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -48,7 +40,7 @@ def avg_pool_hw(x: torch.Tensor, k: int) -> torch.Tensor:
     Both branches pool a 4-D view without copying: [N, C·T, H, W] for the standard layout, and the channels-last
     [N·T, C, H, W] for channels-last (avg_pool3d is several times slower than avg_pool2d on CPU)."""
     n, c, t, h, w = x.shape
-    if _layout(x) is CHANNELS_LAST:
+    if memory_layout(x) is CHANNELS_LAST:
         pooled = F.avg_pool2d(x.transpose(1, 2).reshape(n * t, c, h, w), k)
         return pooled.view(n, t, c, h // k, w // k).transpose(1, 2)
     return F.avg_pool2d(x.reshape(n, c * t, h, w), k).view(n, c, t, h // k, w // k)

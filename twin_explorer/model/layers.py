@@ -70,12 +70,21 @@ def freeze_weights(module: nn.Module, frozen: bool = True) -> None:
         m.__dict__["_weight_cache"] = {} if frozen else None
 
 
+CHANNELS_LAST = torch.channels_last_3d
+
+
+def memory_layout(x: torch.Tensor) -> torch.memory_format:
+    """Channels-last for a 5-D activation stored that way (the CPU feedforward's layout), else the standard one."""
+    return CHANNELS_LAST if x.dim() == 5 and x.shape[1] > 1 and x.is_contiguous(memory_format=CHANNELS_LAST) \
+        else torch.contiguous_format
+
+
 def catg(tensors: list[torch.Tensor], groups: int, dim: int = 1) -> torch.Tensor:
     """Group-interleaved concatenation (spec 2.2): chunk g of every operand, then chunk g+1, ...
 
-    Channels-last 5-D operands (see :data:`feedforward.CHANNELS_LAST`) are interleaved along their innermost
-    memory axis, so the result stays channels-last (the generic path would return a slow, strided layout)."""
-    if dim == 1 and all(t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d) for t in tensors):
+    Channels-last 5-D operands (see :func:`memory_layout`) are interleaved along their innermost memory axis, so
+    the result stays channels-last (the generic path would return a slow, strided layout)."""
+    if dim == 1 and all(memory_layout(t) is CHANNELS_LAST for t in tensors):
         return catg([t.movedim(1, -1) for t in tensors], groups, dim=-1).movedim(-1, 1)
     dim = dim % tensors[0].dim()
     views = [t.unflatten(dim, (groups, t.shape[dim] // groups)) for t in tensors]

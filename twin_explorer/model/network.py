@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .feedforward import Feedforward
-from .layers import freeze_weights
+from .layers import freeze_weights, memory_layout
 from .modulation import Modulation
 from .perspective import Perspective
 from .readout import Readout
@@ -92,9 +92,7 @@ class NetworkState:
                 return type(x)(copy(v) for v in x)
             if x.shape[0] != 1:
                 raise ValueError(f"expand() needs the state of a single video, got batch {x.shape[0]}")
-            layout = torch.channels_last_3d if x.dim() == 5 and x.is_contiguous(
-                memory_format=torch.channels_last_3d) else torch.contiguous_format
-            return x.expand(n, *x.shape[1:]).contiguous(memory_format=layout)
+            return x.expand(n, *x.shape[1:]).contiguous(memory_format=memory_layout(x))
 
         return NetworkState(copy(self.feedforward), copy(self.modulation), copy(self.recurrent), self.frames)
 
