@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import panel as pn
 import param
 import xarray as xr
@@ -241,17 +240,6 @@ class StimulusDesigner(pn.viewable.Viewer):
         label = "neuron (sorted by preferred direction)" if sorted_ else "neuron"
         return z, resp.shape[0] / fps, label
 
-    def _trace_data(self) -> pd.DataFrame:
-        resp = self._result["responses"]
-        fps = float(getattr(self.state.twin, "frame_rate", 30.0))
-        ids = self.state.twin.units.index
-        t = np.arange(resp.shape[0]) / fps
-        frames = []
-        for u in self.state.focus_units:
-            col = ids.get_loc(u)
-            frames.append(pd.DataFrame({"time": t, "rate": resp[:, col], "unit": str(u)}))
-        return pd.concat(frames) if frames else pd.DataFrame({"time": [], "rate": [], "unit": []})
-
     # ---- plots -------------------------------------------------------------------------------------
     def _heat_figure(self) -> Any:
         self._heat_source = ColumnDataSource(data={"image": [np.zeros((1, 1), np.float32)], "x": [0.0], "y": [0.0],
@@ -298,12 +286,15 @@ class StimulusDesigner(pn.viewable.Viewer):
         return fig
 
     def _show_traces(self) -> None:
-        data = self._trace_data()
-        groups = list(data.groupby("unit", sort=False)) if len(data) else []
+        """One line per focused/selected neuron (the focused one first)."""
+        resp = self._result["responses"]
+        t = np.arange(resp.shape[0]) / float(getattr(self.state.twin, "frame_rate", 30.0))
+        ids = self.state.twin.units.index
+        units = [u for u in self.state.focus_units if u in ids]
+        cols = ids.get_indexer(units)
         self._trace_source.data = {
-            "xs": [g["time"].to_numpy() for _, g in groups], "ys": [g["rate"].to_numpy() for _, g in groups],
-            "unit": [u for u, _ in groups], "label": [f"unit {u}" for u, _ in groups],
-            "color": [Category10_10[i % 10] for i in range(len(groups))]}
+            "xs": [t] * len(units), "ys": [resp[:, c] for c in cols], "unit": [str(u) for u in units],
+            "label": [f"unit {u}" for u in units], "color": [Category10_10[i % 10] for i in range(len(units))]}
 
     # ---- exports -----------------------------------------------------------------------------------
     def _export_mp4(self) -> io.BytesIO:
