@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -160,3 +161,20 @@ def test_channels_last_helpers_equal_the_standard_layout():
     assert pooled.is_contiguous(memory_format=torch.channels_last_3d)
     torch.testing.assert_close(pooled, F.avg_pool3d(parts[0], (1, 2, 2)), rtol=0, atol=1e-6)
     torch.testing.assert_close(avg_pool_hw(parts[0], 2), F.avg_pool3d(parts[0], (1, 2, 2)), rtol=0, atol=1e-6)
+
+
+def test_retina_field_of_view_is_configurable():
+    """The published retina spans ±75° azimuth; a config can narrow it (the demo twin: ±50°) with the same pixels."""
+    assert NetworkConfig(units=3).retina_degrees == 75.0
+    cfg = NetworkConfig(units=3, streams=1, retina_shape=(16, 24), retina_degrees=50.0, ff_channels=(4, 8),
+                        ff_groups=(1, 2), ff_pools=(2, 1), ff_out=8, rec_input=8, rec_hidden=8, rec_common=8,
+                        rec_groups=2, rec_out=8)
+    grid = Network(cfg).perspective.retina.grid
+    edge = torch.rad2deg(torch.acos(grid[8, [0, -1], 2]))  # middle row, outermost columns: eccentricity
+    torch.testing.assert_close(edge, torch.full((2,), 50.0 * 23 / 24), atol=0.5, rtol=0)
+    wide = torch.rad2deg(torch.acos(Network(replace(cfg, retina_degrees=75.0)).perspective.retina.grid[8, 0, 2]))
+    assert wide > edge[0] + 20
+    assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
+    for bad in (0.0, -10.0, 120.0):
+        with pytest.raises(ValueError, match="retina degrees"):
+            Network(replace(cfg, retina_degrees=bad))

@@ -26,6 +26,7 @@ class NetworkConfig:
     units: int
     streams: int = 4
     retina_shape: tuple[int, int] = (128, 192)
+    retina_degrees: float = 75.0  # eccentricity of the retina's left/right edge (spec 3.2: 75°)
     perspective_features: int = 16
     perspective_layers: int = 3
     modulation_features: int = 16
@@ -102,7 +103,8 @@ class Network(nn.Module):
         super().__init__()
         self.config = cfg
         self.core = Core(cfg)  # registration order = state-dict order of the published files
-        self.perspective = Perspective(cfg.retina_shape, cfg.perspective_features, cfg.perspective_layers)
+        self.perspective = Perspective(cfg.retina_shape, cfg.perspective_features, cfg.perspective_layers,
+                                       degrees=cfg.retina_degrees)
         self.modulation = Modulation(cfg.streams, cfg.modulation_features)
         self.readout = Readout(cfg.units, cfg.rec_out, cfg.streams)
 

@@ -100,12 +100,16 @@ class RetinaPixel(nn.Module):
 
 
 class Perspective(nn.Module):
-    def __init__(self, retina_shape: tuple[int, int] = (128, 192), features: int = 16, layers: int = 3):
+    def __init__(self, retina_shape: tuple[int, int] = (128, 192), features: int = 16, layers: int = 3,
+                 degrees: float = MAX_ECCENTRICITY_DEG):
         super().__init__()
+        if not 0 < degrees <= 90:
+            raise ValueError(f"retina degrees must be in (0, 90] (eccentricity of the retina's side edges), "
+                             f"got {degrees!r}")
         self.retina_shape = tuple(retina_shape)
         self.monitor = Monitor()
         self.monitor_pixel = MonitorPixel()
-        self.retina = Retina(*retina_shape)
+        self.retina = Retina(*retina_shape, degrees=degrees)
         self.retina_pixel = RetinaPixel()
         self.mlp = MLP([2] + [features] * layers + [3], streams=1, raw_first=True)
 
