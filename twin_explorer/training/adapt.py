@@ -178,6 +178,18 @@ def _oracle_cc(net: Network, cache: RecordingCache, units: pd.DataFrame) -> pd.D
     return ds.to_dataframe()[["cc_abs", "cc_max", "cc_norm"]]
 
 
+def core_digest(net: Network) -> str:
+    """A short sha256 of everything :func:`transfer_core` copies: names a source twin's core in work folders."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, value in sorted(net.state_dict().items()):
+        if name.startswith(TRANSFER_PREFIXES):
+            h.update(name.encode())
+            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def adaptable_parameters(net: Network) -> list[torch.nn.Parameter]:
     """What adaptation fits: readout, perspective and modulation (everything that is not the frozen core)."""
     return [p for name, p in net.named_parameters() if not name.startswith(CORE_PREFIXES) and p.requires_grad
@@ -202,7 +214,8 @@ def adapt_experiment(core_net: Network, minutes: tuple[float, ...] = (2, 5, 10, 
     cache = RecordingCache(spec, cache_dir, progress)
     units = cache.mouse.units
     cfg = replace(core_net.config, units=n_neurons)
-    work = Path(work_dir) if work_dir is not None else cache.folder / "adapt-work"
+    # checkpoints of the foundation fits belong to one core: a retrained twin must not resume another's
+    work = Path(work_dir) if work_dir is not None else cache.folder / f"adapt-work-{core_digest(core_net)}"
     rows = []
     # the foundation core's features over the largest set once; smaller sets are its first clips
     all_clips = cache.train_clips(max(minutes))
