@@ -254,16 +254,18 @@ def test_readout_rf_geometry():
         readout_rf(np.zeros((3, 3)))
 
 
-def test_readout_rf_matches_the_network_perspective_module():
+@pytest.mark.parametrize("degrees", [75.0, 50.0])
+def test_readout_rf_matches_the_network_perspective_module(degrees):
     """Cross-check against the model's own Perspective: a readout at a retina pixel centre maps to where that
-    pixel's ray hits the (rotated, shifted) monitor, for a non-trivial eye rotation and monitor pose."""
+    pixel's ray hits the (rotated, shifted) monitor, for a non-trivial eye rotation and monitor pose, for the
+    published retina (±75°) and a narrower one (the demo twin's ±50°)."""
     import torch
 
     from twin_explorer.experiments import readout_rf_from_network
     from twin_explorer.model.network import Network, NetworkConfig
 
     torch.manual_seed(0)
-    net = Network(NetworkConfig(units=3))
+    net = Network(NetworkConfig(units=3, retina_degrees=degrees))
     with torch.no_grad():
         for p in net.perspective.mlp.parameters():
             p.copy_(0.3 * torch.randn_like(p))

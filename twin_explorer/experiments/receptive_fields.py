@@ -400,10 +400,12 @@ def readout_rf_from_network(network: Any, perspective: Any = (0.0, 0.0), monitor
             eye = persp.angles(p)[0].detach().cpu().numpy().astype(float)
     grid = sd.get("perspective.retina.grid")
     retina_shape = tuple(grid.shape[:2]) if grid is not None else (128, 192)
+    # the retina's field of view is the network's own (the demo twin's is narrower than the published ±75°)
+    degrees = float(getattr(getattr(net, "config", None), "retina_degrees", 75.0))
     return readout_rf(sd["readout.position.mu"], apply_tanh=True, eye_angles=eye,
                       monitor_center=sd["perspective.monitor.center"].cpu().numpy(),
                       monitor_angle=sd["perspective.monitor.angle"].cpu().numpy(), retina_shape=retina_shape,
-                      monitor=monitor)
+                      max_eccentricity_deg=degrees, monitor=monitor)
 
 
 # --- plots ---------------------------------------------------------------------------------------------------
