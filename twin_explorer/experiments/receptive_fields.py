@@ -336,10 +336,10 @@ def readout_rf(positions: Any, *, eye_angles: Any = (0.0, 0.0, 0.0), monitor_cen
     """Map readout positions P = tanh(mu) (x, y in (−1, 1), y = −1 at the top) to monitor degrees.
 
     Follows the network's own geometry (spec §3, §13): retina direction with x = px, y = py·(H'/W')·(W'−1)/W'
-    /((H'−1)/H'), eccentricity 75°·|(x, y)|, rotated by the eye rotation Rz·Ry·Rx(eye_angles), intersected
-    with the monitor plane (centre, rot(angle)) to isotropic monitor coordinates g, converted to the pixels the
-    network samples (grid_sample, align_corners=False, with the spec's (W'−1)/W' factors), then to degrees with
-    ``monitor``. Pass raw ``mu`` with ``apply_tanh=True``. Returns a DataFrame with az, el (deg), col, row (px)
+    /((H'−1)/H'), eccentricity ``max_eccentricity_deg``·|(x, y)| (75° in the published network), rotated by the
+    eye rotation Rz·Ry·Rx(eye_angles), intersected with the monitor plane (centre, rot(angle)) to isotropic monitor
+    coordinates g, converted to the pixels the network samples (grid_sample, align_corners=False, with the spec's
+    (W'−1)/W' factors), then to degrees with ``monitor``. Pass raw ``mu`` with ``apply_tanh=True``. Returns a DataFrame with az, el (deg), col, row (px)
     and on_monitor (False when the ray misses the screen)."""
     P = np.asarray(positions.detach().cpu().numpy() if hasattr(positions, "detach") else positions, dtype=float)
     if P.ndim == 1:
