@@ -11,8 +11,8 @@ import torch
 
 from twin_explorer.model import Network, NetworkConfig
 from twin_explorer.training import RecordingCache, RecordingSpec, TrainConfig, load_demo_twin, load_network, save_network
-from twin_explorer.training.adapt import (adaptable_parameters, cached_features, fit_readout, position_search,
-                                          transfer_core)
+from twin_explorer.training.adapt import (adaptable_parameters, cached_features, core_digest, fit_readout,
+                                          position_search, transfer_core)
 from twin_explorer.training.checkpoint import DEMO_DIR
 from twin_explorer.training.train import Sampler, init_perspective, init_readout, poisson_loss, train
 
@@ -166,6 +166,28 @@ def test_adaptation_with_frozen_core_leaves_core_unchanged(cache, tmp_path):
     assert not torch.equal(target.readout.position.mu, readout_before)
     changed = [k for k, v in target.state_dict().items() if k in persp and not torch.equal(v, persp[k])]
     assert any(k.startswith("perspective.") for k in changed) and any(k.startswith("modulation.") for k in changed)
+
+
+def test_core_digest_names_the_transferred_core_only():
+    """Foundation-fit checkpoints are filed under the source core's digest, so a retrained twin never resumes them."""
+    a, b = tiny_net(seed=1), tiny_net(seed=2)
+    assert core_digest(a) != core_digest(b)
+    same = tiny_net(seed=1)
+    with torch.no_grad():
+        same.readout.position.mu.add_(0.3)  # the readout is not transferred: same digest
+    assert core_digest(same) == core_digest(a)
+    with torch.no_grad():
+        next(p for n, p in same.named_parameters() if n.startswith("core.")).add_(1e-3)
+    assert core_digest(same) != core_digest(a)
+
+
+def test_model_card_says_where_a_resumed_run_trained(tmp_path):
+    from twin_explorer.training.ship import _where_trained
+
+    meta = {"training_seconds": 1800, "trained_on_device": "cpu", "steps_on_device": {"cuda": 400, "cpu": 1200}}
+    text = _where_trained(meta, tmp_path)
+    assert "400 steps on one GPU (cuda)" in text and "1200 steps on 2 CPU cores" in text and "30 min" in text
+    assert "on 2 shared CPU cores" in _where_trained({"training_seconds": 60}, tmp_path)
 
 
 def test_cli_commands_registered():

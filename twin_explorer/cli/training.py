@@ -13,8 +13,8 @@ def register(app: typer.Typer) -> None:
     def train(
         output: Path = typer.Option(None, "--output", "-o", help="Folder for the trained twin (default: assets/demo_twin)"),
         steps: int = typer.Option(1600, help="Optimiser steps"),
-        batch: int = typer.Option(4, help="Samples per step"),
-        clips: int = typer.Option(120, help="Training clips of the synthetic mouse (10 s each)"),
+        batch: int = typer.Option(8, help="Samples per step"),
+        clips: int = typer.Option(360, help="Training clips of the synthetic mouse (10 s each)"),
         neurons: int = typer.Option(1000, help="Neurons of the synthetic mouse (= twin units)"),
         mouse_seed: int = typer.Option(0, help="Synthetic mouse seed"),
         seed: int = typer.Option(0, help="Training seed (sampling, initialisation)"),

@@ -85,6 +85,11 @@ def _where_trained(meta: dict, out: Path) -> str:
     bench = out / "bench.json"
     cpu = json.loads(bench.read_text()).get("train_recipe_cpu_min") if bench.exists() else None
     cpu_text = f"; the same recipe on 2 CPU threads: about {cpu:.0f} min (benchmark)" if cpu else ""
+    steps_on = meta.get("steps_on_device")  # a run resumed on another device: {device: steps}
+    if isinstance(steps_on, dict) and len(steps_on) > 1:
+        parts = ", then ".join(f"{n} steps on {'one GPU (' + d + ')' if d.startswith('cuda') else '2 CPU cores'}"
+                               for d, n in steps_on.items())
+        return f"{parts} (resumed from its checkpoint), {minutes:.0f} min in all{cpu_text}"
     if device.startswith("cuda"):
         return f"{minutes:.0f} min on one GPU ({device}){cpu_text}"
     return f"{minutes:.0f} min on 2 shared CPU cores{cpu_text}"
@@ -120,7 +125,8 @@ def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
         "default twin (`twin_explorer.load_twin()`), offline, CPU-friendly; its units are the synthetic mouse's "
         "neurons, so every prediction can be checked against the ground truth.", "",
         "## Architecture", "",
-        f"`NetworkConfig`: streams {net['streams']}, retina {tuple(net['retina_shape'])}, feedforward channels "
+        f"`NetworkConfig`: streams {net['streams']}, retina {tuple(net['retina_shape'])} pixels spanning "
+        f"±{net.get('retina_degrees', 75.0):g}° azimuth, feedforward channels "
         f"{tuple(net['ff_channels'])} (groups {tuple(net['ff_groups'])}, pools {tuple(net['ff_pools'])}), ff_out "
         f"{net['ff_out']}, recurrent input/hidden/common/out {net['rec_input']}/{net['rec_hidden']}/"
         f"{net['rec_common']}/{net['rec_out']} in {net['rec_groups']} groups, {net['units']} units. "
