@@ -95,6 +95,15 @@ def _where_trained(meta: dict, out: Path) -> str:
     return f"{minutes:.0f} min on 2 shared CPU cores{cpu_text}"
 
 
+def _rounded(value: Any, digits: int = 3) -> Any:
+    """Floats in nested dicts/lists rounded for reading (the full values stay in config.json)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v, digits) for v in value]
+    return round(float(value), digits) if isinstance(value, (float, np.floating)) else value
+
+
 def _table(rows: list[dict], cols: list[str], fmt: str = "{:.3f}") -> str:
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     body = ""
@@ -147,7 +156,7 @@ def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
         "initial core's features (grid search of positions by ridge regression, then a Poisson fit). After "
         "training the readout can be refitted on the frozen core the same way, and the "
         f"version with the better validation CC_norm is kept (refit kept: {bool(meta.get('readout_refit'))}; "
-        f"validation: {json.dumps(meta.get('validation', {}), default=float)}).", "",
+        f"validation: {json.dumps(_rounded(meta.get('validation', {})))}).", "",
         "## Accuracy", "",
         f"Held-out natural clips ({rep['natural_oracle_clips']} clips × 10 repeats, {rep['natural_units']} units), "
         "medians over units:", "",
