@@ -209,6 +209,8 @@ def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
               "`tuning_vs_truth_neurons.csv`, figures `*.png`, interactive plots `performance.html`, "
               "`tuning_vs_truth.html`, `adaptation.html`, `history.json` (loss per step).", "",
               "## How to retrain", "",
+              "The first `train` records the synthetic mouse into the cache (for the shipped recipe's 60 minutes: about "
+              "2 min on 2 cores and 4.7 GB of disk, mostly the uint8 videos).", "",
               "```\ntwin-explorer train -o ~/demo-new        # records the mouse (cached) and trains; rerun resumes\n"
               "twin-explorer ship ~/demo-new             # model selection, report, figures, this card -> assets/demo_twin\n"
               "twin-explorer adapt                       # the new-mouse experiment (adds its table and figure)\n"
