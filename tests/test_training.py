@@ -200,6 +200,24 @@ def test_cli_commands_registered():
         assert name in out
 
 
+def test_cli_train_uses_the_recipe_unless_told(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import importlib
+
+    from twin_explorer.cli import typer_app
+
+    train_module = importlib.import_module("twin_explorer.training.train")  # the package re-exports a `train`
+
+    seen = []
+    monkeypatch.setattr(train_module, "train_twin", lambda spec, cfg, out, **kw: seen.append((spec, cfg)))
+    runner = CliRunner()
+    assert runner.invoke(typer_app, ["train", "-o", str(tmp_path)]).exit_code == 0
+    assert seen[-1][1] == TrainConfig() and seen[-1][0].n_clips == 360
+    assert runner.invoke(typer_app, ["train", "-o", str(tmp_path), "--batch", "2", "--steps", "7"]).exit_code == 0
+    assert (seen[-1][1].batch, seen[-1][1].steps, seen[-1][1].lr) == (2, 7, TrainConfig().lr)
+
+
 def test_shipped_demo_twin_reproduces_model_card_accuracy():
     from twin_explorer import load_twin
     from twin_explorer.experiments.metrics import twin_performance

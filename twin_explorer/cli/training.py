@@ -12,8 +12,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         output: Path = typer.Option(None, "--output", "-o", help="Folder for the trained twin (default: assets/demo_twin)"),
-        steps: int = typer.Option(1600, help="Optimiser steps"),
-        batch: int = typer.Option(8, help="Samples per step"),
+        steps: Optional[int] = typer.Option(None, help="Optimiser steps (default: the recipe's, TrainConfig)"),
+        batch: Optional[int] = typer.Option(None, help="Samples per step (default: the recipe's, TrainConfig)"),
         clips: int = typer.Option(360, help="Training clips of the synthetic mouse (10 s each)"),
         neurons: int = typer.Option(1000, help="Neurons of the synthetic mouse (= twin units)"),
         mouse_seed: int = typer.Option(0, help="Synthetic mouse seed"),
@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
         from ..training.train import TrainConfig, train_twin
 
         spec = RecordingSpec(mouse_seed=mouse_seed, n_neurons=neurons, n_clips=clips)
-        cfg = TrainConfig(steps=steps, batch=batch, seed=seed)
+        # only what was given overrides the recipe, so its numbers live in one place (TrainConfig)
+        overrides = {k: v for k, v in (("steps", steps), ("batch", batch)) if v is not None}
+        cfg = TrainConfig(seed=seed, **overrides)
         out = output or DEMO_DIR
         try:
             train_twin(spec, cfg, out, cache_dir=cache_dir, work_dir=work_dir, progress=progress,
