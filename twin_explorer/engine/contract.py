@@ -17,18 +17,39 @@ Attributes: ``id`` (str, for provenance), ``units`` (DataFrame indexed by readou
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-FRAME_SHAPE = (144, 256)
+from ..monitor import FRAME_SHAPE
+
+
+@dataclass(frozen=True)
+class TwinMetadata:
+    """What a twin is, for provenance and for finding its ground truth.
+
+    ``kind``: "demo", "microns", "synthetic" or "custom"; ``model_id``: a stable id of the weights (a hash
+    or the published name); ``precision``: the numeric precision predictions are made in; ``trained_on``:
+    for a twin trained on a synthetic mouse, that mouse (``mouse_seed``, ``n_neurons``, ...), else None;
+    ``extra``: anything else the source recorded (training settings, scan)."""
+
+    kind: str = "custom"
+    model_id: str = ""
+    precision: str = "float32"
+    trained_on: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
 class TwinLike(Protocol):
+    """The twin contract (see the module docstring). ``truth()`` is the ground truth behind a twin made from
+    or trained on a synthetic mouse (a DataFrame indexed by readout_id), or None for real mice."""
+
     id: str
     frame_rate: float
     frame_shape: tuple[int, int]
+    metadata: TwinMetadata
 
     @property
     def n_units(self) -> int: ...
@@ -38,6 +59,8 @@ class TwinLike(Protocol):
 
     def predict(self, stimuli: np.ndarray, perspectives: np.ndarray | None = None,
                 modulations: np.ndarray | None = None, units: Any = None) -> np.ndarray: ...
+
+    def truth(self) -> Any: ...
 
 
 def validate_stimuli(stimuli: Any, frame_shape: tuple[int, int] = FRAME_SHAPE) -> tuple[np.ndarray, bool]:
