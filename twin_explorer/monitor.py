@@ -21,7 +21,8 @@ from functools import cached_property
 import numpy as np
 
 FRAME_SHAPE: tuple[int, int] = (144, 256)
-FRAME_RATE: float = 30.0
+FRAME_RATE: float = 30.0  # frames per second of every stimulus and prediction
+GREY: int = 128  # the mean grey level of the screen between stimuli (uint8)
 
 
 @dataclass(frozen=True)
