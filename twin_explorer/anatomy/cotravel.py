@@ -2,9 +2,9 @@
 counts into a connection density (Ding et al. 2025, MICrONS functional connectomics).
 
 Both skeletons are cut into pieces no longer than ``max_segment_um``; a piece of one neuron is "in proximity" when
-one of its ends lies within ``radius_um`` of a node of the other neuron's (cut) skeleton. The co-travel length of a side is the
-summed length of its pieces in proximity (the paper: 5 µm radius, pieces of at most 1 µm; with those settings
-this reproduces the co-travel lengths its methods notebook prints for its sample skeletons).
+one of its ends lies within ``radius_um`` of a node of the other neuron's (cut) skeleton. The co-travel length
+of a side is the summed length of its pieces in proximity (the paper: 5 µm radius, pieces of at most 1 µm; with
+those settings this reproduces the co-travel lengths its methods notebook prints for its sample skeletons).
 """
 
 from __future__ import annotations

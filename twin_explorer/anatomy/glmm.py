@@ -36,7 +36,7 @@ class MixedPoissonFit:
 
 
 def _group_terms(u: np.ndarray, total: np.ndarray, scale: np.ndarray, sigma: float) -> np.ndarray:
-    """h(u) = Y·u − A·e^u − u²/(2σ²) for each group (Y = summed counts, A = summed expected counts at u = 0)."""
+    """h(u) = Y·u − A·e^u − u²/(2σ²) per group (Y = summed counts, A = summed expected counts at u = 0)."""
     return total * u - scale * np.exp(u) - u ** 2 / (2 * sigma ** 2)
 
 
