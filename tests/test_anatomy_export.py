@@ -138,3 +138,22 @@ def test_cli_export(tmp_path, monkeypatch):
     res = CliRunner().invoke(typer_app, ["anatomy", "export", "--version", "1300", "--scans", "85",
                                          "--out", str(tmp_path / "bad")])
     assert res.exit_code != 0 and "session" in res.output
+
+
+def test_roots_holding_several_nuclei_are_not_fetched(tmp_path, monkeypatch):
+    import copy
+
+    import fake_caveclient
+
+    vol = copy.deepcopy(volume())
+    twin = vol.nucleus[vol.nucleus["id"] == 255142].assign(id=255143)  # a merge error: two somata, one root
+    vol.nucleus = pd.concat([vol.nucleus, twin], ignore_index=True)
+    vol.coreg = pd.concat([vol.coreg, vol.coreg[vol.coreg["target_id"] == 255142].assign(
+        id=13500, target_id=255143, unit_id=999)], ignore_index=True)
+    monkeypatch.setattr(fake_caveclient, "VOLUME", vol)
+    client = FakeCAVEclient()
+    manifest = export_anatomy(client, tmp_path / "merge", 1300, "8-5", progress=False)
+    assert manifest["counts"]["skipped_shared_root"] == 2 and manifest["counts"]["neurons"] == 1
+    assert client.roots_fetched() == {REAL_ROOT}
+    written = pd.read_csv(tmp_path / "merge" / "tables" / "nucleus_detection_v0.csv.gz")
+    assert {255142, 255143} <= set(written["id"])  # the rows stay in the table, flagged by the shared root

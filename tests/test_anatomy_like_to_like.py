@@ -212,3 +212,4 @@ def test_pairs_from_an_anatomy_folder_need_proofread_axons():
     assert set(pairs["pre_id"]) <= set(ids[:2]) and set(pairs["post_id"]) <= set(ids)
     assert pairs.attrs["proofread_axons_only"] and "similarity" in pairs and (pairs["cotravel_um"] > 0).all()
     assert (pairs["distance_um"] > 0).all()
+    assert fit_like_to_like(pairs.assign(n_synapses=1)).axons == "proofread"

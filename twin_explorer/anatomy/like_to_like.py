@@ -229,6 +229,7 @@ class LikeToLikeResult:
     n_synapses: int
     converged: bool
     confidence: float
+    axons: str = "unknown"  # 'proofread' when the pair table kept proofread axons only, else 'unfiltered'
 
     @property
     def slope(self) -> float:
@@ -242,7 +243,7 @@ class LikeToLikeResult:
         c = self.coefficients.loc[self.similarity]
         return (f"{self.similarity}: rate ratio per SD {c['rate_ratio_per_sd']:.2f} "
                 f"[{c['rr_ci_low']:.2f}, {c['rr_ci_high']:.2f}], p = {c['p_value']:.2g} "
-                f"({self.n_pre} proofread axons, {self.n_post} dendrites, {self.n_pairs} pairs, "
+                f"({self.n_pre} axons ({self.axons}), {self.n_post} dendrites, {self.n_pairs} pairs, "
                 f"{self.n_synapses} synapses; {self.formula})")
 
 
@@ -295,4 +296,6 @@ def fit_like_to_like(pairs: pd.DataFrame, similarity: str = "similarity",
                             bins=_density_bins(d, similarity, int(bins), confidence),
                             random_effect_sd=fit.random_effect_sd, n_pre=int(d["pre_id"].nunique()),
                             n_post=int(d["post_id"].nunique()), n_pairs=len(d), n_synapses=int(d["n_synapses"].sum()),
-                            converged=fit.converged, confidence=confidence)
+                            converged=fit.converged, confidence=confidence,
+                            axons={True: "proofread", False: "unfiltered"}.get(
+                                pairs.attrs.get("proofread_axons_only"), "unknown"))

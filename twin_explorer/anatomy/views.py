@@ -180,7 +180,7 @@ def plot_like_to_like_fit(result: Any) -> hv.Layout:
                        kdims=[name], vdims=["synapses per mm co-travel", "neg", "pos"])
     curve = hv.Curve((x, y), name, "synapses per mm co-travel").opts(color="#1f77b4")
     density = (curve * hv.Scatter((x, y), name, "synapses per mm co-travel").opts(size=7, color="#1f77b4")
-               * err).opts(width=380, height=300, title=f"{result.n_pre} proofread axons, {result.n_pairs} pairs")
+               * err).opts(width=380, height=300, title=f"{result.n_pre} axons ({result.axons}), {result.n_pairs} pairs")
     c = result.coefficients
     terms = list(c.index)
     rr, lo, hi = c["rate_ratio_per_sd"].to_numpy(), c["rr_ci_low"].to_numpy(), c["rr_ci_high"].to_numpy()
