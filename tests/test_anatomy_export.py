@@ -100,6 +100,8 @@ def test_version_decides_tables_and_versions_never_mix(tmp_path):
     assert not (tables / "digital_twin_properties_bcm_coreg_v4.csv.gz").exists()
     v3 = pd.read_csv(tables / "coregistration_manual_v3.csv.gz")
     assert set(zip(v3["session"], v3["scan_idx"])) == {(9, 3)} and "pt_position_x" in v3
+    nuclei = Anatomy(tmp_path / "v661").nuclei  # v661 rows lack 'created'; written with the column empty
+    assert {302310, 488811} <= set(nuclei.index) and nuclei["x_nm"].notna().all()
     with pytest.raises(ValueError, match="must not mix"):
         export_anatomy(FakeCAVEclient(), tmp_path / "v661", 1300, ["9-3"], progress=False)
     with pytest.raises(ValueError, match=r"available: \[661, 1300, 1507\]"):

@@ -142,6 +142,9 @@ def test_false_positive_rate_is_nominal_over_seeds():
     rejections = int((p_controlled < alpha).sum())
     # within a two-sided 99.8 % binomial band around 5 % of 60 (0..9)
     assert stats.binom.ppf(0.001, n_seeds, alpha) <= rejections <= stats.binom.ppf(0.999, n_seeds, alpha)
+    # the same data without distance in the model: the confound reads as like-to-like in nearly every seed
+    naive = [fit_like_to_like(simulate(seed=100 + k, gain=0.0, n=30), covariates=()).p_value for k in range(10)]
+    assert np.mean(np.array(naive) < alpha) >= 0.8
     power = np.mean([fit_like_to_like(simulate(seed=300 + k, gain=1.0, n=30)).p_value < alpha for k in range(10)])
     assert power >= 0.8
 
@@ -213,3 +216,21 @@ def test_pairs_from_an_anatomy_folder_need_proofread_axons():
     assert pairs.attrs["proofread_axons_only"] and "similarity" in pairs and (pairs["cotravel_um"] > 0).all()
     assert (pairs["distance_um"] > 0).all()
     assert fit_like_to_like(pairs.assign(n_synapses=1)).axons == "proofread"
+
+
+def test_without_presynaptic_variation_the_fit_is_the_poisson_glm():
+    pairs = simulate(seed=9, gain=0.5, sigma=0.0, n=30)
+    fit = fit_mixed_poisson(pairs.assign(mm=pairs["cotravel_um"] / 1000), "n_synapses", ["similarity", "distance_um"],
+                            "pre_id", "mm")
+    assert fit.random_effect_sd < 0.15 and fit.converged
+    # the plain Poisson GLM (no random effect) by Newton's method: its estimates and standard errors
+    X = np.c_[np.ones(len(pairs)), pairs[["similarity", "distance_um"]].to_numpy()]
+    y, off = pairs["n_synapses"].to_numpy(float), np.log(pairs["cotravel_um"].to_numpy() / 1000)
+    beta = np.r_[np.log(y.sum() / np.exp(off).sum()), 0, 0]
+    for _ in range(50):
+        mu = np.exp(X @ beta + off)
+        beta += np.linalg.solve(X.T @ (X * mu[:, None]), X.T @ (y - mu))
+    se = np.sqrt(np.diag(np.linalg.inv(X.T @ (X * np.exp(X @ beta + off)[:, None]))))
+    c = fit.coefficients
+    assert np.allclose(c["estimate"], beta[1:], rtol=0.05, atol=0.02 * se[1:])
+    assert np.allclose(c["se"], se[1:], rtol=0.15)

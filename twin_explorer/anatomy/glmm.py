@@ -44,13 +44,20 @@ def marginal_log_likelihood(theta: np.ndarray, X: np.ndarray, y: np.ndarray, off
                             groups: np.ndarray, n_groups: int, gradient: bool = False) -> float | tuple:
     """log L(β, log σ) with the random intercepts integrated out (adaptive Gauss–Hermite, 9 nodes); with
     ``gradient`` also its gradient (the posterior expectations of e^u and u² at the quadrature nodes)."""
-    beta, sigma = theta[:-1], float(np.exp(theta[-1]))
+    ll, grad, _ = _log_likelihood(theta, X, y, offset, groups, n_groups, np.zeros(n_groups))
+    return (ll, grad) if gradient else ll
+
+
+def _log_likelihood(theta: np.ndarray, X: np.ndarray, y: np.ndarray, offset: np.ndarray, groups: np.ndarray,
+                    n_groups: int, u_start: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(log L, gradient, modes of the random intercepts); the Newton search for the modes starts at u_start."""
+    beta, sigma = theta[:-1], float(np.exp(np.clip(theta[-1], *_LOG_SIGMA_BOUNDS)))
     eta = X @ beta + offset
     mu0 = np.exp(eta)
     total = np.bincount(groups, weights=y, minlength=n_groups)
     scale = np.bincount(groups, weights=mu0, minlength=n_groups)
     # mode of each group's integrand: damped Newton on a concave function of one variable
-    u = np.zeros(n_groups)
+    u = u_start.copy()
     for _ in range(60):
         grad = total - scale * np.exp(u) - u / sigma ** 2
         hess = -scale * np.exp(u) - 1 / sigma ** 2
@@ -65,14 +72,13 @@ def marginal_log_likelihood(theta: np.ndarray, X: np.ndarray, y: np.ndarray, off
     log_int = special.logsumexp(log_terms, axis=1)
     ll = float(np.sum(y * eta - special.gammaln(y + 1))
                + (log_int + np.log(np.sqrt(2) * s) - np.log(sigma * np.sqrt(2 * np.pi))).sum())
-    if not gradient:
-        return ll
     post = np.exp(log_terms - log_int[:, None])  # posterior weights of the nodes, per group
     e_exp_u = (post * np.exp(nodes)).sum(axis=1)
     e_u2 = (post * nodes ** 2).sum(axis=1)
     g_beta = X.T @ (y - mu0 * e_exp_u[groups])
-    g_log_sigma = float(np.sum(e_u2 / sigma ** 2 - 1))
-    return ll, np.r_[g_beta, g_log_sigma]
+    inside = _LOG_SIGMA_BOUNDS[0] < theta[-1] < _LOG_SIGMA_BOUNDS[1]
+    g_log_sigma = float(np.sum(e_u2 / sigma ** 2 - 1)) if inside else 0.0  # flat beyond the clip
+    return ll, np.r_[g_beta, g_log_sigma], u
 
 
 def _hessian(grad_f, x: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -120,20 +126,25 @@ def fit_mixed_poisson(data: pd.DataFrame, response: str, covariates: list[str], 
         raise ValueError(f"covariates {[c for c, s in zip(covariates, sd) if s == 0]} do not vary")
     X = np.column_stack([np.ones(len(d)), (Z - mu) / sd])
 
+    modes = np.zeros(len(uniques))  # warm start: the modes move little between nearby evaluations
+
     def negll(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, g = marginal_log_likelihood(theta, X, y, off, codes, len(uniques), gradient=True)
+        ll, g, u = _log_likelihood(theta, X, y, off, codes, len(uniques), modes)
+        modes[:] = np.where(np.isfinite(u), u, 0.0)
         return -ll, -g
 
     rate = max(y.sum(), 0.5) / np.exp(off).sum()
     theta0 = np.r_[np.log(rate), np.zeros(len(covariates)), np.log(0.5)]
-    bounds = [(None, None)] * (len(covariates) + 1) + [_LOG_SIGMA_BOUNDS]
-    res = optimize.minimize(negll, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-                            options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-7})
-    theta = res.x
+    # log σ is clipped to _LOG_SIGMA_BOUNDS inside the likelihood (flat beyond), so plain BFGS needs no bounds
+    res = optimize.minimize(negll, theta0, jac=True, method="BFGS", options={"maxiter": 500, "gtol": 1e-6})
+    theta = res.x.copy()
+    theta[-1] = np.clip(theta[-1], *_LOG_SIGMA_BOUNDS)
     free = np.ones(len(theta), bool)
-    if theta[-1] <= _LOG_SIGMA_BOUNDS[0] + 1e-3:
-        free[-1] = False  # σ at its bound: the β curvature is that of the plain Poisson model
+    if not _LOG_SIGMA_BOUNDS[0] + 1e-3 < theta[-1] < _LOG_SIGMA_BOUNDS[1] - 1e-3:
+        free[-1] = False  # σ at a bound: the β curvature alone (at σ → 0, that of the plain Poisson model)
     H = _hessian(lambda t: negll(t)[1], theta, free)
+    if free[-1] and H[-1, -1] < 1e-8:  # σ practically unidentified (≈ 0): keep the β block
+        H = H[:-1, :-1]
     try:
         cov = np.linalg.inv(H)
         se_std = np.sqrt(np.clip(np.diag(cov)[:len(covariates) + 1], 0, None))

@@ -248,19 +248,20 @@ class LikeToLikeResult:
 
 
 def _density_bins(pairs: pd.DataFrame, name: str, bins: int, confidence: float) -> pd.DataFrame:
-    edges = np.unique(np.quantile(pairs[name], np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.searchsorted(edges, pairs[name], side="right") - 1, 0, len(edges) - 2)
-    rows = []
+    x = pairs[name].to_numpy(float)
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
+    nb = len(edges) - 1
+    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, nb - 1)
+    n_pairs = np.bincount(which, minlength=nb)
+    k = np.bincount(which, weights=pairs["n_synapses"].to_numpy(float), minlength=nb)
+    length_mm = np.bincount(which, weights=pairs["cotravel_um"].to_numpy(float), minlength=nb) / 1000
     alpha = 1 - confidence
-    for b in range(len(edges) - 1):
-        m = which == b
-        k, length_mm = int(pairs.loc[m, "n_synapses"].sum()), float(pairs.loc[m, "cotravel_um"].sum()) / 1000
-        lo = stats.chi2.ppf(alpha / 2, 2 * k) / 2 if k else 0.0  # exact (Garwood) Poisson interval
-        hi = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2
-        rows.append(dict(bin_lo=edges[b], bin_hi=edges[b + 1], bin_center=float(pairs.loc[m, name].mean()),
-                         n_pairs=int(m.sum()), n_synapses=k, cotravel_mm=length_mm,
-                         density=k / length_mm, density_lo=lo / length_mm, density_hi=hi / length_mm))
-    return pd.DataFrame(rows)
+    lo = np.where(k > 0, stats.chi2.ppf(alpha / 2, 2 * k) / 2, 0.0)  # exact (Garwood) Poisson interval
+    hi = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2
+    return pd.DataFrame({"bin_lo": edges[:-1], "bin_hi": edges[1:],
+                         "bin_center": np.bincount(which, weights=x, minlength=nb) / np.maximum(n_pairs, 1),
+                         "n_pairs": n_pairs, "n_synapses": k.astype(int), "cotravel_mm": length_mm,
+                         "density": k / length_mm, "density_lo": lo / length_mm, "density_hi": hi / length_mm})
 
 
 def fit_like_to_like(pairs: pd.DataFrame, similarity: str = "similarity",
