@@ -258,14 +258,19 @@ class _Skeleton:
         if output_format != "dict":
             raise NotImplementedError("the fake serves output_format='dict' only")
         self._p.calls.append(("get_skeleton", int(root_id)))
+        if int(root_id) in self._p.no_skeleton:
+            raise ValueError(f"500 Server Error: no skeleton could be generated for {root_id}")
         return json.loads(json.dumps(volume().skeletons[int(root_id)]))
 
 
 class FakeCAVEclient:
-    """``FakeCAVEclient(fail_after=k)`` raises a ConnectionError on the (k+1)-th synapse_query."""
+    """``FakeCAVEclient(fail_after=k)`` raises a ConnectionError on the (k+1)-th synapse_query; roots in
+    ``no_skeleton`` get a server error from the skeleton service."""
 
-    def __init__(self, datastack_name: str = "minnie65_public", fail_after: int | None = None) -> None:
+    def __init__(self, datastack_name: str = "minnie65_public", fail_after: int | None = None,
+                 no_skeleton: tuple[int, ...] = ()) -> None:
         self.datastack_name = datastack_name
+        self.no_skeleton = set(no_skeleton)
         self.fail_after = fail_after
         self.synapse_queries = 0
         self.calls: list[tuple] = []

@@ -159,3 +159,13 @@ def test_roots_holding_several_nuclei_are_not_fetched(tmp_path, monkeypatch):
     assert client.roots_fetched() == {REAL_ROOT}
     written = pd.read_csv(tmp_path / "merge" / "tables" / "nucleus_detection_v0.csv.gz")
     assert {255142, 255143} <= set(written["id"])  # the rows stay in the table, flagged by the shared root
+
+
+def test_a_root_without_skeleton_is_recorded_and_the_export_goes_on(tmp_path):
+    missing = 864691135000000101
+    manifest = export_anatomy(FakeCAVEclient(no_skeleton=(missing,)), tmp_path / "s", 1300, "8-5", progress=False)
+    assert manifest["counts"]["skeletons"] == 1 and manifest["counts"]["skeleton_failures"] == 1
+    err = tmp_path / "s" / "cave_cache" / "neurons" / f"{missing}_255142" / "skeleton_error.txt"
+    assert "no skeleton" in err.read_text()
+    a = Anatomy(tmp_path / "s")
+    assert a.skeleton_ids == [REAL_NUCLEUS] and len(a.synapses(255142)) > 0

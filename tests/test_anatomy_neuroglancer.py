@@ -122,3 +122,14 @@ def test_link_for_a_neuron_of_an_anatomy_folder():
     synthetic = SimpleNamespace(folder="sample", manifest={}, nuclei=nuclei, synapses=real.synapses)
     with pytest.raises(ValueError, match="materialization_version"):
         neuroglancer_link_for_neuron(synthetic, 292965)
+
+
+def test_unit_command_gives_no_real_em_link_for_the_synthetic_sample():
+    from typer.testing import CliRunner
+
+    from twin_explorer.cli import typer_app
+
+    res = CliRunner().invoke(typer_app, ["anatomy-unit", "0"])
+    assert res.exit_code == 0, res.output
+    assert "neuroglancer: none" in res.output and "materialization_version" in res.output
+    assert "https://" not in res.output

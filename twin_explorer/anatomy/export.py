@@ -130,14 +130,24 @@ class _Export:
         done = self.neuron_dir(root, nucleus)
         if done.exists():
             return
-        if skeletons:
-            d = self.client.skeleton.get_skeleton(root, skeleton_version=self.skeleton_version, output_format="dict")
-            sk = skeleton_from_service(d)
-            with atomic_path(self.out / "skeletons" / f"{root}_{nucleus}.swc") as tmp:
-                write_swc(sk, tmp, header=f"root {root} nucleus {nucleus} materialization v{self.version} "
-                                          "(skeleton service; nm)")
+        skeleton_error = None
+        if skeletons and not (self.out / "skeletons" / f"{root}_{nucleus}.swc").exists():
+            try:
+                d = self.client.skeleton.get_skeleton(root, skeleton_version=self.skeleton_version,
+                                                      output_format="dict")
+                sk = skeleton_from_service(d)
+            except (ConnectionError, TimeoutError):
+                raise  # transient: stop here, a rerun resumes
+            except Exception as exc:  # the service has no skeleton for this root: say so, keep going
+                skeleton_error = f"{type(exc).__name__}: {exc}"
+            else:
+                with atomic_path(self.out / "skeletons" / f"{root}_{nucleus}.swc") as tmp:
+                    write_swc(sk, tmp, header=f"root {root} nucleus {nucleus} materialization v{self.version} "
+                                              "(skeleton service; nm)")
         with atomic_path(done) as tmp:
             tmp.mkdir(parents=True)
+            if skeleton_error:
+                (tmp / "skeleton_error.txt").write_text(skeleton_error)
             for side, key in (("pre", "pre_ids"), ("post", "post_ids")):
                 syn = self.client.materialize.synapse_query(
                     **{key: root}, split_positions=True, desired_resolution=VOXEL_RESOLUTION,
@@ -248,7 +258,11 @@ def export_anatomy(client: Any, out: str | Path, version: int, scans: str | Iter
         "counts": {"coregistration_rows": int(len(coreg)), "neurons": int(len(usable)),
                    "skipped_root_0": int((neurons["pt_root_id"] <= 0).sum()),
                    "skipped_shared_root": int(((neurons["pt_root_id"] > 0) & (n_roots > 1)).sum()),
-                   "skeletons": int(len(usable)) if skeletons else 0, "synapses": int(len(syn)),
+                   "skeletons": sum((out / "skeletons" / f"{r}_{n}.swc").exists()
+                                    for r, n in zip(usable["pt_root_id"], usable["target_id"])),
+                   "skeleton_failures": sum((ex.neuron_dir(r, n) / "skeleton_error.txt").exists()
+                                            for r, n in zip(usable["pt_root_id"], usable["target_id"])),
+                   "synapses": int(len(syn)),
                    "partner_nuclei": int(len(all_nuclei) - len(nuclei))},
         "software": _software(client),
     }
