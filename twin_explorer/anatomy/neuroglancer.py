@@ -37,7 +37,11 @@ _SAFE = "~@#$&()*!+=:;,.?/'"
 
 
 def segmentation_for_version(version: int | None) -> tuple[str, str]:
-    """(segmentation source, viewer host) for root ids of materialization ``version`` (None: live ids)."""
+    """(segmentation source, viewer host) for root ids of materialization ``version`` (None: live ids).
+
+    The graphene segmentation shows the current state of proofreading: a root id of an older version without a
+    static segmentation shows only if it has not been edited since (else update it with the chunkedgraph, or
+    export at a version listed in ``STATIC_SEGMENTATIONS``)."""
     if version is None:
         return MINNIE65_GRAPHENE, CAVE_VIEWER
     try:
