@@ -15,7 +15,8 @@ from twin_explorer.anatomy import Anatomy, Skeleton, like_to_like
 from twin_explorer.anatomy.cotravel import cotravel_length, cotravel_matrix, cut_segments, skeleton_cable
 from twin_explorer.anatomy.glmm import fit_mixed_poisson, marginal_log_likelihood
 from twin_explorer.anatomy.like_to_like import fit_like_to_like
-from twin_explorer.anatomy.pairs import add_similarity, pair_table, pairs_from_anatomy, proofread_axons
+from twin_explorer.anatomy.pairs import (add_similarity, pair_table, pairs_from_anatomy, proofread_axons,
+                                         similarity_by_nucleus)
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "microns-real"
 FUNCONN = REAL / "spapa013+microns-funconn-2025" / "methods" / "sample_data" / "skeletons"
@@ -234,3 +235,20 @@ def test_without_presynaptic_variation_the_fit_is_the_poisson_glm():
     c = fit.coefficients
     assert np.allclose(c["estimate"], beta[1:], rtol=0.05, atol=0.02 * se[1:])
     assert np.allclose(c["se"], se[1:], rtol=0.15)
+
+
+def test_readout_similarity_maps_to_neurons():
+    a = Anatomy.sample()
+    nuclei = a.skeleton_ids[:5]
+    coreg = a.coregistration.drop_duplicates("target_id").set_index("target_id").loc[nuclei]
+    units = coreg[["session", "scan_idx", "unit_id"]].reset_index(drop=True)
+    units.index = pd.Index(np.arange(100, 105), name="readout_id")
+    S = pd.DataFrame(np.arange(25.0).reshape(5, 5), index=units.index, columns=units.index)
+    by_nucleus = similarity_by_nucleus(a, units, S)
+    resolved = a.resolve_units(units, policy="unique")
+    for rid, row in resolved[resolved["nucleus_id"].notna()].iterrows():
+        for rid2, row2 in resolved[resolved["nucleus_id"].notna()].iterrows():
+            assert by_nucleus.loc[int(row["nucleus_id"]), int(row2["nucleus_id"])] == S.loc[rid, rid2]
+    assert list(by_nucleus.index) == list(nuclei) and by_nucleus.iloc[1, 3] == 8.0
+    with pytest.raises(ValueError, match="DataFrame"):
+        similarity_by_nucleus(a, units, S.to_numpy())

@@ -132,3 +132,16 @@ def pairs_from_anatomy(anatomy: Any, similarity: pd.DataFrame, proofreading: pd.
                        pos, radius_um=radius_um, max_segment_um=max_segment_um)
     pairs.attrs["proofread_axons_only"] = proofreading is not None
     return add_similarity(pairs, similarity)
+
+
+def similarity_by_nucleus(anatomy: Any, units: pd.DataFrame, similarity: pd.DataFrame) -> pd.DataFrame:
+    """A readout-indexed similarity (index and columns readout_id, e.g. in-silico signal correlation of a twin's
+    units) re-indexed by nucleus id through the units' unique coregistration matches (ambiguous units left out)."""
+    if not isinstance(similarity, pd.DataFrame):
+        raise ValueError("similarity must be a DataFrame indexed and columned by readout_id")
+    res = anatomy.resolve_units(units, policy="unique")
+    res = res[res["nucleus_id"].notna() & res.index.isin(similarity.index)]
+    res = res[~res["nucleus_id"].duplicated(keep=False)]  # one unit per neuron, else the value is ambiguous
+    rid = res.index.to_numpy()
+    nid = res["nucleus_id"].astype("int64").to_numpy()
+    return pd.DataFrame(similarity.loc[rid, rid].to_numpy(float), index=nid, columns=nid)
