@@ -1,4 +1,5 @@
-"""Like-to-like statistics, similarity measures, Neuroglancer links, the optional live-data module and the views."""
+"""The descriptive like-to-like summary, similarity measures, Neuroglancer link round trip, the optional CAVE module
+and the views."""
 
 from __future__ import annotations
 
@@ -112,8 +113,8 @@ def test_neuroglancer_link_round_trips_with_ids_and_voxel_points():
 
 
 # ---- optional live data --------------------------------------------------------------------------------------------
-def test_remote_without_extra_says_what_to_install(monkeypatch):
-    from twin_explorer.anatomy import remote
+def test_cave_without_extra_says_what_to_install(monkeypatch):
+    from twin_explorer.anatomy import cave
 
     real_import = builtins.__import__
 
@@ -123,19 +124,19 @@ def test_remote_without_extra_says_what_to_install(monkeypatch):
         return real_import(name, *args, **kw)
 
     monkeypatch.setattr(builtins, "__import__", no_cave)
-    monkeypatch.setattr(remote.importlib, "import_module", lambda name: no_cave(name))
+    monkeypatch.setattr(cave.importlib, "import_module", lambda name: no_cave(name))
     with pytest.raises(ImportError, match=r"twin_explorer\[microns\]"):
-        remote.cave_client()
+        cave.cave_client()
     with pytest.raises(ImportError, match=r"twin_explorer\[microns\]"):
-        remote.fetch_mesh(864691135000000001)
+        cave.fetch_mesh(864691135000000001)
     with pytest.raises(ValueError, match="root_id"):
-        remote.fetch_mesh("abc")
+        cave.fetch_mesh("abc")
     with pytest.raises(ValueError, match="lod"):
-        remote.fetch_mesh(1, lod=7)
+        cave.fetch_mesh(1, lod=7)
     with pytest.raises(ValueError, match="direction"):
-        remote.fetch_synapses(1, direction="sideways")
+        cave.fetch_synapses(1, direction="sideways")
     with pytest.raises(ValueError, match="version"):
-        remote.cave_client(version=-3)
+        cave.cave_client(version=-3)
 
 
 # ---- views ------------------------------------------------------------------------------------------------------------

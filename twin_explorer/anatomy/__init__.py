@@ -2,7 +2,7 @@
 
 Data model and loaders (:class:`Anatomy`, SWC and meshwork readers, CAVE table dumps), coordinate frames,
 the offline sample generator, Neuroglancer links, the like-to-like analysis and plots (``views``, imported on
-demand because it loads HoloViews and plotly). Live CAVE/cloud-volume access is in ``remote`` (optional extra).
+demand because it loads HoloViews and plotly). Live CAVE access is in ``cave``, the export in ``export``.
 """
 
 from __future__ import annotations

@@ -1,19 +1,25 @@
-"""Like-to-like connectivity (the Ding et al. 2025 analysis): connection probability and synapse count against a
-functional similarity of neuron pairs (in-silico signal correlation or readout-feature similarity).
+"""Like-to-like connectivity (Ding et al. 2025, MICrONS functional connectomics): do neurons that respond alike
+connect more? Functional similarity measures of neuron pairs, and two analyses:
 
-:func:`like_to_like` bins the similarity of every ordered pair of neurons, reports per bin the connection
-probability (Wilson CI) and mean synapse count (t CI), fits a logistic regression of "connected" on similarity,
-and tests the relation with a permutation test that shuffles neuron identities of the similarity matrix.
+* :func:`fit_like_to_like` — the analysis of the paper: synapse counts of (proofread axon, dendrite) pairs with
+  co-travel (:mod:`.pairs`) in a Poisson mixed model with log co-travel length as offset, a random intercept
+  per presynaptic neuron and soma distance as a covariate (:mod:`.glmm`). Effect sizes with confidence intervals.
+* :func:`like_to_like` — a descriptive summary over all ordered pairs (connection probability and synapse count
+  per similarity bin). Its label-permutation p-values ignore that similarity and distance are correlated, and
+  it knows nothing of axon proofreading or co-travel: use it to look, not to test.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import optimize, stats
+
+from .glmm import fit_mixed_poisson
 
 
 def tuning_curves(pref_dir_deg: Any, gosi: Any, gdsi: Any, directions: int = 16) -> np.ndarray:
@@ -103,7 +109,8 @@ def like_to_like(similarity: Any, synapses: pd.DataFrame | np.ndarray, ids: Any 
                  n_permutations: int = 1000, seed: int = 0, pre: str = "pre_pt_root_id",
                  post: str = "post_pt_root_id", alternative: Literal["two-sided", "greater", "less"] = "two-sided",
                  name: str = "similarity", confidence: float = 0.95) -> xr.Dataset:
-    """Connection probability and synapse count against pairwise similarity.
+    """Descriptive: connection probability and synapse count against pairwise similarity (see the module note;
+    :func:`fit_like_to_like` is the test).
 
     similarity: [n, n] array (ordered like ``ids``) or a DataFrame indexed and columned by neuron id.
     synapses: a synapse table (columns ``pre``/``post`` hold the same kind of id) or an [n, n] count matrix.
@@ -203,3 +210,93 @@ def like_to_like(similarity: Any, synapses: pd.DataFrame | np.ndarray, ids: Any 
         n_permutations=int(n_permutations), seed=int(seed), alternative=alternative, confidence=confidence,
     )
     return ds
+
+
+@dataclass
+class LikeToLikeResult:
+    """A like-to-like fit: ``coefficients`` (per term: estimate = change of log synapse density per unit, se, z,
+    p_value, ci_low/ci_high, and the rate ratio per SD of the term with its CI), ``bins`` (observed synapse
+    density per mm of co-travel per similarity bin, exact Poisson CI), the random-intercept SD and counts."""
+
+    similarity: str
+    formula: str
+    coefficients: pd.DataFrame
+    bins: pd.DataFrame
+    random_effect_sd: float
+    n_pre: int
+    n_post: int
+    n_pairs: int
+    n_synapses: int
+    converged: bool
+    confidence: float
+    axons: str = "unknown"  # 'proofread' when the pair table kept proofread axons only, else 'unfiltered'
+
+    @property
+    def slope(self) -> float:
+        return float(self.coefficients.loc[self.similarity, "estimate"])
+
+    @property
+    def p_value(self) -> float:
+        return float(self.coefficients.loc[self.similarity, "p_value"])
+
+    def summary(self) -> str:
+        c = self.coefficients.loc[self.similarity]
+        return (f"{self.similarity}: rate ratio per SD {c['rate_ratio_per_sd']:.2f} "
+                f"[{c['rr_ci_low']:.2f}, {c['rr_ci_high']:.2f}], p = {c['p_value']:.2g} "
+                f"({self.n_pre} axons ({self.axons}), {self.n_post} dendrites, {self.n_pairs} pairs, "
+                f"{self.n_synapses} synapses; {self.formula})")
+
+
+def _density_bins(pairs: pd.DataFrame, name: str, bins: int, confidence: float) -> pd.DataFrame:
+    x = pairs[name].to_numpy(float)
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
+    nb = len(edges) - 1
+    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, nb - 1)
+    n_pairs = np.bincount(which, minlength=nb)
+    k = np.bincount(which, weights=pairs["n_synapses"].to_numpy(float), minlength=nb)
+    length_mm = np.bincount(which, weights=pairs["cotravel_um"].to_numpy(float), minlength=nb) / 1000
+    alpha = 1 - confidence
+    lo = np.where(k > 0, stats.chi2.ppf(alpha / 2, 2 * k) / 2, 0.0)  # exact (Garwood) Poisson interval
+    hi = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2
+    return pd.DataFrame({"bin_lo": edges[:-1], "bin_hi": edges[1:],
+                         "bin_center": np.bincount(which, weights=x, minlength=nb) / np.maximum(n_pairs, 1),
+                         "n_pairs": n_pairs, "n_synapses": k.astype(int), "cotravel_mm": length_mm,
+                         "density": k / length_mm, "density_lo": lo / length_mm, "density_hi": hi / length_mm})
+
+
+def fit_like_to_like(pairs: pd.DataFrame, similarity: str = "similarity",
+                     covariates: tuple[str, ...] = ("distance_um",), bins: int = 5,
+                     confidence: float = 0.95) -> LikeToLikeResult:
+    """Synapse density against functional similarity, as in the MICrONS functional-connectomics analysis:
+
+        n_synapses ~ similarity + covariates + offset(log co-travel) + (1 | presynaptic neuron), Poisson
+
+    ``pairs``: a pair table (:func:`~twin_explorer.anatomy.pairs.pair_table` + ``add_similarity``) with pre_id,
+    n_synapses, cotravel_um (> 0) and the named columns. Soma distance is a covariate by default because nearby
+    neurons are both more alike and more connected; ``covariates=()`` gives the uncontrolled model.
+    """
+    need = ["pre_id", "post_id", "n_synapses", "cotravel_um", similarity, *covariates]
+    missing = [c for c in need if c not in pairs.columns]
+    if missing:
+        raise ValueError(f"pair table lacks columns {missing}; build it with pairs.pair_table and add_similarity")
+    if int(bins) < 1:
+        raise ValueError(f"bins must be ≥ 1, got {bins}")
+    d = pairs[need].dropna()
+    d = d[d["cotravel_um"] > 0].assign(cotravel_mm=lambda x: x["cotravel_um"] / 1000)
+    if d["n_synapses"].sum() == 0:
+        raise ValueError("no synapses among these pairs; nothing to relate similarity to")
+    terms = [similarity, *covariates]
+    fit = fit_mixed_poisson(d, "n_synapses", terms, group="pre_id", offset="cotravel_mm", confidence=confidence)
+    coef = fit.coefficients.copy()
+    per_sd = coef["covariate_sd"]
+    coef["rate_ratio_per_sd"] = np.exp(coef["estimate"] * per_sd)
+    coef["rr_ci_low"] = np.exp(coef["ci_low"] * per_sd)
+    coef["rr_ci_high"] = np.exp(coef["ci_high"] * per_sd)
+    formula = f"n_synapses ~ {' + '.join(terms)} + offset(log cotravel_mm) + (1 | pre_id), Poisson"
+    return LikeToLikeResult(similarity=similarity, formula=formula, coefficients=coef,
+                            bins=_density_bins(d, similarity, int(bins), confidence),
+                            random_effect_sd=fit.random_effect_sd, n_pre=int(d["pre_id"].nunique()),
+                            n_post=int(d["post_id"].nunique()), n_pairs=len(d), n_synapses=int(d["n_synapses"].sum()),
+                            converged=fit.converged, confidence=confidence,
+                            axons={True: "proofread", False: "unfiltered"}.get(
+                                pairs.attrs.get("proofread_axons_only"), "unknown"))

@@ -169,3 +169,25 @@ def plot_like_to_like(ds: xr.Dataset) -> hv.Layout:
               f"perm. p = {ds.attrs['p_value_connection']:.3g}")
     b = panel("mean_synapses", "synapses per pair").opts(title=f"perm. p = {ds.attrs['p_value_synapses']:.3g}")
     return (a + b).opts(shared_axes=False)
+
+
+def plot_like_to_like_fit(result: Any) -> hv.Layout:
+    """A :class:`~twin_explorer.anatomy.like_to_like.LikeToLikeResult`: synapses per mm of co-travel per similarity
+    bin (exact Poisson CI), and each model term's effect as a rate ratio per SD with its confidence interval."""
+    b, name = result.bins, result.similarity
+    x, y = b["bin_center"].to_numpy(), b["density"].to_numpy()
+    err = hv.ErrorBars((x, y, y - b["density_lo"].to_numpy(), b["density_hi"].to_numpy() - y),
+                       kdims=[name], vdims=["synapses per mm co-travel", "neg", "pos"])
+    curve = hv.Curve((x, y), name, "synapses per mm co-travel").opts(color="#1f77b4")
+    density = (curve * hv.Scatter((x, y), name, "synapses per mm co-travel").opts(size=7, color="#1f77b4")
+               * err).opts(width=380, height=300, title=f"{result.n_pre} axons ({result.axons}), {result.n_pairs} pairs")
+    c = result.coefficients
+    terms = list(c.index)
+    rr, lo, hi = c["rate_ratio_per_sd"].to_numpy(), c["rr_ci_low"].to_numpy(), c["rr_ci_high"].to_numpy()
+    pct = int(round(100 * result.confidence))
+    forest = (hv.HLine(1.0).opts(color="#999999", line_dash="dashed")
+              * hv.ErrorBars((terms, rr, rr - lo, hi - rr), kdims=["term"], vdims=["rate ratio per SD", "neg", "pos"])
+              * hv.Scatter((terms, rr), "term", "rate ratio per SD").opts(size=8, color="#d62728")).opts(
+        width=380, height=300,
+        title=f"{name}: ×{c.loc[name, 'rate_ratio_per_sd']:.2f} per SD ({pct}% CI), p = {c.loc[name, 'p_value']:.2g}")
+    return (density + forest).opts(shared_axes=False)

@@ -1,4 +1,5 @@
-"""Anatomy commands: build the offline sample, and follow one unit to its neuron (chain + Neuroglancer link)."""
+"""Anatomy commands: build the offline sample, follow one unit to its neuron (chain + Neuroglancer link), and
+export real MICrONS anatomy from CAVE (``twin-explorer anatomy export``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,35 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Real MICrONS anatomy from CAVE (needs the 'microns' extra, i.e. caveclient).",
+                        no_args_is_help=True)
+    app.add_typer(group, name="anatomy")
+
+    @group.command("export")
+    def anatomy_export(
+        version: int = typer.Option(..., help="materialization version to pin (e.g. 1300); all root ids are of it"),
+        scans: str = typer.Option(..., help="scans whose coregistered units to export, e.g. 8-5,9-3"),
+        out: Path = typer.Option(..., help="output anatomy folder (rerun the same command to resume)"),
+        datastack: str = typer.Option("minnie65_public", help="CAVE datastack"),
+        skeletons: bool = typer.Option(True, help="download skeletons from the skeleton service"),
+        include_auto: bool = typer.Option(False, help="also the automatic coregistration table"),
+        progress: bool = typer.Option(True, help="show a progress bar"),
+    ) -> None:
+        """Export tables, skeletons and synapses of the coregistered neurons of SCANS at VERSION into OUT."""
+        from ..anatomy import cave
+        from ..anatomy.export import export_anatomy, parse_scans
+
+        try:
+            parse_scans(scans)
+            client = cave.cave_client(datastack, version=version)
+            manifest = export_anatomy(client, out, version, scans, datastack=datastack, skeletons=skeletons,
+                                      include_auto=include_auto, progress=progress)
+        except (ValueError, ImportError) as exc:
+            raise typer.BadParameter(str(exc)) from None
+        c = manifest["counts"]
+        typer.echo(f"exported {c['neurons']} neurons ({c['skeletons']} skeletons, {c['synapses']} synapses, "
+                   f"{c['partner_nuclei']} partner nuclei) of {datastack} v{version} to {out}")
+
     @app.command("anatomy-sample")
     def anatomy_sample(
         out: Path = typer.Option(Path("assets/anatomy"), help="output folder"),
@@ -44,7 +74,8 @@ def register(app: typer.Typer) -> None:
         mouse_seed: int = typer.Option(0, help="seed of the synthetic mouse whose units are linked"),
     ) -> None:
         """Print the link chain of one unit (coregistration, nucleus, cell type, area) and a Neuroglancer link."""
-        from ..anatomy import Anatomy, neuroglancer_link
+        from ..anatomy import Anatomy
+        from ..anatomy.neuroglancer import neuroglancer_link_for_neuron
         from ..synthetic import SyntheticMouse
 
         anatomy = Anatomy(folder) if folder else Anatomy.sample()
@@ -57,6 +88,8 @@ def register(app: typer.Typer) -> None:
             if key in chain:
                 typer.echo(f"{key:>14}: {chain[key]}")
         if chain["match"] != "none":
-            nid = int(chain["nucleus_id"])
-            syn = anatomy.synapses(nid)
-            typer.echo(f"{'neuroglancer':>14}: {neuroglancer_link([int(chain['pt_root_id'])], syn)}")
+            try:
+                link = neuroglancer_link_for_neuron(anatomy, int(chain["nucleus_id"]))
+            except ValueError as exc:  # e.g. the synthetic sample: no real EM ids to show
+                link = f"none ({exc})"
+            typer.echo(f"{'neuroglancer':>14}: {link}")

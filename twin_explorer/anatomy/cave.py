@@ -1,4 +1,5 @@
-"""Live MICrONS data through the optional extra ``twin_explorer[microns]`` (caveclient, cloud-volume).
+"""Live MICrONS data through the optional extra ``twin_explorer[microns]`` (caveclient, cloud-volume): the client,
+single-table and synapse queries, meshes. The version-pinned export of a whole anatomy folder is :mod:`.export`.
 
 Nothing here runs without that extra; importing this module is cheap and the clients are imported on first use.
 The CAVE token is never handled here: caveclient reads it from its own config (``~/.cloudvolume/secrets``) or,
@@ -14,8 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .neuroglancer import MINNIE65_SEGMENTATION
-from .swc import Skeleton
+from .neuroglancer import segmentation_for_version
 from .tables import TABLE_COLUMNS
 
 DATASTACK = "minnie65_public"
@@ -59,43 +59,41 @@ def cave_client(datastack: str = DATASTACK, version: int | None = None, server_a
     return client
 
 
+#: positions are asked for in annotation voxels, the unit the anatomy folder stores
+VOXEL_RESOLUTION = [4, 4, 40]
+
+
 def query_table(table: str, filter_in: dict[str, list] | None = None, client: Any = None,
                 version: int | None = None) -> pd.DataFrame:
-    """Query a CAVE table (positions split into ``_x/_y/_z`` like the offline dumps)."""
+    """Query a CAVE table at materialization ``version`` (positions split into ``_x/_y/_z`` voxels, like the
+    offline dumps)."""
     if not isinstance(table, str) or not table:
         raise ValueError(f"table must be a table name, e.g. one of {list(TABLE_COLUMNS)}")
     if filter_in is not None and not isinstance(filter_in, dict):
         raise ValueError("filter_in must be a dict {column: [values]}")
     client = client or cave_client(version=version)
-    return client.materialize.query_table(table, filter_in_dict=filter_in, split_positions=True)
+    return client.materialize.query_table(table, filter_in_dict=filter_in, split_positions=True,
+                                          materialization_version=version, desired_resolution=VOXEL_RESOLUTION)
 
 
-def fetch_synapses(root_id: Any, direction: str = "input", client: Any = None) -> pd.DataFrame:
-    """Synapses onto (``input``) or from (``output``) a root id, from ``synapses_pni_2``."""
+def fetch_synapses(root_id: Any, direction: str = "input", client: Any = None,
+                   version: int | None = None) -> pd.DataFrame:
+    """Synapses onto (``input``) or from (``output``) a root id (``synapse_query``; positions in voxels)."""
     if direction not in ("input", "output"):
         raise ValueError(f"direction must be 'input' or 'output', got {direction!r}")
-    col = "post_pt_root_id" if direction == "input" else "pre_pt_root_id"
-    return query_table("synapses_pni_2", {col: [_root(root_id)]}, client=client)
-
-
-def fetch_skeleton(root_id: Any, client: Any = None, skeleton_version: int = 4) -> Skeleton:
-    """A skeleton from the CAVE skeleton service, as a :class:`Skeleton` in nm with compartments."""
     root = _root(root_id)
-    client = client or cave_client()
-    d = client.skeleton.get_skeleton(root, output_format="dict", skeleton_version=skeleton_version)
-    from .swc import skeleton_from_edges
-
-    verts = np.asarray(d["vertices"], dtype=float)
-    comp = np.asarray(d.get("compartment", np.zeros(len(verts))), dtype=np.int64)
-    radius = np.asarray(d.get("radius", np.full(len(verts), 100.0)), dtype=float)
-    sk = skeleton_from_edges(verts, np.asarray(d["edges"]), int(d.get("root", 0)), comp, radius)
-    sk.meta = {"root_id": root, "source": "caveclient skeleton service"}
-    return sk
+    client = client or cave_client(version=version)
+    ids = {"post_ids": root} if direction == "input" else {"pre_ids": root}
+    return client.materialize.synapse_query(**ids, split_positions=True, desired_resolution=VOXEL_RESOLUTION,
+                                            materialization_version=version)
 
 
-def fetch_mesh(root_id: Any, source: str = MINNIE65_SEGMENTATION, lod: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """(vertices nm [n, 3], faces [m, 3]) of a root id from a precomputed source through cloud-volume."""
+def fetch_mesh(root_id: Any, source: str | None = None, lod: int = 2,
+               version: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices nm [n, 3], faces [m, 3]) of a root id through cloud-volume, from ``source`` or else the
+    segmentation of materialization ``version`` (static precomputed where one exists)."""
     root = _root(root_id)
+    source = source or segmentation_for_version(version)[0]
     if not isinstance(lod, int) or not 0 <= lod <= 3:
         raise ValueError(f"lod must be 0..3, got {lod!r}")
     cloudvolume = require("cloudvolume")
