@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from twin_explorer.anatomy import (Anatomy, DepthFrame, Meshwork, Skeleton, nm_to_voxels, read_meshwork, read_swc,
+from twin_explorer.anatomy import (MINNIE65_FRAME, Anatomy, DepthFrame, Meshwork, Skeleton, nm_to_voxels, read_meshwork, read_swc,
                                    read_table, voxels_to_nm, voxels_to_um, write_meshwork, write_swc, write_table)
 from twin_explorer.anatomy.tables import TABLE_COLUMNS
 
@@ -79,7 +80,7 @@ def test_swc_bad_files(tmp_path):
 
 
 # ---- meshwork --------------------------------------------------------------------------------------------------
-def test_meshwork_round_trip_with_h5py_only(tmp_path):
+def test_meshwork_round_trip_version_2(tmp_path):
     from twin_explorer.anatomy.morphology import tube_mesh
 
     sk = _toy_skeleton()
@@ -92,11 +93,13 @@ def test_meshwork_round_trip_with_h5py_only(tmp_path):
                   skeleton_vertices_nm=sk.xyz_nm, skeleton_edges=sk.edges, skeleton_root=0, mesh_to_skel_map=m2s,
                   skeleton_radius_nm=sk.radius_nm, annotations=annos)
     path = write_meshwork(mw, tmp_path / "mw.h5")
-    with h5py.File(path) as f:  # MeshParty's layout and pandas' fixed-frame layout
+    with h5py.File(path) as f:  # MeshParty's version-2 layout: annotations as JSON strings
         assert {"mesh", "skeleton", "annotations"} <= set(f)
-        assert f["annotations/post_syn/data"].attrs["pandas_type"] in (b"frame", "frame")
+        assert int(f.attrs["version"]) == 2
+        assert json.loads(f["annotations/post_syn/data"][()])["size"] == {"0": 300, "1": 500}
         assert f["annotations/post_syn"].attrs["index_column"] == "mesh_ind"
     back = read_meshwork(path)
+    assert back.version == 2 and back.n_masked_out == 0
     assert back.seg_id == 864691135000000001
     assert np.allclose(back.mesh_vertices_nm, verts, atol=0.5) and np.array_equal(back.mesh_faces, faces)
     pd.testing.assert_frame_equal(back.annotations["post_syn"], annos["post_syn"], check_dtype=False)
@@ -140,13 +143,28 @@ def test_table_round_trip_real_columns_and_position_formats(tmp_path):
     assert auto[["pt_position_x", "pt_position_y", "pt_position_z"]].iloc[0].tolist() == [5, 6, 7]
 
 
+#: the static dump header as the public bucket has it: headerless ``name,type`` rows, one column per line
+NUCLEUS_HEADER = ("id,bigint\ncreated,timestamp without time zone\nsuperceded_id,bigint\nvalid,boolean\n"
+                  "volume,double precision\npt_supervoxel_id,bigint\npt_root_id,bigint\npt_position,USER-DEFINED\n"
+                  "bb_start_position,USER-DEFINED\nbb_end_position,USER-DEFINED\n")
+
+
 def test_headerless_merged_dump_and_errors(tmp_path):
-    cols = TABLE_COLUMNS["nucleus_detection_v0"]
-    (tmp_path / "nucleus_detection_v0_merged_header.csv").write_text(",".join(cols) + "\n")
-    row = [5, "2020-01-01", "", "t", 250.0, 99, 864691135000000005, "[10, 20, 30]", "[0 0 0]", "(1,1,1)"]
-    pd.DataFrame([row]).to_csv(tmp_path / "nucleus_detection_v0_merged.csv.gz", header=False, index=False)
+    (tmp_path / "nucleus_detection_v0_merged_header.csv").write_text(NUCLEUS_HEADER)
+    # postgres CSV: booleans t/f, NULL empty, geometry as PostGIS EWKB hex (POINT Z, SRID flag) or text
+    ewkb = "01010000a0" + "00000000" + np.array([10.0, 20.0, 30.0], "<f8").tobytes().hex()
+    rows = [[5, "2020-01-01", "", "t", 250.0, 99, 864691135000000005, ewkb, "", ""],
+            [6, "2020-01-01", "", "f", 12.5, 0, 0, "POINT Z (1 2 3)", "", ""]]
+    pd.DataFrame(rows).to_csv(tmp_path / "nucleus_detection_v0_merged.csv.gz", header=False, index=False)
     nuc = read_table(tmp_path, "nucleus_detection_v0")
+    assert list(nuc.columns[:5]) == ["id", "created", "superceded_id", "valid", "volume"]
     assert nuc[["pt_position_x", "pt_position_y", "pt_position_z"]].iloc[0].tolist() == [10, 20, 30]
+    assert nuc[["pt_position_x", "pt_position_y", "pt_position_z"]].iloc[1].tolist() == [1, 2, 3]
+    assert nuc["valid"].tolist() == [True, False] and nuc["pt_root_id"].iat[0] == 864691135000000005
+    # a one-line header (what the old parser assumed) is not the dump's format: a clear error
+    (tmp_path / "nucleus_detection_v0_merged_header.csv").write_text(",".join(TABLE_COLUMNS["nucleus_detection_v0"]))
+    with pytest.raises(ValueError, match="name,type"):
+        read_table(tmp_path, "nucleus_detection_v0")
     with pytest.raises(ValueError, match="unknown table"):
         read_table(tmp_path, "synapses_v1")
     with pytest.raises(FileNotFoundError, match="synapses_pni_2"):
@@ -200,7 +218,11 @@ def test_join_keeps_duplicates_and_misses_visible(tiny_volume):
     assert pd.isna(res.loc[103, "nucleus_id"]) and res.loc[103, "match"] == "none"
     assert res.loc[102, "nucleus_id"] == 13
     assert pd.isna(a.resolve_units(units, policy="unique").loc[102, "nucleus_id"])
-    assert a.nuclei.loc[10, "depth_um"] == pytest.approx(400.0)  # 100000 voxels × 4 nm, pia at 0
+    # no manifest: the minnie65 frame (5° about z, the published pia point), not pia at the origin
+    assert a.depth_frame is MINNIE65_FRAME
+    assert a.nuclei.loc[10, "depth_um"] == pytest.approx(MINNIE65_FRAME.depth_um([4000.0, 400_000.0, 800_000.0]))
+    flat = Anatomy(tiny_volume, depth_frame=DepthFrame())
+    assert flat.nuclei.loc[10, "depth_um"] == pytest.approx(400.0)  # 100000 voxels × 4 nm, pia at 0
     with pytest.raises(ValueError, match="unknown nucleus"):
         a.skeleton(12345)
     with pytest.raises(FileNotFoundError, match="no skeleton"):

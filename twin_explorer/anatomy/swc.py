@@ -1,7 +1,8 @@
-"""SWC skeletons with MICrONS compartment labels (coordinates and radii in nm): the Skeleton type, reader, writer.
+"""The Skeleton type (nodes in nm, MICrONS compartment labels) and the SWC writer; readers live in ``io``.
 
-One node per row: ``id type x y z radius parent`` (parent -1 for the root). MICrONS skeletons use the type column
-for compartments: 1 soma, 2 axon, 3 basal dendrite, 4 apical dendrite (0 = undefined).
+One SWC node per row: ``id type x y z radius parent`` (parent -1 for the root). MICrONS skeletons use the type
+column for compartments: 1 soma, 2 axon, 3 basal dendrite, 4 apical dendrite (0 = undefined). Whatever unit a
+file was in, a :class:`Skeleton` holds nm and says what the source unit was (``source_unit``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ SWC_COLUMNS = ("id", "type", "x", "y", "z", "radius", "parent")
 
 @dataclass
 class Skeleton:
-    """A tree of nodes in nm. ``parent`` holds row indices (-1 for the root), not SWC ids."""
+    """A tree of nodes in nm. ``parent`` holds row indices (-1 for the root), not SWC ids. ``source_unit`` is the
+    length unit of the file it was read from ('nm' or 'um'); ``soma_radius_nm`` the soma radius when the source
+    gives one (else the root node's radius is used)."""
 
     xyz_nm: np.ndarray
     parent: np.ndarray
@@ -26,6 +29,8 @@ class Skeleton:
     radius_nm: np.ndarray
     node_id: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    source_unit: str = "nm"
+    soma_radius_nm: float | None = None
 
     def __post_init__(self) -> None:
         self.xyz_nm = np.asarray(self.xyz_nm, dtype=float)
@@ -54,6 +59,21 @@ class Skeleton:
     @property
     def xyz_um(self) -> np.ndarray:
         return self.xyz_nm / 1000.0
+
+    @property
+    def radius_um(self) -> np.ndarray:
+        return self.radius_nm / 1000.0
+
+    @property
+    def soma_radius_um(self) -> float:
+        """Soma radius in µm: the source's value when it has one, else the root node's radius."""
+        r = self.soma_radius_nm if self.soma_radius_nm is not None else self.radius_nm[self.root]
+        return float(r) / 1000.0
+
+    @property
+    def soma_um(self) -> np.ndarray:
+        """Soma (root node) position in EM µm."""
+        return self.xyz_um[self.root]
 
     @property
     def root(self) -> int:
@@ -101,60 +121,16 @@ class Skeleton:
 def write_swc(skeleton: Skeleton, path: str | Path, header: str | None = None, precision: int = 0) -> Path:
     """Write a skeleton as SWC (nm). ``header`` lines are written as ``#`` comments."""
     path = Path(path)
-    lines = ["# SWC skeleton, coordinates and radii in nm",
+    lines = ["# SWC skeleton, coordinates and radii in nm", "# unit: nm",
              "# type: 0 undefined, 1 soma, 2 axon, 3 basal dendrite, 4 apical dendrite"]
     lines += [f"# {h}" for h in (header or "").splitlines() if h]
-    lines += [f"# {k}: {v}" for k, v in skeleton.meta.items()]
+    lines += [f"# {k}: {v}" for k, v in skeleton.meta.items() if k != "unit"]
     lines.append("# " + " ".join(SWC_COLUMNS))
     df = skeleton.to_frame()
     fmt = f"%d %d %.{precision}f %.{precision}f %.{precision}f %.{max(precision, 1)}f %d"
     body = "\n".join(fmt % tuple(r) for r in df.itertuples(index=False, name=None))
     path.write_text("\n".join(lines) + "\n" + body + "\n")
     return path
-
-
-def read_swc(path: str | Path) -> Skeleton:
-    """Read an SWC file (nm) into a :class:`Skeleton`; '# key: value' header lines become ``meta``."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"SWC file not found: {path}")
-    if path.suffix.lower() != ".swc":
-        raise ValueError(f"{path.name}: not an SWC file (expected the .swc suffix)")
-    meta: dict[str, str] = {}
-    rows: list[list[float]] = []
-    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            key, sep, value = line[1:].partition(":")
-            if sep and key.strip() and " " not in key.strip():
-                meta[key.strip()] = value.strip()
-            continue
-        parts = line.split()
-        if len(parts) < 7:
-            raise ValueError(f"{path.name} line {lineno}: expected 7 columns (id type x y z radius parent), "
-                             f"got {len(parts)}: {line[:80]!r}")
-        try:
-            rows.append([float(p) for p in parts[:7]])
-        except ValueError:
-            raise ValueError(f"{path.name} line {lineno}: non-numeric value in {line[:80]!r}") from None
-    if not rows:
-        raise ValueError(f"{path.name}: no nodes found; an SWC file has rows 'id type x y z radius parent'")
-    arr = np.asarray(rows)
-    ids = arr[:, 0].astype(np.int64)
-    if len(np.unique(ids)) != len(ids):
-        raise ValueError(f"{path.name}: duplicate node ids")
-    index = pd.Series(np.arange(len(ids)), index=ids)
-    parent_ids = arr[:, 6].astype(np.int64)
-    is_root = parent_ids < 0
-    missing = ~is_root & ~np.isin(parent_ids, ids)
-    if missing.any():
-        raise ValueError(f"{path.name}: parent ids not present as nodes: {parent_ids[missing][:5].tolist()}")
-    parent = np.full(len(ids), -1, dtype=np.int64)
-    parent[~is_root] = index.loc[parent_ids[~is_root]].to_numpy()
-    return Skeleton(xyz_nm=arr[:, 2:5], parent=parent, compartment=arr[:, 1].astype(np.int64),
-                    radius_nm=arr[:, 5], node_id=ids, meta=meta)
 
 
 def skeleton_from_edges(vertices_nm: np.ndarray, edges: np.ndarray, root: int, compartment: np.ndarray | None = None,
