@@ -134,10 +134,13 @@ def write_swc(skeleton: Skeleton, path: str | Path, header: str | None = None, p
 
 
 def skeleton_from_edges(vertices_nm: np.ndarray, edges: np.ndarray, root: int, compartment: np.ndarray | None = None,
-                        radius_nm: np.ndarray | None = None) -> Skeleton:
-    """Orient an undirected edge list [m, 2] into a parent array by breadth-first search from ``root``."""
+                        radius_nm: np.ndarray | None = None, allow_forest: bool = False) -> Skeleton:
+    """Orient an undirected edge list [m, 2] into a parent array by breadth-first search from ``root``.
+
+    With ``allow_forest`` a graph of several pieces (e.g. dendrites cut from their soma) gets one root per piece:
+    ``root`` in its own piece, the first end point (else the first vertex) in each other piece."""
     from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import breadth_first_order
+    from scipy.sparse.csgraph import breadth_first_order, connected_components
 
     v = np.asarray(vertices_nm, dtype=float)
     n = len(v)
@@ -146,12 +149,24 @@ def skeleton_from_edges(vertices_nm: np.ndarray, edges: np.ndarray, root: int, c
         raise ValueError(f"edges refer to vertices outside 0..{n - 1}")
     if not 0 <= int(root) < n:
         raise ValueError(f"root {root} is not a vertex index (0..{n - 1})")
-    graph = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
-    order, pred = breadth_first_order(graph, int(root), directed=False, return_predecessors=True)
-    if len(order) != n:
-        raise ValueError(f"the skeleton graph is not connected: {n - len(order)} vertices unreachable from the root")
-    parent = np.where(pred < 0, -1, pred).astype(np.int64)
-    parent[int(root)] = -1
+    graph = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+    n_parts, label = connected_components(graph, directed=False)
+    if n_parts > 1 and not allow_forest:
+        order = breadth_first_order(graph, int(root), directed=False)[0]
+        raise ValueError(f"the skeleton graph is not connected: {n - len(order)} vertices unreachable from the root "
+                         f"({n_parts} pieces)")
+    degree = np.bincount(e.ravel(), minlength=n)
+    parent = np.full(n, -1, dtype=np.int64)
+    for part in range(n_parts):
+        members = np.flatnonzero(label == part)
+        if label[int(root)] == part:
+            start = int(root)
+        else:
+            ends = members[degree[members] == 1]
+            start = int(ends[0]) if len(ends) else int(members[0])
+        _, pred = breadth_first_order(graph, start, directed=False, return_predecessors=True)
+        parent[members] = np.where(pred[members] < 0, -1, pred[members])
+        parent[start] = -1
     return Skeleton(xyz_nm=v, parent=parent,
                     compartment=np.zeros(n, np.int64) if compartment is None else compartment,
                     radius_nm=np.full(n, 100.0) if radius_nm is None else radius_nm)

@@ -10,6 +10,7 @@ module                        format
 ``npz_skeleton_io``           the like-to-like paper's ``skeleton_<axon|dend>_<nucleus>.npz``
 ``meshwork_io``               MeshParty meshwork HDF5, versions 1 (PyTables/blosc) and 2 (JSON)
 ``synapse_io``                synapse rows (feather/parquet/csv) in both position layouts
+``l2_io``                     level-2 graphs: edge lists (.npy/.json) and L2-cache coordinates (nm)
 ============================  =====================================================================
 
 Nothing here unpickles: legacy pickled columns are skipped and named.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from ..swc import Skeleton
 from .cave_table_io import normalize_cave_frame, read_cave_table
+from .l2_io import Level2Graph, read_l2_graph
 from .meshwork_io import read_meshwork
 from .npz_skeleton_io import read_npz_skeleton
 from .skeleton_json_io import read_skeleton_json, skeleton_from_dict
@@ -48,4 +50,4 @@ def read_skeleton(path: str | Path, unit: str | None = None) -> Skeleton:
 
 __all__ = ["read_cave_table", "normalize_cave_frame", "read_static_dump", "read_header_file", "read_swc",
            "read_skeleton_json", "skeleton_from_dict", "read_npz_skeleton", "read_meshwork", "read_synapses",
-           "read_skeleton", "SKELETON_SUFFIXES"]
+           "read_skeleton", "SKELETON_SUFFIXES", "read_l2_graph", "Level2Graph"]

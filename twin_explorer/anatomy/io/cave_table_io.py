@@ -92,18 +92,18 @@ def _resolution(value: object, where: str) -> np.ndarray:
 
 
 def guess_position_resolution(xyz: np.ndarray, where: str) -> np.ndarray:
-    """(4, 4, 40) for minnie65 voxels or (1, 1, 1) for nm, from the shape of the volume: in voxels z spans
-    ~15k–28k while x spans ~70k–480k; in nm z (~600k–1.1M) is comparable to x."""
+    """(4, 4, 40) for minnie65 voxels or (1, 1, 1) for nm, told from z: the volume spans z ≈ 0.6–1.1 mm, which
+    is ~15k–28k voxels of 40 nm but 600k–1.1M nm; x and y must then lie inside the volume in that unit too."""
     ok = np.isfinite(xyz).all(axis=1)
     if not ok.any():
         raise ValueError(f"{where}: no positions to tell voxels from nm; pass resolution=(4, 4, 40) or (1, 1, 1)")
-    x, z = np.median(np.abs(xyz[ok, 0])), np.median(np.abs(xyz[ok, 2]))
-    if x > 0 and z / x < 0.2:
+    med = np.median(np.abs(xyz[ok]), axis=0)
+    if med[2] < 50_000 and med[0] < 700_000 and med[1] < 500_000:
         return np.asarray(VOXEL_RESOLUTION_NM, dtype=float)
-    if x > 0 and z / x > 0.3 and z > 100_000:
+    if med[2] > 200_000 and max(med[0], med[1]) > 20_000:
         return np.ones(3)
-    raise ValueError(f"{where}: cannot tell whether positions are 4×4×40 nm voxels or nm (median x {x:.0f}, "
-                     f"z {z:.0f}); pass resolution=(4, 4, 40) or (1, 1, 1)")
+    raise ValueError(f"{where}: cannot tell whether positions are 4×4×40 nm voxels or nm (median x, y, z "
+                     f"{med[0]:.0f}, {med[1]:.0f}, {med[2]:.0f}); pass resolution=(4, 4, 40) or (1, 1, 1)")
 
 
 def normalize_cave_frame(df: pd.DataFrame, table: str | None = None, resolution: object = None,
@@ -123,8 +123,9 @@ def normalize_cave_frame(df: pd.DataFrame, table: str | None = None, resolution:
     out = split_positions(out, where=where)
     cols = position_columns(out)
     given = resolution if resolution is not None else attrs.get("dataframe_resolution")
-    if cols:
-        stack = np.concatenate([out[[c + s for s in POSITION_SUFFIXES]].to_numpy(float) for c in cols])
+    stack = (np.concatenate([out[[c + s for s in POSITION_SUFFIXES]].to_numpy(float) for c in cols])
+             if cols else np.zeros((0, 3)))
+    if np.isfinite(stack).all(axis=1).any() or (cols and given is not None):  # nothing to convert otherwise
         if given is not None:
             res = _resolution(given, where)
         else:

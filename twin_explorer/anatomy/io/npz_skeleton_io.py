@@ -30,8 +30,9 @@ def _lookup_row(path: Path, lookup: str | Path | pd.DataFrame | None) -> dict:
 
 def read_npz_skeleton(path: str | Path, lookup: str | Path | pd.DataFrame | None = None, unit: str = "nm") -> Skeleton:
     """A :class:`Skeleton` from an npz with ``vertices`` and ``edges``; compartment, root id and nucleus id come from
-    the lookup table (default: ``skeleton_lookup.csv`` in the same folder) or the file name. The root is the
-    first end point (these are axon or dendrite pieces without a soma)."""
+    the lookup table (default: ``skeleton_lookup.csv`` in the same folder) or the file name. These are axon or
+    dendrite pieces without a soma, dendrites often in several pieces: each piece is rooted at its first end
+    point (``meta['n_pieces']`` says how many)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"npz skeleton not found: {path}")
@@ -54,9 +55,9 @@ def read_npz_skeleton(path: str | Path, lookup: str | Path | pd.DataFrame | None
     ends = np.flatnonzero(degree == 1)
     root = int(ends[0]) if len(ends) else 0
     comp = np.full(n, COMPARTMENT_CODES.get(kind, 0), dtype=np.int64)
-    sk = skeleton_from_edges(vertices * scale, edges, root, comp, np.full(n, np.nan))
+    sk = skeleton_from_edges(vertices * scale, edges, root, comp, np.full(n, np.nan), allow_forest=True)
     sk.source_unit = check_length_unit(unit)
-    sk.meta = {"format": "like-to-like npz", "compartment": kind}
+    sk.meta = {"format": "like-to-like npz", "compartment": kind, "n_pieces": int((sk.parent == -1).sum())}
     if row.get("segment_id") is not None and not pd.isna(row.get("segment_id")):
         sk.meta["root_id"] = int(row["segment_id"])
     nucleus = row.get("nucleus_id", parts[-1] if parts[-1].isdigit() else None)
