@@ -143,7 +143,7 @@ class Anatomy:
         roots = roots.where(roots != 0)  # root 0: the nucleus lies in no segment at this version
         shared = roots.map(roots.value_counts()).fillna(0).astype("int64")
         df = pd.DataFrame({"nucleus_id": nuc["id"].astype("int64").to_numpy(),
-                           "pt_root_id": roots.to_numpy(), "root_nuclei": shared.to_numpy(),
+                           "pt_root_id": roots.array, "root_nuclei": shared.to_numpy(),  # Int64: never via float
                            "x_nm": nm[:, 0], "y_nm": nm[:, 1], "z_nm": nm[:, 2],
                            "x_um": aligned[:, 0], "depth_um": aligned[:, 1], "z_um": aligned[:, 2],
                            "layer": self.depth_frame.layer_of(aligned[:, 1])})
