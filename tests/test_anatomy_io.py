@@ -233,3 +233,26 @@ def test_join_keeps_duplicates_and_misses_visible(tiny_volume):
         a.link_units(units.drop(columns="scan_idx"))
     with pytest.raises(ValueError, match="unknown readout_id"):
         a.neuron_of_unit(units, 7)
+
+
+# ---- caveclient frames -----------------------------------------------------------------------------------------
+def test_caveclient_frames_in_every_position_layout():
+    from twin_explorer.anatomy import read_cave_table
+
+    base = {"id": [1, 2], "pt_root_id": [864691135000000001, 0], "pt_supervoxel_id": [5, 0]}
+    lists_vox = pd.DataFrame({**base, "pt_position": [np.array([200_000, 150_000, 20_000]), [201_000, 151_000, 21_000]]})
+    split_nm = pd.DataFrame({**base, "pt_position_x": [800_000.0, 804_000.0], "pt_position_y": [600_000.0, 604_000.0],
+                             "pt_position_z": [800_000.0, 840_000.0]})
+    split_nm.attrs = {"dataframe_resolution": [1, 1, 1], "materialization_version": 1300, "table_name": "x"}
+    a, b = read_cave_table(lists_vox), read_cave_table(split_nm)
+    want = [[200_000, 150_000, 20_000], [201_000, 151_000, 21_000]]
+    for df in (a, b):
+        assert np.allclose(df[["pt_position_x", "pt_position_y", "pt_position_z"]], want)
+        assert df["pt_root_id"].dtype == "int64" and df["pt_root_id"].iat[0] == 864691135000000001
+    assert b.attrs["materialization_version"] == 1300 and b.attrs["position_source_resolution_nm"] == (1, 1, 1)
+    c = read_cave_table(split_nm.assign(pt_position_z=[20_000.0, 21_000.0]), resolution=(4, 4, 40), version=943)
+    assert c.attrs["materialization_version"] == 943 and c["pt_position_x"].iat[0] == 800_000
+    with pytest.raises(ValueError, match="cannot tell whether positions"):
+        read_cave_table(pd.DataFrame({"pt_position": ["[1000000, 1000000, 100000]"]}))
+    with pytest.raises(ValueError, match="cannot read a 3-D position"):
+        read_cave_table(pd.DataFrame({"pt_position": ["[1, 2]"]}))

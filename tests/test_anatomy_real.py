@@ -261,3 +261,45 @@ def test_coregistration_v3_v661_folder(tmp_path):
     assert got.sort_index().tolist() == want.sort_index().tolist()
     assert res["depth_um"].between(0, 900).all() and res["layer"].isin(["L1", "L2/3", "L4", "L5", "L6"]).all()
     assert a.materialization_version == 661
+
+
+def test_real_pieces_assembled_into_an_anatomy_folder(tmp_path):
+    """A folder in the real layout from real pieces: the skeleton-service JSON and synapse feathers of root
+    864691135101289504, the v2 meshwork of root 864691135273655569; nucleus rows at their soma points (the
+    nucleus ids are made up: the samples do not name them)."""
+    import shutil
+
+    mp_root, pcg_root = 864691135101289504, 864691135273655569
+    mp_meta = json.loads((MP / "skel.json").read_text())["meta"]
+    mw = read_meshwork(PCG / "test_neuron.h5")
+    somata = {901: (mp_root, [mp_meta[f"soma_pt_{a}"] for a in "xyz"]),
+              902: (pcg_root, [mw.skeleton_meta[f"soma_pt_{a}"] for a in "xyz"])}
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "skeletons").mkdir()
+    (tmp_path / "meshworks").mkdir()
+    nuc = pd.DataFrame({"id": list(somata), "pt_root_id": [r for r, _ in somata.values()],
+                        "pt_position": [list(np.asarray(p) / [4, 4, 40]) for _, p in somata.values()]})
+    nuc.to_parquet(tmp_path / "tables" / "nucleus_detection_v0.parquet")
+    syn = pd.concat([pd.read_feather(MP / "pre.feather"), pd.read_feather(MP / "post.feather")], ignore_index=True)
+    syn = syn.drop_duplicates("id")  # autapses are in both files; a table holds each synapse once
+    syn.to_feather(tmp_path / "tables" / "synapses_pni_2.feather")  # split nm positions, as queried
+    shutil.copy(MP / "skel.json", tmp_path / "skeletons" / f"{mp_root}_901.json")
+    shutil.copy(PCG / "test_neuron.h5", tmp_path / "meshworks" / f"{pcg_root}_902.h5")
+    (tmp_path / "manifest.json").write_text(json.dumps({"materialization_version": 1300}))
+
+    a = Anatomy(tmp_path)
+    assert a.depth_frame.name == "minnie65" and a.materialization_version == 1300
+    assert a.skeleton_ids == [901] and a.meshwork_ids == [902]
+    sk = a.skeleton(901)
+    assert sk.meta["nucleus_id"] == 901 and 10_000 < sk.cable_length_um() < 100_000
+    depth = a.nuclei.loc[901, "depth_um"]
+    assert 0 < depth < 900 and a.nuclei.loc[901, "layer"] in ("L2/3", "L4", "L5")
+    syn901 = a.synapses(901)
+    assert (syn901["direction"] == "output").sum() == 6514 and (syn901["direction"] == "input").sum() == 12424
+    xyz_um = syn901[["x_nm", "y_nm", "z_nm"]].to_numpy() / 1000
+    assert np.median(cKDTree(sk.xyz_um).query(xyz_um)[0]) < 2.0  # nm in the file, µm here: the units line up
+    partners = a.partners(901)
+    assert partners["n_synapses"].sum() == len(syn901)
+    others = partners[partners["partner_root_id"] != mp_root]  # autapses name the neuron itself
+    assert others["partner_nucleus_id"].isna().all() and (partners["partner_nucleus_id"] == 901).sum() == 2
+    assert a.meshwork(902).skeleton().n_nodes == 7710
