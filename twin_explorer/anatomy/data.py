@@ -28,6 +28,7 @@ import pandas as pd
 from ..paths import bundled
 from .coords import DepthFrame, frame_from_manifest, voxels_to_nm
 from .io import SKELETON_SUFFIXES, read_meshwork, read_skeleton
+from .links import SCAN_KEYS, UNIT_KEYS, link_units, unit_index, units_frame
 from .meshwork import Meshwork
 from .swc import Skeleton
 from .tables import COREGISTRATION_PRIORITY, functional_properties_to_degrees, positions, read_table
@@ -36,35 +37,7 @@ try:
     SAMPLE_DIR = bundled("anatomy")
 except FileNotFoundError:  # a broken install: Anatomy.sample() says so when called
     SAMPLE_DIR = Path(__file__).resolve().parents[2] / "assets" / "anatomy"
-UNIT_KEYS = ["session", "scan_idx", "unit_id"]
-SCAN_KEYS = ["session", "scan_idx"]
 Direction = Literal["both", "input", "output"]
-
-
-def _units_frame(units: pd.DataFrame) -> pd.DataFrame:
-    """(readout_id, session, scan_idx, unit_id) rows; readout ids restart per scan, so both key sets are checked."""
-    if not isinstance(units, pd.DataFrame):
-        raise ValueError(f"units must be a DataFrame indexed by readout_id with {UNIT_KEYS}, got {type(units).__name__}")
-    missing = [c for c in UNIT_KEYS if c not in units.columns]
-    if missing:
-        raise ValueError(f"units table lacks columns {missing}; it needs {UNIT_KEYS} (index: readout_id)")
-    df = units[UNIT_KEYS].copy()
-    if "readout_id" in units.columns:
-        df["readout_id"] = units["readout_id"].to_numpy()
-    else:
-        df["readout_id"] = units.index.get_level_values(-1)
-    df = df.astype("int64").reset_index(drop=True)[["readout_id", *UNIT_KEYS]]
-    for keys in (UNIT_KEYS, [*SCAN_KEYS, "readout_id"]):
-        dup = df.duplicated(keys)
-        if dup.any():
-            raise ValueError(f"units table repeats {keys} (e.g. {df.loc[dup, keys].iloc[0].tolist()}); each unit of "
-                             "each scan must appear once")
-    return df
-
-
-def _unit_index(df: pd.DataFrame) -> list[str]:
-    """Index columns for per-unit results: readout_id for one scan, (session, scan_idx, readout_id) for several."""
-    return ["readout_id"] if len(df.drop_duplicates(SCAN_KEYS)) <= 1 else [*SCAN_KEYS, "readout_id"]
 
 
 class Anatomy:
@@ -241,36 +214,8 @@ class Anatomy:
 
     # ---- the join ------------------------------------------------------------------------------------------------
     def link_units(self, units: pd.DataFrame) -> pd.DataFrame:
-        """Every (unit, candidate nucleus) pair: one row per distinct match, one row with <NA> for units with none.
-
-        ``units``: one row per unit with session, scan_idx, unit_id and the readout id (index or column; it restarts
-        in every scan). Columns: readout_id, session, scan_idx, unit_id, nucleus_id, pt_root_id (current, from the
-        nucleus table; <NA> for root 0), residual, score, field, coreg_source, n_matches, match
-        ('unique'|'multiple'|'none'), best (the match a single-neuron view uses: manual table first, then lowest
-        residual, then highest score), in_volume, root_shared (the root holds several nuclei).
-        """
-        u = _units_frame(units)
-        co = self.coregistration.rename(columns={"target_id": "nucleus_id", "pt_root_id": "coreg_pt_root_id"})
-        co = co[["nucleus_id", *UNIT_KEYS, "residual", "score", "coreg_source"]
-                + [c for c in ("coreg_pt_root_id", "field") if c in co.columns]].astype({k: "int64" for k in UNIT_KEYS})
-        # the same nucleus may appear in several tables: keep its best row (manual first)
-        co["_rank"] = co["coreg_source"].map({t: i for i, t in enumerate(self.coregistration_tables)})
-        co = co.sort_values(["_rank", "residual", "score"], ascending=[True, True, False])
-        co = co.drop_duplicates([*UNIT_KEYS, "nucleus_id"])
-        # nullable ints before the left join, so 18-digit root ids never pass through float
-        co = co.astype({c: "Int64" for c in ("nucleus_id", "coreg_pt_root_id", "field") if c in co.columns})
-        df = u.merge(co, on=UNIT_KEYS, how="left")
-        df["n_matches"] = df.groupby(UNIT_KEYS)["nucleus_id"].transform("count").astype("int64")
-        df["match"] = np.select([df["n_matches"] == 0, df["n_matches"] == 1], ["none", "unique"], "multiple")
-        df = df.sort_values([*SCAN_KEYS, "readout_id", "_rank", "residual", "score"],
-                            ascending=[True, True, True, True, True, False])
-        df["best"] = ~df.duplicated(UNIT_KEYS) & df["nucleus_id"].notna()
-        df = df.drop(columns="_rank")
-        nuclei = self.nuclei
-        df["in_volume"] = df["nucleus_id"].isin(nuclei.index).fillna(False).astype(bool)
-        df["pt_root_id"] = df["nucleus_id"].map(nuclei["pt_root_id"].astype("Int64"))
-        df["root_shared"] = df["nucleus_id"].map(nuclei["root_nuclei"] > 1).fillna(False).astype(bool)
-        return df.reset_index(drop=True)
+        """Every (unit, candidate nucleus) pair (see :func:`~twin_explorer.anatomy.links.link_units`)."""
+        return link_units(units, self.coregistration, self.nuclei, self.coregistration_tables)
 
     def resolve_units(self, units: pd.DataFrame, policy: Literal["best", "unique"] = "best") -> pd.DataFrame:
         """One row per unit with its chosen nucleus and the neuron's position/type/area; indexed by readout_id
@@ -282,7 +227,7 @@ class Anatomy:
         if policy not in ("best", "unique"):
             raise ValueError(f"policy must be 'best' or 'unique', got {policy!r}")
         links = self.link_units(units)
-        index = _unit_index(links)
+        index = unit_index(links)
         first = links.drop_duplicates(UNIT_KEYS).set_index(index)
         out = first[[c for c in UNIT_KEYS if c not in index] + ["n_matches", "match"]].copy()
         best = links[links["best"]].set_index(index)
@@ -297,7 +242,7 @@ class Anatomy:
     def neuron_of_unit(self, units: pd.DataFrame, readout_id: int | tuple[int, int, int]) -> dict:
         """The whole chain for one unit as a dict; ``readout_id`` is (session, scan_idx, readout_id) when ``units``
         holds several scans (raises ValueError for an unknown unit)."""
-        u = _units_frame(units)
+        u = units_frame(units)
         key = tuple(int(k) for k in readout_id) if isinstance(readout_id, tuple) else (int(readout_id),)
         cols = [*SCAN_KEYS, "readout_id"] if len(key) == 3 else ["readout_id"]
         rows = u[(u[cols].to_numpy() == np.asarray(key)).all(axis=1)]

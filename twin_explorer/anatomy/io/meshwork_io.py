@@ -60,7 +60,10 @@ def _frame_from_fixed(group: h5py.Group, where: str) -> tuple[pd.DataFrame, list
     if _text(group.attrs.get("pandas_type", b"")) != "frame":
         raise ValueError(f"{where}: not a pandas fixed-format frame (pandas_type="
                          f"{group.attrs.get('pandas_type')!r}); table-format annotations are not supported")
-    import hdf5plugin  # noqa: F401  registers the blosc filter PyTables compressed the blocks with (optional dep)
+    try:
+        import hdf5plugin  # noqa: F401  registers the blosc filter PyTables compressed the blocks with (optional dep)
+    except ImportError:
+        hdf5plugin = None  # gzip-compressed frames still read; blosc ones raise below, saying what to install
 
     columns = [str(_text(c)) for c in group["axis0"][()]]
     index = group["axis1"][()]
@@ -72,7 +75,11 @@ def _frame_from_fixed(group: h5py.Group, where: str) -> tuple[pd.DataFrame, list
         if ds.dtype.kind not in "biufc":  # a VLArray of pickled objects: never unpickled
             skipped += items
             continue
-        values = ds[()]
+        try:
+            values = ds[()]
+        except OSError as exc:
+            hint = " (pip install hdf5plugin: it provides the blosc filter)" if hdf5plugin is None else ""
+            raise ValueError(f"{where}: cannot decompress {ds.name}{hint}: {exc}") from None
         values = values if ds.attrs.get("transposed", False) else values.T
         kind = str(_text(ds.attrs.get("value_type", "")))
         if kind.startswith("datetime64"):
