@@ -256,3 +256,19 @@ def test_caveclient_frames_in_every_position_layout():
         read_cave_table(pd.DataFrame({"pt_position": ["[1000000, 1000000, 100000]"]}))
     with pytest.raises(ValueError, match="cannot read a 3-D position"):
         read_cave_table(pd.DataFrame({"pt_position": ["[1, 2]"]}))
+
+
+def test_static_dump_version_from_its_public_folder(tmp_path):
+    from twin_explorer.anatomy import read_static_dump
+
+    folder = tmp_path / "minnie65_phase3_v1" / "v661"
+    folder.mkdir(parents=True)
+    (folder / "nucleus_detection_v0_merged_header.csv").write_text(NUCLEUS_HEADER)
+    pd.DataFrame([[5, "2020-01-01", "", "t", 250.0, 99, 864691135000000005, "POINT Z (10 20 30)", "", ""]]).to_csv(
+        folder / "nucleus_detection_v0_merged.csv.gz", header=False, index=False)
+    df = read_static_dump(folder / "nucleus_detection_v0_merged.csv.gz")
+    assert df.attrs["materialization_version"] == 661 and df.attrs["table"] == "nucleus_detection_v0"
+    assert read_static_dump(folder / "nucleus_detection_v0_merged.csv.gz", version=943).attrs["materialization_version"] == 943
+    (folder / "nucleus_detection_v0_merged_header.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="header nucleus_detection_v0_merged_header.csv is missing"):
+        read_static_dump(folder / "nucleus_detection_v0_merged.csv.gz")

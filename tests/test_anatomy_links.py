@@ -170,6 +170,7 @@ def test_functional_properties_v3_in_radians_and_dt_v4_in_degrees(tmp_path):
     # 0 rad = upward motion = 90° in the project's convention; π/4 clockwise from up = 45°
     assert pop["pref_ori"].tolist() == pytest.approx([90.0, 45.0])
     assert pop["pref_dir"].tolist() == pytest.approx([0.0, 270.0])  # right; down
+    assert "0° = rightward motion" in pop.attrs["angle_convention"]
     dt = keys.assign(target_id=[100_000, 100_001], pref_ori=[10.0, 20.0], pref_dir=[190.0, 200.0])
     dt.to_csv(folder / "tables" / "digital_twin_properties_bcm_coreg_v4.csv", index=False)
     assert Anatomy(folder).population(units)["pref_ori"].tolist() == [10.0, 20.0]  # the current table wins

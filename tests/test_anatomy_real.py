@@ -68,7 +68,8 @@ def test_meshwork_v2_real_neuron():
     assert sk.cable_length_um(2) + sk.cable_length_um(3) == pytest.approx(sk.cable_length_um(), rel=1e-6)
     ind = mw.annotations["post_syn"]["post_pt_mesh_ind"].to_numpy()
     assert ind.min() >= 0 and ind.max() < len(mw.mesh_vertices_nm)
-    ctr = np.stack(mw.annotations["post_syn"]["ctr_pt_position"].to_numpy()) / 1000  # nm in this file
+    ctr = mw.annotation_positions_um("post_syn")  # its point column, nm in this file
+    assert _in_volume(ctr)
     d = np.linalg.norm(ctr - mw.mesh_vertices_nm[ind] / 1000, axis=1)
     assert np.median(d) < 3.0
 

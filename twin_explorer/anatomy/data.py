@@ -31,7 +31,7 @@ from .io import SKELETON_SUFFIXES, read_meshwork, read_skeleton
 from .links import SCAN_KEYS, UNIT_KEYS, link_units, unit_index, units_frame
 from .meshwork import Meshwork
 from .swc import Skeleton
-from .tables import COREGISTRATION_PRIORITY, functional_properties_to_degrees, positions, read_table
+from .tables import ANGLE_CONVENTION, COREGISTRATION_PRIORITY, functional_properties_to_degrees, positions, read_table
 
 try:
     SAMPLE_DIR = bundled("anatomy")
@@ -369,6 +369,7 @@ class Anatomy:
                      if c in props.columns]
             names = out.index.names
             out = out.reset_index().join(props[pcols], on=UNIT_KEYS).set_index(names)
+            out.attrs["angle_convention"] = props.attrs.get("angle_convention", ANGLE_CONVENTION)
         if tuning is not None:
             out = out.join(tuning.rename(columns=lambda c: f"{c}_twin" if c in out.columns else c))
         return out

@@ -78,6 +78,18 @@ class Meshwork:
                              f"file's index_column); it has {list(df.columns)}")
         return col
 
+    def annotation_positions_um(self, name: str, column: str | None = None) -> np.ndarray:
+        """[n, 3] EM µm of an annotation's point column (the file's ``point_column`` by default). MeshParty keeps
+        whatever unit the rows were queried in, so voxels (4 × 4 × 40 nm) and nm are told apart here."""
+        from .io.cave_table_io import guess_position_resolution, parse_points  # io imports this module
+
+        df = self.annotations[name]
+        column = column or self.annotation_attrs.get(name, {}).get("point_column")
+        if not column or column not in df.columns:
+            raise ValueError(f"annotation {name!r} has no point column {column!r}; columns: {list(df.columns)}")
+        pts = parse_points(df[column], f"{name}.{column}")
+        return pts * guess_position_resolution(pts, f"{name}.{column}") / 1000.0
+
     @property
     def soma_radius_um(self) -> float | None:
         r = self.skeleton_meta.get("soma_radius")
