@@ -272,3 +272,12 @@ def test_static_dump_version_from_its_public_folder(tmp_path):
     (folder / "nucleus_detection_v0_merged_header.csv").unlink()
     with pytest.raises(FileNotFoundError, match="header nucleus_detection_v0_merged_header.csv is missing"):
         read_static_dump(folder / "nucleus_detection_v0_merged.csv.gz")
+
+
+def test_swc_unit_header_wins_over_detection(tmp_path):
+    small = Skeleton(xyz_nm=[[0, 0, 0], [0, 1500, 0]], parent=[-1, 0], compartment=[1, 3], radius_nm=[700, 100])
+    path = write_swc(small, tmp_path / "tiny.swc")  # writes '# unit: nm'
+    assert "# unit: nm" in path.read_text()
+    back = read_swc(path)  # coordinates alone (≤ 1,500) would read as µm
+    assert back.source_unit == "nm" and back.cable_length_um() == pytest.approx(1.5)
+    assert read_swc(path, unit="um").cable_length_um() == pytest.approx(1500.0)  # the argument wins over the header

@@ -304,3 +304,13 @@ def test_real_pieces_assembled_into_an_anatomy_folder(tmp_path):
     others = partners[partners["partner_root_id"] != mp_root]  # autapses name the neuron itself
     assert others["partner_nucleus_id"].isna().all() and (partners["partner_nucleus_id"] == 901).sum() == 2
     assert a.meshwork(902).skeleton().n_nodes == 7710
+
+
+def test_published_twin_tuning_is_degrees_not_radians():
+    """The digital-twin properties v2 (BossDB ori_dir_tuning) are already in degrees: the radians converter for
+    functional_properties_v3_bcm refuses them instead of converting twice."""
+    fnn = REAL / "vijk777+fnn" / "transcribed_from_notebook_output"
+    tuning = pd.read_csv(fnn / "ori_dir_tuning__units.head_tail.csv")
+    assert tuning["pref_ori"].between(0, 180).all() and tuning["pref_ori"].max() > 2 * np.pi
+    with pytest.raises(ValueError, match="not radians"):
+        functional_properties_to_degrees(tuning)
