@@ -281,3 +281,12 @@ def test_swc_unit_header_wins_over_detection(tmp_path):
     back = read_swc(path)  # coordinates alone (≤ 1,500) would read as µm
     assert back.source_unit == "nm" and back.cable_length_um() == pytest.approx(1.5)
     assert read_swc(path, unit="um").cable_length_um() == pytest.approx(1500.0)  # the argument wins over the header
+
+
+def test_root_ids_with_blanks_keep_every_digit(tmp_path):
+    from twin_explorer.anatomy import read_cave_table
+
+    (tmp_path / "t.csv").write_text("id,pt_root_id,pt_position\n1,864691135738685297,\"[338720, 125232, 19589]\"\n"
+                                    "2,,\"[136400, 170640, 17951]\"\n")
+    df = read_cave_table(tmp_path / "t.csv")
+    assert df["pt_root_id"].iat[0] == 864691135738685297 and pd.isna(df["pt_root_id"].iat[1])

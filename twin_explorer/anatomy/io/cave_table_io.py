@@ -166,7 +166,10 @@ def read_cave_table(source: str | Path | pd.DataFrame, table: str | None = None,
     name = path.name.lower()
     try:
         if name.endswith((".csv", ".csv.gz")):
-            df = pd.read_csv(path)
+            # 18-digit ids with blanks would pass through float64 and lose digits: read them as nullable ints
+            head = pd.read_csv(path, nrows=0).columns
+            ids = {c: "Int64" for c in head if str(c).endswith(ID_COLUMNS_SUFFIX) or c in ("id", "target_id", "id_ref")}
+            df = pd.read_csv(path, dtype=ids)
         elif name.endswith(".feather"):
             df = pd.read_feather(path)
         elif name.endswith(".parquet"):
