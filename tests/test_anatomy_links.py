@@ -208,3 +208,12 @@ def test_materialization_version_recorded_and_never_mixed(tmp_path):
     assert b.materialization_version is None
     b.synapse_table
     assert b.materialization_version == 1300
+
+
+def test_units_without_any_match(tmp_path):
+    units = pd.DataFrame({"session": 9, "scan_idx": 6, "unit_id": [1, 2]}, index=pd.Index([0, 1], name="readout_id"))
+    coreg = _coreg(pd.DataFrame({"session": [4], "scan_idx": [7], "unit_id": [1]}), np.array([100_000]))
+    a = Anatomy(_folder(tmp_path, nucleus_detection_v0=_nuclei(1), coregistration_manual_v4=coreg))
+    res = a.resolve_units(units)
+    assert (res["match"] == "none").all() and res["nucleus_id"].isna().all()
+    assert res["root_shared"].dtype == bool and not res["root_shared"].any()

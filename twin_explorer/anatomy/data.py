@@ -235,6 +235,7 @@ class Anatomy:
             best = best[best["match"] == "unique"]
         for c in ("nucleus_id", "pt_root_id", "residual", "score", "coreg_source", "root_shared"):
             out[c] = best[c].reindex(out.index)
+        out["root_shared"] = out["root_shared"].astype("boolean").fillna(False).astype(bool)
         cols = [c for c in ("x_um", "depth_um", "z_um", "layer", "cell_type", "classification_system", "area")
                 if c in self.nuclei.columns]
         return out.join(self.nuclei[cols], on="nucleus_id")

@@ -69,6 +69,7 @@ def link_units(units: pd.DataFrame, coregistration: pd.DataFrame, nuclei: pd.Dat
     df = df.drop(columns="_rank")
     df["in_volume"] = df["nucleus_id"].isin(nuclei.index).fillna(False).astype(bool)
     df["pt_root_id"] = df["nucleus_id"].map(nuclei["pt_root_id"].astype("Int64"))
-    df["root_shared"] = df["nucleus_id"].map(nuclei["root_nuclei"] > 1).fillna(False).astype(bool)
+    shared = nuclei.index[nuclei["root_nuclei"] > 1]
+    df["root_shared"] = df["nucleus_id"].isin(shared).fillna(False).astype(bool)
     return df.reset_index(drop=True)
 
