@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from twin_explorer.anatomy import (Anatomy, DepthFrame, Meshwork, Skeleton, nm_to_voxels, read_meshwork, read_swc,
+from twin_explorer.anatomy import (MINNIE65_FRAME, Anatomy, DepthFrame, Meshwork, Skeleton, nm_to_voxels, read_meshwork, read_swc,
                                    read_table, voxels_to_nm, voxels_to_um, write_meshwork, write_swc, write_table)
 from twin_explorer.anatomy.tables import TABLE_COLUMNS
 
@@ -79,7 +80,7 @@ def test_swc_bad_files(tmp_path):
 
 
 # ---- meshwork --------------------------------------------------------------------------------------------------
-def test_meshwork_round_trip_with_h5py_only(tmp_path):
+def test_meshwork_round_trip_version_2(tmp_path):
     from twin_explorer.anatomy.morphology import tube_mesh
 
     sk = _toy_skeleton()
@@ -92,11 +93,13 @@ def test_meshwork_round_trip_with_h5py_only(tmp_path):
                   skeleton_vertices_nm=sk.xyz_nm, skeleton_edges=sk.edges, skeleton_root=0, mesh_to_skel_map=m2s,
                   skeleton_radius_nm=sk.radius_nm, annotations=annos)
     path = write_meshwork(mw, tmp_path / "mw.h5")
-    with h5py.File(path) as f:  # MeshParty's layout and pandas' fixed-frame layout
+    with h5py.File(path) as f:  # MeshParty's version-2 layout: annotations as JSON strings
         assert {"mesh", "skeleton", "annotations"} <= set(f)
-        assert f["annotations/post_syn/data"].attrs["pandas_type"] in (b"frame", "frame")
+        assert int(f.attrs["version"]) == 2
+        assert json.loads(f["annotations/post_syn/data"][()])["size"] == {"0": 300, "1": 500}
         assert f["annotations/post_syn"].attrs["index_column"] == "mesh_ind"
     back = read_meshwork(path)
+    assert back.version == 2 and back.n_masked_out == 0
     assert back.seg_id == 864691135000000001
     assert np.allclose(back.mesh_vertices_nm, verts, atol=0.5) and np.array_equal(back.mesh_faces, faces)
     pd.testing.assert_frame_equal(back.annotations["post_syn"], annos["post_syn"], check_dtype=False)
@@ -140,13 +143,28 @@ def test_table_round_trip_real_columns_and_position_formats(tmp_path):
     assert auto[["pt_position_x", "pt_position_y", "pt_position_z"]].iloc[0].tolist() == [5, 6, 7]
 
 
+#: the static dump header as the public bucket has it: headerless ``name,type`` rows, one column per line
+NUCLEUS_HEADER = ("id,bigint\ncreated,timestamp without time zone\nsuperceded_id,bigint\nvalid,boolean\n"
+                  "volume,double precision\npt_supervoxel_id,bigint\npt_root_id,bigint\npt_position,USER-DEFINED\n"
+                  "bb_start_position,USER-DEFINED\nbb_end_position,USER-DEFINED\n")
+
+
 def test_headerless_merged_dump_and_errors(tmp_path):
-    cols = TABLE_COLUMNS["nucleus_detection_v0"]
-    (tmp_path / "nucleus_detection_v0_merged_header.csv").write_text(",".join(cols) + "\n")
-    row = [5, "2020-01-01", "", "t", 250.0, 99, 864691135000000005, "[10, 20, 30]", "[0 0 0]", "(1,1,1)"]
-    pd.DataFrame([row]).to_csv(tmp_path / "nucleus_detection_v0_merged.csv.gz", header=False, index=False)
+    (tmp_path / "nucleus_detection_v0_merged_header.csv").write_text(NUCLEUS_HEADER)
+    # postgres CSV: booleans t/f, NULL empty, geometry as PostGIS EWKB hex (POINT Z, SRID flag) or text
+    ewkb = "01010000a0" + "00000000" + np.array([10.0, 20.0, 30.0], "<f8").tobytes().hex()
+    rows = [[5, "2020-01-01", "", "t", 250.0, 99, 864691135000000005, ewkb, "", ""],
+            [6, "2020-01-01", "", "f", 12.5, 0, 0, "POINT Z (1 2 3)", "", ""]]
+    pd.DataFrame(rows).to_csv(tmp_path / "nucleus_detection_v0_merged.csv.gz", header=False, index=False)
     nuc = read_table(tmp_path, "nucleus_detection_v0")
+    assert list(nuc.columns[:5]) == ["id", "created", "superceded_id", "valid", "volume"]
     assert nuc[["pt_position_x", "pt_position_y", "pt_position_z"]].iloc[0].tolist() == [10, 20, 30]
+    assert nuc[["pt_position_x", "pt_position_y", "pt_position_z"]].iloc[1].tolist() == [1, 2, 3]
+    assert nuc["valid"].tolist() == [True, False] and nuc["pt_root_id"].iat[0] == 864691135000000005
+    # a one-line header (what the old parser assumed) is not the dump's format: a clear error
+    (tmp_path / "nucleus_detection_v0_merged_header.csv").write_text(",".join(TABLE_COLUMNS["nucleus_detection_v0"]))
+    with pytest.raises(ValueError, match="name,type"):
+        read_table(tmp_path, "nucleus_detection_v0")
     with pytest.raises(ValueError, match="unknown table"):
         read_table(tmp_path, "synapses_v1")
     with pytest.raises(FileNotFoundError, match="synapses_pni_2"):
@@ -200,7 +218,11 @@ def test_join_keeps_duplicates_and_misses_visible(tiny_volume):
     assert pd.isna(res.loc[103, "nucleus_id"]) and res.loc[103, "match"] == "none"
     assert res.loc[102, "nucleus_id"] == 13
     assert pd.isna(a.resolve_units(units, policy="unique").loc[102, "nucleus_id"])
-    assert a.nuclei.loc[10, "depth_um"] == pytest.approx(400.0)  # 100000 voxels × 4 nm, pia at 0
+    # no manifest: the minnie65 frame (5° about z, the published pia point), not pia at the origin
+    assert a.depth_frame is MINNIE65_FRAME
+    assert a.nuclei.loc[10, "depth_um"] == pytest.approx(MINNIE65_FRAME.depth_um([4000.0, 400_000.0, 800_000.0]))
+    flat = Anatomy(tiny_volume, depth_frame=DepthFrame())
+    assert flat.nuclei.loc[10, "depth_um"] == pytest.approx(400.0)  # 100000 voxels × 4 nm, pia at 0
     with pytest.raises(ValueError, match="unknown nucleus"):
         a.skeleton(12345)
     with pytest.raises(FileNotFoundError, match="no skeleton"):
@@ -211,3 +233,60 @@ def test_join_keeps_duplicates_and_misses_visible(tiny_volume):
         a.link_units(units.drop(columns="scan_idx"))
     with pytest.raises(ValueError, match="unknown readout_id"):
         a.neuron_of_unit(units, 7)
+
+
+# ---- caveclient frames -----------------------------------------------------------------------------------------
+def test_caveclient_frames_in_every_position_layout():
+    from twin_explorer.anatomy import read_cave_table
+
+    base = {"id": [1, 2], "pt_root_id": [864691135000000001, 0], "pt_supervoxel_id": [5, 0]}
+    lists_vox = pd.DataFrame({**base, "pt_position": [np.array([200_000, 150_000, 20_000]), [201_000, 151_000, 21_000]]})
+    split_nm = pd.DataFrame({**base, "pt_position_x": [800_000.0, 804_000.0], "pt_position_y": [600_000.0, 604_000.0],
+                             "pt_position_z": [800_000.0, 840_000.0]})
+    split_nm.attrs = {"dataframe_resolution": [1, 1, 1], "materialization_version": 1300, "table_name": "x"}
+    a, b = read_cave_table(lists_vox), read_cave_table(split_nm)
+    want = [[200_000, 150_000, 20_000], [201_000, 151_000, 21_000]]
+    for df in (a, b):
+        assert np.allclose(df[["pt_position_x", "pt_position_y", "pt_position_z"]], want)
+        assert df["pt_root_id"].dtype == "int64" and df["pt_root_id"].iat[0] == 864691135000000001
+    assert b.attrs["materialization_version"] == 1300 and b.attrs["position_source_resolution_nm"] == (1, 1, 1)
+    c = read_cave_table(split_nm.assign(pt_position_z=[20_000.0, 21_000.0]), resolution=(4, 4, 40), version=943)
+    assert c.attrs["materialization_version"] == 943 and c["pt_position_x"].iat[0] == 800_000
+    with pytest.raises(ValueError, match="cannot tell whether positions"):
+        read_cave_table(pd.DataFrame({"pt_position": ["[1000000, 1000000, 100000]"]}))
+    with pytest.raises(ValueError, match="cannot read a 3-D position"):
+        read_cave_table(pd.DataFrame({"pt_position": ["[1, 2]"]}))
+
+
+def test_static_dump_version_from_its_public_folder(tmp_path):
+    from twin_explorer.anatomy import read_static_dump
+
+    folder = tmp_path / "minnie65_phase3_v1" / "v661"
+    folder.mkdir(parents=True)
+    (folder / "nucleus_detection_v0_merged_header.csv").write_text(NUCLEUS_HEADER)
+    pd.DataFrame([[5, "2020-01-01", "", "t", 250.0, 99, 864691135000000005, "POINT Z (10 20 30)", "", ""]]).to_csv(
+        folder / "nucleus_detection_v0_merged.csv.gz", header=False, index=False)
+    df = read_static_dump(folder / "nucleus_detection_v0_merged.csv.gz")
+    assert df.attrs["materialization_version"] == 661 and df.attrs["table"] == "nucleus_detection_v0"
+    assert read_static_dump(folder / "nucleus_detection_v0_merged.csv.gz", version=943).attrs["materialization_version"] == 943
+    (folder / "nucleus_detection_v0_merged_header.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="header nucleus_detection_v0_merged_header.csv is missing"):
+        read_static_dump(folder / "nucleus_detection_v0_merged.csv.gz")
+
+
+def test_swc_unit_header_wins_over_detection(tmp_path):
+    small = Skeleton(xyz_nm=[[0, 0, 0], [0, 1500, 0]], parent=[-1, 0], compartment=[1, 3], radius_nm=[700, 100])
+    path = write_swc(small, tmp_path / "tiny.swc")  # writes '# unit: nm'
+    assert "# unit: nm" in path.read_text()
+    back = read_swc(path)  # coordinates alone (≤ 1,500) would read as µm
+    assert back.source_unit == "nm" and back.cable_length_um() == pytest.approx(1.5)
+    assert read_swc(path, unit="um").cable_length_um() == pytest.approx(1500.0)  # the argument wins over the header
+
+
+def test_root_ids_with_blanks_keep_every_digit(tmp_path):
+    from twin_explorer.anatomy import read_cave_table
+
+    (tmp_path / "t.csv").write_text("id,pt_root_id,pt_position\n1,864691135738685297,\"[338720, 125232, 19589]\"\n"
+                                    "2,,\"[136400, 170640, 17951]\"\n")
+    df = read_cave_table(tmp_path / "t.csv")
+    assert df["pt_root_id"].iat[0] == 864691135738685297 and pd.isna(df["pt_root_id"].iat[1])

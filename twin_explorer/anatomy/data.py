@@ -1,13 +1,18 @@
-"""The link chain from a model unit to its neuron: readout_id → (session, scan_idx, unit_id) → coregistration
-(nucleus id, pt_root_id, residual, score) → nucleus position, cell type, area → skeleton, meshwork, synapses.
+"""The link chain from a model unit to its neuron: (session, scan_idx, readout_id) → (session, scan_idx,
+unit_id) → coregistration (nucleus id, pt_root_id, residual, score) → nucleus position, cell type, area →
+skeleton, meshwork, synapses.
 
-:class:`Anatomy` reads a folder laid out like the offline sample (``assets/anatomy``)::
+:class:`Anatomy` reads a folder laid out like the offline sample (``assets/anatomy``) or a real export::
 
-    tables/<cave table>.csv.gz     skeletons/<root_id>_<nucleus_id>.swc     meshworks/<root_id>_<nucleus_id>.h5
-    manifest.json                  (depth frame, provenance)
+    tables/<cave table>.csv.gz|.feather|.parquet|_merged.csv.gz     manifest.json (depth frame, version, provenance)
+    skeletons/<root_id>_<nucleus_id>.swc|.json|.npz                  meshworks/<root_id>_<nucleus_id>.h5
 
 Everything joins on the nucleus id (root ids change with proofreading). A unit with several candidate nuclei or
-none is kept and flagged (``match`` = 'unique' | 'multiple' | 'none'), never dropped.
+none is kept and flagged (``match`` = 'unique' | 'multiple' | 'none'), never dropped. Readout ids restart in
+every scan, so units are keyed by (session, scan_idx, unit_id). Nuclei with root id 0 (no segment) keep their
+row with an empty root; roots holding several nuclei are flagged (``root_nuclei`` > 1) and never joined to one.
+A folder holds one materialization version (``manifest.json: materialization_version``); a table declaring
+another is refused. Without a manifest frame the minnie65 frame is used.
 """
 
 from __future__ import annotations
@@ -20,46 +25,45 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .coords import DEFAULT_LAYERS, DepthFrame, voxels_to_nm
-from .meshwork import Meshwork, read_meshwork
-from .swc import Skeleton, read_swc
-from .tables import COREGISTRATION_TABLES, positions, read_table
+from ..paths import bundled
+from .coords import DepthFrame, frame_from_manifest, voxels_to_nm
+from .io import SKELETON_SUFFIXES, read_meshwork, read_skeleton
+from .links import SCAN_KEYS, UNIT_KEYS, link_units, unit_index, units_frame
+from .meshwork import Meshwork
+from .swc import Skeleton
+from .tables import ANGLE_CONVENTION, COREGISTRATION_PRIORITY, functional_properties_to_degrees, positions, read_table
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "assets" / "anatomy"
-UNIT_KEYS = ["session", "scan_idx", "unit_id"]
+try:
+    SAMPLE_DIR = bundled("anatomy")
+except FileNotFoundError:  # a broken install: Anatomy.sample() says so when called
+    SAMPLE_DIR = Path(__file__).resolve().parents[2] / "assets" / "anatomy"
 Direction = Literal["both", "input", "output"]
-
-
-def _units_frame(units: pd.DataFrame) -> pd.DataFrame:
-    if not isinstance(units, pd.DataFrame):
-        raise ValueError(f"units must be a DataFrame indexed by readout_id with {UNIT_KEYS}, got {type(units).__name__}")
-    missing = [c for c in UNIT_KEYS if c not in units.columns]
-    if missing:
-        raise ValueError(f"units table lacks columns {missing}; it needs {UNIT_KEYS} (index: readout_id)")
-    df = units[UNIT_KEYS].copy()
-    df.index = df.index.rename("readout_id")
-    return df.astype("int64").reset_index()
 
 
 class Anatomy:
     """A MICrONS-like anatomy folder (the offline sample or CAVE dumps in the same layout)."""
 
     def __init__(self, folder: str | Path, depth_frame: DepthFrame | None = None,
-                 coregistration: tuple[str, ...] = COREGISTRATION_TABLES) -> None:
+                 coregistration: tuple[str, ...] = COREGISTRATION_PRIORITY, version: int | None = None) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"anatomy folder not found: {self.folder}")
         manifest = self.folder / "manifest.json"
-        self.manifest: dict = json.loads(manifest.read_text()) if manifest.exists() else {}
-        if depth_frame is None:
-            frame = self.manifest.get("depth_frame", {})
-            layers = tuple(tuple(r) for r in frame.get("layers", DEFAULT_LAYERS))
-            depth_frame = DepthFrame(pia_point_um=tuple(frame.get("pia_point_um", (0.0, 0.0, 0.0))),
-                                     tilt_deg=float(frame.get("tilt_deg", 0.0)), layers=layers)
-        self.depth_frame = depth_frame
-        unknown = [t for t in coregistration if t not in COREGISTRATION_TABLES]
+        try:
+            self.manifest: dict = json.loads(manifest.read_text()) if manifest.exists() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{manifest}: not valid JSON ({exc})") from None
+        self.depth_frame = depth_frame or frame_from_manifest(self.manifest.get("depth_frame"))
+        declared = self.manifest.get("materialization_version")
+        if version is not None and declared is not None and int(version) != int(declared):
+            raise ValueError(f"{self.folder} holds materialization v{declared}, not the requested v{version}; "
+                             "root ids of different versions cannot be joined")
+        #: the materialization version the folder's root ids belong to (None: not recorded)
+        self.materialization_version: int | None = int(version if version is not None else declared) \
+            if (version is not None or declared is not None) else None
+        unknown = [t for t in coregistration if t not in COREGISTRATION_PRIORITY]
         if unknown or not coregistration:
-            raise ValueError(f"coregistration must name tables among {COREGISTRATION_TABLES}, got {coregistration}")
+            raise ValueError(f"coregistration must name tables among {COREGISTRATION_PRIORITY}, got {coregistration}")
         self.coregistration_tables = tuple(coregistration)
         self._tables: dict[str, pd.DataFrame] = {}
 
@@ -75,9 +79,24 @@ class Anatomy:
 
     # ---- tables ------------------------------------------------------------------------------------------------
     def table(self, name: str) -> pd.DataFrame:
+        """A CAVE table of this folder; its materialization version must be the folder's."""
         if name not in self._tables:
-            self._tables[name] = read_table(self.folder / "tables", name)
+            declared = self.manifest.get("table_versions", {}).get(name)
+            df = read_table(self.folder / "tables", name, version=declared)
+            self._check_version(name, df.attrs.get("materialization_version"))
+            df.attrs.setdefault("materialization_version", self.materialization_version)
+            self._tables[name] = df
         return self._tables[name]
+
+    def _check_version(self, what: str, version: int | None) -> None:
+        if version is None:
+            return
+        if self.materialization_version is None:
+            self.materialization_version = int(version)
+        elif int(version) != self.materialization_version:
+            raise ValueError(f"{what} is from materialization v{version} but this folder is v"
+                             f"{self.materialization_version}: root ids of different versions are never joined; "
+                             "export all tables at one version")
 
     def has_table(self, name: str) -> bool:
         try:
@@ -93,8 +112,11 @@ class Anatomy:
         nuc = self.table("nucleus_detection_v0")
         nm = voxels_to_nm(positions(nuc))
         aligned = self.depth_frame.from_nm(nm)
+        roots = nuc["pt_root_id"].astype("Int64")
+        roots = roots.where(roots != 0)  # root 0: the nucleus lies in no segment at this version
+        shared = roots.map(roots.value_counts()).fillna(0).astype("int64")
         df = pd.DataFrame({"nucleus_id": nuc["id"].astype("int64").to_numpy(),
-                           "pt_root_id": nuc["pt_root_id"].astype("int64").to_numpy(),
+                           "pt_root_id": roots.array, "root_nuclei": shared.to_numpy(),  # Int64: never via float
                            "x_nm": nm[:, 0], "y_nm": nm[:, 1], "z_nm": nm[:, 2],
                            "x_um": aligned[:, 0], "depth_um": aligned[:, 1], "z_um": aligned[:, 2],
                            "layer": self.depth_frame.layer_of(aligned[:, 1])})
@@ -102,7 +124,8 @@ class Anatomy:
             df["volume"] = nuc["volume"].to_numpy()
         df = df.set_index("nucleus_id")
         if df.index.duplicated().any():
-            raise ValueError("nucleus_detection_v0 has duplicate nucleus ids")
+            raise ValueError("nucleus_detection_v0 has duplicate nucleus ids "
+                             f"(e.g. {df.index[df.index.duplicated()][:3].tolist()})")
         if self.has_table("aibs_metamodel_celltypes_v661"):
             ct = self.table("aibs_metamodel_celltypes_v661").drop_duplicates("target_id").set_index("target_id")
             df = df.join(ct[["classification_system", "cell_type"]])
@@ -127,8 +150,19 @@ class Anatomy:
 
     @cached_property
     def properties(self) -> pd.DataFrame:
-        """``digital_twin_properties_bcm_coreg_v4`` rows (one per nucleus × unit)."""
-        return self.table("digital_twin_properties_bcm_coreg_v4")
+        """Functional properties, one row per nucleus × unit: ``digital_twin_properties_bcm_coreg_v4`` (degrees),
+        else the older ``functional_properties_v3_bcm`` with its radians converted to the project's convention
+        (degrees, 0° = rightward motion, counter-clockwise; see ``attrs['angle_convention']``)."""
+        if self.has_table("digital_twin_properties_bcm_coreg_v4"):
+            return self.table("digital_twin_properties_bcm_coreg_v4")
+        if self.has_table("functional_properties_v3_bcm"):
+            return functional_properties_to_degrees(self.table("functional_properties_v3_bcm"))
+        raise FileNotFoundError(f"no functional properties in {self.folder / 'tables'} (looked for "
+                                "digital_twin_properties_bcm_coreg_v4 and functional_properties_v3_bcm)")
+
+    @cached_property
+    def has_properties(self) -> bool:
+        return any(self.has_table(t) for t in ("digital_twin_properties_bcm_coreg_v4", "functional_properties_v3_bcm"))
 
     @cached_property
     def synapse_table(self) -> pd.DataFrame:
@@ -141,17 +175,24 @@ class Anatomy:
 
     @cached_property
     def root_to_nucleus(self) -> pd.Series:
-        n = self.nuclei
-        return pd.Series(n.index.to_numpy(), index=n["pt_root_id"].to_numpy())
+        """Root id -> nucleus id for roots holding exactly one nucleus (root 0 and shared roots left out)."""
+        n = self.nuclei[self.nuclei["pt_root_id"].notna() & (self.nuclei["root_nuclei"] == 1)]
+        return pd.Series(n.index.to_numpy(), index=n["pt_root_id"].astype("int64").to_numpy())
 
     # ---- ids ---------------------------------------------------------------------------------------------------
     def nucleus_id(self, root_id: int) -> int:
-        """Nucleus id of a root id (raises ValueError for unknown roots)."""
-        try:
-            return int(self.root_to_nucleus.loc[int(root_id)])
-        except KeyError:
-            raise ValueError(f"root id {root_id} has no nucleus in this volume (root ids change with proofreading; "
-                             "look it up by nucleus id instead)") from None
+        """Nucleus id of a root id (raises ValueError for unknown roots, root 0 and roots with several nuclei)."""
+        rid = int(root_id)
+        if rid in self.root_to_nucleus.index:
+            return int(self.root_to_nucleus.loc[rid])
+        if rid == 0:
+            raise ValueError("root id 0 is no segment (nuclei outside any segment carry it); look up by nucleus id")
+        shared = self.nuclei.index[self.nuclei["pt_root_id"] == rid].tolist()
+        if shared:
+            raise ValueError(f"root id {rid} holds {len(shared)} nuclei {shared[:5]} (a merge error); it is never "
+                             "joined to one of them: look the neuron up by nucleus id")
+        raise ValueError(f"root id {rid} has no nucleus in this volume (root ids change with proofreading; "
+                         f"this folder is materialization v{self.materialization_version}; look it up by nucleus id)")
 
     def _check_nucleus(self, nucleus_id: int) -> int:
         try:
@@ -164,39 +205,21 @@ class Anatomy:
         return nid
 
     def root_id(self, nucleus_id: int) -> int:
-        return int(self.nuclei.loc[self._check_nucleus(nucleus_id), "pt_root_id"])
+        nid = self._check_nucleus(nucleus_id)
+        root = self.nuclei.loc[nid, "pt_root_id"]
+        if pd.isna(root):
+            raise ValueError(f"nucleus {nid} lies in no segment (root id 0) at materialization "
+                             f"v{self.materialization_version}")
+        return int(root)
 
     # ---- the join ------------------------------------------------------------------------------------------------
     def link_units(self, units: pd.DataFrame) -> pd.DataFrame:
-        """Every (unit, candidate nucleus) pair: one row per distinct match, one row with <NA> for units with none.
-
-        Columns: readout_id, session, scan_idx, unit_id, nucleus_id, pt_root_id (current, from the nucleus table),
-        residual, score, field, coreg_source, n_matches, match ('unique'|'multiple'|'none'), best (the match a
-        single-neuron view uses: manual table first, then lowest residual, then highest score), in_volume.
-        """
-        u = _units_frame(units)
-        co = self.coregistration.rename(columns={"target_id": "nucleus_id", "pt_root_id": "coreg_pt_root_id"})
-        co = co[["nucleus_id", *UNIT_KEYS, "residual", "score", "coreg_source", "coreg_pt_root_id"]
-                + (["field"] if "field" in co.columns else [])].astype({k: "int64" for k in UNIT_KEYS})
-        # the same nucleus may appear in both tables: keep its best row (manual first)
-        co["_rank"] = co["coreg_source"].map({t: i for i, t in enumerate(self.coregistration_tables)})
-        co = co.sort_values(["_rank", "residual", "score"], ascending=[True, True, False])
-        co = co.drop_duplicates([*UNIT_KEYS, "nucleus_id"])
-        # nullable ints before the left join, so 18-digit root ids never pass through float
-        co = co.astype({c: "Int64" for c in ("nucleus_id", "coreg_pt_root_id", "field") if c in co.columns})
-        df = u.merge(co, on=UNIT_KEYS, how="left")
-        df["n_matches"] = df.groupby("readout_id")["nucleus_id"].transform("count").astype("int64")
-        df["match"] = np.select([df["n_matches"] == 0, df["n_matches"] == 1], ["none", "unique"], "multiple")
-        df = df.sort_values(["readout_id", "_rank", "residual", "score"], ascending=[True, True, True, False])
-        df["best"] = ~df.duplicated("readout_id") & df["nucleus_id"].notna()
-        df = df.drop(columns="_rank")
-        roots = self.nuclei["pt_root_id"].astype("Int64")  # nullable ints: 18-digit ids must not pass via float
-        df["in_volume"] = df["nucleus_id"].isin(roots.index).fillna(False).astype(bool)
-        df["pt_root_id"] = df["nucleus_id"].map(roots)
-        return df.reset_index(drop=True)
+        """Every (unit, candidate nucleus) pair (see :func:`~twin_explorer.anatomy.links.link_units`)."""
+        return link_units(units, self.coregistration, self.nuclei, self.coregistration_tables)
 
     def resolve_units(self, units: pd.DataFrame, policy: Literal["best", "unique"] = "best") -> pd.DataFrame:
-        """One row per unit (index readout_id) with its chosen nucleus and the neuron's position/type/area.
+        """One row per unit with its chosen nucleus and the neuron's position/type/area; indexed by readout_id
+        for one scan, by (session, scan_idx, readout_id) for several.
 
         ``policy='best'`` takes the best match of units with several; ``'unique'`` leaves those at <NA>.
         ``match`` and ``n_matches`` always say what happened.
@@ -204,63 +227,73 @@ class Anatomy:
         if policy not in ("best", "unique"):
             raise ValueError(f"policy must be 'best' or 'unique', got {policy!r}")
         links = self.link_units(units)
-        first = links.drop_duplicates("readout_id").set_index("readout_id")
-        out = first[[*UNIT_KEYS, "n_matches", "match"]].copy()
-        best = links[links["best"]].set_index("readout_id")
+        index = unit_index(links)
+        first = links.drop_duplicates(UNIT_KEYS).set_index(index)
+        out = first[[c for c in UNIT_KEYS if c not in index] + ["n_matches", "match"]].copy()
+        best = links[links["best"]].set_index(index)
         if policy == "unique":
             best = best[best["match"] == "unique"]
-        for c in ("nucleus_id", "pt_root_id", "residual", "score", "coreg_source"):
+        for c in ("nucleus_id", "pt_root_id", "residual", "score", "coreg_source", "root_shared"):
             out[c] = best[c].reindex(out.index)
+        out["root_shared"] = out["root_shared"].astype("boolean").fillna(False).astype(bool)
         cols = [c for c in ("x_um", "depth_um", "z_um", "layer", "cell_type", "classification_system", "area")
                 if c in self.nuclei.columns]
         return out.join(self.nuclei[cols], on="nucleus_id")
 
-    def neuron_of_unit(self, units: pd.DataFrame, readout_id: int) -> dict:
-        """The whole chain for one unit as a dict (raises ValueError for an unknown readout id)."""
-        if readout_id not in units.index:
-            raise ValueError(f"unknown readout_id {readout_id}; the units table has ids {units.index.min()}.."
-                             f"{units.index.max()}")
-        links = self.link_units(units.loc[[readout_id]])
+    def neuron_of_unit(self, units: pd.DataFrame, readout_id: int | tuple[int, int, int]) -> dict:
+        """The whole chain for one unit as a dict; ``readout_id`` is (session, scan_idx, readout_id) when ``units``
+        holds several scans (raises ValueError for an unknown unit)."""
+        u = units_frame(units)
+        key = tuple(int(k) for k in readout_id) if isinstance(readout_id, tuple) else (int(readout_id),)
+        cols = [*SCAN_KEYS, "readout_id"] if len(key) == 3 else ["readout_id"]
+        rows = u[(u[cols].to_numpy() == np.asarray(key)).all(axis=1)]
+        if len(rows) != 1:
+            hint = ("; several scans: pass (session, scan_idx, readout_id)" if len(rows) > 1 else
+                    f"; the units table has readout ids {u['readout_id'].min()}..{u['readout_id'].max()}")
+            raise ValueError(f"unknown readout_id {readout_id}{hint}")
+        links = self.link_units(rows.set_index("readout_id"))
         row = links.iloc[0].to_dict() if not links["best"].any() else links[links["best"]].iloc[0].to_dict()
         row["candidates"] = links[["nucleus_id", "pt_root_id", "residual", "score", "coreg_source"]].dropna(
             subset=["nucleus_id"]).to_dict("records")
-        if row["match"] != "none":
+        if row["match"] != "none" and row["in_volume"]:
             nid = int(row["nucleus_id"])
             row.update({k: v for k, v in self.nuclei.loc[nid].to_dict().items() if k != "pt_root_id"})
             row["has_skeleton"] = nid in self.skeleton_ids
         return row
 
     # ---- morphology ------------------------------------------------------------------------------------------------
-    def _files(self, sub: str, suffix: str) -> dict[int, Path]:
-        out = {}
-        for p in sorted((self.folder / sub).glob(f"*{suffix}")):
-            root, _, nucleus = p.stem.partition("_")
-            if nucleus.isdigit():
-                out[int(nucleus)] = p
+    def _files(self, sub: str, suffixes: tuple[str, ...]) -> dict[int, Path]:
+        """nucleus id -> file, from ``<root_id>_<nucleus_id>.<suffix>`` names (first suffix wins)."""
+        out: dict[int, Path] = {}
+        for suffix in reversed(suffixes):
+            for p in sorted((self.folder / sub).glob(f"*{suffix}")):
+                root, _, nucleus = p.stem.partition("_")
+                if nucleus.isdigit():
+                    out[int(nucleus)] = p
         return out
 
     @cached_property
     def skeleton_ids(self) -> list[int]:
-        """Nucleus ids that have an SWC skeleton."""
-        return sorted(self._files("skeletons", ".swc"))
+        """Nucleus ids that have a skeleton file (SWC, skeleton-service JSON or npz)."""
+        return sorted(self._files("skeletons", SKELETON_SUFFIXES[:3]))
 
     @cached_property
     def meshwork_ids(self) -> list[int]:
-        return sorted(self._files("meshworks", ".h5"))
+        return sorted(self._files("meshworks", (".h5",)))
 
     def skeleton(self, nucleus_id: int) -> Skeleton:
         nid = self._check_nucleus(nucleus_id)
-        files = self._files("skeletons", ".swc")
+        files = self._files("skeletons", SKELETON_SUFFIXES[:3])
         if nid not in files:
             raise FileNotFoundError(f"no skeleton for nucleus {nid} in {self.folder / 'skeletons'}; "
                                     f"{len(files)} neurons have one (see .skeleton_ids)")
-        sk = read_swc(files[nid])
+        sk = read_skeleton(files[nid])
         sk.meta.setdefault("nucleus_id", nid)
         return sk
 
     def meshwork(self, nucleus_id: int) -> Meshwork:
         nid = self._check_nucleus(nucleus_id)
-        files = self._files("meshworks", ".h5")
+        files = self._files("meshworks", (".h5",))
         if nid not in files:
             raise FileNotFoundError(f"no meshwork for nucleus {nid} in {self.folder / 'meshworks'} "
                                     f"(available: {sorted(files)})")
@@ -300,7 +333,7 @@ class Anatomy:
             partner_nucleus_id=("partner_nucleus_id", "first"), n_synapses=("id", "size"), total_size=("size", "sum"))
         cols = [c for c in ("cell_type", "area", "layer", "depth_um") if c in self.nuclei.columns]
         grp = grp.join(self.nuclei[cols], on="partner_nucleus_id")
-        if self.has_table("digital_twin_properties_bcm_coreg_v4"):
+        if self.has_properties:
             props = self.properties.drop_duplicates("target_id").set_index("target_id")
             pcols = [c for c in ("cc_abs", "cc_norm", "OSI", "DSI", "gOSI", "gDSI", "pref_ori", "pref_dir")
                      if c in props.columns]
@@ -308,6 +341,7 @@ class Anatomy:
         if units is not None:
             links = self.link_units(units)
             best = links[links["best"]].drop_duplicates("nucleus_id").set_index("nucleus_id")["readout_id"]
+            best.index = best.index.astype("int64")
             grp["readout_id"] = grp["partner_nucleus_id"].map(best).astype("Int64")
             if tuning is not None:
                 grp = grp.join(tuning.rename(columns=lambda c: f"{c}_twin" if c in grp.columns else c), on="readout_id")
@@ -330,11 +364,13 @@ class Anatomy:
         published functional properties (cc_abs, cc_norm, OSI, DSI, gOSI, gDSI, pref_ori, pref_dir) and, when
         given, columns of ``tuning`` (e.g. in-silico results indexed by readout_id). Feeds the soma map."""
         out = self.resolve_units(units)
-        if self.has_table("digital_twin_properties_bcm_coreg_v4"):
+        if self.has_properties:
             props = self.properties.drop_duplicates(UNIT_KEYS).set_index(UNIT_KEYS)
             pcols = [c for c in ("cc_abs", "cc_max", "cc_norm", "OSI", "DSI", "gOSI", "gDSI", "pref_ori", "pref_dir")
                      if c in props.columns]
-            out = out.join(props[pcols], on=UNIT_KEYS)
+            names = out.index.names
+            out = out.reset_index().join(props[pcols], on=UNIT_KEYS).set_index(names)
+            out.attrs["angle_convention"] = props.attrs.get("angle_convention", ANGLE_CONVENTION)
         if tuning is not None:
             out = out.join(tuning.rename(columns=lambda c: f"{c}_twin" if c in out.columns else c))
         return out

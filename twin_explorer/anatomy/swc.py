@@ -1,7 +1,8 @@
-"""SWC skeletons with MICrONS compartment labels (coordinates and radii in nm): the Skeleton type, reader, writer.
+"""The Skeleton type (nodes in nm, MICrONS compartment labels) and the SWC writer; readers live in ``io``.
 
-One node per row: ``id type x y z radius parent`` (parent -1 for the root). MICrONS skeletons use the type column
-for compartments: 1 soma, 2 axon, 3 basal dendrite, 4 apical dendrite (0 = undefined).
+One SWC node per row: ``id type x y z radius parent`` (parent -1 for the root). MICrONS skeletons use the type
+column for compartments: 1 soma, 2 axon, 3 basal dendrite, 4 apical dendrite (0 = undefined). Whatever unit a
+file was in, a :class:`Skeleton` holds nm and says what the source unit was (``source_unit``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ SWC_COLUMNS = ("id", "type", "x", "y", "z", "radius", "parent")
 
 @dataclass
 class Skeleton:
-    """A tree of nodes in nm. ``parent`` holds row indices (-1 for the root), not SWC ids."""
+    """A tree of nodes in nm. ``parent`` holds row indices (-1 for the root), not SWC ids. ``source_unit`` is the
+    length unit of the file it was read from ('nm' or 'um'); ``soma_radius_nm`` the soma radius when the source
+    gives one (else the root node's radius is used)."""
 
     xyz_nm: np.ndarray
     parent: np.ndarray
@@ -26,6 +29,8 @@ class Skeleton:
     radius_nm: np.ndarray
     node_id: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    source_unit: str = "nm"
+    soma_radius_nm: float | None = None
 
     def __post_init__(self) -> None:
         self.xyz_nm = np.asarray(self.xyz_nm, dtype=float)
@@ -54,6 +59,21 @@ class Skeleton:
     @property
     def xyz_um(self) -> np.ndarray:
         return self.xyz_nm / 1000.0
+
+    @property
+    def radius_um(self) -> np.ndarray:
+        return self.radius_nm / 1000.0
+
+    @property
+    def soma_radius_um(self) -> float:
+        """Soma radius in µm: the source's value when it has one, else the root node's radius."""
+        r = self.soma_radius_nm if self.soma_radius_nm is not None else self.radius_nm[self.root]
+        return float(r) / 1000.0
+
+    @property
+    def soma_um(self) -> np.ndarray:
+        """Soma (root node) position in EM µm."""
+        return self.xyz_um[self.root]
 
     @property
     def root(self) -> int:
@@ -101,10 +121,10 @@ class Skeleton:
 def write_swc(skeleton: Skeleton, path: str | Path, header: str | None = None, precision: int = 0) -> Path:
     """Write a skeleton as SWC (nm). ``header`` lines are written as ``#`` comments."""
     path = Path(path)
-    lines = ["# SWC skeleton, coordinates and radii in nm",
+    lines = ["# SWC skeleton, coordinates and radii in nm", "# unit: nm",
              "# type: 0 undefined, 1 soma, 2 axon, 3 basal dendrite, 4 apical dendrite"]
     lines += [f"# {h}" for h in (header or "").splitlines() if h]
-    lines += [f"# {k}: {v}" for k, v in skeleton.meta.items()]
+    lines += [f"# {k}: {v}" for k, v in skeleton.meta.items() if k != "unit"]
     lines.append("# " + " ".join(SWC_COLUMNS))
     df = skeleton.to_frame()
     fmt = f"%d %d %.{precision}f %.{precision}f %.{precision}f %.{max(precision, 1)}f %d"
@@ -113,55 +133,14 @@ def write_swc(skeleton: Skeleton, path: str | Path, header: str | None = None, p
     return path
 
 
-def read_swc(path: str | Path) -> Skeleton:
-    """Read an SWC file (nm) into a :class:`Skeleton`; '# key: value' header lines become ``meta``."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"SWC file not found: {path}")
-    if path.suffix.lower() != ".swc":
-        raise ValueError(f"{path.name}: not an SWC file (expected the .swc suffix)")
-    meta: dict[str, str] = {}
-    rows: list[list[float]] = []
-    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            key, sep, value = line[1:].partition(":")
-            if sep and key.strip() and " " not in key.strip():
-                meta[key.strip()] = value.strip()
-            continue
-        parts = line.split()
-        if len(parts) < 7:
-            raise ValueError(f"{path.name} line {lineno}: expected 7 columns (id type x y z radius parent), "
-                             f"got {len(parts)}: {line[:80]!r}")
-        try:
-            rows.append([float(p) for p in parts[:7]])
-        except ValueError:
-            raise ValueError(f"{path.name} line {lineno}: non-numeric value in {line[:80]!r}") from None
-    if not rows:
-        raise ValueError(f"{path.name}: no nodes found; an SWC file has rows 'id type x y z radius parent'")
-    arr = np.asarray(rows)
-    ids = arr[:, 0].astype(np.int64)
-    if len(np.unique(ids)) != len(ids):
-        raise ValueError(f"{path.name}: duplicate node ids")
-    index = pd.Series(np.arange(len(ids)), index=ids)
-    parent_ids = arr[:, 6].astype(np.int64)
-    is_root = parent_ids < 0
-    missing = ~is_root & ~np.isin(parent_ids, ids)
-    if missing.any():
-        raise ValueError(f"{path.name}: parent ids not present as nodes: {parent_ids[missing][:5].tolist()}")
-    parent = np.full(len(ids), -1, dtype=np.int64)
-    parent[~is_root] = index.loc[parent_ids[~is_root]].to_numpy()
-    return Skeleton(xyz_nm=arr[:, 2:5], parent=parent, compartment=arr[:, 1].astype(np.int64),
-                    radius_nm=arr[:, 5], node_id=ids, meta=meta)
-
-
 def skeleton_from_edges(vertices_nm: np.ndarray, edges: np.ndarray, root: int, compartment: np.ndarray | None = None,
-                        radius_nm: np.ndarray | None = None) -> Skeleton:
-    """Orient an undirected edge list [m, 2] into a parent array by breadth-first search from ``root``."""
+                        radius_nm: np.ndarray | None = None, allow_forest: bool = False) -> Skeleton:
+    """Orient an undirected edge list [m, 2] into a parent array by breadth-first search from ``root``.
+
+    With ``allow_forest`` a graph of several pieces (e.g. dendrites cut from their soma) gets one root per piece:
+    ``root`` in its own piece, the first end point (else the first vertex) in each other piece."""
     from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import breadth_first_order
+    from scipy.sparse.csgraph import breadth_first_order, connected_components
 
     v = np.asarray(vertices_nm, dtype=float)
     n = len(v)
@@ -170,12 +149,24 @@ def skeleton_from_edges(vertices_nm: np.ndarray, edges: np.ndarray, root: int, c
         raise ValueError(f"edges refer to vertices outside 0..{n - 1}")
     if not 0 <= int(root) < n:
         raise ValueError(f"root {root} is not a vertex index (0..{n - 1})")
-    graph = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
-    order, pred = breadth_first_order(graph, int(root), directed=False, return_predecessors=True)
-    if len(order) != n:
-        raise ValueError(f"the skeleton graph is not connected: {n - len(order)} vertices unreachable from the root")
-    parent = np.where(pred < 0, -1, pred).astype(np.int64)
-    parent[int(root)] = -1
+    graph = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+    n_parts, label = connected_components(graph, directed=False)
+    if n_parts > 1 and not allow_forest:
+        order = breadth_first_order(graph, int(root), directed=False)[0]
+        raise ValueError(f"the skeleton graph is not connected: {n - len(order)} vertices unreachable from the root "
+                         f"({n_parts} pieces)")
+    degree = np.bincount(e.ravel(), minlength=n)
+    parent = np.full(n, -1, dtype=np.int64)
+    for part in range(n_parts):
+        members = np.flatnonzero(label == part)
+        if label[int(root)] == part:
+            start = int(root)
+        else:
+            ends = members[degree[members] == 1]
+            start = int(ends[0]) if len(ends) else int(members[0])
+        _, pred = breadth_first_order(graph, start, directed=False, return_predecessors=True)
+        parent[members] = np.where(pred[members] < 0, -1, pred[members])
+        parent[start] = -1
     return Skeleton(xyz_nm=v, parent=parent,
                     compartment=np.zeros(n, np.int64) if compartment is None else compartment,
                     radius_nm=np.full(n, 100.0) if radius_nm is None else radius_nm)

@@ -1,28 +1,34 @@
-"""MICrONS CAVE annotation tables as static CSV(.gz) dumps: their public column names, reading and writing.
+"""MICrONS CAVE annotation tables in an anatomy folder: their public column names, reading and writing.
 
-Positions (``pt_position``, ``ctr_pt_position``, ...) are voxel coordinates (4 × 4 × 40 nm). In memory and in the
-files this package writes they are split into ``<column>_x/_y/_z`` (caveclient's ``split_positions`` layout);
-the reader also accepts one combined column written as ``[x y z]``, ``(x, y, z)`` or ``POINTZ(x y z)``, and
-headerless ``<table>_merged.csv.gz`` dumps with their ``<table>_merged_header.csv``.
+Positions (``pt_position``, ``ctr_pt_position``, ...) are kept as split ``<column>_x/_y/_z`` voxel coordinates
+(4 × 4 × 40 nm). A table is read from ``<table>.csv.gz``, ``<table>.csv``, ``<table>.feather``,
+``<table>.parquet`` (caveclient frames saved as they came: list or split positions, voxels or nm) or the public
+static dump ``<table>_merged.csv.gz`` with its ``<table>_merged_header.csv``; see ``io.cave_table_io`` and
+``io.static_dump_io``.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .coords import VOXEL_RESOLUTION_NM
+from .io.cave_table_io import POSITION_SUFFIXES, read_cave_table, split_positions  # noqa: F401  (re-exported)
+from .io.static_dump_io import read_static_dump
+
 _REF = ["id", "created", "valid", "target_id"]
 _PT = ["pt_supervoxel_id", "pt_root_id", "pt_position"]
 _COREG = _REF + ["session", "scan_idx", "unit_id", "field", "residual", "score"] + _PT
+_TUNING = ["OSI", "DSI", "gOSI", "gDSI", "pref_ori", "pref_dir"]
 
 #: table name -> column names (public CAVE names; position columns unsplit)
 TABLE_COLUMNS: dict[str, list[str]] = {
     "nucleus_detection_v0": ["id", "created", "superceded_id", "valid", "volume", *_PT,
                              "bb_start_position", "bb_end_position"],
     "coregistration_manual_v4": _COREG,
+    "coregistration_manual_v3": _COREG,
     "coregistration_auto_phase3_fwd_apl_vess_combined_v2": _COREG,
     "synapses_pni_2": ["id", "created", "superceded_id", "valid", "size", "pre_pt_supervoxel_id", "pre_pt_root_id",
                        "post_pt_supervoxel_id", "post_pt_root_id", "pre_pt_position", "post_pt_position",
@@ -30,25 +36,31 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "aibs_metamodel_celltypes_v661": _REF + ["classification_system", "cell_type"] + _PT,
     "nucleus_functional_area_assignment": _REF + ["tag", "value"] + _PT,
     "digital_twin_properties_bcm_coreg_v4": _REF + ["session", "scan_idx", "unit_id", "cc_abs", "cc_max", "cc_norm",
-                                                    "OSI", "DSI", "gOSI", "gDSI", "pref_ori", "pref_dir",
-                                                    "readout_loc_x", "readout_loc_y"] + _PT,
+                                                    *_TUNING, "readout_loc_x", "readout_loc_y"] + _PT,
+    "functional_properties_v3_bcm": _REF + ["session", "scan_idx", "unit_id", *_TUNING, "cc_abs"] + _PT,
 }
 
+_COREG_REQ = ["target_id", "session", "scan_idx", "unit_id", "residual", "score"]
 #: columns a reader needs (others are optional)
 REQUIRED_COLUMNS: dict[str, list[str]] = {
     "nucleus_detection_v0": ["id", "pt_root_id", "pt_position"],
-    "coregistration_manual_v4": ["target_id", "session", "scan_idx", "unit_id", "residual", "score"],
-    "coregistration_auto_phase3_fwd_apl_vess_combined_v2": ["target_id", "session", "scan_idx", "unit_id",
-                                                            "residual", "score"],
-    "synapses_pni_2": ["id", "size", "pre_pt_root_id", "post_pt_root_id", "ctr_pt_position"],
+    "coregistration_manual_v4": _COREG_REQ,
+    "coregistration_manual_v3": _COREG_REQ,
+    "coregistration_auto_phase3_fwd_apl_vess_combined_v2": _COREG_REQ,
+    "synapses_pni_2": ["pre_pt_root_id", "post_pt_root_id", "ctr_pt_position"],
     "aibs_metamodel_celltypes_v661": ["target_id", "classification_system", "cell_type"],
     "nucleus_functional_area_assignment": ["target_id", "tag", "value"],
     "digital_twin_properties_bcm_coreg_v4": ["target_id", "session", "scan_idx", "unit_id"],
+    "functional_properties_v3_bcm": ["target_id", "session", "scan_idx", "unit_id", "pref_ori"],
 }
 
+#: the current manual and automatic coregistration tables (what the offline sample writes)
 COREGISTRATION_TABLES = ("coregistration_manual_v4", "coregistration_auto_phase3_fwd_apl_vess_combined_v2")
-POSITION_SUFFIXES = ("_x", "_y", "_z")
-_NUM = r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
+#: every coregistration table understood, in order of trust: manual before automatic, newer manual first
+#: (v661-era folders have coregistration_manual_v3, recent ones v4)
+COREGISTRATION_PRIORITY = ("coregistration_manual_v4", "coregistration_manual_v3",
+                           "coregistration_auto_phase3_fwd_apl_vess_combined_v2")
+_SUFFIXES = (".csv.gz", ".csv", ".feather", ".parquet", "_merged.csv.gz", "_merged.csv")
 
 
 def position_columns(table: str) -> list[str]:
@@ -61,43 +73,15 @@ def _check_table(table: str) -> None:
 
 
 def table_path(folder: str | Path, table: str) -> Path:
-    """The file holding ``table`` in ``folder``: ``<table>.csv.gz``, ``<table>.csv`` or ``<table>_merged.csv.gz``."""
+    """The file holding ``table`` in ``folder`` (see the module docstring for the names looked for)."""
     _check_table(table)
     folder = Path(folder)
-    candidates = [folder / f"{table}.csv.gz", folder / f"{table}.csv", folder / f"{table}_merged.csv.gz"]
+    candidates = [folder / f"{table}{s}" for s in _SUFFIXES]
     for c in candidates:
         if c.exists():
             return c
     raise FileNotFoundError(f"table {table!r} not found in {folder}; looked for "
                             + ", ".join(c.name for c in candidates))
-
-
-def _parse_points(values: pd.Series, where: str) -> np.ndarray:
-    out = np.full((len(values), 3), np.nan)
-    for i, v in enumerate(values.to_numpy()):
-        if isinstance(v, str):
-            nums = re.findall(_NUM, v)
-            if len(nums) != 3:
-                raise ValueError(f"{where}: row {i}: cannot read a 3-D position from {v!r}")
-            out[i] = [float(n) for n in nums]
-        elif isinstance(v, (list, tuple, np.ndarray)) and len(v) == 3:
-            out[i] = np.asarray(v, dtype=float)
-        elif not pd.isna(v):
-            raise ValueError(f"{where}: row {i}: cannot read a 3-D position from {v!r}")
-    return out
-
-
-def split_positions(df: pd.DataFrame, columns: list[str], where: str = "table") -> pd.DataFrame:
-    """Replace combined position columns by ``<col>_x/_y/_z`` (no-op for columns already split)."""
-    df = df.copy()
-    for col in columns:
-        if col in df.columns:
-            pts = _parse_points(df[col], f"{where}.{col}")
-            at = df.columns.get_loc(col)
-            df = df.drop(columns=col)
-            for k, s in enumerate(POSITION_SUFFIXES):
-                df.insert(at + k, col + s, pts[:, k])
-    return df
 
 
 def positions(df: pd.DataFrame, column: str = "pt_position") -> np.ndarray:
@@ -109,27 +93,54 @@ def positions(df: pd.DataFrame, column: str = "pt_position") -> np.ndarray:
     return df[cols].to_numpy(dtype=float)
 
 
-def read_table(folder: str | Path, table: str) -> pd.DataFrame:
-    """Read a CAVE table dump, check its required columns and split its position columns."""
-    path = table_path(folder, table)
-    header_file = path.with_name(f"{table}_merged_header.csv")
-    try:
-        if path.name.endswith("_merged.csv.gz"):
-            if not header_file.exists():
-                raise FileNotFoundError(f"{path.name} is a headerless dump; its header {header_file.name} is missing")
-            names = [c.strip() for c in header_file.read_text().strip().split(",")]
-            df = pd.read_csv(path, header=None, names=names)
-        else:
-            df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{path.name}: cannot be read as a CSV table ({type(exc).__name__}: {exc})") from None
-    have = set(df.columns) | {c[:-2] for c in df.columns if c.endswith(POSITION_SUFFIXES)}
+def check_columns(df: pd.DataFrame, table: str, where: str) -> pd.DataFrame:
+    """Raise a ValueError naming the missing required columns of ``table`` (position columns may be split)."""
+    have = set(df.columns) | {str(c)[:-2] for c in df.columns if str(c).endswith(POSITION_SUFFIXES)}
     missing = [c for c in REQUIRED_COLUMNS[table] if c not in have]
     if missing:
-        raise ValueError(f"{path.name}: missing columns {missing} of table {table!r}; it has {list(df.columns)}")
-    return split_positions(df, position_columns(table), where=path.name)
+        raise ValueError(f"{where}: missing columns {missing} of table {table!r}; it has {list(df.columns)}")
+    return df
+
+
+def read_table(folder: str | Path, table: str, version: int | None = None, resolution: object = None) -> pd.DataFrame:
+    """Read a CAVE table from an anatomy folder, check its required columns and split its positions (voxels).
+
+    ``version`` is the materialization version the folder's root ids belong to (recorded in ``attrs``);
+    ``resolution`` the nm per unit of the file's positions when it is not a static dump (default: detected)."""
+    path = table_path(folder, table)
+    if path.name.endswith(("_merged.csv.gz", "_merged.csv")):
+        df = read_static_dump(path, table=table, version=version)
+    else:
+        # files this package writes hold voxels; a caveclient frame saved in nm is recognised by its coordinates
+        df = read_cave_table(path, table=table, resolution=resolution, version=version,
+                             default_resolution=VOXEL_RESOLUTION_NM)
+    return check_columns(df, table, path.name)
+
+
+#: the project's angle convention (twin_explorer.monitor): the published v2 / digital-twin one
+ANGLE_CONVENTION = "degrees; 0° = rightward motion (vertical bar moving right), counter-clockwise"
+#: functional_properties_v3_bcm's (and the v1 units_visual_properties'): radians from upward motion, clockwise
+V3_ANGLE_CONVENTION = "radians; 0 = upward motion (horizontal bar moving up), clockwise"
+
+
+def functional_properties_to_degrees(df: pd.DataFrame, columns: tuple[str, ...] = ("pref_ori", "pref_dir")) -> pd.DataFrame:
+    """``functional_properties_v3_bcm`` angles (radians, 0 = upward motion, clockwise) in the project's convention
+    (degrees, 0° = rightward, counter-clockwise): θ' = 90° − θ, wrapped to [0, 180) for orientations and
+    [0, 360) for directions. ``attrs['angle_convention']`` and ``attrs['converted_columns']`` say so.
+    Raises a ValueError when the values are not radians (any beyond 2π)."""
+    out = df.copy()
+    done = []
+    for col in [c for c in df.columns if any(str(c) == k or str(c).startswith(k + "_") for k in columns)]:
+        rad = pd.to_numeric(out[col], errors="coerce").to_numpy(float)
+        if np.nanmax(np.abs(rad), initial=0.0) > 2 * np.pi + 1e-6:
+            raise ValueError(f"{col}: values up to {np.nanmax(np.abs(rad)):.1f} are not radians; "
+                             "functional_properties_v3_bcm stores pref_ori/pref_dir in radians")
+        period = 180.0 if "ori" in str(col) else 360.0
+        out[col] = np.mod(90.0 - np.degrees(rad), period)
+        done.append(str(col))
+    out.attrs = {**df.attrs, "angle_convention": ANGLE_CONVENTION, "converted_columns": done,
+                 "source_angle_convention": V3_ANGLE_CONVENTION}
+    return out
 
 
 def write_table(df: pd.DataFrame, folder: str | Path, table: str) -> Path:
