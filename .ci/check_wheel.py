@@ -2,8 +2,9 @@
 
 Checks, each printed as it passes: the package is imported from site-packages, not a checkout; the bundled data
 (demo twin, anatomy sample, app and notebooks) is inside it; ``load_twin()`` is the demo twin and predicts; the
-anatomy sample loads from the package; ``twin-explorer --version``; ``twin-explorer bench engine`` runs (a tiny
-size); ``twin-explorer serve --port P`` answers HTTP on localhost and stops. Runs every check; exits non-zero if any failed.
+anatomy sample loads from the package; ``twin-explorer --version``; ``twin-explorer bench engine`` runs (tiny);
+``twin-explorer serve --port P`` answers HTTP on localhost and stops. Runs every check; exits non-zero if any
+failed.
 
 Usage (any folder but the checkout): ``python /path/to/.ci/check_wheel.py``
 """
