@@ -72,3 +72,9 @@ def test_notebooks_are_copied_and_not_overwritten(capsys: pytest.CaptureFixture,
     assert len(copied) == 4 and copied[0].startswith("01_")
     status, _, err = run_cli(capsys, "notebooks", str(folder))
     assert status == 2 and "--force" in err
+
+
+def test_bench_without_a_benchmark_shows_its_help(capsys: pytest.CaptureFixture) -> None:
+    status, out, err = run_cli(capsys, "bench")
+    assert status == 2
+    assert "engine" in out and "demo" in out and "error" not in err

@@ -63,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         command = exc.ctx.command_path if getattr(exc, "ctx", None) else "twin-explorer"
-        typer.echo(f"{command}: error: {_one_line(exc.format_message())} (see `{command} --help`)", err=True)
+        message = _one_line(exc.format_message())
+        if message:  # empty when a bare command group has just printed its help
+            typer.echo(f"{command}: error: {message} (see `{command} --help`)", err=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
