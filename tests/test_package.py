@@ -33,6 +33,14 @@ def test_importing_every_module_runs_nothing() -> None:
     assert not any(name.endswith(".ui.bench") for name in names), "the browser harness belongs in benchmarks/"
 
 
+def test_a_broken_view_fails_the_app_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No view is dropped quietly: the app does not import when one of its views does not."""
+    monkeypatch.setitem(sys.modules, "twin_explorer.ui.browser", None)  # importing it now raises ImportError
+    monkeypatch.delitem(sys.modules, "twin_explorer.ui.app", raising=False)
+    with pytest.raises(ImportError, match="twin_explorer.ui.browser"):
+        importlib.import_module("twin_explorer.ui.app")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     """A wheel built (no dependencies, no build isolation) from a copy of the sources, so no build/ is left here."""
