@@ -51,7 +51,7 @@ NOTEBOOKS = {
                  "tuning = TuningView(state=state, scope='selected neurons', directions=12, duration_s=1.0)\n"
                  "tuning.run(wait=True)\nds = tuning.result\nds[['pref_dir', 'osi', 'dsi', 'gosi']].to_dataframe().head()"),
         ("md", "## Compare with the ground truth\nPreferred directions are circular: compare angular differences."),
-        ("code", "truth = getattr(twin, 'truth', None)\nif truth is not None:\n"
+        ("code", "truth = twin.truth()  # None for a twin of a real mouse\nif truth is not None:\n"
                  "    ids = ds.unit.values\n"
                  "    err = (ds.pref_dir.values - truth.loc[ids, 'pref_dir_deg'].values + 180) % 360 - 180\n"
                  "    tuned = truth.loc[ids, 'gdsi'].values > 0.1\n"
@@ -73,12 +73,14 @@ NOTEBOOKS = {
                "responses to stimuli it never saw (gratings, noise, Monet2, Trippy)? And does a foundation core "
                "beat an *individual* twin trained from scratch when a new mouse has only minutes of data?\n\n"
                "The demo twin was trained on natural-like video of the synthetic mouse, so here the true responses "
-               "are known exactly. Results of the (slow) training experiments are loaded from `assets/demo_twin`."),
+               "are known exactly. Results of the (slow) training experiments ship with the demo twin "
+               "(`twin_explorer.paths.bundled('demo_twin')`)."),
         ("code", SETUP),
         ("md", "## The twin's accuracy, as shipped\nPer-unit correlation between prediction and held-out recordings "
                "(`cc_norm` corrects for the recording noise; the model card explains each number)."),
         ("code", "import json\nimport holoviews as hv\nimport pandas as pd\n"
-                 "from twin_explorer.engine.registry import DEMO_DIR\n\n"
+                 "from twin_explorer.paths import bundled\n\n"
+                 "DEMO_DIR = bundled('demo_twin')  # shipped with the package (assets/demo_twin in a checkout)\n"
                  "report = json.loads((DEMO_DIR / 'report.json').read_text()) if (DEMO_DIR / 'report.json').exists() "
                  "else None\n"
                  "if report is None:\n"
@@ -100,9 +102,9 @@ NOTEBOOKS = {
         ("code", "from twin_explorer.stimuli import DriftingGrating, Monet2, SparseNoise, Trippy\n"
                  "from twin_explorer.stimuli.natural import make_natural_video\n"
                  "from twin_explorer.synthetic import SyntheticMouse\n\n"
-                 "spec = (getattr(twin, 'metadata', None) or {}).get('trained_on', {})\n"
-                 "mouse = twin if hasattr(twin, 'truth') else SyntheticMouse(seed=spec.get('mouse_seed', 0),\n"
-                 "                                                          n_neurons=spec.get('n_neurons', 1000))\n"
+                 "spec = twin.metadata.trained_on or {}  # the synthetic mouse the twin was trained on\n"
+                 "mouse = twin if twin.metadata.kind == 'synthetic' else SyntheticMouse(\n"
+                 "    seed=spec.get('mouse_seed', 0), n_neurons=spec.get('n_neurons', 1000))\n"
                  "units = [int(u) for u in twin.units.index]\n"
                  "T = 120  # 4 s at 30 Hz\n"
                  "videos = {\n"
@@ -129,7 +131,7 @@ NOTEBOOKS = {
         ("md", "## Foundation core versus individual twins\nA second synthetic mouse (other neurons). *Foundation*: "
                "the demo twin's core frozen, only a readout fitted on the new mouse's data. *From scratch*: the same "
                "architecture trained end to end on the same data. Accuracy on held-out clips against minutes of "
-               "data (computed by `twin-explorer adapt`, stored in `assets/demo_twin/adaptation.csv`)."),
+               "data (computed by `twin-explorer adapt`, shipped as the demo twin's `adaptation.csv`)."),
         ("code", "path = DEMO_DIR / 'adaptation.csv'\n"
                  "if path.exists():\n"
                  "    from twin_explorer.training.adapt import plot_adaptation\n"
@@ -148,7 +150,7 @@ NOTEBOOKS = {
     ],
     "04_function_to_morphology.ipynb": [
         ("md", "# 4 · From a neuron's function to its morphology and partners\n\nModel units are linked to EM "
-               "neurons by coregistration; the offline sample in assets/anatomy mimics the MICrONS tables."),
+               "neurons by coregistration; the offline sample shipped with the package mimics the MICrONS tables."),
         ("code", SETUP),
         ("code", "from twin_explorer.ui.anatomy import get_anatomy\n\nanat = get_anatomy()\n"
                  "pop = anat.population(twin.units)\n"
@@ -169,6 +171,8 @@ NOTEBOOKS = {
 def build(path: Path, cells: list[tuple[str, str]]) -> None:
     nb = nbf.v4.new_notebook()
     nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating changes only what changed
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbf.write(nb, path)
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from twin_explorer.ui import bench
+from benchmarks import browser as harness
 from twin_explorer.ui.app import create_app
 from twin_explorer.ui.state import get_twin, unit_table
 
-HAVE_CHROMIUM = Path(bench.CHROMIUM).exists() or shutil.which("chromium") is not None
+HAVE_CHROMIUM = Path(harness.CHROMIUM).exists() or shutil.which("chromium") is not None
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -30,7 +30,7 @@ def served():
         apps.append(app)
         return app
 
-    with bench.serve_app(factory) as url:
+    with harness.serve_app(factory) as url:
         yield url, apps
 
 
@@ -52,9 +52,9 @@ def test_browser_visits_every_view(served, tmp_path):
     url, apps = served
     shots = Path(os.environ.get("TWIN_EXPLORER_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    with bench.chromium_page() as (page, errors):
+    with harness.chromium_page() as (page, errors):
         n_before = len(apps)
-        bench.open_explorer(page, url, timeout_ms=180_000)
+        harness.open_explorer(page, url, timeout_ms=180_000)
         app = apps[n_before]
         state, views = app.explorer.state, app.explorer.views
 
@@ -62,9 +62,9 @@ def test_browser_visits_every_view(served, tmp_path):
         designer = views["Stimulus designer"]
         heat = page.locator(".bk-Canvas").first
         img_before = heat.screenshot()
-        n = bench.designer_updates(page)
+        n = harness.designer_updates(page)
         direction_before = designer.stimulus.direction_deg
-        bench.nudge_slider(page, "Direction")
+        harness.nudge_slider(page, "Direction")
         page.locator(f'.te-designer-status[data-updates="{n + 1}"]').wait_for(timeout=60_000)
         assert designer.stimulus.direction_deg != direction_before
         page.wait_for_timeout(500)
@@ -72,7 +72,7 @@ def test_browser_visits_every_view(served, tmp_path):
         page.screenshot(path=str(shots / "designer.png"))
 
         # 2. select a neuron in the browser: it becomes the focused neuron everywhere
-        bench.open_tab(page, "Neurons")
+        harness.open_tab(page, "Neurons")
         rows = page.locator(".tabulator-row")
         rows.nth(4).wait_for(timeout=60_000)
         unit_before = state.unit
@@ -85,7 +85,7 @@ def test_browser_visits_every_view(served, tmp_path):
         page.screenshot(path=str(shots / "neurons.png"))
 
         # 3. tuning of the selected neurons, run from the page
-        bench.open_tab(page, "Tuning")
+        harness.open_tab(page, "Tuning")
         page.locator("select").filter(has_text="selected neurons").first.select_option("selected neurons")
         page.get_by_role("button", name="Measure tuning").click()
         page.get_by_text("preferred direction (°)").first.wait_for(timeout=180_000)
@@ -94,13 +94,13 @@ def test_browser_visits_every_view(served, tmp_path):
         # 4. the other views render
         for title in ("Receptive fields", "MEI", "Anatomy"):
             if title in views:
-                bench.open_tab(page, title)
+                harness.open_tab(page, title)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(shots / f"{title.lower().replace(' ', '_')}.png"))
 
         # 5. after every view has drawn, a table click still updates the sidebar at once and the console stays
         #    clean (hidden views redraw too)
-        bench.open_tab(page, "Neurons")
+        harness.open_tab(page, "Neurons")
         rows.nth(2).click()
         page.locator("p", has_text=f"focused: {int(state.twin.units.index[2])}").first.wait_for(timeout=30_000)
         page.wait_for_timeout(1500)
@@ -115,7 +115,7 @@ def test_url_opens_a_neurons_page(served):
             pytest.fail("chromium is required for browser tests under CI (.ci/run installs it)")
         pytest.skip("Debian chromium not installed")
     url, apps = served
-    with bench.chromium_page() as (page, errors):
+    with harness.chromium_page() as (page, errors):
         n_before = len(apps)
         page.goto(f"{url}?unit=17", timeout=180_000)
         page.get_by_text("Neuron 17").first.wait_for(timeout=180_000)

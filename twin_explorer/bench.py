@@ -1,4 +1,4 @@
-"""Speed benchmark of the prediction engine: ``python -m twin_explorer.bench`` or ``twin-explorer bench``.
+"""Speed benchmark of the prediction engine: ``twin-explorer bench engine``.
 
 Prints, from one run on this machine: frames/s of the MICrONS configuration (U = 10,000 by default)
 through the engine (chunked: stateless stages over all frames at once, only the recurrence frame by
@@ -10,7 +10,6 @@ it adds batch 1/16/64 in float32 (TF32 off) and bfloat16 with bfloat16's deviati
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .engine.devices import disable_tf32, resolve_device, tune_cpu_allocator
-from .engine.twin import Twin
+from .engine.twin import Twin, default_budget_mb
 from .model import Network, NetworkConfig
 
 
@@ -84,63 +83,56 @@ def timed(fn, device, *args) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - t0, out
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="twin-explorer bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--units", type=int, default=10_000)
-    parser.add_argument("--frames", type=int, default=10, help="frames per video")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
-    parser.add_argument("--budget-mb", type=float, default=None,
-                        help="activation memory budget of a pass (default: the engine's for the device)")
-    args = parser.parse_args(argv)
-    if args.units < 1 or args.frames < 2 or args.batch < 1:
-        parser.error("units ≥ 1, frames ≥ 2 and batch ≥ 1 are required")
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error("--threads must be ≥ 1")
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+def run_engine_bench(units: int = 10_000, frames: int = 10, batch: int = 16, device: str | None = None,
+                     threads: int | None = None, budget_mb: float | None = None) -> dict:
+    """Measure and print the engine's speed (see the module docstring); returns the numbers printed.
+
+    ``frames`` per video, ``batch`` videos at once (besides 1), ``threads`` CPU threads (default: torch's choice),
+    ``budget_mb`` the activation memory budget of a pass (default: the engine's for the device)."""
+    if units < 1 or frames < 2 or batch < 1 or (threads is not None and threads < 1):
+        raise ValueError(f"units ≥ 1, frames ≥ 2, batch ≥ 1 and threads ≥ 1 are required; got units={units}, "
+                         f"frames={frames}, batch={batch}, threads={threads}")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    device = resolve_device(device)
     disable_tf32()
     if device.type == "cpu":
         tune_cpu_allocator()  # as the engine does
-    if args.budget_mb is None:
-        from .engine.twin import default_budget_mb
-
-        args.budget_mb = default_budget_mb(device)
-    net = make_network(args.units, device)
+    if budget_mb is None:
+        budget_mb = default_budget_mb(device)
+    net = make_network(units, device)
     flops = flops_per_frame(net, device)
     peak = sgemm_peak(device)
     print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
-    print(f"MICrONS network, U = {args.units}: {flops / 1e9:.2f} GFLOP per frame (torch FLOP counter)")
+    print(f"MICrONS network, U = {units}: {flops / 1e9:.2f} GFLOP per frame (torch FLOP counter)")
     print(f"measured sgemm peak: {peak / 1e9:.1f} GFLOP/s")
-    twin = Twin(net, device=device, memory_budget_mb=args.budget_mb, cache_mb=0)
+    twin = Twin(net, device=device, memory_budget_mb=budget_mb, cache_mb=0)
     rng = np.random.default_rng(0)
     results = {"flops_per_frame": flops, "sgemm_peak": peak}
-    for n in sorted({1, args.batch}):
-        frames = rng.integers(0, 256, (n, args.frames, 144, 256), dtype=np.uint8)
-        video = torch.from_numpy(frames).float().to(device)
-        zeros = torch.zeros(n, args.frames, 2, device=device)
-        vpp, fpp = twin.chunk_plan(n, args.frames, net.config.units)
+    for n in sorted({1, batch}):
+        clips = rng.integers(0, 256, (n, frames, 144, 256), dtype=np.uint8)
+        video = torch.from_numpy(clips).float().to(device)
+        zeros = torch.zeros(n, frames, 2, device=device)
+        vpp, fpp = twin.chunk_plan(n, frames, net.config.units)
 
         def engine():
-            return torch.from_numpy(twin.predict(frames, use_cache=False)).to(device)
+            return torch.from_numpy(twin.predict(clips, use_cache=False)).to(device)
 
         with torch.inference_mode():  # warm-up on the very same shapes: oneDNN builds kernels per shape
             engine()
             run_frame_by_frame(net, video, zeros)
         t_chunk, out_chunk = timed(engine, device)
         t_loop, out_loop = timed(run_frame_by_frame, device, net, video, zeros)
-        fps_chunk, fps_loop = n * args.frames / t_chunk, n * args.frames / t_loop
+        fps_chunk, fps_loop = n * frames / t_chunk, n * frames / t_loop
         rel = ((out_chunk - out_loop).abs() / out_loop.abs()).max().item()
         frac = fps_chunk * flops / peak
-        results[n] = dict(videos_per_pass=vpp, frames_per_pass=fpp, fps_engine=fps_chunk, fps_loop=fps_loop, ratio=fps_chunk / fps_loop, peak_fraction=frac,
-                          max_rel_diff=rel)
-        print(f"batch {n:3d}: engine {fps_chunk:7.2f} frames/s ({vpp} videos x ≤{fpp} frames a pass) | frame-by-frame loop "
-              f"{fps_loop:7.2f} frames/s | ratio {fps_chunk / fps_loop:5.2f}x | {100 * frac:5.1f}% of sgemm peak | "
-              f"engine vs loop max rel diff {rel:.2e}")
+        results[n] = dict(videos_per_pass=vpp, frames_per_pass=fpp, fps_engine=fps_chunk, fps_loop=fps_loop,
+                          ratio=fps_chunk / fps_loop, peak_fraction=frac, max_rel_diff=rel)
+        print(f"batch {n:3d}: engine {fps_chunk:7.2f} frames/s ({vpp} videos x ≤{fpp} frames a pass) | "
+              f"frame-by-frame loop {fps_loop:7.2f} frames/s | ratio {fps_chunk / fps_loop:5.2f}x | "
+              f"{100 * frac:5.1f}% of sgemm peak | engine vs loop max rel diff {rel:.2e}")
     if device.type == "cuda":
-        results["gpu"] = gpu_section(net, device, args.frames)
+        results["gpu"] = gpu_section(net, device, frames)
     return results
 
 
@@ -164,6 +156,3 @@ def gpu_section(net: Network, device: torch.device, frames: int) -> dict:
               f"{np.median(dev):.2e} (relative)")
     return out
 
-
-if __name__ == "__main__":
-    main()

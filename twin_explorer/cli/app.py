@@ -1,27 +1,31 @@
-"""``twin-explorer serve``: run the explorer web app (the same app as ``panel serve apps/explorer.py``)."""
+"""``twin-explorer serve`` (the explorer web app, as ``panel serve apps/explorer.py``) and ``twin-explorer notebooks``
+(a copy of the teaching notebooks to open in JupyterLab)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import typer
+
+from ..paths import bundled
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
-        port: int = typer.Option(5006, help="Port to listen on (0 picks a free one)."),
+        port: int = typer.Option(5006, min=0, max=65535, help="Port to listen on (0 picks a free one)."),
         address: str = typer.Option("127.0.0.1", help="Address to bind; the default serves this machine only."),
         show: bool = typer.Option(True, "--show/--no-show", help="Open a browser tab."),
         twin: str = typer.Option(None, help="Twin to open on: 'demo', 'synthetic' or a MICrONS scan such as "
                                             "'microns 8-5'."),
-        num_threads: int = typer.Option(2, help="Worker threads for UI events."),
+        num_threads: int = typer.Option(2, min=1, help="Worker threads for UI events."),
     ) -> None:
         """Serve the interactive explorer (localhost only unless --address says otherwise)."""
-        if not 0 <= port <= 65535:
-            raise typer.BadParameter(f"port must be 0–65535, got {port}")
         import panel as pn
 
-        from twin_explorer.ui.app import create_app
-        from twin_explorer.ui.state import get_twin, unit_table
+        from ..ui.app import create_app  # start-up time: Panel and the twin load only when serving
+        from ..ui.state import get_twin, unit_table
 
         typer.echo("loading the twin…")
         unit_table(get_twin(twin))  # warm the shared twin and its unit table before the first page load
@@ -29,3 +33,18 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"twin_explorer on http://{address}:{port}/explorer (Ctrl+C to stop)")
         pn.serve({"explorer": lambda: create_app(twin)}, port=port, address=address, show=show,
                  websocket_origin=origins if port else "*", num_threads=num_threads, title="twin_explorer")
+
+    @app.command()
+    def notebooks(
+        folder: Path = typer.Argument(Path("twin_explorer_notebooks"), help="Where to put the copies."),
+        force: bool = typer.Option(False, help="Overwrite notebooks already in FOLDER."),
+    ) -> None:
+        """Copy the teaching notebooks (shipped with the package) into FOLDER; open them with `jupyter lab FOLDER`."""
+        sources = sorted(bundled("apps").glob("*.ipynb"))
+        clashes = [p.name for p in sources if (folder / p.name).exists()]
+        if clashes and not force:
+            raise typer.BadParameter(f"{folder} already holds {', '.join(clashes)}; pass --force to overwrite")
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in sources:
+            shutil.copyfile(path, folder / path.name)
+        typer.echo(f"copied {len(sources)} notebooks to {folder}; open them with: jupyter lab {folder}")

@@ -1,4 +1,4 @@
-"""Engine commands: download the MICrONS bundle, list scans, predict, benchmark."""
+"""Engine commands: download the MICrONS bundle, list scans, predict (benchmarks: ``cli/bench.py``)."""
 
 from __future__ import annotations
 
@@ -67,10 +67,3 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         np.save(output, out)
         typer.echo(f"{model.id}: responses {out.shape} saved to {output}")
-
-    @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def bench(ctx: typer.Context) -> None:
-        """Engine speed benchmark (options as `python -m twin_explorer.bench --help`)."""
-        from ..bench import main
-
-        main(list(ctx.args))

@@ -1,4 +1,4 @@
-"""Interaction timings of the demo twin: ``python -m twin_explorer.training.bench``.
+"""Interaction timings of the demo twin: ``twin-explorer bench demo``.
 
 Measures, on this machine: loading the twin (``load_twin()``), a 1 s preview prediction (30 frames, all units),
 and a 16-direction tuning experiment over all units (2 s of stimulus per direction) through
@@ -10,19 +10,22 @@ shipped weights.
 
 from __future__ import annotations
 
-import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..experiments.tuning import direction_tuning
+from ..model import Network
+from .checkpoint import load_demo_twin
+from .ship import write_model_card
+from .train import TrainConfig, demo_network_config, poisson_loss
+
 
 def bench_demo(directory: str | Path | None = None, repeats: int = 3, threads: int | None = None) -> dict[str, float]:
     """Seconds for: load, 1 s preview, 16-direction tuning over all units (best of ``repeats``)."""
-    from ..experiments.tuning import direction_tuning
-    from .checkpoint import load_demo_twin
-
     if threads is not None:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
@@ -42,8 +45,6 @@ def bench_demo(directory: str | Path | None = None, repeats: int = 3, threads: i
         direction_tuning(twin, directions=16, sf_cpd=0.04, tf_hz=2.0, duration_s=2.0, show_progress=False)
         best_tuning = min(best_tuning, time.perf_counter() - t0)
     step_s = train_step_seconds(twin.n_units, repeats)
-    from .train import TrainConfig
-
     return {"units": twin.n_units, "threads": torch.get_num_threads(), "load_s": load_s,
             "preview_1s_s": best_preview, "tuning_16dir_all_units_s": best_tuning, "train_step_s": step_s,
             "train_recipe_cpu_min": step_s * TrainConfig().steps / 60}
@@ -52,9 +53,6 @@ def bench_demo(directory: str | Path | None = None, repeats: int = 3, threads: i
 def train_step_seconds(units: int, repeats: int = 3) -> float:
     """Median seconds of one training step of the demo recipe (forward, Poisson loss, backward, AdamW) on random
     data of the recipe's batch shape."""
-    from ..model import Network
-    from .train import TrainConfig, demo_network_config, poisson_loss
-
     cfg = TrainConfig()
     torch.manual_seed(0)
     net = Network(demo_network_config(units))
@@ -75,36 +73,23 @@ def train_step_seconds(units: int, repeats: int = 3) -> float:
     return float(np.median(times[1:]))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--directory", default=None, help="twin folder (default: the shipped demo twin)")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--write", action="store_true",
-                    help="store the timings as bench.json in the twin folder and refresh its model card")
-    ap.add_argument("--machine", default="2 shared CPU cores", help="what to call this machine in bench.json")
-    a = ap.parse_args()
-    r = bench_demo(a.directory, a.repeats, a.threads)
-    print(f"demo twin: {r['units']} units, {r['threads']} torch threads")
-    print(f"  load_twin()                                  {r['load_s'] * 1000:8.0f} ms   (target < 2000 ms)")
-    print(f"  1 s preview (30 frames)                      {r['preview_1s_s'] * 1000:8.0f} ms   (target < 100 ms)")
-    print(f"  16-direction tuning, all units, 2 s each     {r['tuning_16dir_all_units_s'] * 1000:8.0f} ms   "
-          "(target < 1000 ms)")
-    print(f"  one training step of the recipe              {r['train_step_s'] * 1000:8.0f} ms   "
-          f"-> {r['train_recipe_cpu_min']:.0f} min for the recipe (target ≤ 90 min)")
-    if a.write:
-        import json
-
-        from .checkpoint import DEMO_DIR
-
-        folder = Path(a.directory) if a.directory else DEMO_DIR
-        (folder / "bench.json").write_text(json.dumps({**r, "machine": a.machine}, indent=1))
-        if (folder / "MODEL_CARD.md").exists():
-            from .ship import write_model_card
-
-            write_model_card(folder)
-        print(f"wrote {folder / 'bench.json'}")
+def format_demo_bench(r: dict[str, float]) -> str:
+    """The timings of :func:`bench_demo` as lines of text, each with its target."""
+    return "\n".join([
+        f"demo twin: {r['units']} units, {r['threads']} torch threads",
+        f"  load_twin()                                  {r['load_s'] * 1000:8.0f} ms   (target < 2000 ms)",
+        f"  1 s preview (30 frames)                      {r['preview_1s_s'] * 1000:8.0f} ms   (target < 100 ms)",
+        f"  16-direction tuning, all units, 2 s each     {r['tuning_16dir_all_units_s'] * 1000:8.0f} ms   "
+        "(target < 1000 ms)",
+        f"  one training step of the recipe              {r['train_step_s'] * 1000:8.0f} ms   "
+        f"-> {r['train_recipe_cpu_min']:.0f} min for the recipe (target ≤ 90 min)"])
 
 
-if __name__ == "__main__":
-    main()
+def write_demo_bench(folder: str | Path, r: dict[str, float], machine: str) -> Path:
+    """Store the timings as ``bench.json`` in the twin folder and refresh its model card; returns the file."""
+    folder = Path(folder)
+    path = folder / "bench.json"
+    path.write_text(json.dumps({**r, "machine": machine}, indent=1))
+    if (folder / "MODEL_CARD.md").exists():
+        write_model_card(folder)
+    return path

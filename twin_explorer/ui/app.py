@@ -7,43 +7,24 @@ page when the URL names one.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable
 
 import panel as pn
 
+from .anatomy import AnatomyView
+from .browser import NeuronBrowser
+from .designer import StimulusDesigner
+from .mei import MEIView
+from .receptive_fields import ReceptiveFieldView
 from .state import ExplorerState, available_twins
-
-log = logging.getLogger(__name__)
+from .tuning import TuningView
 
 EXTENSIONS = ("tabulator", "plotly")
 
-
-def _view_factories() -> list[tuple[str, Callable[[ExplorerState], Any]]]:
-    """(tab title, factory) for each view whose backend is importable, in tab order."""
-    from .browser import NeuronBrowser
-    from .designer import StimulusDesigner
-
-    views: list[tuple[str, Callable[[ExplorerState], Any]]] = [
-        ("Stimulus designer", lambda s: StimulusDesigner(state=s))]
-    optional = [("Tuning", "tuning", "TuningView"), ("Receptive fields", "receptive_fields", "ReceptiveFieldView"),
-                ("MEI", "mei", "MEIView")]
-    for title, module, cls_name in optional:
-        try:
-            mod = __import__(f"twin_explorer.ui.{module}", fromlist=[cls_name])
-            cls = getattr(mod, cls_name)
-        except ImportError as exc:  # its experiment backend is not available
-            log.info("view %s unavailable: %s", title, exc)
-            continue
-        views.append((title, lambda s, cls=cls: cls(state=s)))
-    views.append(("Neurons", lambda s: NeuronBrowser(state=s)))
-    try:
-        from .anatomy import AnatomyView
-
-        views.append(("Anatomy", lambda s: AnatomyView(state=s)))
-    except ImportError as exc:
-        log.info("view Anatomy unavailable: %s", exc)
-    return views
+#: (tab title, view class) in tab order; every view is imported above, so a broken one fails the app at start
+VIEWS: tuple[tuple[str, Callable[..., Any]], ...] = (
+    ("Stimulus designer", StimulusDesigner), ("Tuning", TuningView), ("Receptive fields", ReceptiveFieldView),
+    ("MEI", MEIView), ("Neurons", NeuronBrowser), ("Anatomy", AnatomyView))
 
 
 class Explorer(pn.viewable.Viewer):
@@ -65,7 +46,7 @@ class Explorer(pn.viewable.Viewer):
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
-        self.views = {title: factory(self.state) for title, factory in _view_factories()}
+        self.views = {title: view(state=self.state) for title, view in VIEWS}
         # Not dynamic: a dynamic tab detaches its hidden views' models, and Panel then sends their updates
         # with CDN stylesheet URLs (console errors offline); all views are built anyway.
         self.tabs = pn.Tabs(*[(title, view) for title, view in self.views.items()], dynamic=False,

@@ -1,7 +1,9 @@
-"""Serve the explorer in-process and drive it in headless Chromium: the redraw benchmark and the test harness.
+"""Serve the explorer in-process and drive it in headless Chromium: the redraw benchmark and the browser test harness.
 
-``python -m twin_explorer.ui.bench`` measures, in a real browser, the time from a stimulus parameter
-change to the designer's plots being redrawn, and prints the median in milliseconds.
+Outside the installed package (it needs Playwright and Debian's chromium, dev dependencies); the tests import it
+through pytest's ``pythonpath = ["."]``. ``python -m benchmarks.browser`` (from the repository root) measures, in a
+real browser, the time from a stimulus parameter change to the designer's plots being redrawn, and prints the
+median in milliseconds.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ import statistics
 import time
 import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator
+
+import panel as pn
+from playwright.sync_api import sync_playwright
+
+from twin_explorer.ui.app import create_app
+from twin_explorer.ui.state import get_anatomy, get_twin, unit_table
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,8 +37,6 @@ def free_port() -> int:
 @contextmanager
 def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0) -> Iterator[str]:
     """Serve ``app_factory`` on a free localhost port in a background thread; yields the page URL."""
-    import panel as pn
-
     port = free_port()
     server = pn.serve({"explorer": app_factory}, port=port, address="127.0.0.1", show=False, threaded=True,
                       websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], liveness=True)
@@ -53,8 +60,6 @@ def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0) -> Iterator
 @contextmanager
 def chromium_page(width: int = 1400, height: int = 1000) -> Iterator[tuple[Any, list[str]]]:
     """A headless Debian-chromium page plus the list its console errors are collected into."""
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -176,11 +181,6 @@ def _wait_until(predicate: Callable[[], bool], timeout_s: float, page: Any) -> N
 def take_screenshots(twin: Any, folder: str, timeout_s: float = 600.0) -> list[str]:
     """Serve the explorer on ``twin``, run every view's computation from the page (tuning and receptive fields of
     all neurons, an MEI) with a neuron that has a reconstructed skeleton focused, and save one PNG per view."""
-    from pathlib import Path
-
-    from twin_explorer.ui.app import create_app
-    from twin_explorer.ui.state import get_anatomy
-
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     apps: list[Any] = []
@@ -240,9 +240,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         raise SystemExit("--repeats must be ≥ 1")
-    from twin_explorer.ui.app import create_app
-    from twin_explorer.ui.state import get_twin, unit_table
-
     twin = get_twin(args.twin)
     unit_table(twin)  # warm the ground truth and coregistration outside the page load
     if args.screenshots:

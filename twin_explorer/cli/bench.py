@@ -1,0 +1,52 @@
+"""``twin-explorer bench engine|demo``: the speed benchmarks that need no browser (they run from an installed wheel).
+
+The browser benchmark (designer redraw, screenshots) drives Chromium and lives with the tests' browser harness in
+the repository: ``python -m benchmarks.browser`` from a checkout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..paths import bundled
+
+
+def register(app: typer.Typer) -> None:
+    bench = typer.Typer(help="Speed benchmarks (each prints its numbers and ratios).", no_args_is_help=True)
+    app.add_typer(bench, name="bench")
+
+    @bench.command()
+    def engine(
+        units: int = typer.Option(10_000, min=1, help="Readout units of the MICrONS network."),
+        frames: int = typer.Option(10, min=2, help="Frames per video."),
+        batch: int = typer.Option(16, min=1, help="Videos per batch (batch 1 is always measured too)."),
+        device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, mps (default: the best available)."),
+        threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: torch's choice)."),
+        budget_mb: Optional[float] = typer.Option(None, min=1, help="Activation memory budget of a pass (default: "
+                                                                    "the engine's for the device)."),
+    ) -> None:
+        """Frames/s of the MICrONS network through the engine vs a frame-by-frame loop, FLOPs, sgemm peak."""
+        from ..bench import run_engine_bench  # start-up time: torch loads only when a benchmark runs
+
+        run_engine_bench(units=units, frames=frames, batch=batch, device=device, threads=threads,
+                         budget_mb=budget_mb)
+
+    @bench.command()
+    def demo(
+        directory: Optional[Path] = typer.Option(None, help="Twin folder (default: the bundled demo twin)."),
+        repeats: int = typer.Option(3, min=1, help="Runs per timing (the best is reported)."),
+        threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: torch's choice)."),
+        write: bool = typer.Option(False, help="Store the timings as bench.json in the twin folder and refresh its "
+                                               "model card."),
+        machine: str = typer.Option("2 shared CPU cores", help="What to call this machine in bench.json."),
+    ) -> None:
+        """Demo twin interaction timings: load, 1 s preview, 16-direction tuning, one training step."""
+        from ..training.bench import bench_demo, format_demo_bench, write_demo_bench  # start-up time, as above
+
+        result = bench_demo(directory, repeats, threads)
+        typer.echo(format_demo_bench(result))
+        if write:
+            typer.echo(f"wrote {write_demo_bench(directory or bundled('demo_twin'), result, machine)}")
