@@ -51,7 +51,7 @@ NOTEBOOKS = {
                  "tuning = TuningView(state=state, scope='selected neurons', directions=12, duration_s=1.0)\n"
                  "tuning.run(wait=True)\nds = tuning.result\nds[['pref_dir', 'osi', 'dsi', 'gosi']].to_dataframe().head()"),
         ("md", "## Compare with the ground truth\nPreferred directions are circular: compare angular differences."),
-        ("code", "truth = getattr(twin, 'truth', None)\nif truth is not None:\n"
+        ("code", "truth = twin.truth()\nif truth is not None:\n"
                  "    ids = ds.unit.values\n"
                  "    err = (ds.pref_dir.values - truth.loc[ids, 'pref_dir_deg'].values + 180) % 360 - 180\n"
                  "    tuned = truth.loc[ids, 'gdsi'].values > 0.1\n"
@@ -78,7 +78,7 @@ NOTEBOOKS = {
         ("md", "## The twin's accuracy, as shipped\nPer-unit correlation between prediction and held-out recordings "
                "(`cc_norm` corrects for the recording noise; the model card explains each number)."),
         ("code", "import json\nimport holoviews as hv\nimport pandas as pd\n"
-                 "from twin_explorer.engine.registry import DEMO_DIR\n\n"
+                 "from twin_explorer.twins import demo_dir\n\nDEMO_DIR = demo_dir()\n\n"
                  "report = json.loads((DEMO_DIR / 'report.json').read_text()) if (DEMO_DIR / 'report.json').exists() "
                  "else None\n"
                  "if report is None:\n"
@@ -100,8 +100,8 @@ NOTEBOOKS = {
         ("code", "from twin_explorer.stimuli import DriftingGrating, Monet2, SparseNoise, Trippy\n"
                  "from twin_explorer.stimuli.natural import make_natural_video\n"
                  "from twin_explorer.synthetic import SyntheticMouse\n\n"
-                 "spec = (getattr(twin, 'metadata', None) or {}).get('trained_on', {})\n"
-                 "mouse = twin if hasattr(twin, 'truth') else SyntheticMouse(seed=spec.get('mouse_seed', 0),\n"
+                 "spec = twin.metadata.trained_on or {}\n"
+                 "mouse = twin if twin.metadata.kind == 'synthetic' else SyntheticMouse(seed=spec.get('mouse_seed', 0),\n"
                  "                                                          n_neurons=spec.get('n_neurons', 1000))\n"
                  "units = [int(u) for u in twin.units.index]\n"
                  "T = 120  # 4 s at 30 Hz\n"

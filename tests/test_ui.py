@@ -221,7 +221,7 @@ def test_microns_scans_are_offered_when_the_bundle_is_present(monkeypatch):
 def test_tuning_at_each_neurons_preferred_sf_tf(state):
     from twin_explorer.ui.tuning import PREFERRED, TuningView
 
-    truth = state.twin.truth
+    truth = state.twin.truth()
     # a neuron whose preferred SF is far from the default 0.04 cpd
     unit = int((np.log2(truth["sf_cpd"] / 0.04)).abs().idxmax())
     state.unit, state.selection = unit, [unit]

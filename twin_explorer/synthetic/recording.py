@@ -21,6 +21,7 @@ import xarray as xr
 from scipy.signal import lfilter
 from tqdm.auto import tqdm
 
+from .. import __version__
 from .behaviour import behaviour_traces
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def _check(mouse: SyntheticMouse, n_clips: Any, duration_s: Any, repeats: Any, n
 
 
 def _default_video_fn() -> VideoFn:
-    from ..stimuli.natural import make_natural_video
+    from ..stimuli.natural import make_natural_video  # start-up time: loading a mouse must not load the renderer
 
     return make_natural_video
 
@@ -98,7 +99,7 @@ def iter_record(mouse: SyntheticMouse, n_clips: int = 10, duration_s: float = 10
     :func:`twin_explorer.stimuli.natural.make_natural_video`. ``units`` restricts the recorded neurons.
     """
     frames = _check(mouse, n_clips, duration_s, repeats, n_oracle, seed, noise)
-    sel = mouse._select(units)
+    sel = mouse.select_units(units)
     video_fn = video_fn or _default_video_fn()
     plan = [(i, "train", 0) for i in range(n_clips)] + [(j, "oracle", 1) for j in range(n_oracle)]
     decay = np.exp(-1.0 / (CALCIUM_TAU_S * mouse.frame_rate))
@@ -128,12 +129,10 @@ def record(mouse: SyntheticMouse, n_clips: int = 10, duration_s: float = 10.0, r
     (``trial_repeat``); ``clip_tier`` / ``trial_tier`` are "train" or "oracle". Stimuli are stored once per clip.
     """
     clips = list(iter_record(mouse, n_clips, duration_s, repeats, n_oracle, seed, noise, units, video_fn, progress))
-    unit_ids = mouse.units.index.to_numpy() if units is None else mouse.units.index.to_numpy()[mouse._select(units)]
+    unit_ids = mouse.units.index.to_numpy() if units is None else mouse.units.index.to_numpy()[mouse.select_units(units)]
     trial_clip = np.concatenate([np.full(len(c.responses), c.clip) for c in clips])
     trial_repeat = np.concatenate([np.arange(len(c.responses)) for c in clips])
     frames = clips[0].stimulus.shape[0]
-    from .. import __version__
-
     return xr.Dataset(
         {
             "stimulus": (("clip", "frame", "height", "width"), np.stack([c.stimulus for c in clips])),

@@ -21,7 +21,7 @@ import torch
 def bench_demo(directory: str | Path | None = None, repeats: int = 3, threads: int | None = None) -> dict[str, float]:
     """Seconds for: load, 1 s preview, 16-direction tuning over all units (best of ``repeats``)."""
     from ..experiments.tuning import direction_tuning
-    from .checkpoint import load_demo_twin
+    from ..twins.demo import load_demo_twin
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -95,9 +95,9 @@ def main() -> None:
     if a.write:
         import json
 
-        from .checkpoint import DEMO_DIR
+        from ..paths import bundled
 
-        folder = Path(a.directory) if a.directory else DEMO_DIR
+        folder = Path(a.directory) if a.directory else bundled("demo_twin")
         (folder / "bench.json").write_text(json.dumps({**r, "machine": a.machine}, indent=1))
         if (folder / "MODEL_CARD.md").exists():
             from .ship import write_model_card
