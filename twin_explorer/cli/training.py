@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING, Optional
 
 import typer
@@ -12,7 +13,16 @@ from ..paths import bundled
 if TYPE_CHECKING:
     from ..training.data import RecordingSpec
 
-# Each command imports the training code it runs inside its body: `twin-explorer --help` must not load torch.
+
+def _modules() -> SimpleNamespace:
+    """The training and twin modules the commands run, imported on first use."""
+    # start-up time: `twin-explorer --help` must not load torch
+    from ..training import adapt, data, figures, report, ship, train
+    from ..twins import demo
+
+    modules: dict[str, ModuleType] = {"adapt": adapt, "data": data, "figures": figures, "report": report,
+                                      "ship": ship, "train": train, "demo": demo}
+    return SimpleNamespace(**modules)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,16 +40,14 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True),
     ) -> None:
         """Train the demo twin on recordings of the synthetic mouse (resumes from the last checkpoint)."""
-        from ..training.data import RecordingSpec  # start-up time (see above)
-        from ..training.train import TrainConfig, train_twin  # start-up time (see above)
-
-        spec = RecordingSpec(mouse_seed=mouse_seed, n_neurons=neurons, n_clips=clips)
+        m = _modules()
+        spec = m.data.RecordingSpec(mouse_seed=mouse_seed, n_neurons=neurons, n_clips=clips)
         # only what was given overrides the recipe, so its numbers live in one place (TrainConfig)
         overrides = {k: v for k, v in (("steps", steps), ("batch", batch)) if v is not None}
-        cfg = TrainConfig(seed=seed, **overrides)
+        cfg = m.train.TrainConfig(seed=seed, **overrides)
         out = output or bundled("demo_twin")
         try:
-            train_twin(spec, cfg, out, cache_dir=cache_dir, work_dir=work_dir, progress=progress,
+            m.train.train_twin(spec, cfg, out, cache_dir=cache_dir, work_dir=work_dir, progress=progress,
                        log=None if progress else typer.echo)
         except ValueError as exc:
             typer.echo(str(exc), err=True)
@@ -56,14 +64,11 @@ def register(app: typer.Typer) -> None:
         """Accuracy report: CC_abs/CC_norm on held-out natural clips and per stimulus family; tuning vs truth."""
         import json
 
-        from ..training.data import RecordingCache  # start-up time (see above)
-        from ..training.report import full_report  # start-up time (see above)
-        from ..twins.demo import load_demo_twin  # start-up time (see above)
-
+        m = _modules()
         folder = directory or bundled("demo_twin")
-        twin = load_demo_twin(folder)
-        cache = RecordingCache(_trained_on(folder), progress=progress)
-        result = full_report(twin, cache, output or folder, progress=progress, tuning=tuning)
+        twin = m.demo.load_demo_twin(folder)
+        cache = m.data.RecordingCache(_trained_on(folder), progress=progress)
+        result = m.report.full_report(twin, cache, output or folder, progress=progress, tuning=tuning)
         _refresh_card(output or folder)
         typer.echo(json.dumps({"natural": result["natural"], "families": result["families"]}, indent=2))
 
@@ -82,23 +87,22 @@ def register(app: typer.Typer) -> None:
         """Fit a new synthetic mouse on a frozen core vs from scratch, against minutes of data."""
         import holoviews as hv
 
-        from ..training.adapt import adapt_experiment, plot_adaptation  # start-up time (see above)
-        from ..twins.demo import load_network  # start-up time (see above)
+        m = _modules()
 
         try:
             mins = tuple(float(m) for m in minutes.split(","))
         except ValueError:
             typer.echo(f"--minutes must be comma-separated numbers, got {minutes!r}", err=True)
             raise typer.Exit(1)
-        net, _, _ = load_network(directory or bundled("demo_twin"))
-        table = adapt_experiment(net, mins, mouse_seed=mouse_seed, n_neurons=neurons, scratch_steps=scratch_steps,
+        net, _, _ = m.demo.load_network(directory or bundled("demo_twin"))
+        table = m.adapt.adapt_experiment(net, mins, mouse_seed=mouse_seed, n_neurons=neurons, scratch_steps=scratch_steps,
                                  finetune_steps=finetune_steps,
                                  progress=progress)
         out = output or (directory or bundled("demo_twin"))
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "adaptation.csv", index=False)
         hv.extension("bokeh", logo=False)
-        hv.save(plot_adaptation(table), out / "adaptation.html", resources="cdn")
+        hv.save(m.adapt.plot_adaptation(table), out / "adaptation.html", resources="cdn")
         typer.echo(table.to_string(index=False))
         _refresh_card(out)
 
@@ -111,13 +115,11 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True),
     ) -> None:
         """Finish a trained twin: model selection, accuracy report, figures and model card in the output folder."""
-        from ..training.data import RecordingCache  # start-up time (see above)
-        from ..training.ship import ship as ship_twin  # start-up time (see above)
-
+        m = _modules()
         out = output or bundled("demo_twin")
         try:
-            cache = RecordingCache(_trained_on(trained), progress=progress)
-            result = ship_twin(trained, out, cache, refit=refit, progress=progress, tuning=tuning)
+            cache = m.data.RecordingCache(_trained_on(trained), progress=progress)
+            result = m.ship.ship(trained, out, cache, refit=refit, progress=progress, tuning=tuning)
         except (ValueError, FileNotFoundError) as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1)
@@ -127,21 +129,17 @@ def register(app: typer.Typer) -> None:
 
 def _trained_on(folder: Path) -> RecordingSpec:
     """The recording a twin was trained on: its metadata's ``trained_on`` (the twin contract)."""
-    from ..training.data import RecordingSpec  # start-up time (see above)
-    from ..twins.demo import read_metadata  # start-up time (see above)
-
-    spec = read_metadata(folder).trained_on
+    m = _modules()
+    spec = m.demo.read_metadata(folder).trained_on
     if not spec:
         raise ValueError(f"{Path(folder) / 'config.json'} does not say what the twin was trained on "
                          "(metadata.trained_on)")
-    return RecordingSpec(**spec)
+    return m.data.RecordingSpec(**spec)
 
 
 def _refresh_card(folder: Path, force: bool = False) -> None:
     """Redraw the figures and rewrite MODEL_CARD.md of a shipped twin (only where a card exists, unless forced)."""
-    from ..training.figures import all_figures  # start-up time (see above)
-    from ..training.ship import write_model_card  # start-up time (see above)
-
+    m = _modules()
     if force or (Path(folder) / "MODEL_CARD.md").exists() and (Path(folder) / "report.json").exists():
-        all_figures(folder)
-        write_model_card(folder)
+        m.figures.all_figures(folder)
+        m.ship.write_model_card(folder)

@@ -79,7 +79,8 @@ class Twin:
         if memory_budget_mb is None:
             memory_budget_mb = default_budget_mb(self.device)
         self.memory_budget_bytes = int(memory_budget_mb * 2**20)
-        self.cache = BytesLRU(int(cache_mb * 2**20), copy=True)  # copies: callers can't change what is cached
+        # copies: callers can't change what is cached; cache_mb=0 keeps nothing (a 1-byte budget holds no result)
+        self.cache = BytesLRU(max(1, int(cache_mb * 2**20)), copy=True)
 
     # --- contract attributes -------------------------------------------------------------------
     @property
