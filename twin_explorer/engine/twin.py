@@ -37,7 +37,11 @@ def _pixels(video: torch.Tensor) -> torch.Tensor:
 
 
 class Twin:
-    """A digital twin obeying the twin contract (see :mod:`twin_explorer.engine.contract`)."""
+    """A digital twin obeying the twin contract (see :mod:`twin_explorer.engine.contract`).
+
+    ``metadata`` says what it is (:class:`TwinMetadata`; its precision is set to the twin's); ``truth`` is called by
+    :meth:`truth` for the ground truth behind it (:mod:`twin_explorer.twins` supplies one for twins trained on a
+    synthetic mouse)."""
 
     frame_rate: float = FRAME_RATE
     frame_shape: tuple[int, int] = FRAME_SHAPE
