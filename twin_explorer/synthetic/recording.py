@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
-from scipy.signal import lfilter
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .behaviour import behaviour_traces
+from .behaviour import behaviour_traces, leaky_integrate
 
 if TYPE_CHECKING:
     from .mouse import SyntheticMouse
@@ -86,7 +85,7 @@ def _noisy(rate: np.ndarray, rng: np.random.Generator, noise: str, frame_rate: f
     if noise == "poisson":
         return spikes
     decay = np.exp(-1.0 / (CALCIUM_TAU_S * frame_rate))
-    trace = lfilter([1.0], [1.0, -decay], spikes, axis=0)
+    trace = leaky_integrate(spikes, 1.0, decay)
     return (trace + CALCIUM_NOISE_SD * rng.standard_normal(trace.shape)).astype(np.float32)
 
 
@@ -114,7 +113,7 @@ def iter_record(mouse: SyntheticMouse, n_clips: int = 10, duration_s: float = 10
         rate = mouse.predict(stimulus, perspectives, modulations, units=sel)
         n_rep = repeats if tier == "oracle" else 1
         responses = np.stack([_noisy(rate, rng, noise, mouse.frame_rate) for _ in range(n_rep)])
-        expected = rate if noise == "poisson" else lfilter([1.0], [1.0, -decay], rate, axis=0).astype(np.float32)
+        expected = rate if noise == "poisson" else leaky_integrate(rate, 1.0, decay).astype(np.float32)
         yield RecordedClip(clip, tier, stim_seed, stimulus, perspectives, modulations, expected, responses)
 
 
