@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from twin_explorer import bundle
-from twin_explorer.bundle import BundleError, load_microns
+from twin_explorer import paths
+from twin_explorer.twins import microns as bundle
+from twin_explorer.twins.microns import BundleError, load_microns
 
 
 @pytest.fixture
@@ -124,11 +125,11 @@ def test_malicious_pickle_is_refused_without_running(bundle_copy, tmp_path):
 
 
 def test_cache_dir_resolution(monkeypatch, tmp_path):
-    assert bundle.cache_dir(tmp_path) == tmp_path
-    monkeypatch.setenv(bundle.CACHE_ENV, str(tmp_path / "c"))
-    assert bundle.cache_dir() == tmp_path / "c" / "microns"
-    monkeypatch.delenv(bundle.CACHE_ENV)
-    assert "twin_explorer" in str(bundle.cache_dir())
+    assert bundle.bundle_dir(tmp_path) == tmp_path
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "c"))
+    assert bundle.bundle_dir() == tmp_path / "c" / "microns"
+    monkeypatch.delenv(paths.CACHE_ENV)
+    assert "twin_explorer" in str(bundle.bundle_dir())
 
 
 def test_download_offline_message_and_manual_archive(monkeypatch, tmp_path, fnn_fixtures):

@@ -8,8 +8,9 @@ import torch
 
 from twin_explorer.engine.contract import TwinLike, validate_behaviour, validate_stimuli
 from twin_explorer.engine.devices import autocast_dtype, resolve_device
-from twin_explorer.engine.twin import ResultCache, Twin
+from twin_explorer.engine.twin import Twin
 from twin_explorer.model import Network, NetworkConfig
+from twin_explorer.store import BytesLRU
 
 SMALL = NetworkConfig(units=6, streams=2, ff_channels=(8, 16, 16), ff_groups=(1, 2, 2), ff_out=16,
                       rec_input=32, rec_hidden=32, rec_common=64, rec_groups=4, rec_out=16)
@@ -112,7 +113,7 @@ def test_cache_hits_and_is_keyed_on_inputs(twin, video):
 
 
 def test_result_cache_is_bounded():
-    cache = ResultCache(max_bytes=1000)
+    cache = BytesLRU(max_bytes=1000, copy=True)  # the engine's result cache
     for i in range(10):
         cache.put(str(i), np.zeros(50, np.float32))  # 200 bytes each
     assert len(cache) == 5 and cache.get("0") is None and cache.get("9") is not None

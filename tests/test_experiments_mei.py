@@ -200,7 +200,7 @@ def test_plot(twin):
 def test_mei_on_the_synthetic_mouse_matches_ground_truth():
     import twin_explorer.synthetic as synthetic
     mouse = synthetic.SyntheticMouse(seed=0, n_neurons=12)
-    truth = mouse.truth
+    truth = mouse.truth()
     simple = truth[truth.is_simple & (truth.rf_az_deg.abs() < 40) & (truth.rf_el_deg.abs() < 25)]
     assert len(simple) >= 1
     units = simple.index[:2].tolist()

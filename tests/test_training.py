@@ -10,11 +10,15 @@ import pytest
 import torch
 
 from twin_explorer.model import Network, NetworkConfig
-from twin_explorer.training import RecordingCache, RecordingSpec, TrainConfig, load_demo_twin, load_network, save_network
-from twin_explorer.training.adapt import (adaptable_parameters, cached_features, core_digest, fit_readout,
-                                          position_search, transfer_core)
-from twin_explorer.training.checkpoint import DEMO_DIR
-from twin_explorer.training.train import Sampler, init_perspective, init_readout, poisson_loss, train
+from twin_explorer.paths import bundled
+from twin_explorer.training import RecordingCache, RecordingSpec, TrainConfig
+from twin_explorer.training.adapt import adaptable_parameters, core_digest, transfer_core
+from twin_explorer.training.readout import (cached_features, fit_readout, init_perspective, init_readout,
+                                            poisson_loss, position_search)
+from twin_explorer.training.train import Sampler, train
+from twin_explorer.twins.demo import load_demo_twin, load_network, save_network
+
+DEMO_DIR = bundled("demo_twin")
 
 TINY = dict(streams=1, retina_shape=(16, 24), perspective_features=4, perspective_layers=1, modulation_features=4,
             ff_channels=(4, 8), ff_groups=(1, 2), ff_pools=(2, 1), ff_out=8, rec_input=8, rec_hidden=8,

@@ -180,6 +180,7 @@ def test_explorer_builds_every_view(twin):
 
 
 def test_unit_table_has_area_layer_cc_tuning_and_coregistration(twin):
+    from twin_explorer.engine.contract import TwinMetadata
     from twin_explorer.ui.state import CC_COLUMNS, twin_cc, unit_table
 
     table = unit_table(twin)
@@ -193,6 +194,10 @@ def test_unit_table_has_area_layer_cc_tuning_and_coregistration(twin):
     class WithCC:  # a twin whose units table ships per-unit accuracy
         units = twin.units.assign(cc_norm=np.linspace(0.1, 0.9, twin.n_units))
         n_units = twin.n_units
+        metadata = TwinMetadata()
+
+        def truth(self):  # the twin contract: no ground truth behind it
+            return None
 
     cc = twin_cc(WithCC())
     assert cc.name == CC_COLUMNS[0] and np.isclose(cc.iloc[-1], 0.9)
@@ -221,7 +226,7 @@ def test_microns_scans_are_offered_when_the_bundle_is_present(monkeypatch):
 def test_tuning_at_each_neurons_preferred_sf_tf(state):
     from twin_explorer.ui.tuning import PREFERRED, TuningView
 
-    truth = state.twin.truth
+    truth = state.twin.truth()
     # a neuron whose preferred SF is far from the default 0.04 cpd
     unit = int((np.log2(truth["sf_cpd"] / 0.04)).abs().idxmax())
     state.unit, state.selection = unit, [unit]

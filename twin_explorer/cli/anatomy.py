@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
             from ..synthetic import SyntheticMouse
 
             mouse = SyntheticMouse(seed=mouse_seed)
-            table, tuning, source = mouse.units, mouse.truth, f"SyntheticMouse(seed={mouse_seed})"
+            table, tuning, source = mouse.units, mouse.truth(), f"SyntheticMouse(seed={mouse_seed})"
         path = generate_sample(table, tuning, out, seed=seed, n_skeletons=n_skeletons, source=source)
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         typer.echo(f"wrote anatomy sample for {len(table)} units to {path} ({size / 1e6:.1f} MB)")

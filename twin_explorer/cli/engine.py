@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, help="Show a progress bar"),
     ) -> None:
         """Download the published MICrONS weights (about 222 MB, md5-checked) and unzip them once."""
-        from ..bundle import BundleError, available_scans, download_microns
+        from ..twins.microns import BundleError, available_scans, download_microns  # start-up time: loads torch
 
         try:
             folder = download_microns(directory, progress=progress)
@@ -29,11 +29,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def scans(directory: Optional[Path] = typer.Option(None, "--directory", "-d")) -> None:
         """List the MICrONS scans of the downloaded bundle."""
-        from ..bundle import available_scans, cache_dir
+        from ..twins.microns import available_scans, bundle_dir  # start-up time: loads torch
 
         found = available_scans(directory)
         if not found:
-            typer.echo(f"no bundle in {cache_dir(directory)}; run `twin-explorer download`", err=True)
+            typer.echo(f"no bundle in {bundle_dir(directory)}; run `twin-explorer download`", err=True)
             raise typer.Exit(1)
         for session, scan_idx in found:
             typer.echo(f"{session} {scan_idx}")
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         """Predict responses to a stimulus and save them as .npy [T, U]."""
         import numpy as np
 
-        from ..engine.registry import load_twin
+        from ..twins import load_twin  # start-up time: loads torch
 
         kw = {} if twin != "microns" else {"session": session, "scan_idx": scan_idx, "device": device}
         model = load_twin(None if twin == "default" else twin, **kw)

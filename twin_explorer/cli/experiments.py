@@ -9,7 +9,7 @@ import typer
 
 
 def _load(twin: str, n_neurons: int, seed: int):
-    from twin_explorer.engine.registry import load_twin
+    from twin_explorer.twins import load_twin
 
     if twin == "synthetic":
         return load_twin("synthetic", seed=seed, n_neurons=n_neurons)

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from types import ModuleType, SimpleNamespace
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+from ..paths import bundled
+
+if TYPE_CHECKING:
+    from ..training.data import RecordingSpec
+
+
+def _modules() -> SimpleNamespace:
+    """The training and twin modules the commands run, imported on first use."""
+    # start-up time: `twin-explorer --help` must not load torch
+    from ..training import adapt, data, figures, report, ship, train
+    from ..twins import demo
+
+    modules: dict[str, ModuleType] = {"adapt": adapt, "data": data, "figures": figures, "report": report,
+                                      "ship": ship, "train": train, "demo": demo}
+    return SimpleNamespace(**modules)
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        output: Path = typer.Option(None, "--output", "-o", help="Folder for the trained twin (default: assets/demo_twin)"),
+        output: Path = typer.Option(None, "--output", "-o", help="Folder for the trained twin (default: the demo twin's)"),
         steps: Optional[int] = typer.Option(None, help="Optimiser steps (default: the recipe's, TrainConfig)"),
         batch: Optional[int] = typer.Option(None, help="Samples per step (default: the recipe's, TrainConfig)"),
         clips: int = typer.Option(360, help="Training clips of the synthetic mouse (10 s each)"),
@@ -23,17 +40,14 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True),
     ) -> None:
         """Train the demo twin on recordings of the synthetic mouse (resumes from the last checkpoint)."""
-        from ..training.checkpoint import DEMO_DIR
-        from ..training.data import RecordingSpec
-        from ..training.train import TrainConfig, train_twin
-
-        spec = RecordingSpec(mouse_seed=mouse_seed, n_neurons=neurons, n_clips=clips)
+        m = _modules()
+        spec = m.data.RecordingSpec(mouse_seed=mouse_seed, n_neurons=neurons, n_clips=clips)
         # only what was given overrides the recipe, so its numbers live in one place (TrainConfig)
         overrides = {k: v for k, v in (("steps", steps), ("batch", batch)) if v is not None}
-        cfg = TrainConfig(seed=seed, **overrides)
-        out = output or DEMO_DIR
+        cfg = m.train.TrainConfig(seed=seed, **overrides)
+        out = output or bundled("demo_twin")
         try:
-            train_twin(spec, cfg, out, cache_dir=cache_dir, work_dir=work_dir, progress=progress,
+            m.train.train_twin(spec, cfg, out, cache_dir=cache_dir, work_dir=work_dir, progress=progress,
                        log=None if progress else typer.echo)
         except ValueError as exc:
             typer.echo(str(exc), err=True)
@@ -50,14 +64,11 @@ def register(app: typer.Typer) -> None:
         """Accuracy report: CC_abs/CC_norm on held-out natural clips and per stimulus family; tuning vs truth."""
         import json
 
-        from ..training.checkpoint import DEMO_DIR, load_demo_twin
-        from ..training.data import RecordingCache
-        from ..training.report import full_report
-
-        folder = directory or DEMO_DIR
-        twin = load_demo_twin(folder)
-        cache = RecordingCache(_trained_on(folder), progress=progress)
-        result = full_report(twin, cache, output or folder, progress=progress, tuning=tuning)
+        m = _modules()
+        folder = directory or bundled("demo_twin")
+        twin = m.demo.load_demo_twin(folder)
+        cache = m.data.RecordingCache(_trained_on(folder), progress=progress)
+        result = m.report.full_report(twin, cache, output or folder, progress=progress, tuning=tuning)
         _refresh_card(output or folder)
         typer.echo(json.dumps({"natural": result["natural"], "families": result["families"]}, indent=2))
 
@@ -76,43 +87,39 @@ def register(app: typer.Typer) -> None:
         """Fit a new synthetic mouse on a frozen core vs from scratch, against minutes of data."""
         import holoviews as hv
 
-        from ..training.adapt import adapt_experiment, plot_adaptation
-        from ..training.checkpoint import DEMO_DIR, load_network
+        m = _modules()
 
         try:
             mins = tuple(float(m) for m in minutes.split(","))
         except ValueError:
             typer.echo(f"--minutes must be comma-separated numbers, got {minutes!r}", err=True)
             raise typer.Exit(1)
-        net, _, _ = load_network(directory or DEMO_DIR)
-        table = adapt_experiment(net, mins, mouse_seed=mouse_seed, n_neurons=neurons, scratch_steps=scratch_steps,
+        net, _, _ = m.demo.load_network(directory or bundled("demo_twin"))
+        table = m.adapt.adapt_experiment(net, mins, mouse_seed=mouse_seed, n_neurons=neurons, scratch_steps=scratch_steps,
                                  finetune_steps=finetune_steps,
                                  progress=progress)
-        out = output or (directory or DEMO_DIR)
+        out = output or (directory or bundled("demo_twin"))
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "adaptation.csv", index=False)
         hv.extension("bokeh", logo=False)
-        hv.save(plot_adaptation(table), out / "adaptation.html", resources="cdn")
+        hv.save(m.adapt.plot_adaptation(table), out / "adaptation.html", resources="cdn")
         typer.echo(table.to_string(index=False))
         _refresh_card(out)
 
     @app.command()
     def ship(
         trained: Path = typer.Argument(..., help="Folder written by `twin-explorer train`"),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Shipped twin folder (default: assets/demo_twin)"),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Shipped twin folder (default: the demo twin's)"),
         refit: bool = typer.Option(True, help="Try a readout refit on the frozen core; keep it if it validates better"),
         tuning: bool = typer.Option(True, help="Also run tuning/RF experiments against the ground truth"),
         progress: bool = typer.Option(True),
     ) -> None:
         """Finish a trained twin: model selection, accuracy report, figures and model card in the output folder."""
-        from ..training.checkpoint import DEMO_DIR
-        from ..training.data import RecordingCache
-        from ..training.ship import ship as ship_twin
-
-        out = output or DEMO_DIR
+        m = _modules()
+        out = output or bundled("demo_twin")
         try:
-            cache = RecordingCache(_trained_on(trained), progress=progress)
-            result = ship_twin(trained, out, cache, refit=refit, progress=progress, tuning=tuning)
+            cache = m.data.RecordingCache(_trained_on(trained), progress=progress)
+            result = m.ship.ship(trained, out, cache, refit=refit, progress=progress, tuning=tuning)
         except (ValueError, FileNotFoundError) as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1)
@@ -120,26 +127,19 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"shipped to {out}: held-out median CC_norm {result['natural']['cc_norm']:.3f}")
 
 
-def _trained_on(folder: Path):
-    """The recording a twin was trained on, from its config.json metadata."""
-    import json
-
-    from ..training.data import RecordingSpec
-
-    path = Path(folder) / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: expected a twin folder written by `twin-explorer train`")
-    spec = json.loads(path.read_text()).get("metadata", {}).get("trained_on")
+def _trained_on(folder: Path) -> RecordingSpec:
+    """The recording a twin was trained on: its metadata's ``trained_on`` (the twin contract)."""
+    m = _modules()
+    spec = m.demo.read_metadata(folder).trained_on
     if not spec:
-        raise ValueError(f"{path} does not say what the twin was trained on (metadata.trained_on)")
-    return RecordingSpec(**spec)
+        raise ValueError(f"{Path(folder) / 'config.json'} does not say what the twin was trained on "
+                         "(metadata.trained_on)")
+    return m.data.RecordingSpec(**spec)
 
 
 def _refresh_card(folder: Path, force: bool = False) -> None:
     """Redraw the figures and rewrite MODEL_CARD.md of a shipped twin (only where a card exists, unless forced)."""
-    from ..training.figures import all_figures
-    from ..training.ship import write_model_card
-
+    m = _modules()
     if force or (Path(folder) / "MODEL_CARD.md").exists() and (Path(folder) / "report.json").exists():
-        all_figures(folder)
-        write_model_card(folder)
+        m.figures.all_figures(folder)
+        m.ship.write_model_card(folder)

@@ -11,11 +11,8 @@ time for live previews and equals ``predict``.
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
+import dataclasses
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -23,25 +20,15 @@ import pandas as pd
 import torch
 
 from ..model import Network, NetworkState
-from .contract import FRAME_SHAPE, validate_behaviour, validate_stimuli
+from ..monitor import FRAME_RATE, FRAME_SHAPE
+from ..store import BytesLRU, content_hash
+from .chunks import (MIN_SHARED_PREFIX, default_budget_mb, estimate_frame_bytes, padded_chunks, repeated_frames,
+                     shared_prefix, time_chunks)
+from .contract import TwinMetadata, validate_behaviour, validate_stimuli
 from .devices import autocast_dtype, disable_tf32, resolve_device, tune_cpu_allocator
 
-FRAME_RATE = 30.0
-
-
-def estimate_frame_bytes(net: Network, n_units: int) -> int:
-    """Rough peak activation memory of one frame of one video (float32), for chunk sizing."""
-    cfg = net.config
-    h, w = cfg.retina_shape
-    h, w = h // cfg.input_stride, w // cfg.input_stride
-    total = h * w * 2  # retina
-    for c, pool in zip(cfg.ff_channels, cfg.ff_pools):
-        total += 9 * cfg.streams * c * h * w  # activations of a dense block alive at once
-        h, w = h // pool, w // pool
-    p = h * w
-    total += cfg.streams * p * (3 * cfg.rec_input + cfg.rec_out + 2 * cfg.rec_hidden)
-    total += cfg.streams * cfg.rec_out * n_units  # sampled readout features
-    return 4 * total
+#: what a twin's ``truth()`` calls: the ground truth behind it (a DataFrame indexed by readout_id) or None
+TruthProvider = Callable[[], "pd.DataFrame | None"]
 
 
 def _pixels(video: torch.Tensor) -> torch.Tensor:
@@ -49,169 +36,26 @@ def _pixels(video: torch.Tensor) -> torch.Tensor:
     return video if video.dtype == torch.uint8 else video.float()
 
 
-def time_chunks(n_frames: int, frames_per_pass: int) -> list[slice]:
-    """Split frames into passes whose lengths come from a small fixed set (powers of two).
-
-    oneDNN builds its kernels per tensor shape on first use, which costs far more than a small pass;
-    keeping pass lengths to {2^k} lets repeated calls of any length reuse the same few kernels.
-    """
-    size = 1 << max(0, int(frames_per_pass).bit_length() - 1)  # largest power of two ≤ frames_per_pass
-    slices, start = [], 0
-    while start < n_frames:
-        while size > n_frames - start:
-            size //= 2
-        slices.append(slice(start, start + size))
-        start += size
-    return slices
-
-
-def padded_chunks(n_frames: int, frames_per_pass: int) -> list[slice]:
-    """:func:`time_chunks`, except that a remainder the power-of-two rule would split into several small passes
-    is run as one pass rounded up to the next power of two when that adds at most a quarter (or one frame):
-    30 frames run as one pass of 32 instead of 16 + 8 + 4 + 2. The last slice may then end past ``n_frames``;
-    the caller pads the input (a causal network: frames after the end cannot change earlier outputs)."""
-    slices = time_chunks(n_frames, frames_per_pass)
-    full = 1 << max(0, int(frames_per_pass).bit_length() - 1)
-    k = next((i for i, sl in enumerate(slices) if sl.stop - sl.start < full), len(slices))
-    if len(slices) - k < 2:
-        return slices
-    start = slices[k].start
-    rest = n_frames - start
-    rounded = 1 << (rest - 1).bit_length()
-    if rounded > full or rounded - rest > max(1, rest // 4):
-        return slices
-    return slices[:k] + [slice(start, start + rounded)]
-
-
-def repeated_frames(frames: torch.Tensor, eyes: torch.Tensor, min_saving: float = 0.25
-                    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Distinct (frame, eye position) pairs of uint8 frames [M, H, W] and eyes [M, 2]: (keep [K], inverse [M]) with
-    ``frames[keep][inverse]`` equal to ``frames``, or (None, None) when fewer than ``min_saving`` of them repeat.
-
-    Frames are grouped by a fingerprint of a sparse pixel sample plus the eye position, then every repeat is
-    checked pixel for pixel against the frame that stands for it, so a fingerprint collision can never merge two
-    different frames (the batch is then left as it is)."""
-    m = frames.shape[0]
-    if m < 4:
-        return None, None
-    sample = frames.reshape(m, -1)[:, ::61].to(torch.int64)  # ~600 of 36 864 pixels
-    weights = torch.arange(1, sample.shape[1] + 1, device=frames.device, dtype=torch.int64) * 2654435761
-    key = torch.cat([(sample * weights).sum(1, keepdim=True), eyes.to(torch.float64).view(torch.int64)], 1)
-    unique, inverse = torch.unique(key, dim=0, return_inverse=True)
-    if unique.shape[0] > (1 - min_saving) * m:
-        return None, None
-    order = torch.arange(m, device=frames.device)
-    keep = torch.full((unique.shape[0],), m, device=frames.device, dtype=torch.int64).scatter_reduce(
-        0, inverse, order, reduce="amin")  # the first frame of each group stands for it
-    repeats = torch.nonzero(order != keep[inverse]).squeeze(1)
-    same = torch.equal(frames.index_select(0, repeats), frames.index_select(0, keep[inverse[repeats]]))
-    return (keep, inverse) if same else (None, None)
-
-
-MIN_SHARED_PREFIX = 4  # frames; below this, splitting the batch costs more than it saves
-
-
-def shared_prefix(video: torch.Tensor, persp: torch.Tensor, mod: torch.Tensor) -> int:
-    """How many leading frames (pixels and behaviour) all videos of a batch have in common.
-
-    In-silico experiments start every condition with the same grey pre-blank; those frames give the same
-    responses and the same network state in every video, so they need to run only once."""
-    n, t = video.shape[:2]
-    if n < 2:
-        return 0
-    k = 0
-    while k < t and bool((video[:, k] == video[:1, k]).all()) and bool((persp[:, k] == persp[:1, k]).all()) \
-            and bool((mod[:, k] == mod[:1, k]).all()):
-        k += 1
-    return k
-
-
-def default_budget_mb(device: torch.device) -> float:
-    """Activation memory per pass: small on CPU, where batching buys no speed but big blocks cost page faults
-    (glibc maps blocks over 32 MB afresh each time); large on GPUs, where batching is what makes them fast."""
-    return 384 if device.type == "cpu" else 8192
-
-
-class ResultCache:
-    """A bounded LRU of prediction results (by total bytes), safe to share between threads."""
-
-    def __init__(self, max_bytes: int = 256 * 2**20):
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def get(self, key: str) -> np.ndarray | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return value.copy()
-
-    def put(self, key: str, value: np.ndarray) -> None:
-        if value.nbytes > self.max_bytes:
-            return
-        with self._lock:
-            if key in self._items:
-                self._bytes -= self._items.pop(key).nbytes
-            self._items[key] = value.copy()
-            self._bytes += value.nbytes
-            while self._bytes > self.max_bytes:
-                _, old = self._items.popitem(last=False)
-                self._bytes -= old.nbytes
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-_HASH_PART = 8 * 2**20  # bytes; bigger arrays are hashed in parts, two threads at a time (hashlib frees the GIL)
-_HASHERS: ThreadPoolExecutor | None = None
-
-
-def _sha256(data: memoryview) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def _digest(*arrays: Any) -> str:
-    """Cache key of the inputs: sha256 (hardware-accelerated on current CPUs, twice blake2b's speed), of each big
-    array's parts in parallel (a 16-video tuning batch is 46 MB: 45 → ~25 ms on 2 cores)."""
-    global _HASHERS
-    h = hashlib.sha256()
-    for a in arrays:
-        if isinstance(a, np.ndarray):
-            h.update(str((a.dtype, a.shape)).encode())
-            data = memoryview(np.ascontiguousarray(a)).cast("B")
-            if data.nbytes > _HASH_PART:
-                if _HASHERS is None:
-                    _HASHERS = ThreadPoolExecutor(2, thread_name_prefix="twin-hash")
-                parts = [data[i:i + _HASH_PART] for i in range(0, data.nbytes, _HASH_PART)]
-                for d in _HASHERS.map(_sha256, parts):
-                    h.update(d)
-            else:
-                h.update(data)
-        else:
-            h.update(repr(a).encode())
-    return h.hexdigest()
-
-
 class Twin:
-    """A digital twin obeying the twin contract (see :mod:`twin_explorer.engine.contract`)."""
+    """A digital twin obeying the twin contract (see :mod:`twin_explorer.engine.contract`).
+
+    ``metadata`` says what it is (:class:`TwinMetadata`; its precision is set to the twin's); ``truth`` is called by
+    :meth:`truth` for the ground truth behind it (:mod:`twin_explorer.twins` supplies one for twins trained on a
+    synthetic mouse)."""
 
     frame_rate: float = FRAME_RATE
     frame_shape: tuple[int, int] = FRAME_SHAPE
 
     def __init__(self, network: Network, units: pd.DataFrame | None = None, id: str = "twin",
                  device: str | torch.device | None = None, precision: str = "float32",
-                 memory_budget_mb: float | None = None, cache_mb: float = 256, metadata: dict | None = None):
+                 memory_budget_mb: float | None = None, cache_mb: float = 256, metadata: TwinMetadata | None = None,
+                 truth: TruthProvider | None = None):
+        if metadata is not None and not isinstance(metadata, TwinMetadata):
+            raise ValueError(f"metadata must be a twin_explorer.engine.contract.TwinMetadata (kind, model_id, precision, "
+                             f"trained_on, extra), got {type(metadata).__name__}; put free-form fields in its extra")
+        if truth is not None and not callable(truth):
+            raise ValueError(f"truth must be a callable returning the ground truth DataFrame (or None), "
+                             f"got {type(truth).__name__}")
         self.device = resolve_device(device)
         self.precision = precision
         self._autocast = autocast_dtype(precision, self.device)
@@ -227,7 +71,9 @@ class Twin:
             raise ValueError(f"the units table has {len(units)} rows but the network has {n} readouts")
         self._units = units
         self.id = id
-        self.metadata = dict(metadata or {})
+        # the precision predictions really run in is the twin's, whatever the source recorded
+        self.metadata = dataclasses.replace(metadata or TwinMetadata(model_id=id), precision=precision)
+        self._truth = truth
         if self.device.type == "cpu":
             tune_cpu_allocator()
         elif self.device.type == "cuda" and precision == "float32":
@@ -237,7 +83,8 @@ class Twin:
         if memory_budget_mb is None:
             memory_budget_mb = default_budget_mb(self.device)
         self.memory_budget_bytes = int(memory_budget_mb * 2**20)
-        self.cache = ResultCache(int(cache_mb * 2**20))
+        # copies: callers can't change what is cached; cache_mb=0 keeps nothing (a 1-byte budget holds no result)
+        self.cache = BytesLRU(max(1, int(cache_mb * 2**20)), copy=True)
 
     # --- contract attributes -------------------------------------------------------------------
     @property
@@ -247,6 +94,21 @@ class Twin:
     @property
     def n_units(self) -> int:
         return len(self._units)
+
+    def truth(self) -> pd.DataFrame | None:
+        """The ground truth behind this twin (e.g. the synthetic mouse it was trained on), or None."""
+        return None if self._truth is None else self._truth()
+
+    # --- what the model says about itself -------------------------------------------------------
+    def readout_positions(self) -> np.ndarray:
+        """Each readout's position on the core's grid, tanh(mu) as float64 [U, 2] (x, y in (−1, 1), y = −1 at the
+        top); see :meth:`twin_explorer.model.Network.readout_positions`."""
+        return self.network.readout_positions()
+
+    @property
+    def retina_degrees(self) -> float:
+        """Field of view: eccentricity in degrees of the retina's left/right edge."""
+        return self.network.retina_degrees
 
     def __repr__(self) -> str:
         return f"Twin(id={self.id!r}, units={self.n_units}, device={self.device}, precision={self.precision})"
@@ -360,8 +222,8 @@ class Twin:
         index = self.unit_index(units)
         key = None
         if use_cache:
-            key = _digest(self.id, self.precision, video, persp, mod,
-                          None if index is None else index.cpu().numpy())
+            key = content_hash(self.id, self.precision, video, persp, mod,
+                               None if index is None else index.cpu().numpy())
             hit = self.cache.get(key)
             if hit is not None:
                 return hit if batched else hit[0]
@@ -369,7 +231,7 @@ class Twin:
         videos_per_pass, frames_per_pass = self.chunk_plan(n, t, n_out)
         bar = None
         if progress is True:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # only when a bar is asked for
 
             bar = tqdm(total=n * t, unit="frame", desc=f"{self.id}")
             progress = lambda done, total: bar.update(done - bar.n)  # noqa: E731

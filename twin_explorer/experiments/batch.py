@@ -76,7 +76,7 @@ class TwinSpec:
                 if self.factory is not None:
                     twin = self.factory(**self.options)
                 else:
-                    from ..engine.registry import load_twin
+                    from ..twins import load_twin
 
                     twin = load_twin(self.name, **self.options)
                 _TWINS[self.token] = twin

@@ -82,7 +82,7 @@ def validate(n_neurons: int = 200, seed: int = 0, quick: bool = True, mouse: Any
         if int(n_neurons) < 10:
             raise ValueError(f"n_neurons must be ≥ 10 for meaningful population statistics, got {n_neurons}")
         mouse = SyntheticMouse(seed=int(seed), n_neurons=int(n_neurons))
-    truth = getattr(mouse, "truth", None)
+    truth = mouse.truth() if callable(getattr(mouse, "truth", None)) else None  # the twin contract's truth()
     if truth is None:
         raise ValueError("validation needs a twin with a .truth table (the synthetic mouse)")
     from .receptive_fields import receptive_fields

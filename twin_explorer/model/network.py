@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -112,6 +113,35 @@ class Network(nn.Module):
         """Cache effective weights from now on (for inference with fixed parameters); ``False`` undoes it."""
         freeze_weights(self, frozen)
         return self
+
+    # --- what the network says about itself (so nobody reads state-dict keys by name) --------------
+    def readout_positions(self) -> np.ndarray:
+        """Each readout's position on the core's grid: tanh(mu) computed in float64, [U, 2] (x, y in (−1, 1),
+        y = −1 at the top of the retina)."""
+        return np.tanh(self.readout.position.mu.detach().cpu().numpy().astype(float))
+
+    @property
+    def retina_degrees(self) -> float:
+        """Field of view: eccentricity in degrees of the retina's left/right edge (75° in the published network)."""
+        return float(self.config.retina_degrees)
+
+    @property
+    def retina_shape(self) -> tuple[int, int]:
+        """Pixels (height, width) of the retina image the core sees."""
+        return tuple(self.perspective.retina_shape)
+
+    def monitor_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """(centre [3], rotation angles [3]) of the monitor in the eye's frame, as float64 arrays."""
+        monitor = self.perspective.monitor
+        return (monitor.center.detach().cpu().numpy().astype(float),
+                monitor.angle.detach().cpu().numpy().astype(float))
+
+    def eye_angles(self, perspective: tuple[float, float] | np.ndarray = (0.0, 0.0)) -> np.ndarray:
+        """Eye rotation angles [3] (float64) the perspective module gives an eye position (x, y), default 0."""
+        with torch.no_grad():
+            p = torch.as_tensor(np.asarray(perspective, dtype=np.float32)).reshape(1, 2)
+            p = p.to(self.perspective.monitor.center.device)
+            return self.perspective.angles(p)[0].detach().cpu().numpy().astype(float)
 
     def retina(self, video: torch.Tensor, perspectives: torch.Tensor) -> torch.Tensor:
         """video [N, T, H, W] in pixel units 0–255 (float, or uint8: same result, faster) -> retina images

@@ -7,7 +7,6 @@ z-scored inputs of the MICrONS twin: perspectives = (eye x, eye y), modulations 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 # Running: rest/run bouts (mean 8 s / 5 s), 15 ± 5 cm/s while running, smoothed (τ 0.5 s); standardised with the
 # stationary mean and standard deviation of that process.
@@ -16,9 +15,16 @@ _RUN_MEAN = _P_RUN * 15.0
 _RUN_SD = float(np.sqrt(_P_RUN * (15.0**2 + 5.0**2) - _RUN_MEAN**2))
 
 
+def leaky_integrate(x: np.ndarray, gain: float, decay: float) -> np.ndarray:
+    """y[t] = gain·x[t] + decay·y[t−1] along the first axis, from y = 0 (scipy's lfilter([gain], [1, −decay]))."""
+    from scipy.signal import lfilter  # start-up time: scipy.signal loads scipy.stats (~1 s); only recordings need it
+
+    return lfilter([gain], [1.0, -decay], x, axis=0)
+
+
 def _lowpass(x: np.ndarray, tau_frames: float) -> np.ndarray:
     a = np.exp(-1.0 / tau_frames)
-    return lfilter([1 - a], [1, -a], x, axis=0)
+    return leaky_integrate(x, 1 - a, a)
 
 
 def _ou(rng: np.random.Generator, n: int, tau_frames: float, dims: int = 1) -> np.ndarray:
@@ -26,7 +32,7 @@ def _ou(rng: np.random.Generator, n: int, tau_frames: float, dims: int = 1) -> n
     a = np.exp(-1.0 / tau_frames)
     noise = rng.standard_normal((n, dims)) * np.sqrt(1 - a**2)
     noise[0] = rng.standard_normal(dims)
-    return lfilter([1.0], [1, -a], noise, axis=0)
+    return leaky_integrate(noise, 1.0, a)
 
 
 def behaviour_traces(n_frames: int, rng: np.random.Generator, frame_rate: float = 30.0

@@ -18,7 +18,10 @@ Each neuron, in order (all in torch, so :meth:`SyntheticMouse.response` is diffe
    baseline for a grey screen; ``gain = exp(g_pupil·pupil + g_running·running)``. Rates are expected events per
    30 Hz frame, noise free.
 
-The true tuning (:attr:`SyntheticMouse.truth`) is computed from these same filters — see :mod:`.truth`.
+The true tuning (:meth:`SyntheticMouse.truth`) is computed from these same filters — see :mod:`.truth`. The filters
+and stages are public (:meth:`~SyntheticMouse.filters`, :meth:`~SyntheticMouse.dynamics`,
+:meth:`~SyntheticMouse.select_units`, :attr:`~SyntheticMouse.grid_shape`) so the truth and the recordings use the
+model's own code.
 """
 
 from __future__ import annotations
@@ -31,15 +34,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..engine.contract import validate_behaviour, validate_stimuli
+from ..engine.contract import TwinMetadata, validate_behaviour, validate_stimuli
 from ..monitor import DEFAULT_MONITOR, FRAME_RATE, FRAME_SHAPE, Monitor
+from .constants import EYE_SHIFT_DEG, KERNEL_FRAMES, MODEL_VERSION
 from .population import sample_population
+from .recording import iter_record, record
+from .truth import cached_true_tuning
 
-KERNEL_FRAMES = 18  # temporal filter length (0.6 s); the onset transient of any stimulus lasts this long
-# Version of the generative model (parameter distributions and stages). Caches of recordings and truth include it.
-# 2: near-zero thresholds, higher amplitude and baseline, so that natural videos drive the neurons (std/mean ≈ 0.4).
-MODEL_VERSION = 2
-EYE_SHIFT_DEG = 3.0  # degrees of retinal image shift per standardised unit of eye position
 _EPS = 1e-6
 
 
@@ -85,7 +86,7 @@ class SyntheticMouse:
 
         H, W = FRAME_SHAPE
         f = self.resolution
-        self._grid_shape = (H // f, W // f)
+        self.grid_shape = (H // f, W // f)  # the model grid the retina stage averages pixels onto
         rows, cols = np.meshgrid(f * (np.arange(H // f) + 0.5), f * (np.arange(W // f) + 0.5), indexing="ij")
         az, el = monitor.pixels_to_degrees(cols, rows)
         self._az, self._el = az, el
@@ -122,12 +123,16 @@ class SyntheticMouse:
         )
 
     @cached_property
-    def _truth_pair(self):
-        from .truth import cached_true_tuning
+    def metadata(self) -> TwinMetadata:
+        """The twin contract's metadata: the mouse is its own ground truth, trained on nothing."""
+        return TwinMetadata(kind="synthetic", model_id=self.id, precision="float32", trained_on=None,
+                            extra={"seed": self.seed, "n_neurons": self.n_units, "resolution": self.resolution,
+                                   "eye_shift_deg": self.eye_shift_deg, "model_version": MODEL_VERSION})
 
+    @cached_property
+    def _truth_pair(self) -> tuple[pd.DataFrame, Any]:
         return cached_true_tuning(self)
 
-    @property
     def truth(self) -> pd.DataFrame:
         """True tuning of every neuron, indexed like ``units``; definitions in :mod:`twin_explorer.synthetic.truth`."""
         return self._truth_pair[0]
@@ -144,7 +149,7 @@ class SyntheticMouse:
     def _build_filters(self) -> None:
         p = self.params
         U = len(p)
-        h, w = self._grid_shape
+        h, w = self.grid_shape
         az = self._az.reshape(-1)[:, None]
         el = self._el.reshape(-1)[:, None]
         th = np.radians(p["pref_dir_deg"].to_numpy())[None]
@@ -201,7 +206,7 @@ class SyntheticMouse:
         }
 
     # ------------------------------------------------------------------ selection helpers
-    def _select(self, units: Any) -> np.ndarray | None:
+    def select_units(self, units: Any) -> np.ndarray | None:
         """Readout ids (ints), a boolean mask, or None -> index array (None = all units)."""
         if units is None:
             return None
@@ -225,7 +230,9 @@ class SyntheticMouse:
             raise ValueError(f"units contains readout ids outside 0…{self.n_units - 1}; {accepted}")
         return idx
 
-    def _weights(self, sel: np.ndarray | None) -> tuple[torch.Tensor, ...]:
+    def filters(self, sel: np.ndarray | None) -> tuple[torch.Tensor, ...]:
+        """(spatial [P, 2u], pool [P/4, u], temporal [4u, 2, K], smooth [u, 1, K], per-unit parameters) of the
+        units ``sel`` (an index array from :meth:`select_units`; None = all)."""
         if sel is None:
             return self._spatial, self._pool, self._temporal, self._smooth, self._unit_params
         s = torch.as_tensor(sel, device=self.device)
@@ -263,7 +270,7 @@ class SyntheticMouse:
         c2 = F.avg_pool2d(s * s, 2).flatten(1) @ pool  # [N·T, u]
         return a.reshape(N, T, -1), c2.reshape(N, T, -1)
 
-    def _dynamics(self, a: torch.Tensor, c2: torch.Tensor, gain: torch.Tensor | None, temporal: torch.Tensor,
+    def dynamics(self, a: torch.Tensor, c2: torch.Tensor, gain: torch.Tensor | None, temporal: torch.Tensor,
                   smooth: torch.Tensor, up: dict[str, torch.Tensor], history: tuple[torch.Tensor, torch.Tensor] | None = None
                   ) -> torch.Tensor:
         """Temporal filtering, motion energy, normalisation and output. a [N,T,2u], c2 [N,T,u] -> rates [N,T,u].
@@ -317,15 +324,15 @@ class SyntheticMouse:
             raise ValueError(f"video has shape {tuple(video.shape)}; accepted: a float tensor [N, T, 144, 256] "
                              "(or [T, 144, 256]) in pixel units 0–255")
         N, T = video.shape[:2]
-        sel = self._select(units)
+        sel = self.select_units(units)
         persp = self._behaviour_tensor("perspectives", perspectives, N, T)
         mods = self._behaviour_tensor("modulations", modulations, N, T)
-        spatial, pool, temporal, smooth, up = self._weights(sel)
+        spatial, pool, temporal, smooth, up = self.filters(sel)
         shift = None if self._is_zero(persp) else persp * self.eye_shift_deg
         s = self._retina(video, shift)
         a, c2 = self._spatial_stage(s, spatial, pool, N, T)
         gain = None if self._is_zero(mods) else self._gain(mods, up)
-        return self._dynamics(a, c2, gain, temporal, smooth, up)
+        return self.dynamics(a, c2, gain, temporal, smooth, up)
 
     def _behaviour_tensor(self, name: str, values: Any, N: int, T: int) -> torch.Tensor | None:
         if values is None:
@@ -346,8 +353,8 @@ class SyntheticMouse:
         mods = validate_behaviour("modulations", modulations, N, T, batched)
         if int(chunk_frames) < 1:
             raise ValueError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
-        sel = self._select(units)
-        spatial, pool, temporal, smooth, up = self._weights(sel)
+        sel = self.select_units(units)
+        spatial, pool, temporal, smooth, up = self.filters(sel)
         u = pool.shape[1]
         out = np.empty((N, T, u), dtype=np.float32)
         pad = KERNEL_FRAMES - 1
@@ -366,18 +373,14 @@ class SyntheticMouse:
                     gain = None if self._is_zero(m) else self._gain(m, up)
                     if history is None:
                         history = (a.new_zeros(i1 - i0, pad, a.shape[2]), c2.new_zeros(i1 - i0, pad, u))
-                    out[i0:i1, t0:t1] = self._dynamics(a, c2, gain, temporal, smooth, up, history).cpu().numpy()
+                    out[i0:i1, t0:t1] = self.dynamics(a, c2, gain, temporal, smooth, up, history).cpu().numpy()
                     history = (torch.cat([history[0], a], 1)[:, -pad:], torch.cat([history[1], c2], 1)[:, -pad:])
         return out if batched else out[0]
 
     def record(self, *args: Any, **kwargs: Any):
         """Noisy recordings to natural-like videos; see :func:`twin_explorer.synthetic.recording.record`."""
-        from .recording import record
-
         return record(self, *args, **kwargs)
 
     def iter_record(self, *args: Any, **kwargs: Any):
         """Clip-by-clip recordings; see :func:`twin_explorer.synthetic.recording.iter_record`."""
-        from .recording import iter_record
-
         return iter_record(self, *args, **kwargs)

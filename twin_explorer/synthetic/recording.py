@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
-from scipy.signal import lfilter
 from tqdm.auto import tqdm
 
-from .behaviour import behaviour_traces
+from .. import __version__
+from .behaviour import behaviour_traces, leaky_integrate
 
 if TYPE_CHECKING:
     from .mouse import SyntheticMouse
@@ -75,7 +75,7 @@ def _check(mouse: SyntheticMouse, n_clips: Any, duration_s: Any, repeats: Any, n
 
 
 def _default_video_fn() -> VideoFn:
-    from ..stimuli.natural import make_natural_video
+    from ..stimuli.natural import make_natural_video  # start-up time: loading a mouse must not load the renderer
 
     return make_natural_video
 
@@ -85,7 +85,7 @@ def _noisy(rate: np.ndarray, rng: np.random.Generator, noise: str, frame_rate: f
     if noise == "poisson":
         return spikes
     decay = np.exp(-1.0 / (CALCIUM_TAU_S * frame_rate))
-    trace = lfilter([1.0], [1.0, -decay], spikes, axis=0)
+    trace = leaky_integrate(spikes, 1.0, decay)
     return (trace + CALCIUM_NOISE_SD * rng.standard_normal(trace.shape)).astype(np.float32)
 
 
@@ -98,7 +98,7 @@ def iter_record(mouse: SyntheticMouse, n_clips: int = 10, duration_s: float = 10
     :func:`twin_explorer.stimuli.natural.make_natural_video`. ``units`` restricts the recorded neurons.
     """
     frames = _check(mouse, n_clips, duration_s, repeats, n_oracle, seed, noise)
-    sel = mouse._select(units)
+    sel = mouse.select_units(units)
     video_fn = video_fn or _default_video_fn()
     plan = [(i, "train", 0) for i in range(n_clips)] + [(j, "oracle", 1) for j in range(n_oracle)]
     decay = np.exp(-1.0 / (CALCIUM_TAU_S * mouse.frame_rate))
@@ -113,7 +113,7 @@ def iter_record(mouse: SyntheticMouse, n_clips: int = 10, duration_s: float = 10
         rate = mouse.predict(stimulus, perspectives, modulations, units=sel)
         n_rep = repeats if tier == "oracle" else 1
         responses = np.stack([_noisy(rate, rng, noise, mouse.frame_rate) for _ in range(n_rep)])
-        expected = rate if noise == "poisson" else lfilter([1.0], [1.0, -decay], rate, axis=0).astype(np.float32)
+        expected = rate if noise == "poisson" else leaky_integrate(rate, 1.0, decay).astype(np.float32)
         yield RecordedClip(clip, tier, stim_seed, stimulus, perspectives, modulations, expected, responses)
 
 
@@ -128,12 +128,10 @@ def record(mouse: SyntheticMouse, n_clips: int = 10, duration_s: float = 10.0, r
     (``trial_repeat``); ``clip_tier`` / ``trial_tier`` are "train" or "oracle". Stimuli are stored once per clip.
     """
     clips = list(iter_record(mouse, n_clips, duration_s, repeats, n_oracle, seed, noise, units, video_fn, progress))
-    unit_ids = mouse.units.index.to_numpy() if units is None else mouse.units.index.to_numpy()[mouse._select(units)]
+    unit_ids = mouse.units.index.to_numpy() if units is None else mouse.units.index.to_numpy()[mouse.select_units(units)]
     trial_clip = np.concatenate([np.full(len(c.responses), c.clip) for c in clips])
     trial_repeat = np.concatenate([np.arange(len(c.responses)) for c in clips])
     frames = clips[0].stimulus.shape[0]
-    from .. import __version__
-
     return xr.Dataset(
         {
             "stimulus": (("clip", "frame", "height", "width"), np.stack([c.stimulus for c in clips])),

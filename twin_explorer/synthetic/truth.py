@@ -22,7 +22,6 @@ Indices (r: mean response; θ: direction, v2 convention 0° = rightward motion, 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +31,9 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from .mouse import KERNEL_FRAMES
+from ..paths import cache_dir
+from ..store import atomic_path, content_hash
+from .constants import KERNEL_FRAMES
 
 if TYPE_CHECKING:
     from .mouse import SyntheticMouse
@@ -53,9 +54,7 @@ def _grating_projections(mouse: SyntheticMouse, directions_deg: np.ndarray, chun
     U, D = directions_deg.shape
     az, el = (torch.as_tensor(g, dtype=torch.float32) for g in mouse.monitor.degree_grid)
     f = mouse.resolution
-    h, w = mouse._grid_shape
-    spatial = mouse._spatial.cpu()
-    pool = mouse._pool.cpu()
+    spatial, pool = (x.cpu() for x in mouse.filters(None)[:2])
     A = np.empty((U, D, 2, 2))
     Q = np.empty((U, D, 3))
     sf = torch.tensor(p["sf_cpd"].to_numpy(), dtype=torch.float32)
@@ -95,8 +94,8 @@ def _responses_from_projections(mouse: SyntheticMouse, A: np.ndarray, Q: np.ndar
                  + sin**2 * Q[:, :, 2].T[:, None])
     dev = mouse.device
     with torch.inference_mode():
-        _, _, temporal, smooth, up = mouse._weights(None)
-        rate = mouse._dynamics(torch.as_tensor(a, dtype=torch.float32, device=dev),
+        _, _, temporal, smooth, up = mouse.filters(None)
+        rate = mouse.dynamics(torch.as_tensor(a, dtype=torch.float32, device=dev),
                                torch.as_tensor(c2, dtype=torch.float32, device=dev), None, temporal, smooth, up)
     return rate[:, -STEADY_FRAMES:].mean(1).cpu().numpy().T.astype(np.float64)
 
@@ -185,21 +184,13 @@ CACHE_MIN_UNITS = 200  # small populations are quicker to recompute than to cach
 
 
 def _cache_path(mouse: SyntheticMouse) -> Path:
-    import hashlib
-
+    """The truth file of a mouse: named by a hash of every generative parameter and of how the truth is computed."""
     p = mouse.params
-    h = hashlib.sha1()
-    h.update(np.ascontiguousarray(p.select_dtypes("number").to_numpy(np.float64)).tobytes())
-    h.update("|".join(p["area"].astype(str) + p["layer"].astype(str)).encode())
-    h.update(repr((mouse.monitor.to_dict(), mouse.resolution, KERNEL_FRAMES, STEADY_FRAMES, N_DIRECTIONS,
-                   GRATING_CONTRAST, TRUTH_VERSION)).encode())
-    if os.environ.get("TWIN_EXPLORER_CACHE"):
-        root = Path(os.environ["TWIN_EXPLORER_CACHE"]).expanduser()
-    else:
-        import platformdirs
-
-        root = Path(platformdirs.user_cache_dir("twin_explorer"))
-    return root / "synthetic" / f"truth-{mouse.id}-{h.hexdigest()[:16]}.nc"
+    key = content_hash(np.ascontiguousarray(p.select_dtypes("number").to_numpy(np.float64)),
+                       list(p["area"].astype(str) + p["layer"].astype(str)),
+                       [mouse.monitor.to_dict(), mouse.resolution, KERNEL_FRAMES, STEADY_FRAMES, N_DIRECTIONS,
+                        GRATING_CONTRAST, TRUTH_VERSION])
+    return cache_dir("synthetic") / f"truth-{mouse.id}-{key[:16]}.nc"
 
 
 def cached_true_tuning(mouse: SyntheticMouse) -> tuple[pd.DataFrame, xr.DataArray]:
@@ -220,12 +211,10 @@ def cached_true_tuning(mouse: SyntheticMouse) -> tuple[pd.DataFrame, xr.DataArra
         pass  # not cached yet, or unreadable: recompute
     truth, curves = true_tuning(mouse)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         ds = xr.Dataset.from_dataframe(truth.assign(is_simple=truth["is_simple"].astype(np.int8)))
         ds["true_response"] = curves.rename({"unit": "readout_id"})
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)  # atomic: concurrent processes never read half a file
+        with atomic_path(path) as tmp:  # concurrent processes never read half a file
+            ds.to_netcdf(tmp, engine="h5netcdf")
     except OSError:
         pass  # a read-only cache is not an error; the truth is still returned
     return truth, curves

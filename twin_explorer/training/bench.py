@@ -19,9 +19,10 @@ import torch
 
 from ..experiments.tuning import direction_tuning
 from ..model import Network
-from .checkpoint import load_demo_twin
+from ..twins.demo import load_demo_twin
 from .ship import write_model_card
-from .train import TrainConfig, demo_network_config, poisson_loss
+from .readout import poisson_loss
+from .train import TrainConfig, demo_network_config
 
 
 def bench_demo(directory: str | Path | None = None, repeats: int = 3, threads: int | None = None) -> dict[str, float]:

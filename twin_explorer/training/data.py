@@ -7,23 +7,18 @@ resumed or repeated training run never regenerates them, and a long recording ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 from tqdm.auto import tqdm
 
-
-def cache_root(directory: str | os.PathLike | None = None) -> Path:
-    """Folder for cached recordings: ``directory``, else ``$TWIN_EXPLORER_CACHE/recordings``, else
-    ``~/.cache/twin_explorer/recordings``."""
-    if directory is not None:
-        return Path(directory)
-    base = os.environ.get("TWIN_EXPLORER_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "twin_explorer") / "recordings"
+from ..paths import cache_dir
+from ..store import atomic_path, content_hash, write_text_atomic
+from ..synthetic import MODEL_VERSION, SyntheticMouse
 
 
 @dataclass(frozen=True)
@@ -52,10 +47,8 @@ class RecordingSpec:
             raise ValueError(f"duration_s must be ≥ 2/3 s (20 frames) per clip, got {self.duration_s!r}")
 
     def key(self) -> str:
-        from ..synthetic.mouse import MODEL_VERSION  # another generative model is another recording
-
-        text = json.dumps({**asdict(self), "model_version": MODEL_VERSION}, sort_keys=True)
-        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        """16 hex digits naming this recording; another generative model (MODEL_VERSION) is another recording."""
+        return content_hash({**asdict(self), "model_version": MODEL_VERSION})[:16]
 
 
 class RecordingCache:
@@ -70,17 +63,16 @@ class RecordingCache:
 
     def __init__(self, spec: RecordingSpec, directory: str | os.PathLike | None = None, progress: bool = True):
         self.spec = spec
-        self.folder = cache_root(directory) / f"mouse{spec.mouse_seed}-{spec.key()}"
+        # ``directory``, else the cache folder's ``recordings`` (see twin_explorer.paths)
+        self.folder = cache_dir("recordings", directory) / f"mouse{spec.mouse_seed}-{spec.key()}"
         self._mouse = None
         self._ensure(progress)
         self.train = [self.folder / f"train{i:04d}" for i in range(spec.n_clips)]
         self.oracle = [self.folder / f"oracle{i:04d}" for i in range(spec.n_oracle)]
 
     @property
-    def mouse(self):
+    def mouse(self) -> SyntheticMouse:
         if self._mouse is None:
-            from ..synthetic import SyntheticMouse
-
             self._mouse = SyntheticMouse(seed=self.spec.mouse_seed, n_neurons=self.spec.n_neurons)
         return self._mouse
 
@@ -100,12 +92,11 @@ class RecordingCache:
             target = self.folder / name
             if (target / "responses.npy").exists():  # written by an interrupted earlier run
                 continue
-            tmp = self.folder / (name + ".tmp")
-            tmp.mkdir(exist_ok=True)
-            for f in self.FIELDS:
-                np.save(tmp / f"{f}.npy", getattr(clip, f))
-            tmp.rename(target)
-        done.write_text(json.dumps(asdict(s)))
+            with atomic_path(target) as tmp:  # a clip folder appears whole or not at all
+                tmp.mkdir()
+                for f in self.FIELDS:
+                    np.save(tmp / f"{f}.npy", getattr(clip, f))
+        write_text_atomic(done, json.dumps(asdict(s)))
 
     def clip(self, folder: Path) -> dict[str, np.ndarray]:
         return {f: np.load(folder / f"{f}.npy", mmap_mode="r") for f in self.FIELDS}
@@ -127,10 +118,8 @@ class RecordingCache:
         frames = sum(self.clip(c)["responses"].shape[0] * self.clip(c)["responses"].shape[1] for c in clips)
         return (total / frames).astype(np.float32)
 
-    def oracle_recording(self):
+    def oracle_recording(self) -> xr.Dataset:
         """The oracle clips as an ``xarray.Dataset`` in the layout of ``SyntheticMouse.record`` (for metrics)."""
-        import xarray as xr
-
         clips = [self.clip(c) for c in self.oracle]
         if not clips:
             raise ValueError("this recording has no oracle clips (n_oracle = 0)")

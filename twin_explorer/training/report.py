@@ -19,8 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from tqdm.auto import tqdm
 
+from .. import stimuli as S
+from ..engine.contract import TwinLike
+from ..experiments.metrics import plot_performance, twin_performance
+from ..experiments.validate import ValidationReport, plot_validation, validate
 from ..monitor import Monitor
+from ..synthetic import SyntheticMouse
+from .data import RecordingCache
 
 
 def _fit_length(video: np.ndarray, n_frames: int) -> np.ndarray:
@@ -32,8 +39,6 @@ def _fit_length(video: np.ndarray, n_frames: int) -> np.ndarray:
 
 def family_video_fns() -> dict[str, Callable[[int, int, Monitor], np.ndarray]]:
     """``video_fn(n_frames, seed, monitor)`` for each out-of-domain family (parameters vary with the seed)."""
-    from .. import stimuli as S
-
     def gratings(n, seed, monitor):
         rng = np.random.default_rng(seed)
         return _fit_length(S.DirectionSeries(seed=seed, monitor=monitor, directions=8, sf_cpd=float(rng.choice([0.04, 0.08])),
@@ -61,18 +66,14 @@ def family_video_fns() -> dict[str, Callable[[int, int, Monitor], np.ndarray]]:
             "Trippy-like": trippy}
 
 
-def natural_accuracy(twin: Any, recording: xr.Dataset) -> xr.Dataset:
+def natural_accuracy(twin: TwinLike, recording: xr.Dataset) -> xr.Dataset:
     """Per-unit CC_abs / CC_max / CC_norm on the oracle clips of a recording."""
-    from ..experiments.metrics import twin_performance
-
     return twin_performance(twin, recording)
 
 
-def family_accuracy(twin: Any, mouse: Any, families: list[str] | None = None, duration_s: float = 8.0,
+def family_accuracy(twin: TwinLike, mouse: SyntheticMouse, families: list[str] | None = None, duration_s: float = 8.0,
                     n_oracle: int = 2, repeats: int = 10, seed: int = 7, progress: bool = True) -> pd.DataFrame:
     """Median CC_abs / CC_max / CC_norm of ``twin`` against ``mouse`` recorded on each stimulus family."""
-    from tqdm.auto import tqdm
-
     fns = family_video_fns()
     families = list(fns) if families is None else families
     unknown = set(families) - set(fns)
@@ -89,28 +90,27 @@ def family_accuracy(twin: Any, mouse: Any, families: list[str] | None = None, du
 
 
 class _TwinWithTruth:
-    """A twin presenting the synthetic mouse's ``truth`` table, for ``experiments.validate``."""
+    """A twin whose ``truth()`` is a given mouse's, for ``experiments.validate``."""
 
-    def __init__(self, twin: Any, truth: pd.DataFrame):
-        self._twin, self.truth = twin, truth
+    def __init__(self, twin: TwinLike, truth: pd.DataFrame):
+        self._twin, self._truth = twin, truth
+
+    def truth(self) -> pd.DataFrame:
+        return self._truth
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._twin, name)
 
 
-def tuning_vs_truth(twin: Any, mouse: Any, seed: int = 0, progress: bool = True):
+def tuning_vs_truth(twin: TwinLike, mouse: SyntheticMouse, seed: int = 0, progress: bool = True) -> ValidationReport:
     """The ground-truth validation protocol (RF dots, SF×TF, direction tuning) on the twin, scored against the
     mouse's truth. Returns the ``ValidationReport`` (its ``table`` holds the headline metrics)."""
-    from ..experiments.validate import validate
-
-    return validate(mouse=_TwinWithTruth(twin, mouse.truth), seed=seed, quick=True, show_progress=progress)
+    return validate(mouse=_TwinWithTruth(twin, mouse.truth()), seed=seed, quick=True, show_progress=progress)
 
 
-def full_report(twin: Any, cache: Any, out_dir: str | Path, progress: bool = True, tuning: bool = True) -> dict:
+def full_report(twin: TwinLike, cache: RecordingCache, out_dir: str | Path, progress: bool = True, tuning: bool = True) -> dict:
     """Run every part of the report, write ``report.json``, per-unit CSV and HTML plots into ``out_dir``."""
-    import holoviews as hv
-
-    from ..experiments.metrics import plot_performance
+    import holoviews as hv  # start-up time: plotting loads bokeh, only for the report's figures
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,8 +139,6 @@ def full_report(twin: Any, cache: Any, out_dir: str | Path, progress: bool = Tru
         result["tuning_vs_truth_extra"] = rep.extra.to_dict(orient="records")
         rep.neurons.to_csv(out / "tuning_vs_truth_neurons.csv", index=False)
         try:
-            from ..experiments.validate import plot_validation
-
             hv.save(plot_validation(rep), out / "tuning_vs_truth.html", resources="cdn")
         except Exception as exc:  # a plot must never lose the numbers
             result["tuning_plot_error"] = repr(exc)

@@ -15,23 +15,26 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from .checkpoint import load_network, save_network
+from ..engine.twin import Twin
+from ..model import Network
+from ..experiments.metrics import twin_performance
+from ..twins.demo import load_demo_twin, load_network, read_metadata, save_network
 from .data import RecordingCache
+from .readout import refit_readout
+from .report import full_report
 
 VALIDATION_SEED = 99
 HELDOUT_CHECK = {"seed": 0, "repeats": 10, "duration_s": 10.0}
 
 
-def _median_cc(net, units, recording) -> dict[str, float]:
-    from ..engine.twin import Twin
-    from ..experiments.metrics import twin_performance
-
+def _median_cc(net: Network, units: pd.DataFrame, recording: xr.Dataset) -> dict[str, float]:
     perf = twin_performance(Twin(copy.deepcopy(net), units, id="candidate"), recording)
     return {k: float(np.nanmedian(perf[k].values)) for k in ("cc_abs", "cc_max", "cc_norm")}
 
 
-def validation_recording(cache: RecordingCache, n_oracle: int = 2):
+def validation_recording(cache: RecordingCache, n_oracle: int = 2) -> xr.Dataset:
     return cache.mouse.record(n_clips=0, n_oracle=n_oracle, repeats=10, duration_s=cache.spec.duration_s,
                               seed=VALIDATION_SEED, progress=False)
 
@@ -40,10 +43,6 @@ def ship(trained_dir: str | Path, out_dir: str | Path, cache: RecordingCache, re
          progress: bool = True, tuning: bool = True) -> dict[str, Any]:
     """Copy the twin of ``trained_dir`` into ``out_dir`` (refitting its readout when that validates better),
     then write ``report.json`` (with the held-out check for the tests) and the report's plots there."""
-    from .adapt import refit_readout
-    from .checkpoint import load_demo_twin
-    from .report import full_report
-
     net, units, meta = load_network(trained_dir)
     val = validation_recording(cache)
     choice = {"trained": _median_cc(net, units, val)}
@@ -62,8 +61,6 @@ def ship(trained_dir: str | Path, out_dir: str | Path, cache: RecordingCache, re
         shutil.copy(Path(trained_dir) / "history.json", out / "history.json")
     twin = load_demo_twin(out)
     rec = cache.mouse.record(n_clips=0, n_oracle=1, progress=False, **HELDOUT_CHECK)
-    from ..experiments.metrics import twin_performance
-
     perf = twin_performance(twin, rec)
     check = {**HELDOUT_CHECK, "cc_norm_median": float(np.nanmedian(perf["cc_norm"])),
              "cc_abs_median": float(np.nanmedian(perf["cc_abs"]))}
@@ -119,13 +116,12 @@ def _table(rows: list[dict], cols: list[str], fmt: str = "{:.3f}") -> str:
 def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
     """MODEL_CARD.md from the files in ``out_dir`` (config.json, report.json, and when present history.json,
     adaptation.csv, bench.json, the figures of :mod:`.figures` and ``limitations.md``)."""
-    import pandas as pd
-
     out = Path(out_dir)
     config = json.loads((out / "config.json").read_text())
     rep = json.loads((out / "report.json").read_text())
-    meta, net = config["metadata"], config["network"]
-    tr, spec = meta.get("training", {}), meta.get("trained_on", {})
+    twin_meta, net = read_metadata(out), config["network"]
+    meta = twin_meta.extra  # what training recorded besides the mouse it was trained on
+    tr, spec = meta.get("training", {}), twin_meta.trained_on or {}
     size_mb = (out / "model.safetensors").stat().st_size / 2**20
     lines = [
         "# Demo twin — model card", "",

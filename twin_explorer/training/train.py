@@ -3,8 +3,8 @@
 Recipe (the published one where it fits a 2-core CPU): responses divided by their per-unit training mean,
 Poisson loss ``exp(r) − y·r`` on log rates after a burn-in, random samples of ``sample_frames`` frames,
 AdamW with linear warm-up and a cosine decay, gradient-norm clipping. Before the first step the eye looks at the
-monitor centre (:func:`init_perspective`) and the readout is fitted to the initial core's features
-(:func:`init_readout`: position search by ridge regression, then a Poisson fit), so that gradients reach the
+monitor centre (:func:`.readout.init_perspective`) and the readout is fitted to the initial core's features
+(:func:`.readout.init_readout`: position search by ridge regression, then a Poisson fit), so that gradients reach the
 core through a readout that already uses the stimulus.
 Checkpoints (model, optimiser, scheduler, sampler and torch RNG state) are written every few minutes and at the
 end; a run restarted with the same folder resumes from the last one and ends with identical weights.
@@ -24,7 +24,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..model import Network, NetworkConfig
-from .data import RecordingCache
+from ..twins.demo import save_network
+from .data import RecordingCache, RecordingSpec
+from .readout import fold_scale, init_perspective, init_readout, poisson_loss
 
 
 def demo_network_config(units: int) -> NetworkConfig:
@@ -62,54 +64,12 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
 
-def poisson_loss(log_rate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean Poisson negative log-likelihood (without the log y! term) for log rates."""
-    return (torch.exp(log_rate) - target * log_rate).mean()
-
-
 def lr_factor(step: int, cfg: TrainConfig) -> float:
     warm = max(1, int(cfg.warmup * cfg.steps))
     if step < warm:
         return (step + 1) / warm
     p = (step - warm) / max(1, cfg.steps - warm)
     return cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * p))
-
-
-# --------------------------------------------------------------------------- readout initialisation
-def init_perspective(net: Network) -> None:
-    """Start with the eye looking at the monitor centre whatever the eye position: the perspective MLP's last
-    layer gets zero gains and biases (its weights are standardised, so only the gains can silence it). A random
-    MLP otherwise turns the recorded pupil positions into rotations that leave half the retina off the screen,
-    and the core never sees the stimulus well enough to learn from it."""
-    last = net.perspective.mlp.linears[-1]
-    with torch.no_grad():
-        for g in last.gains:
-            g.zero_()
-        for b in last.biases:
-            b.zero_()
-
-
-def init_readout(net: Network, cache: RecordingCache, clips: list[Path], seed: int = 0, search_clips: int = 30,
-                 epochs: int = 4, progress: bool = False) -> dict:
-    """Readout from the (initial) core's features, so that end-to-end training starts from a readout that
-    already uses the stimulus: features of ``search_clips`` clips are cached, each unit's position is searched
-    over the core grid by ridge regression and its features and bias are then fitted with the Poisson loss
-    (on mean-normalised responses, the scale :func:`train` uses). Returns the search r² median and fit losses."""
-    from .adapt import cached_features, fit_readout, position_search
-
-    X, Y = cached_features(net, cache, clips[: min(len(clips), search_clips)], progress=progress)
-    r2 = position_search(net, X, Y)
-    losses = fit_readout(net, X, Y, epochs=epochs, seed=seed, progress=progress)
-    return {"search_r2_median": float(np.median(r2)), "readout_fit_losses": losses}
-
-
-def fold_scale(net: Network, mean: np.ndarray) -> None:
-    """Turn a network trained on mean-normalised responses into one predicting raw responses
-    (adds log(mean) to every stream's readout bias: the output is the exp of the stream-mean log rate)."""
-    with torch.no_grad():
-        shift = torch.log(torch.as_tensor(np.maximum(mean, 1e-6), dtype=torch.float32)).view(-1, 1)
-        for b in net.readout.biases:
-            b.add_(shift.to(b.device))  # the network may be on a GPU (a readout refit after CUDA training)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -217,7 +177,7 @@ def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | 
     return history
 
 
-def train_twin(spec, cfg: TrainConfig, out_dir: str | Path, net_config: NetworkConfig | None = None,
+def train_twin(spec: RecordingSpec, cfg: TrainConfig, out_dir: str | Path, net_config: NetworkConfig | None = None,
                cache_dir: str | Path | None = None, work_dir: str | Path | None = None, progress: bool = True,
                log: Callable[[str], None] | None = None, twin_id: str = "demo",
                device: str | torch.device = "cpu") -> Network:
@@ -225,8 +185,6 @@ def train_twin(spec, cfg: TrainConfig, out_dir: str | Path, net_config: NetworkC
     ``out_dir`` (safetensors + config.json + units.csv). Checkpoints go to ``work_dir`` (default
     ``out_dir/../<out_dir name>-work``) so an interrupted run resumes. ``device``: where to train (recorded in
     the metadata as ``trained_on_device``; the model card reports it)."""
-    from .checkpoint import save_network
-
     out = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out.parent / f"{out.name}-work"
     cache = RecordingCache(spec, cache_dir, progress)
@@ -245,30 +203,6 @@ def train_twin(spec, cfg: TrainConfig, out_dir: str | Path, net_config: NetworkC
                 "final_loss_avg20": float(np.mean(history["loss"][-20:])),
                 "first_loss_avg20": float(np.mean(history["loss"][:20])), "trained_on_device": str(device),
                 **({"readout_init": {"search_r2_median": init_info["search_r2_median"]}} if init_info else {})}
-    save_network(net, out, cache.mouse.units, metadata)
-    (out / "history.json").write_text(json.dumps({"loss": history["loss"], "seconds": history["seconds"]}))
-    return net
-
-
-def export_checkpoint(work_dir: str | Path, spec, out_dir: str | Path, net_config: NetworkConfig | None = None,
-                      cache_dir: str | Path | None = None, twin_id: str = "demo") -> Network:
-    """Save the twin of the last checkpoint in ``work_dir`` (e.g. of a run stopped early) like :func:`train_twin`
-    would; the metadata records how many of the planned steps it had done."""
-    from .checkpoint import save_network
-
-    state = torch.load(Path(work_dir) / "checkpoint.pt", weights_only=True)
-    cache = RecordingCache(spec, cache_dir, progress=False)
-    net = Network(net_config or demo_network_config(spec.n_neurons))
-    net.load_state_dict(state["model"])
-    net.eval()
-    clips = cache.train_clips()
-    fold_scale(net, cache.mean_response(clips))
-    history = state["history"]
-    metadata = {"id": twin_id, "trained_on": asdict(spec), "training": state["config"],
-                "steps_done": int(state["step"]), "training_seconds": round(history["seconds"], 1),
-                "final_loss_avg20": float(np.mean(history["loss"][-20:])),
-                "first_loss_avg20": float(np.mean(history["loss"][:20]))}
-    out = Path(out_dir)
     save_network(net, out, cache.mouse.units, metadata)
     (out / "history.json").write_text(json.dumps({"loss": history["loss"], "seconds": history["seconds"]}))
     return net

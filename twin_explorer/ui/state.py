@@ -16,6 +16,9 @@ import pandas as pd
 import panel as pn
 import param
 
+from ..engine.contract import TwinLike
+from ..twins import available_scans, demo_available, load_twin
+
 def _load_bokeh_backend() -> None:
     """Register HoloViews' bokeh backend (without notebook output) so element options work under panel serve."""
     import holoviews as hv
@@ -32,10 +35,6 @@ def _default_twin() -> str:
     """The demo twin when its files are present, else the synthetic mouse (TWIN_EXPLORER_TWIN overrides)."""
     if os.environ.get("TWIN_EXPLORER_TWIN"):
         return os.environ["TWIN_EXPLORER_TWIN"]
-    try:
-        from twin_explorer.engine.registry import demo_available
-    except ImportError:
-        return "synthetic"
     return "demo" if demo_available() else "synthetic"
 
 
@@ -68,28 +67,18 @@ def _parse_microns(name: str) -> tuple[int, int]:
                          f"got {name!r}") from exc
 
 
-def _load_twin_uncached(name: str) -> Any:
-    try:
-        from twin_explorer.engine.registry import load_twin
-    except ModuleNotFoundError as exc:  # the registry is not there yet: the synthetic mouse is the twin
-        if exc.name != "twin_explorer.engine.registry":
-            raise
-        if name not in ("synthetic", "demo"):
-            raise ValueError(f"unknown twin {name!r}; without the engine registry only 'synthetic' is available") from exc
-        from twin_explorer.synthetic import SyntheticMouse
-
-        return SyntheticMouse(seed=0)
+def _load_twin_uncached(name: str) -> TwinLike:
     if name.startswith(MICRONS_PREFIX):
         session, scan_idx = _parse_microns(name)
         return load_twin("microns", session=session, scan_idx=scan_idx, directory=BUNDLE_DIR)
     return load_twin(name)
 
 
-_TWINS: dict[str, Any] = {}
+_TWINS: dict[str, TwinLike] = {}
 _TWINS_LOCK = threading.Lock()
 
 
-def get_twin(name: str | None = None) -> Any:
+def get_twin(name: str | None = None) -> TwinLike:
     """Load a twin by explorer name (``"demo"``, ``"synthetic"``, ``"microns 8-5"``), once per process."""
     name = name or DEFAULT_TWIN
     if not isinstance(name, str) or not name:
@@ -101,7 +90,7 @@ def get_twin(name: str | None = None) -> Any:
         return _TWINS[name]
 
 
-def register_twin(twin: Any, name: str | None = None) -> str:
+def register_twin(twin: TwinLike, name: str | None = None) -> str:
     """Make a twin object selectable by name (its existing name if already loaded, else ``name`` or its id)."""
     with _TWINS_LOCK:
         for known, obj in _TWINS.items():
@@ -115,10 +104,8 @@ def register_twin(twin: Any, name: str | None = None) -> str:
 def microns_scans() -> list[str]:
     """Selector names of the MICrONS scans in the bundle (empty when no bundle is present)."""
     try:
-        from twin_explorer.bundle import available_scans
-
         return [microns_name(a, b) for a, b in available_scans(BUNDLE_DIR)]
-    except (ImportError, ValueError, OSError):  # no bundle module, or an unreadable scans.csv
+    except (ValueError, OSError):  # an unreadable scans.csv
         return []
 
 
@@ -126,11 +113,7 @@ def available_twins() -> list[str]:
     """Names the explorer offers: the default twin, the demo twin, the synthetic mouse and MICrONS scans
     (``"microns <session>-<scan_idx>"``) when the bundle is present."""
     names = [DEFAULT_TWIN, *_TWINS]
-    try:
-        from twin_explorer.engine import registry
-    except ImportError:  # no engine registry yet
-        return list(dict.fromkeys(names + ["synthetic"]))
-    if registry.demo_available():
+    if demo_available():
         names.append("demo")
     names.append("synthetic")
     names += microns_scans()
@@ -150,33 +133,21 @@ def get_anatomy() -> Any:
     return pn.state.as_cached("twin_explorer.anatomy.sample", load)
 
 
-def twin_truth(twin: Any) -> pd.DataFrame | None:
-    """The ground truth behind a twin: the synthetic mouse's own ``.truth``, or, for a twin trained on a
-    synthetic mouse (metadata ``trained_on`` with ``mouse_seed``/``n_neurons``, e.g. the demo twin), that
-    mouse's truth for the twin's readouts; None for twins of real mice."""
-    truth = getattr(twin, "truth", None)
-    if isinstance(truth, pd.DataFrame):
-        return truth
-    spec = (getattr(twin, "metadata", None) or {}).get("trained_on")
-    if not isinstance(spec, dict) or "mouse_seed" not in spec:
+def twin_truth(twin: TwinLike) -> pd.DataFrame | None:
+    """The ground truth behind a twin (the contract's ``truth()``): the synthetic mouse's own, that of the mouse a
+    twin was trained on (e.g. the demo twin), for the twin's readouts; None for twins of real mice."""
+    truth = twin.truth()
+    if truth is None:
         return None
-    seed, n = int(spec["mouse_seed"]), int(spec.get("n_neurons", twin.n_units))
-
-    def load() -> pd.DataFrame:
-        from twin_explorer.synthetic import SyntheticMouse
-
-        return SyntheticMouse(seed=seed, n_neurons=n).truth
-
-    truth = pn.state.as_cached(f"twin_explorer.truth.{seed}.{n}", load)
-    ids = twin.units.index
-    return truth.loc[truth.index.intersection(ids)] if len(truth.index.intersection(ids)) else None
+    common = truth.index.intersection(twin.units.index)
+    return truth.loc[common] if len(common) else None
 
 
 #: Per-unit accuracy columns a twin may carry in its units table, best first (shown as the table's "CC").
 CC_COLUMNS = ("cc_norm", "cc_abs", "cc")
 
 
-def twin_cc(twin: Any) -> pd.Series:
+def twin_cc(twin: TwinLike) -> pd.Series:
     """Per-unit prediction accuracy (correlation coefficient) the twin ships, indexed by readout_id; NaN where the
     twin reports none (the synthetic mouse is the ground truth itself and has no CC). ``.name`` says which CC."""
     units = twin.units
@@ -184,9 +155,9 @@ def twin_cc(twin: Any) -> pd.Series:
         if col in units.columns:
             return pd.Series(pd.to_numeric(units[col], errors="coerce").to_numpy(float), index=units.index,
                              name=col)
-    meta = getattr(twin, "metadata", None) or {}
+    extra = twin.metadata.extra
     for col in CC_COLUMNS:
-        values = meta.get(col)
+        values = extra.get(col)
         if values is not None and len(values) == len(units):
             return pd.Series(np.asarray(values, float), index=units.index, name=col)
     return pd.Series(np.full(len(units), np.nan), index=units.index, name="cc")
@@ -207,7 +178,7 @@ def coregistration(units: pd.DataFrame) -> pd.DataFrame:
                         index=units.index)
 
 
-def unit_table(twin: Any) -> pd.DataFrame:
+def unit_table(twin: TwinLike) -> pd.DataFrame:
     """One row per readout: the twin's unit ids, area and layer, its per-unit accuracy ``CC``, the coregistration
     (``coregistered``, ``nucleus_id``) and, where a ground truth exists, the true tuning as ``true_*``."""
     units = twin.units
@@ -293,7 +264,7 @@ class ExplorerState(param.Parameterized):
             return
         self.unit = int(np.asarray(ids)[int(np.argmin(np.hypot(xy[:, 0] - x, xy[:, 1] - y)))])
 
-    def __init__(self, twin: Any = None, **params: Any) -> None:
+    def __init__(self, twin: TwinLike | None = None, **params: Any) -> None:
         if twin is None:
             twin = get_twin(params.get("twin_name"))
         elif isinstance(twin, str):

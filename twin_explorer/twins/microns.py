@@ -1,4 +1,4 @@
-"""The published MICrONS weight bundle: download (pooch, md5-checked, unzipped once) and loading.
+"""Twins of real mice: the published MICrONS weight bundle, download (pooch, md5-checked, unzipped once) and loading.
 
 Files after extraction (spec 11): ``params_core.pt`` (the shared core), ``params_{session}_{scan_idx}.pt``
 (perspective, modulation and readout of one scan), ``scans.csv`` and ``units.csv``. Weights are read
@@ -11,10 +11,16 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+
+from ..engine.contract import TwinMetadata
+from ..engine.twin import Twin
+from ..model import Network, NetworkConfig
+from ..paths import cache_dir
 
 ARCHIVE_URL = ("https://bossdb-open-data.s3.amazonaws.com/iarpa_microns/minnie/functional_data/foundation_model/"
                "foundational_model_weights_and_metadata_v1.zip")
@@ -22,7 +28,6 @@ ARCHIVE_MD5 = "58fcac4b31ad2902c81e339432cec787"
 ARCHIVE_NAME = "foundational_model_weights_and_metadata_v1.zip"
 README_URL = ("https://bossdb-open-data.s3.amazonaws.com/iarpa_microns/minnie/functional_data/foundation_model/"
               "readme_v2.md")
-CACHE_ENV = "TWIN_EXPLORER_CACHE"
 PUBLISHED_SCANS = [(4, 7), (5, 6), (5, 7), (6, 2), (6, 4), (6, 6), (6, 7), (7, 3), (7, 5), (8, 5), (9, 3), (9, 4),
                    (9, 6)]
 
@@ -31,15 +36,9 @@ class BundleError(ValueError):
     """A bundle folder or file that cannot be used; the message says what and how to fix it."""
 
 
-def cache_dir(directory: str | os.PathLike | None = None) -> Path:
-    """Where the MICrONS bundle lives: the argument, else $TWIN_EXPLORER_CACHE, else the platform cache."""
-    if directory is not None:
-        return Path(directory).expanduser()
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser() / "microns"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("twin_explorer")) / "microns"
+def bundle_dir(directory: str | os.PathLike | None = None) -> Path:
+    """Where the MICrONS bundle lives: ``directory``, else the cache folder's ``microns`` (see :mod:`..paths`)."""
+    return cache_dir("microns", directory)
 
 
 def download_microns(directory: str | os.PathLike | None = None, progress: bool = True) -> Path:
@@ -48,9 +47,9 @@ def download_microns(directory: str | os.PathLike | None = None, progress: bool 
     The archive's md5 is checked. Offline, a manually downloaded archive placed at
     ``<folder>/foundational_model_weights_and_metadata_v1.zip`` is verified and unzipped instead.
     """
-    import pooch
+    import pooch  # start-up time: pooch and requests load only when something is downloaded
 
-    folder = cache_dir(directory)
+    folder = bundle_dir(directory)
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / "scans.csv").exists() and (folder / "params_core.pt").exists():
         return folder
@@ -119,7 +118,7 @@ def read_scans(folder: Path) -> pd.DataFrame:
 
 def available_scans(directory: str | os.PathLike | None = None) -> list[tuple[int, int]]:
     """(session, scan_idx) pairs listed in the bundle's scans.csv (empty when no bundle is present)."""
-    folder = cache_dir(directory)
+    folder = bundle_dir(directory)
     if not (folder / "scans.csv").exists():
         return []
     scans = read_scans(folder)
@@ -127,12 +126,9 @@ def available_scans(directory: str | os.PathLike | None = None) -> list[tuple[in
 
 
 def load_microns(session: int, scan_idx: int, directory: str | os.PathLike | None = None,
-                 device: str | None = None, **twin_options):
+                 device: str | None = None, **twin_options: Any) -> Twin:
     """The published twin of one scan as a :class:`~twin_explorer.engine.twin.Twin`."""
-    from .engine.twin import Twin
-    from .model import Network, NetworkConfig
-
-    folder = cache_dir(directory)
+    folder = bundle_dir(directory)
     if not folder.is_dir():
         raise BundleError(f"bundle folder {folder} does not exist; run `twin-explorer download` or pass the "
                           f"folder holding params_core.pt, params_<session>_<scan_idx>.pt, scans.csv and units.csv")
@@ -160,8 +156,11 @@ def load_microns(session: int, scan_idx: int, directory: str | os.PathLike | Non
                           f"{result.unexpected_keys[:5]}{'…' if len(result.unexpected_keys) > 5 else ''}")
     units = read_units(folder, session, scan_idx, n_units)
     data_id = str(row["data_id"].iloc[0]) if "data_id" in row else ""
-    return Twin(network, units, id=f"microns-{session}-{scan_idx}", device=device,
-                metadata={"source": str(folder), "data_id": data_id}, **twin_options)
+    name = f"microns-{session}-{scan_idx}"
+    metadata = TwinMetadata(kind="microns", model_id=name, trained_on=None,
+                            extra={"source": str(folder), "data_id": data_id, "session": int(session),
+                                   "scan_idx": int(scan_idx)})
+    return Twin(network, units, id=name, device=device, metadata=metadata, **twin_options)
 
 
 def read_units(folder: Path, session: int, scan_idx: int, n_units: int) -> pd.DataFrame:
