@@ -120,11 +120,11 @@ def test_designer_parameter_change_reaches_bokeh(state):
 
 
 def test_designer_shows_bad_parameters_instead_of_raising(state):
-    from twin_explorer.ui.designer import MAX_DURATION_S, StimulusDesigner
+    from twin_explorer.ui.designer import MAX_PREVIEW_DURATION_S, StimulusDesigner
 
     d = StimulusDesigner(state=state)
     n = d.n_updates
-    d.stimulus.duration_s = MAX_DURATION_S + 5
+    d.stimulus.duration_s = MAX_PREVIEW_DURATION_S + 5
     assert d.error.visible and "at most" in d.error.object and d.n_updates == n
 
 

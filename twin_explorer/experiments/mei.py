@@ -27,17 +27,24 @@ Projected, preconditioned gradient ascent through the twin's differentiable ``re
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 import xarray as xr
+from tqdm.auto import tqdm
 
-from ..monitor import DEFAULT_MONITOR, Monitor
-from .common import BURN_IN_FRAMES, provenance, resolve_units, twin_monitor, unit_coords
+from ..engine.contract import TwinLike
+from ..monitor import DEFAULT_MONITOR, GREY, Monitor
+from .checks import check_choice, check_count, check_positive, resolve_units, twin_monitor, unit_coords
+from .provenance import provenance
+from .runner import BURN_IN_FRAMES, Cancelled
 
-__all__ = ["MEIState", "mei_steps", "mei", "plot_mei", "mei_structure"]
+__all__ = ["MEIState", "mei_steps", "mei", "mei_structure"]
 
 _KINDS = ("image", "video")
 _PRECONDITIONS = ("blur", "fourier", None)
@@ -80,22 +87,8 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
-def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not accepted; choose one of {list(choices)!r}")
-    return value
-
-
 def _positive(name: str, value: Any, allow_zero: bool = False, integer: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero) or (integer and v != int(v)):
-        kind = "integer" if integer else "number"
-        sign = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a {sign} finite {kind}, got {value!r}")
-    return int(v) if integer else v
+    return check_count(name, value, allow_zero) if integer else check_positive(name, value, allow_zero)
 
 
 def _gaussian_kernel(sigma: float, torch_mod: Any, device: Any) -> Any:
@@ -107,9 +100,6 @@ def _gaussian_kernel(sigma: float, torch_mod: Any, device: Any) -> Any:
 
 def _blur(g: Any, sigma: float, sigma_t: float, video: bool) -> Any:
     """Separable Gaussian blur of [N, (T,) H, W] over space (and time for videos), reflect-padded."""
-    import torch
-    import torch.nn.functional as F
-
     def along(x: Any, dim: int, s: float) -> Any:
         if s <= 0 or x.shape[dim] < 2:
             return x
@@ -141,8 +131,6 @@ def _fourier_filter(shape: tuple[int, int], decay: float, torch_mod: Any, device
 
 def _project(dev: Any, target_norm: float | None) -> Any:
     """Rescale each stimulus's deviation from grey to ``target_norm`` and clamp pixels to 0–255 (clamp last)."""
-    import torch
-
     lead = dev.shape[0]
     for _ in range(_PROJECTION_ITERS if target_norm is not None else 1):
         if target_norm is not None:
@@ -166,30 +154,29 @@ def _seeded_starts(units: np.ndarray, k: int, shape: tuple[int, ...], seed: int,
     return out
 
 
-def mei_steps(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None,
+def mei_steps(twin: TwinLike, unit: int | Sequence[int] | None = None, *, units: Any = None,
               kind: Literal["image", "video"] = "image", n_frames: int | None = None, burn_in: int = BURN_IN_FRAMES,
               steps: int = 200, lr: float = 4.0, lr_end: float | None = None, norm: float | None = None,
               contrast: float | None = 20.0, precondition: Literal["blur", "fourier"] | None = "blur",
               blur_sigma: float = 2.0, blur_sigma_end: float = 0.5, blur_sigma_t: float = 1.0,
               fourier_decay: float = 0.5, diverse: int = 0, diversity_weight: float = 0.5, seed: int = 0,
               every: int = 10, perspectives: np.ndarray | None = None, modulations: np.ndarray | None = None,
-              progress: bool = True) -> Iterator[MEIState]:
+              progress: bool = True, cancel: threading.Event | None = None) -> Iterator[MEIState]:
     """Generate the MEI optimisation of one or several units, yielding an :class:`MEIState` every ``every`` steps
     (and always the first and the last). See the module docstring for the method and its parameters.
 
     ``unit`` (a readout id, or several) or ``units`` (same forms as elsewhere: readout ids or a boolean mask)
     choose the units; all are optimised in one batch, each for its own objective. ``norm`` (L2 of the deviation
-    from grey) overrides ``contrast`` (RMS grey levels); both None leaves only the 0–255 clamp.
+    from grey) overrides ``contrast`` (RMS grey levels); both None leaves only the 0–255 clamp. ``cancel`` (an
+    Event) stops the optimisation between steps with :class:`~.runner.Cancelled`.
     """
-    import torch
-
     if unit is not None and units is not None:
         raise ValueError("pass either unit= or units=, not both")
     if unit is None and units is None:
         raise ValueError("choose the unit(s) to optimise: unit=<readout id> or units=[readout ids]")
     ids = resolve_units(twin, unit if unit is not None else units)
-    _check_choice("kind", kind, _KINDS)
-    _check_choice("precondition", precondition, _PRECONDITIONS)
+    check_choice("kind", kind, _KINDS)
+    check_choice("precondition", precondition, _PRECONDITIONS)
     burn_in = _positive("burn_in", burn_in, allow_zero=True, integer=True)
     n_frames = _positive("n_frames", _default_frames(kind, burn_in) if n_frames is None else n_frames, integer=True)
     if n_frames <= burn_in:
@@ -240,11 +227,11 @@ def mei_steps(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any 
         off = sim.sum(dim=(1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(dim=1)
         return off / (K * (K - 1))
 
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=steps, desc=f"MEI ({kind}, {U} unit{'s' if U > 1 else ''})", disable=not progress, leave=False)
     try:
         for step in range(steps + 1):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"MEI optimisation cancelled at step {step}/{steps}")
             frac = step / max(steps, 1)
             cur_lr = lr + (lr_end - lr) * frac
             x = x.detach().requires_grad_(True)
@@ -330,54 +317,34 @@ def mei_structure(stimulus: np.ndarray, monitor: Monitor = DEFAULT_MONITOR) -> d
             "rms_contrast": float(np.sqrt((dev**2).mean()))}
 
 
-def mei(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None,
-        kind: Literal["image", "video"] = "image", n_frames: int | None = None, burn_in: int = BURN_IN_FRAMES,
-        steps: int = 200, seed: int = 0, diverse: int = 0, units_per_batch: int = 8,
-        monitor: Monitor | None = None, perspectives: np.ndarray | None = None,
-        modulations: np.ndarray | None = None, progress: bool = True, **options: Any) -> xr.Dataset:
-    """Optimise the MEI of each unit and return a Dataset (dims unit, variant, [frame,] y, x, step, time);
-    ``variant`` indexes the ``diverse`` MEIs of a unit (size 1 without diversity).
+MEI_OPTIONS = frozenset({"lr", "lr_end", "norm", "contrast", "precondition", "blur_sigma", "blur_sigma_end",
+                         "blur_sigma_t", "fourier_decay", "diversity_weight", "every"})
 
-    Variables: ``mei`` uint8 pixel values (coords ``az``/``el`` [y, x] in degrees from the monitor),
-    ``activation`` (unit, variant, step) the objective during optimisation, ``loss`` (unit, step), ``response``
-    (unit, variant, time) the twin's ``predict`` on the final uint8 MEI, ``mei_activation`` its mean after burn-in,
-    ``control_activation`` (unit) the same for a seeded white-noise stimulus with the same constraint,
-    ``center_az``/``center_el``/``ori_deg``/``sf_cpd``/``rms_contrast`` (unit, variant) from :func:`mei_structure`.
-    Units are optimised ``units_per_batch`` at a time; ``options`` go to :func:`mei_steps` (lr, norm, contrast,
-    precondition, blur_sigma, fourier_decay, diversity_weight, ...). ``units=`` makes it usable by the batch
-    runner.
-    """
-    import torch
 
-    if unit is not None and units is not None:
-        raise ValueError("pass either unit= or units=, not both")
-    if unit is None and units is None:
-        raise ValueError("choose the unit(s): unit=<readout id> or units=[readout ids]")
-    ids = resolve_units(twin, unit if unit is not None else units)
-    units_per_batch = _positive("units_per_batch", units_per_batch, integer=True)
-    unknown = set(options) - {"lr", "lr_end", "norm", "contrast", "precondition", "blur_sigma", "blur_sigma_end",
-                              "blur_sigma_t", "fourier_decay", "diversity_weight", "every"}
-    if unknown:
-        raise ValueError(f"unknown MEI option(s) {sorted(unknown)}; see mei_steps for the accepted ones")
-    monitor = twin_monitor(twin, monitor)
-    if monitor.shape != tuple(getattr(twin, "frame_shape", monitor.shape)):
-        raise ValueError(f"monitor is {monitor.shape} pixels but the twin's frames are {twin.frame_shape}")
-    options.setdefault("every", max(1, steps))  # mei() keeps only the final state; history is in every state
+def _optimise(twin: TwinLike, ids: np.ndarray, units_per_batch: int, steps: int, progress: bool | Callable[[int, int], None],
+              cancel: threading.Event | None, **kw: Any) -> list[MEIState]:
+    """The final :class:`MEIState` of every batch of ``units_per_batch`` units; ``progress(done, total)`` counts
+    optimisation steps over all batches."""
     finals: list[MEIState] = []
-    for b0 in range(0, len(ids), units_per_batch):
-        batch = ids[b0:b0 + units_per_batch]
+    n_batches = math.ceil(len(ids) / units_per_batch)
+    for bi, b0 in enumerate(range(0, len(ids), units_per_batch)):
         state = None
-        for state in mei_steps(twin, units=batch, kind=kind, n_frames=n_frames, burn_in=burn_in, steps=steps,
-                               seed=seed, diverse=diverse, perspectives=perspectives, modulations=modulations,
-                               progress=progress, **options):
-            pass
+        for state in mei_steps(twin, units=ids[b0:b0 + units_per_batch], steps=steps, cancel=cancel,
+                               progress=progress is True, **kw):
+            if callable(progress):
+                progress(bi * steps + state.step, n_batches * steps)
         assert state is not None and state.done
         finals.append(state)
-    stim = np.concatenate([s.stimulus for s in finals])  # [U, K, (T,) H, W]
+    return finals
+
+
+def _final_responses(twin: TwinLike, ids: np.ndarray, stim: np.ndarray, kind: str, T: int, burn: int, seed: int,
+                     perspectives: np.ndarray | None, modulations: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(uint8 MEIs, responses [U, K, T] to them via predict, control activation [U] to seeded white noise of the
+    same norm)."""
     meis = _to_uint8(stim)
     U, K = meis.shape[:2]
-    burn = int(burn_in)
-    T = _default_frames(kind, burn) if n_frames is None else int(n_frames)
     videos = meis.reshape(U * K, *meis.shape[2:])
     if kind == "image":
         videos = np.repeat(videos[:, None], T, axis=1)
@@ -399,6 +366,49 @@ def mei(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None
         rc = np.asarray(twin.predict(cvid, perspectives=perspectives, modulations=modulations, units=[int(u)]))
         control[i] = float(rc[burn:, 0].mean())
 
+    return meis, resp, control
+
+
+def mei(twin: TwinLike, unit: int | Sequence[int] | None = None, *, units: Any = None,
+        kind: Literal["image", "video"] = "image", n_frames: int | None = None, burn_in: int = BURN_IN_FRAMES,
+        steps: int = 200, seed: int = 0, diverse: int = 0, units_per_batch: int = 8,
+        monitor: Monitor | None = None, perspectives: np.ndarray | None = None,
+        modulations: np.ndarray | None = None, progress: bool | Callable[[int, int], None] = True,
+        cancel: threading.Event | None = None, **options: Any) -> xr.Dataset:
+    """Optimise the MEI of each unit and return a Dataset (dims unit, variant, [frame,] y, x, step, time);
+    ``variant`` indexes the ``diverse`` MEIs of a unit (size 1 without diversity).
+
+    Variables: ``mei`` uint8 pixel values (coords ``az``/``el`` [y, x] in degrees from the monitor),
+    ``activation`` (unit, variant, step) the objective during optimisation, ``loss`` (unit, step), ``response``
+    (unit, variant, time) the twin's ``predict`` on the final uint8 MEI, ``mei_activation`` its mean after burn-in,
+    ``control_activation`` (unit) the same for a seeded white-noise stimulus with the same constraint,
+    ``center_az``/``center_el``/``ori_deg``/``sf_cpd``/``rms_contrast`` (unit, variant) from :func:`mei_structure`.
+    Units are optimised ``units_per_batch`` at a time; ``options`` go to :func:`mei_steps` (lr, norm, contrast,
+    precondition, blur_sigma, fourier_decay, diversity_weight, ...). ``units=`` makes it usable by the batch
+    runner. ``progress``: True for a bar, or ``progress(done_steps, total_steps)``; ``cancel`` as in
+    :func:`mei_steps`.
+    """
+    if unit is not None and units is not None:
+        raise ValueError("pass either unit= or units=, not both")
+    if unit is None and units is None:
+        raise ValueError("choose the unit(s): unit=<readout id> or units=[readout ids]")
+    ids = resolve_units(twin, unit if unit is not None else units)
+    units_per_batch = _positive("units_per_batch", units_per_batch, integer=True)
+    unknown = set(options) - MEI_OPTIONS
+    if unknown:
+        raise ValueError(f"unknown MEI option(s) {sorted(unknown)}; see mei_steps for the accepted ones")
+    monitor = twin_monitor(twin, monitor)
+    if monitor.shape != tuple(getattr(twin, "frame_shape", monitor.shape)):
+        raise ValueError(f"monitor is {monitor.shape} pixels but the twin's frames are {twin.frame_shape}")
+    options.setdefault("every", max(1, steps))  # mei() keeps only the final state; history is in every state
+    finals = _optimise(twin, ids, units_per_batch, steps, progress, cancel, kind=kind, n_frames=n_frames,
+                       burn_in=burn_in, seed=seed, diverse=diverse, perspectives=perspectives,
+                       modulations=modulations, **options)
+    stim = np.concatenate([s.stimulus for s in finals])  # [U, K, (T,) H, W]
+    burn = int(burn_in)
+    T = _default_frames(kind, burn) if n_frames is None else int(n_frames)
+    meis, resp, control = _final_responses(twin, ids, stim, kind, T, burn, seed, perspectives, modulations)
+    U, K = meis.shape[:2]
     struct = [[mei_structure(meis[i, k], monitor) for k in range(K)] for i in range(U)]
     spatial = ("y", "x") if kind == "image" else ("frame", "y", "x")
     az, el = monitor.degree_grid
@@ -430,34 +440,3 @@ def mei(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None
     return ds
 
 
-def plot_mei(ds: xr.Dataset, unit: int | None = None, variant: int = 0, frame: int | None = None):
-    """HoloViews layout: the MEI in degrees (grey, 0–255) next to its activation over optimisation steps.
-    ``unit`` is a readout id (default: the first); video MEIs show ``frame`` (default: most contrast energy)."""
-    import holoviews as hv
-    import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options used below)
-
-    if "mei" not in ds or "activation" not in ds:
-        raise ValueError("dataset lacks 'mei'/'activation'; pass the output of twin_explorer.experiments.mei.mei()")
-    units = ds["unit"].values
-    unit = int(units[0]) if unit is None else int(unit)
-    if unit not in units:
-        raise ValueError(f"unit {unit} is not in this dataset; it holds units {units[:10].tolist()}")
-    if not 0 <= variant < ds.sizes["variant"]:
-        raise ValueError(f"variant must be in 0…{ds.sizes['variant'] - 1}, got {variant}")
-    img = ds["mei"].sel(unit=unit).isel(variant=variant).values.astype(np.float32)
-    if img.ndim == 3:
-        if frame is None:
-            frame = int(np.argmax(((img - 128.0) ** 2).sum(axis=(1, 2))))
-        img = img[frame]
-    az, el = ds["az"].values, ds["el"].values
-    title = f"MEI unit {unit}" + (f" #{variant}" if ds.sizes["variant"] > 1 else "") + (
-        f", frame {frame}" if frame is not None else "")
-    mesh = hv.QuadMesh((az, el, img), kdims=["azimuth (deg)", "elevation (deg)"], vdims=["grey level"]).opts(
-        cmap="gray", clim=(0, 255), width=480, height=300, colorbar=True, title=title, tools=["hover"],
-        data_aspect=1)
-    trace = ds["activation"].sel(unit=unit).isel(variant=variant)
-    curve = hv.Curve((trace["step"].values, trace.values), "step", "activation").opts(
-        width=300, height=300, title="objective during optimisation")
-    control = float(ds["control_activation"].sel(unit=unit))
-    ref = hv.HLine(control).opts(color="grey", line_dash="dashed")
-    return (mesh + curve * ref).cols(2)

@@ -28,6 +28,10 @@ FAMILIES: dict[str, type[Stimulus]] = {
     )
 }
 
+#: Families offered in interactive menus (the designer), in menu order: those that render quickly from defaults.
+INTERACTIVE_FAMILIES: tuple[str, ...] = ("DriftingGrating", "Plaid", "GaussianDots", "SparseNoise",
+                                         "RandomDotKinematogram", "Monet2", "Trippy", "Flash", "Grey")
+
 
 def stimulus_from_params(params: dict[str, Any]) -> Stimulus:
     """Rebuild a stimulus from ``Stimulus.params_dict()`` output (provenance round trip)."""
@@ -50,6 +54,6 @@ def stimulus_from_params(params: dict[str, Any]) -> Stimulus:
 __all__ = [
     "Stimulus", "Sequence", "DriftingGrating", "Plaid", "DirectionSeries", "GaussianDots", "SparseNoise",
     "RandomDotKinematogram", "Monet2", "Trippy", "NaturalClip", "Flash", "Grey", "VideoFile",
-    "make_natural_video", "read_video", "save_mp4", "save_npy", "stimulus_from_params", "FAMILIES",
+    "make_natural_video", "read_video", "save_mp4", "save_npy", "stimulus_from_params", "FAMILIES", "INTERACTIVE_FAMILIES",
     "aperture_mask", "angular_distance_deg", "GREY", "MAX_DURATION_S",
 ]
