@@ -62,9 +62,9 @@ def surround_suppression(twin: TwinLike, center_deg: tuple[float, float] = (0.0,
     ``surround_si`` and ``center_response`` per unit."""
     cen = check_point("center_deg", center_deg)
     cd = check_positive("center_diameter_deg", center_diameter_deg)
-    outer = np.sort(check_values("outer_diameters_deg", outer_diameters_deg, lo=cd, min_len=2))
-    if outer[0] != cd:
-        outer = np.r_[cd, outer]  # the centre alone is the reference condition
+    outer = np.unique(np.r_[cd, check_values("outer_diameters_deg", outer_diameters_deg, lo=cd)])
+    if outer.size < 2:  # the centre alone (outer = centre diameter) is the reference; something must exceed it
+        raise ValueError(f"outer_diameters_deg must include a diameter larger than center_diameter_deg={cd}")
     for name, c in (("contrast", contrast), ("surround_contrast", surround_contrast)):
         if not 0 <= check_positive(name, c, allow_zero=True) <= 1:
             raise ValueError(f"{name} must be in [0, 1], got {c}")
