@@ -74,3 +74,22 @@ def test_registered_and_runnable_by_name(mouse, centred):
 def test_rejects_bad_input(mouse, kwargs, match):
     with pytest.raises(ValueError, match=match):
         surround_suppression(mouse, show_progress=False, **kwargs)
+
+
+def test_cli_runs_it_by_name(tmp_path):
+    import xarray as xr
+    from typer.testing import CliRunner
+
+    from twin_explorer.cli import typer_app as app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["run", "--list"])
+    assert listed.exit_code == 0 and "surround_suppression" in listed.output and "direction_tuning" in listed.output
+    out = tmp_path / "s.nc"
+    res = runner.invoke(app, ["run", "surround_suppression", "--n-neurons", "10", "-p", "directions=4",
+                              "-p", "outer_diameters_deg=[60]", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    ds = xr.load_dataset(out)
+    assert ds.sizes["unit"] == 10 and ds.attrs["experiment"] == "surround_suppression"
+    bad = runner.invoke(app, ["run", "surround_suppression", "-p", "radius=3"])
+    assert bad.exit_code != 0 and "center_diameter_deg" in bad.output  # lists the accepted parameters

@@ -1,4 +1,5 @@
-"""CLI commands of the experiments area: ``run`` (any registered experiment) and ``validate`` (ground-truth proof)."""
+"""CLI commands of the experiments area: ``run`` (any registered experiment), ``validate`` (ground-truth proof) and
+``tuning`` (kept as an alias of ``run direction_tuning`` with its historical options)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,20 @@ def _units(text: str | None) -> list[int] | None:
         return [int(u) for u in text.replace(" ", "").split(",") if u]
     except ValueError:
         raise typer.BadParameter(f"--units must be 'all' or comma-separated readout ids such as 0,5,9; got {text!r}")
+
+
+def _run_spec(name: str, params: dict, out: Path | None, twin: str, n_neurons: int, seed: int,
+              units: str | None = None) -> None:
+    from twin_explorer.experiments import get_experiment  # inside the command: start-up time
+
+    try:
+        spec = get_experiment(name)
+        ds = spec(_load(twin, n_neurons, seed), units=_units(units), **params)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    target = out if out is not None else Path(f"{spec.name}.nc")
+    ds.to_netcdf(target)
+    typer.echo(f"{spec.summary(ds)}; wrote {target}")
 
 
 def register(app: typer.Typer) -> None:
@@ -51,17 +66,30 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"name an experiment: {', '.join(sorted(REGISTRY))} (or pass --list)")
         try:
             spec = get_experiment(experiment)
-            if show_params:
-                for key, value in spec.defaults().items():
-                    typer.echo(f"{key} = {value!r}")
-                raise typer.Exit(0)
             params = spec.parse(param)
-            ds = spec(_load(twin, n_neurons, seed), units=_units(units), **params)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        target = out if out is not None else Path(f"{spec.name}.nc")
-        ds.to_netcdf(target)
-        typer.echo(f"{spec.summary(ds)}; wrote {target}")
+        if show_params:
+            for key, value in spec.defaults().items():
+                typer.echo(f"{key} = {value!r}")
+            raise typer.Exit(0)
+        _run_spec(spec.name, params, out, twin, n_neurons, seed, units)
+
+    @app.command()
+    def tuning(
+        out: Path = typer.Option(Path("direction_tuning.nc"), help="netCDF file to write."),
+        twin: str = typer.Option("synthetic", help="Twin name for load_twin (synthetic, demo, ...)."),
+        n_neurons: int = typer.Option(100, help="Neurons (synthetic twin only)."),
+        seed: int = typer.Option(0, help="Seed (synthetic twin only)."),
+        directions: int = typer.Option(16, help="Number of evenly spaced directions."),
+        sf: float = typer.Option(0.04, help="Spatial frequency, cycles/degree."),
+        tf: float = typer.Option(2.0, help="Temporal frequency, Hz."),
+        duration: float = typer.Option(2.0, help="Seconds per direction."),
+        latency: float = typer.Option(0.1, help="Response latency shifting the averaging window, seconds."),
+    ) -> None:
+        """Direction tuning (alias of `run direction_tuning`); saves a netCDF Dataset."""
+        _run_spec("direction_tuning", dict(directions=directions, sf_cpd=sf, tf_hz=tf, duration_s=duration,
+                                           latency_s=latency, seed=seed), out, twin, n_neurons, seed)
 
     @app.command()
     def validate(
