@@ -34,13 +34,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import xarray as xr
 from tqdm.auto import tqdm
 
 from ..engine.contract import TwinLike
 from ..monitor import DEFAULT_MONITOR, GREY, Monitor
 from .checks import check_choice, check_count, check_positive, resolve_units, twin_monitor, unit_coords
+from .preconditioning import blur, fourier_filter, project
 from .provenance import provenance
 from .runner import BURN_IN_FRAMES, Cancelled
 
@@ -48,7 +48,6 @@ __all__ = ["MEIState", "mei_steps", "mei", "mei_structure"]
 
 _KINDS = ("image", "video")
 _PRECONDITIONS = ("blur", "fourier", None)
-_PROJECTION_ITERS = 5
 
 
 @dataclass(frozen=True)
@@ -91,55 +90,6 @@ def _positive(name: str, value: Any, allow_zero: bool = False, integer: bool = F
     return check_count(name, value, allow_zero) if integer else check_positive(name, value, allow_zero)
 
 
-def _gaussian_kernel(sigma: float, torch_mod: Any, device: Any) -> Any:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch_mod.arange(-radius, radius + 1, dtype=torch_mod.float32, device=device)
-    k = torch_mod.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
-
-
-def _blur(g: Any, sigma: float, sigma_t: float, video: bool) -> Any:
-    """Separable Gaussian blur of [N, (T,) H, W] over space (and time for videos), reflect-padded."""
-    def along(x: Any, dim: int, s: float) -> Any:
-        if s <= 0 or x.shape[dim] < 2:
-            return x
-        k = _gaussian_kernel(s, torch, x.device)
-        r = min((k.numel() - 1) // 2, x.shape[dim] - 1)
-        k = k[(k.numel() - 1) // 2 - r:(k.numel() - 1) // 2 + r + 1]
-        k = k / k.sum()
-        moved = x.movedim(dim, -1)
-        shape = moved.shape
-        flat = moved.reshape(-1, 1, shape[-1])
-        flat = F.conv1d(F.pad(flat, (r, r), mode="reflect"), k.view(1, 1, -1))
-        return flat.reshape(shape).movedim(-1, dim)
-
-    out = along(along(g, -1, sigma), -2, sigma)
-    if video:
-        out = along(out, -3, sigma_t)
-    return out
-
-
-def _fourier_filter(shape: tuple[int, int], decay: float, torch_mod: Any, device: Any) -> Any:
-    """rfft2 gain 1/f^(2·decay) (f in cycles/pixel, floored at the lowest non-zero frequency), max gain 1."""
-    H, W = shape
-    fy = torch_mod.fft.fftfreq(H, device=device).abs()[:, None]
-    fx = torch_mod.fft.rfftfreq(W, device=device)[None, :]
-    f = torch_mod.sqrt(fx**2 + fy**2).clamp(min=1.0 / max(H, W))
-    gain = f ** (-2 * decay)
-    return (gain / gain.max()).to(torch_mod.float32)
-
-
-def _project(dev: Any, target_norm: float | None) -> Any:
-    """Rescale each stimulus's deviation from grey to ``target_norm`` and clamp pixels to 0–255 (clamp last)."""
-    lead = dev.shape[0]
-    for _ in range(_PROJECTION_ITERS if target_norm is not None else 1):
-        if target_norm is not None:
-            n = dev.reshape(lead, -1).norm(dim=1).clamp(min=1e-6)
-            dev = dev * (target_norm / n).view(lead, *([1] * (dev.ndim - 1)))
-        dev = torch.clamp(dev, -128.0, 127.0)
-    return dev
-
-
 def _default_frames(kind: str, burn_in: int) -> int:
     """Frames per optimised video: burn-in plus 10 counted frames (image) or 20 (video)."""
     return int(burn_in) + (10 if kind == "image" else 20)
@@ -152,6 +102,43 @@ def _seeded_starts(units: np.ndarray, k: int, shape: tuple[int, ...], seed: int,
         rng = np.random.default_rng([int(seed), int(u)])
         out[i * k:(i + 1) * k] = rng.normal(0.0, scale, size=(k,) + shape)
     return out
+
+
+def _target_norm(norm: float | None, contrast: float | None, n_pix: int) -> float | None:
+    """L2 norm of the deviation from grey: ``norm``, else ``contrast`` · sqrt(pixels), else None (clamp only)."""
+    if norm is not None:
+        target = _positive("norm", norm)
+    elif contrast is not None:
+        target = _positive("contrast", contrast) * math.sqrt(n_pix)
+    else:
+        return None
+    if target > 128 * math.sqrt(n_pix):
+        raise ValueError(f"the requested norm {target:.0f} cannot be reached inside 0–255 "
+                         f"(maximum ≈ {128 * math.sqrt(n_pix):.0f}, i.e. RMS contrast 128)")
+    return target
+
+
+def _pairwise_cos(dev: torch.Tensor, U: int, K: int) -> torch.Tensor:
+    """[U] mean pairwise cosine similarity within each unit's K stimuli (0 without diversity)."""
+    if K < 2:
+        return torch.zeros(U, device=dev.device)
+    v = dev.reshape(U, K, -1)
+    v = v / v.norm(dim=2, keepdim=True).clamp(min=1e-6)
+    sim = v @ v.transpose(1, 2)
+    off = sim.sum(dim=(1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(dim=1)
+    return off / (K * (K - 1))
+
+
+def _activation(twin: TwinLike, video: torch.Tensor, ids: np.ndarray, K: int, burn_in: int,
+                perspectives: np.ndarray | None, modulations: np.ndarray | None) -> torch.Tensor:
+    """[U, K] objective: each stimulus's own unit's mean response after burn-in (differentiable)."""
+    N, T, U = video.shape[0], video.shape[1], len(ids)
+    r = twin.response(video, perspectives=perspectives, modulations=modulations, units=ids.tolist())
+    if r.ndim != 3 or r.shape[0] != N or r.shape[1] != T or r.shape[2] != U:
+        raise ValueError(f"twin.response returned shape {tuple(r.shape)} for {N} videos of {T} "
+                         f"frames and {U} units; the twin contract requires [N, T, U]")
+    col = torch.arange(N, device=r.device) // K  # which selected unit each stimulus serves
+    return r[torch.arange(N, device=r.device), burn_in:, col].mean(dim=1).view(U, K)
 
 
 def mei_steps(twin: TwinLike, unit: int | Sequence[int] | None = None, *, units: Any = None,
@@ -185,47 +172,27 @@ def mei_steps(twin: TwinLike, unit: int | Sequence[int] | None = None, *, units:
     every = _positive("every", every, integer=True)
     lr = _positive("lr", lr)
     lr_end = lr / 16 if lr_end is None else _positive("lr_end", lr_end)
-    blur_sigma = _positive("blur_sigma", blur_sigma, allow_zero=True)
-    blur_sigma_end = _positive("blur_sigma_end", blur_sigma_end, allow_zero=True)
-    blur_sigma_t = _positive("blur_sigma_t", blur_sigma_t, allow_zero=True)
-    fourier_decay = _positive("fourier_decay", fourier_decay, allow_zero=True)
-    diversity_weight = _positive("diversity_weight", diversity_weight, allow_zero=True)
+    blur_sigma, blur_sigma_end, blur_sigma_t, fourier_decay, diversity_weight = (
+        _positive(name, value, allow_zero=True) for name, value in (
+            ("blur_sigma", blur_sigma), ("blur_sigma_end", blur_sigma_end), ("blur_sigma_t", blur_sigma_t),
+            ("fourier_decay", fourier_decay), ("diversity_weight", diversity_weight)))
     diverse = _positive("diverse", diverse, allow_zero=True, integer=True)
     K = max(1, diverse)
 
     H, W = tuple(getattr(twin, "frame_shape", DEFAULT_MONITOR.shape))
     shape = (H, W) if kind == "image" else (n_frames, H, W)
     n_pix = int(np.prod(shape))
-    if norm is not None:
-        target = _positive("norm", norm)
-    elif contrast is not None:
-        target = _positive("contrast", contrast) * math.sqrt(n_pix)
-    else:
-        target = None
-    if target is not None and target > 128 * math.sqrt(n_pix):
-        raise ValueError(f"the requested norm {target:.0f} cannot be reached inside 0–255 "
-                         f"(maximum ≈ {128 * math.sqrt(n_pix):.0f}, i.e. RMS contrast 128)")
+    target = _target_norm(norm, contrast, n_pix)
 
     device = getattr(twin, "device", None) or torch.device("cpu")
     U, N = len(ids), len(ids) * K
     start_scale = (target / math.sqrt(n_pix)) if target is not None else 10.0
     x = torch.as_tensor(_seeded_starts(ids, K, shape, seed, start_scale), device=device)
     with torch.no_grad():
-        x = _project(x, target)
-    col = torch.arange(N, device=device) // K  # which selected unit each stimulus serves
-    fourier = _fourier_filter((H, W), fourier_decay, torch, device) if precondition == "fourier" else None
-    unit_arg = ids.tolist()
+        x = project(x, target)
+    fourier = fourier_filter((H, W), fourier_decay, torch, device) if precondition == "fourier" else None
     act_hist: list[np.ndarray] = []
     loss_hist: list[np.ndarray] = []
-
-    def pairwise_cos(dev: Any) -> Any:  # [U] mean pairwise cosine similarity within each unit's K stimuli
-        if K < 2:
-            return torch.zeros(U, device=device)
-        v = dev.reshape(U, K, -1)
-        v = v / v.norm(dim=2, keepdim=True).clamp(min=1e-6)
-        sim = v @ v.transpose(1, 2)
-        off = sim.sum(dim=(1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(dim=1)
-        return off / (K * (K - 1))
 
     bar = tqdm(total=steps, desc=f"MEI ({kind}, {U} unit{'s' if U > 1 else ''})", disable=not progress, leave=False)
     try:
@@ -236,13 +203,8 @@ def mei_steps(twin: TwinLike, unit: int | Sequence[int] | None = None, *, units:
             cur_lr = lr + (lr_end - lr) * frac
             x = x.detach().requires_grad_(True)
             video = (x[:, None].expand(N, n_frames, H, W) if kind == "image" else x) + 128.0
-            r = twin.response(video, perspectives=perspectives, modulations=modulations, units=unit_arg)
-            if r.ndim != 3 or r.shape[0] != N or r.shape[1] != n_frames or r.shape[2] != U:
-                raise ValueError(f"twin.response returned shape {tuple(r.shape)} for {N} videos of {n_frames} "
-                                 f"frames and {U} units; the twin contract requires [N, T, U]")
-            act = r[torch.arange(N, device=device), burn_in:, col].mean(dim=1)  # [N]: own unit, after burn-in
-            act_u = act.view(U, K)
-            penalty = diversity_weight * act_u.detach().abs().mean(dim=1) * pairwise_cos(x)
+            act_u = _activation(twin, video, ids, K, burn_in, perspectives, modulations)
+            penalty = diversity_weight * act_u.detach().abs().mean(dim=1) * _pairwise_cos(x, U, K)
             loss_u = -act_u.mean(dim=1) + penalty
             act_np = act_u.detach().cpu().numpy().astype(np.float64)
             loss_np = loss_u.detach().cpu().numpy().astype(np.float64)
@@ -258,14 +220,14 @@ def mei_steps(twin: TwinLike, unit: int | Sequence[int] | None = None, *, units:
                 break
             (grad,) = torch.autograd.grad(loss_u.sum(), x)
             with torch.no_grad():
-                d = -grad
                 if precondition == "blur":
-                    sigma = blur_sigma + (blur_sigma_end - blur_sigma) * frac
-                    d = _blur(d, sigma, blur_sigma_t, kind == "video")
+                    d = blur(-grad, blur_sigma + (blur_sigma_end - blur_sigma) * frac, blur_sigma_t, kind == "video")
                 elif precondition == "fourier":
-                    d = torch.fft.irfft2(torch.fft.rfft2(d) * fourier, s=(H, W))
+                    d = torch.fft.irfft2(torch.fft.rfft2(-grad) * fourier, s=(H, W))
+                else:
+                    d = -grad
                 rms = d.reshape(N, -1).pow(2).mean(dim=1).sqrt().clamp(min=1e-12)
-                x = _project(x + cur_lr * d / rms.view(N, *([1] * len(shape))), target)
+                x = project(x + cur_lr * d / rms.view(N, *([1] * len(shape))), target)
             bar.update(1)
     finally:
         bar.close()
@@ -359,7 +321,7 @@ def _final_responses(twin: TwinLike, ids: np.ndarray, stim: np.ndarray, kind: st
         resp[i] = r[:, :, 0]
         noise = np.random.default_rng([int(seed), int(u), 1]).normal(0.0, 1.0, size=meis.shape[2:])
         with torch.no_grad():
-            cdev = _project(torch.as_tensor(noise[None] * 30.0, dtype=torch.float32), target_norm)[0].numpy()
+            cdev = project(torch.as_tensor(noise[None] * 30.0, dtype=torch.float32), target_norm)[0].numpy()
         cvid = _to_uint8(cdev + 128.0)
         if kind == "image":
             cvid = np.repeat(cvid[None], T, axis=0)
