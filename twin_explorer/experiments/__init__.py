@@ -49,8 +49,7 @@ from .readout_rf import readout_rf, readout_rf_from_network
 from .receptive_fields import (dot_stimulus, fit_gaussian_2d, gaussian2d, receptive_fields, spatial_selectivity_index,
                                sta_maps)
 from .runner import Cancelled, run_conditions, window_mean
-from .spatial_temporal import (contrast_response, fit_log_gaussian, preferred_sf_tf, sf_tf_tuning, sf_tuning,
-                               size_tuning, tf_tuning)
+from .spatial_temporal import contrast_response, preferred_sf_tf, sf_tf_tuning, sf_tuning, size_tuning, tf_tuning
 from .spec import REGISTRY, ExperimentSpec, get_experiment, register
 from .surround import surround_suppression
 from .tuning import (allen_osi_dsi, bivonmises, direction_tuning, fit_bivonmises, from_v3, global_dsi, global_osi,

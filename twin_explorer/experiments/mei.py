@@ -202,7 +202,7 @@ def mei_steps(twin: TwinLike, unit: int | Sequence[int] | None = None, *, units:
             frac = step / max(steps, 1)
             cur_lr = lr + (lr_end - lr) * frac
             x = x.detach().requires_grad_(True)
-            video = (x[:, None].expand(N, n_frames, H, W) if kind == "image" else x) + 128.0
+            video = (x[:, None].expand(N, n_frames, H, W) if kind == "image" else x) + float(GREY)
             act_u = _activation(twin, video, ids, K, burn_in, perspectives, modulations)
             penalty = diversity_weight * act_u.detach().abs().mean(dim=1) * _pairwise_cos(x, U, K)
             loss_u = -act_u.mean(dim=1) + penalty

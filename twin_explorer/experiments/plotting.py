@@ -16,7 +16,7 @@ from .receptive_fields import POLARITIES
 from .tuning import bivonmises
 
 __all__ = ["hv_bokeh", "plot_direction_tuning", "plot_tuning_population", "plot_value_tuning", "plot_value_population",
-           "plot_receptive_field", "plot_rf_centres", "plot_mei", "plot_result"]
+           "plot_receptive_field", "plot_rf_centres", "plot_mei", "plot_performance"]
 
 if hv.Store.current_backend != "bokeh" and not hv.Store.renderers.get(hv.Store.current_backend):
     hv.Store.set_current_backend("bokeh")
@@ -206,3 +206,22 @@ def plot_mei(ds: xr.Dataset, unit: int | None = None, variant: int = 0, frame: i
     control = float(ds["control_activation"].sel(unit=unit))
     ref = hv.HLine(control).opts(color="grey", line_dash="dashed")
     return (mesh + curve * ref).cols(2)
+
+
+def plot_performance(ds: xr.Dataset) -> Any:
+    """HoloViews layout: histogram of CC_norm and scatter of CC_abs against CC_max (with the y = x bound)."""
+    for name in ("cc_abs", "cc_max", "cc_norm"):
+        if name not in ds:
+            raise ValueError(f"dataset lacks {name!r}; pass the output of performance()")
+    norm = ds["cc_norm"].values
+    norm = norm[np.isfinite(norm)]
+    edges = np.linspace(0, max(1.1, float(norm.max()) if norm.size else 1.1), 31)
+    counts, edges = np.histogram(norm, bins=edges)
+    hist = hv.Histogram((edges, counts), kdims=["cc_norm"], vdims=["units"]).opts(
+        title=f"CC_norm (median {np.median(norm):.2f})" if norm.size else "CC_norm", width=350, height=300)
+    pts = hv.Scatter((ds["cc_max"].values, ds["cc_abs"].values, ds["unit"].values),
+                     kdims=["cc_max"], vdims=["cc_abs", "unit"]).opts(
+        size=4, alpha=0.6, tools=["hover"], width=350, height=300, title="CC_abs vs CC_max",
+        xlim=(0, 1.02), ylim=(min(0.0, float(np.nanmin(ds["cc_abs"].values, initial=0.0))), 1.02))
+    bound = hv.Curve(([0, 1], [0, 1]), "cc_max", "cc_abs").opts(color="grey", line_dash="dashed")
+    return (hist + pts * bound).cols(2)

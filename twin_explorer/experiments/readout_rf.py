@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..engine.contract import TwinLike
 from ..monitor import DEFAULT_MONITOR, Monitor
@@ -77,8 +78,6 @@ def readout_rf_from_network(network: TwinLike | Any, perspective: Any = (0.0, 0.
     """:func:`readout_rf` for a torch fnn network (or a twin holding one as ``.network``): reads
     ``readout.position.mu`` and the perspective module's monitor pose and eye rotation at ``perspective``
     (default: the mean eye position, 0)."""
-    import torch
-
     net = getattr(network, "network", network)
     try:
         sd = net.state_dict()

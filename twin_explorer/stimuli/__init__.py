@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..monitor import Monitor
+
 from .base import GREY, MAX_DURATION_S, Stimulus, aperture_mask, angular_distance_deg
 from .dots import GaussianDots, SparseNoise
 from .gratings import DirectionSeries, DriftingGrating, Plaid
@@ -35,8 +37,6 @@ INTERACTIVE_FAMILIES: tuple[str, ...] = ("DriftingGrating", "Plaid", "GaussianDo
 
 def stimulus_from_params(params: dict[str, Any]) -> Stimulus:
     """Rebuild a stimulus from ``Stimulus.params_dict()`` output (provenance round trip)."""
-    from ..monitor import Monitor
-
     d = dict(params)
     family = d.pop("family", None)
     if family not in FAMILIES:
