@@ -208,3 +208,15 @@ def test_real_experiments_through_the_batch_runner(tmp_path):
     single = mei(spec.build(), unit=3, steps=2, n_frames=4, burn_in=1, progress=False)
     np.testing.assert_array_equal(m["mei"].sel(unit=3).values, single["mei"].sel(unit=3).values)
     assert m["mei"].dtype == np.uint8 and m.az.dims == ("y", "x")
+
+
+def test_batch_runs_a_registered_spec_by_name(tmp_path):
+    spec = TwinSpec("synthetic", {"seed": 0, "n_neurons": 6})
+    kw = dict(center_diameter_deg=25, outer_diameters_deg=[60], directions=4, duration_s=0.5)
+    ds = run_batch("surround_suppression", spec, chunk_size=4, cache_dir=tmp_path, progress=False, **kw)
+    assert ds.sizes["unit"] == 6 and "surround_si" in ds
+    assert len(list(tmp_path.rglob("*.nc"))) == 2  # one netCDF per chunk, cached under the spec's name
+    assert all(p.parts[-3] == "surround_suppression" for p in tmp_path.rglob("*.nc"))
+    runner = BatchRunner("surround_suppression", chunk_size=4, cache_dir=tmp_path, progress=False)
+    again = runner.run(spec, **kw)
+    assert runner.computed == 0 and np.array_equal(again.tuning.values, ds.tuning.values)

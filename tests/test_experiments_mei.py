@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from twin_explorer.experiments.mei import MEIState, mei, mei_steps, mei_structure, plot_mei
+from twin_explorer.experiments.mei import MEIState, mei, mei_steps, mei_structure
+from twin_explorer.experiments.plotting import plot_mei
 from twin_explorer.monitor import DEFAULT_MONITOR
 
 # (centre az, centre el, orientation deg (0 = vertical bars), sf cpd, sigma deg)

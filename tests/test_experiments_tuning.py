@@ -287,7 +287,7 @@ def test_readout_rf_matches_the_network_perspective_module(degrees):
 
 def test_progress_flag_is_accepted():
     """progress=True asks for a bar (not a callback), progress=callable receives (done, total)."""
-    from twin_explorer.experiments.common import run_conditions
+    from twin_explorer.experiments.runner import run_conditions
 
     class Flat:
         id, frame_rate, frame_shape, n_units = "flat", 30.0, (144, 256), 2

@@ -44,14 +44,14 @@ def test_state_rejects_non_twins_and_unknown_units(state):
 
 
 def test_result_cache_is_keyed_by_twin_and_params(twin):
-    cache = ResultCache(max_items=2)
+    cache = ResultCache(max_bytes=60)  # room for two small ints (28 bytes each), not three
     calls = []
     f = lambda: calls.append(1) or len(calls)  # noqa: E731
     assert cache.get_or_compute(twin, "k", {"a": 1}, f) == 1
     assert cache.get_or_compute(twin, "k", {"a": 1}, f) == 1
     assert cache.get_or_compute(twin, "k", {"a": 2}, f) == 2
     cache.put(twin, "k", {"a": 3}, 3)
-    assert cache.get(twin, "k", {"a": 1}) is None  # evicted (LRU, 2 items)
+    assert cache.get(twin, "k", {"a": 1}) is None  # evicted (LRU, bounded in bytes)
     with pytest.raises(ValueError):
         ResultCache(0)
 
@@ -120,11 +120,11 @@ def test_designer_parameter_change_reaches_bokeh(state):
 
 
 def test_designer_shows_bad_parameters_instead_of_raising(state):
-    from twin_explorer.ui.designer import MAX_DURATION_S, StimulusDesigner
+    from twin_explorer.ui.designer import MAX_PREVIEW_DURATION_S, StimulusDesigner
 
     d = StimulusDesigner(state=state)
     n = d.n_updates
-    d.stimulus.duration_s = MAX_DURATION_S + 5
+    d.stimulus.duration_s = MAX_PREVIEW_DURATION_S + 5
     assert d.error.visible and "at most" in d.error.object and d.n_updates == n
 
 

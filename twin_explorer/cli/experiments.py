@@ -1,4 +1,5 @@
-"""CLI commands of the experiments area: ``validate`` (ground-truth proof), ``tuning`` and ``rf``."""
+"""CLI commands of the experiments area: ``run`` (any registered experiment), ``validate`` (ground-truth proof) and
+``tuning`` (kept as an alias of ``run direction_tuning`` with its historical options)."""
 
 from __future__ import annotations
 
@@ -9,35 +10,70 @@ import typer
 
 
 def _load(twin: str, n_neurons: int, seed: int):
-    from twin_explorer.twins import load_twin
+    from twin_explorer.twins import load_twin  # inside the command: keeps `twin-explorer --help` free of torch
 
     if twin == "synthetic":
         return load_twin("synthetic", seed=seed, n_neurons=n_neurons)
     return load_twin(twin)
 
 
+def _units(text: str | None) -> list[int] | None:
+    if text is None or text.strip() in ("", "all"):
+        return None
+    try:
+        return [int(u) for u in text.replace(" ", "").split(",") if u]
+    except ValueError:
+        raise typer.BadParameter(f"--units must be 'all' or comma-separated readout ids such as 0,5,9; got {text!r}")
+
+
+def _run_spec(name: str, params: dict, out: Path | None, twin: str, n_neurons: int, seed: int,
+              units: str | None = None) -> None:
+    from twin_explorer.experiments import get_experiment  # inside the command: start-up time
+
+    try:
+        spec = get_experiment(name)
+        ds = spec(_load(twin, n_neurons, seed), units=_units(units), **params)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    target = out if out is not None else Path(f"{spec.name}.nc")
+    ds.to_netcdf(target)
+    typer.echo(f"{spec.summary(ds)}; wrote {target}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
-    def validate(
-        n_neurons: int = typer.Option(200, help="Neurons in the synthetic mouse."),
-        seed: int = typer.Option(0, help="Synthetic mouse seed (another seed is another mouse)."),
-        out: Optional[Path] = typer.Option(None, help="Folder for metrics CSV, comparison plots (HTML) and netCDF."),
-        quick: bool = typer.Option(True, "--quick/--full", help="Coarser grids and shorter presentations."),
-        png: bool = typer.Option(False, help="Also export the plots as PNG (needs a browser driver)."),
+    def run(
+        experiment: Optional[str] = typer.Argument(None, help="Registered experiment (see --list), e.g. "
+                                                   "direction_tuning."),
+        param: list[str] = typer.Option([], "--param", "-p", help="Experiment parameter key=value (JSON values: "
+                                        "0.04, [1,2,4], null); repeat for several. See --show-params."),
+        out: Optional[Path] = typer.Option(None, help="netCDF file to write (default: <experiment>.nc)."),
+        twin: str = typer.Option("synthetic", help="Twin name for load_twin (synthetic, demo, ...)."),
+        n_neurons: int = typer.Option(100, help="Neurons (synthetic twin only)."),
+        seed: int = typer.Option(0, help="Twin seed (synthetic twin only)."),
+        units: Optional[str] = typer.Option(None, help="Readout ids, comma-separated (default: all units)."),
+        list_: bool = typer.Option(False, "--list", help="List the registered experiments and exit."),
+        show_params: bool = typer.Option(False, "--show-params", help="Print the experiment's parameters and exit."),
     ) -> None:
-        """Run the tuning and RF experiments on the synthetic mouse and compare with its true parameters."""
-        from twin_explorer.experiments.validate import save_report
-        from twin_explorer.experiments.validate import validate as run_validation
+        """Run any registered experiment on a twin and save its Dataset as netCDF."""
+        from twin_explorer.experiments import REGISTRY, get_experiment  # inside the command: start-up time
 
+        if list_:
+            for name, spec in sorted(REGISTRY.items()):
+                typer.echo(f"{name:22s} {spec.description}")
+            raise typer.Exit(0)
+        if experiment is None:
+            raise typer.BadParameter(f"name an experiment: {', '.join(sorted(REGISTRY))} (or pass --list)")
         try:
-            report = run_validation(n_neurons=n_neurons, seed=seed, quick=quick)
+            spec = get_experiment(experiment)
+            params = spec.parse(param)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        typer.echo(report.format())
-        if out is not None:
-            for p in save_report(report, out, png=png):
-                typer.echo(f"wrote {p}")
-        raise typer.Exit(0 if report.passed else 1)
+        if show_params:
+            for key, value in spec.defaults().items():
+                typer.echo(f"{key} = {value!r}")
+            raise typer.Exit(0)
+        _run_spec(spec.name, params, out, twin, n_neurons, seed, units)
 
     @app.command()
     def tuning(
@@ -51,35 +87,28 @@ def register(app: typer.Typer) -> None:
         duration: float = typer.Option(2.0, help="Seconds per direction."),
         latency: float = typer.Option(0.1, help="Response latency shifting the averaging window, seconds."),
     ) -> None:
-        """Direction-tuning experiment (drifting gratings) on a twin; saves a netCDF Dataset."""
-        from twin_explorer.experiments import direction_tuning
-
-        try:
-            tw = _load(twin, n_neurons, seed)
-            ds = direction_tuning(tw, directions=directions, sf_cpd=sf, tf_hz=tf, duration_s=duration,
-                                  latency_s=latency, seed=seed)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
-        ds.to_netcdf(out)
-        typer.echo(f"{ds.sizes['unit']} units; median gOSI {float(ds['gosi'].median()):.2f}, "
-                   f"median gDSI {float(ds['gdsi'].median()):.2f}; wrote {out}")
+        """Direction tuning (alias of `run direction_tuning`); saves a netCDF Dataset."""
+        _run_spec("direction_tuning", dict(directions=directions, sf_cpd=sf, tf_hz=tf, duration_s=duration,
+                                           latency_s=latency, seed=seed), out, twin, n_neurons, seed)
 
     @app.command()
-    def rf(
-        out: Path = typer.Option(Path("receptive_fields.nc"), help="netCDF file to write."),
-        twin: str = typer.Option("synthetic", help="Twin name for load_twin."),
-        n_neurons: int = typer.Option(100, help="Neurons (synthetic twin only)."),
-        seed: int = typer.Option(0, help="Seed (synthetic twin only; also the dot order)."),
-        spacing: float = typer.Option(5.0, help="Dot grid spacing, degrees."),
-        dot_s: float = typer.Option(0.2, help="Seconds each dot is shown."),
+    def validate(
+        n_neurons: int = typer.Option(200, help="Neurons in the synthetic mouse."),
+        seed: int = typer.Option(0, help="Synthetic mouse seed (another seed is another mouse)."),
+        out: Optional[Path] = typer.Option(None, help="Folder for metrics CSV, comparison plots (HTML) and netCDF."),
+        quick: bool = typer.Option(True, "--quick/--full", help="Coarser grids and shorter presentations."),
+        png: bool = typer.Option(False, help="Also export the plots as PNG (needs a browser driver)."),
     ) -> None:
-        """Receptive-field mapping (flashing dots, STA, Gaussian fit) on a twin; saves a netCDF Dataset."""
-        from twin_explorer.experiments import receptive_fields
+        """Run the tuning and RF experiments on the synthetic mouse and compare with its true parameters."""
+        from twin_explorer.experiments.validate import save_report  # inside the command: start-up time
+        from twin_explorer.experiments.validate import validate as run_validation
 
         try:
-            tw = _load(twin, n_neurons, seed)
-            ds = receptive_fields(tw, spacing_deg=spacing, dot_s=dot_s, seed=seed)
+            report = run_validation(n_neurons=n_neurons, seed=seed, quick=quick)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        ds.to_netcdf(out)
-        typer.echo(f"{ds.sizes['unit']} units; wrote {out}")
+        typer.echo(report.format())
+        if out is not None:
+            for p in save_report(report, out, png=png):
+                typer.echo(f"wrote {p}")
+        raise typer.Exit(0 if report.passed else 1)

@@ -1,41 +1,71 @@
-"""In-silico experiments over any object with the twin contract; results are xarray Datasets with provenance.
+"""In-silico experiments over any object obeying the twin contract (:class:`~twin_explorer.engine.contract.TwinLike`);
+every result is an ``xarray.Dataset`` with provenance in ``.attrs`` (twin id, model id, precision, seed, parameters).
 
-Tuning and receptive fields (this package's tuning, receptive_fields, spatial_temporal, validate modules) plus the
-MEI, metrics and batch modules, each re-exported here when present.
+Parts, each in its own module:
+
+* ``checks`` — input validation (unit selection, numbers, choices);
+* ``runner`` — the one runner: condition videos padded with grey (``Timing``), batched ``predict`` calls sharing
+  the grey prefix, progress callback, cancel event, latency-shifted response windows;
+* ``grid`` — grating-grid experiments (condition value × direction, read at each unit's preferred direction);
+* ``fitting`` — the batched Levenberg–Marquardt solver behind every per-unit fit;
+* ``provenance`` — the attrs of a result; ``plotting`` — HoloViews plots of results;
+* ``spec`` — :class:`ExperimentSpec` and the registry that the CLI (``twin-explorer run NAME``), the batch runner
+  and the explorer's generic experiment view run; ``specs`` registers the built-in experiments.
+
+Families: ``tuning`` (direction), ``spatial_temporal`` (SF, TF, SF × TF, contrast, size), ``receptive_fields``,
+``readout_rf``, ``surround`` (surround suppression), ``mei``; plus ``metrics`` (prediction performance),
+``validate`` (ground-truth proof on the synthetic mouse) and ``batch`` (chunked, cached, resumable runs).
+
+How to add an experiment
+------------------------
+:mod:`.surround` is the worked example; one file and one test:
+
+1. Write the experiment function ``my_experiment(twin, <parameters with defaults>, units=None, *, progress=None,
+   show_progress=True, cancel=None, seed=0, ...) -> xr.Dataset``. For gratings over a grid of conditions, describe
+   the grid with :class:`.grid.GratingGrid` (value dimension, values, directions, ``frames(value, direction)``)
+   and call :func:`.grid.run_grid`; otherwise render condition videos with ``runner.Timing(...).pad`` and run
+   them with :func:`.runner.run_conditions`. Add the analysis (fits from :mod:`.fitting`) and
+   ``ds.attrs.update(provenance(twin, "my_experiment", params, seed=seed, monitor=mon))``.
+2. Register it at the end of the file: ``register(ExperimentSpec("my_experiment", my_experiment, "one line",
+   median_summary("my_index"), plot_one_unit, plot_population))``. Its parameters are read from the signature.
+3. Import the module in this package's ``__init__`` (below). Then ``twin-explorer run my_experiment --param
+   key=value`` runs it, the explorer's *Experiments* view offers it, and ``run_batch`` can chunk it.
+4. Test a real property on the synthetic mouse (``twin_explorer.load_twin("synthetic", n_neurons=...)``), as
+   ``tests/test_experiments_surround.py`` does.
 """
 
 from __future__ import annotations
 
-import importlib
-
-from .common import provenance, resolve_units, run_conditions, window_mean
-from .receptive_fields import (dot_stimulus, fit_gaussian_2d, gaussian2d, plot_receptive_field, plot_rf_centres,
-                               readout_rf, readout_rf_from_network, receptive_fields, spatial_selectivity_index,
+from . import specs, surround  # noqa: F401  (registers the built-in experiments and surround suppression)
+from .batch import BatchRunner, TwinSpec, cache_key, experiment_name, run_batch
+from .checks import resolve_units
+from .fitting import batched_lm, fit_log_gaussian, fit_naka_rushton, naka_rushton
+from .mei import MEIState, mei, mei_steps, mei_structure
+from .metrics import cc_abs, cc_max, cc_norm, oracle_correlation, performance, plot_performance, twin_performance
+from .plotting import (plot_direction_tuning, plot_mei, plot_receptive_field, plot_rf_centres, plot_tuning_population,
+                       plot_value_population, plot_value_tuning)
+from .provenance import provenance
+from .readout_rf import readout_rf, readout_rf_from_network
+from .receptive_fields import (dot_stimulus, fit_gaussian_2d, gaussian2d, receptive_fields, spatial_selectivity_index,
                                sta_maps)
-from .spatial_temporal import (contrast_response, fit_log_gaussian, fit_naka_rushton, naka_rushton,
-                               plot_value_population, plot_value_tuning, sf_tf_tuning, sf_tuning, size_tuning, tf_tuning)
+from .runner import Cancelled, run_conditions, window_mean
+from .spatial_temporal import contrast_response, preferred_sf_tf, sf_tf_tuning, sf_tuning, size_tuning, tf_tuning
+from .spec import REGISTRY, ExperimentSpec, get_experiment, register
+from .surround import surround_suppression
 from .tuning import (allen_osi_dsi, bivonmises, direction_tuning, fit_bivonmises, from_v3, global_dsi, global_osi,
-                     plot_direction_tuning, plot_tuning_population, to_v3, tuning_indices)
+                     to_v3, tuning_indices)
 
 __all__ = [
-    "provenance", "resolve_units", "run_conditions", "window_mean",
+    "provenance", "resolve_units", "run_conditions", "window_mean", "Cancelled",
+    "ExperimentSpec", "REGISTRY", "register", "get_experiment",
     "direction_tuning", "tuning_indices", "global_osi", "global_dsi", "allen_osi_dsi", "bivonmises", "fit_bivonmises",
     "to_v3", "from_v3", "plot_direction_tuning", "plot_tuning_population",
     "receptive_fields", "dot_stimulus", "sta_maps", "gaussian2d", "fit_gaussian_2d", "spatial_selectivity_index",
     "readout_rf", "readout_rf_from_network", "plot_receptive_field", "plot_rf_centres",
-    "sf_tuning", "tf_tuning", "sf_tf_tuning", "contrast_response", "size_tuning", "fit_log_gaussian", "naka_rushton",
-    "fit_naka_rushton", "plot_value_tuning", "plot_value_population",
+    "sf_tuning", "tf_tuning", "sf_tf_tuning", "contrast_response", "size_tuning", "preferred_sf_tf",
+    "fit_log_gaussian", "naka_rushton", "fit_naka_rushton", "batched_lm", "plot_value_tuning", "plot_value_population",
+    "surround_suppression",
+    "MEIState", "mei_steps", "mei", "plot_mei", "mei_structure",
+    "TwinSpec", "BatchRunner", "run_batch", "experiment_name", "cache_key",
+    "cc_abs", "cc_max", "cc_norm", "oracle_correlation", "performance", "twin_performance", "plot_performance",
 ]
-
-# Modules owned by the MEI/metrics/batch engineer: re-export their public API when the module exists.
-for _mod in ("mei", "metrics", "batch"):
-    try:
-        _m = importlib.import_module(f"{__name__}.{_mod}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"{__name__}.{_mod}":
-            raise
-        continue
-    for _name in getattr(_m, "__all__", ()):
-        globals()[_name] = getattr(_m, _name)
-        __all__.append(_name)
-del _mod

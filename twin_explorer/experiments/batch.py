@@ -1,15 +1,15 @@
 """Batch runner: any experiment over all units of one or several twins, chunked, cached on disk, resumable,
 locally or on a dask.distributed cluster.
 
-An *experiment* is any callable ``experiment(twin, units=[readout ids], **params) -> xarray.Dataset`` whose result
-has a ``unit`` dimension listing those units in order (every function in :mod:`twin_explorer.experiments` that
-takes ``units=``: ``direction_tuning``, ``receptive_fields``, ``mei``, ...).
+An *experiment* is a registered :class:`~.spec.ExperimentSpec` (or its name, e.g. ``"direction_tuning"``), or any
+callable ``experiment(twin, units=[readout ids], **params) -> xarray.Dataset`` whose result has a ``unit``
+dimension listing those units in order.
 
 * **Chunks.** The selected units are split into chunks of ``chunk_size``; each chunk is one call (one task).
 * **Cache.** Each finished chunk is written to ``cache_dir/<experiment>/<twin id>/<key>.nc`` (netCDF via h5netcdf,
-  written to a temporary file then renamed, so an interrupted write never leaves a half file) with a ``.json``
-  sidecar describing it. ``key`` = SHA-256 of (experiment name, parameters, twin id, chunk units, package
-  version), so changing any of them recomputes; identical requests reuse the files. A rerun after an
+  written with ``store.atomic_path``, so an interrupted write never leaves a half file) with a ``.json``
+  sidecar describing it. ``key`` = ``store.content_hash`` of (experiment name, parameters, twin id, chunk units,
+  package version), so changing any of them recomputes; identical requests reuse the files. A rerun after an
   interruption or an error only computes the chunks that are missing (resumable). The cache files are written by
   the calling process, so a cluster needs no shared filesystem.
 * **Results.** One twin: the chunks concatenated along ``unit`` (one Dataset). Several twins (a list): a dict
@@ -24,10 +24,8 @@ takes ``units=``: ``direction_tuning``, ``receptive_fields``, ``mei``, ...).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import re
 import threading
 import uuid
@@ -40,7 +38,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .common import resolve_units
+from .. import __version__
+from ..engine.contract import TwinLike
+from ..twins import load_twin
+from ..store import atomic_path, content_hash, write_text_atomic
+from .checks import resolve_units
+from .spec import ExperimentSpec, get_experiment
 
 __all__ = ["TwinSpec", "BatchRunner", "run_batch", "experiment_name", "cache_key"]
 
@@ -76,8 +79,6 @@ class TwinSpec:
                 if self.factory is not None:
                     twin = self.factory(**self.options)
                 else:
-                    from ..twins import load_twin
-
                     twin = load_twin(self.name, **self.options)
                 _TWINS[self.token] = twin
             return twin
@@ -114,8 +115,10 @@ def _canonical(value: Any) -> Any:
     return text
 
 
-def experiment_name(experiment: Callable[..., Any]) -> str:
-    """``module.qualname`` of an experiment function (the cache and the task names use it)."""
+def experiment_name(experiment: ExperimentSpec | Callable[..., Any]) -> str:
+    """The spec's name, or ``module.qualname`` of an experiment function (the cache and the task names use it)."""
+    if isinstance(experiment, ExperimentSpec):
+        return experiment.name
     if not callable(experiment):
         raise ValueError(f"experiment must be a callable experiment(twin, units=..., **params), got {experiment!r}")
     inner = getattr(experiment, "func", experiment)  # functools.partial
@@ -124,11 +127,8 @@ def experiment_name(experiment: Callable[..., Any]) -> str:
 
 def cache_key(name: str, params: dict[str, Any], twin_id: str, units: Sequence[int]) -> str:
     """SHA-256 hex of (experiment name, parameters, twin id, units, package version)."""
-    from .. import __version__
-
-    blob = json.dumps({"experiment": name, "params": _canonical(params), "twin_id": str(twin_id),
-                       "units": [int(u) for u in units], "version": __version__}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return content_hash({"experiment": name, "params": _canonical(params), "twin_id": str(twin_id),
+                         "units": [int(u) for u in units], "version": __version__})
 
 
 def _safe(text: str) -> str:
@@ -154,7 +154,7 @@ def _netcdf_safe(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def _run_chunk(experiment: Callable[..., Any], twin: Any, units: list[int], params: dict[str, Any]) -> xr.Dataset:
+def _run_chunk(experiment: ExperimentSpec | Callable[..., Any], twin: TwinLike | TwinSpec, units: list[int], params: dict[str, Any]) -> xr.Dataset:
     """One task: build/receive the twin, run the experiment on the chunk, check the result's shape."""
     if isinstance(twin, TwinSpec):
         twin = twin.build()
@@ -192,8 +192,10 @@ class BatchRunner:
     ``progress``: True for a tqdm bar, or a callback ``progress(done_chunks, total_chunks)``.
     """
 
-    def __init__(self, experiment: Callable[..., Any], *, chunk_size: int = 64, cache_dir: str | Path | None = None,
+    def __init__(self, experiment: ExperimentSpec | str | Callable[..., Any], *, chunk_size: int = 64, cache_dir: str | Path | None = None,
                  client: Any = None, progress: ProgressArg = True, name: str | None = None) -> None:
+        if isinstance(experiment, str):
+            experiment = get_experiment(experiment)
         self.name = name or experiment_name(experiment)
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer (units per chunk), got {chunk_size!r}")
@@ -208,7 +210,7 @@ class BatchRunner:
 
     # -- planning ------------------------------------------------------------------------------------------
     @staticmethod
-    def _resolve(twin: Any) -> tuple[Any, Any]:
+    def _resolve(twin: TwinLike | TwinSpec | str) -> tuple[TwinLike, TwinLike | TwinSpec]:
         """(local twin object, what to send to workers)."""
         if isinstance(twin, str):
             twin = TwinSpec(name=twin)
@@ -220,7 +222,7 @@ class BatchRunner:
                                  "such as 'synthetic', or a TwinSpec")
         return twin, twin
 
-    def _chunks(self, twin: Any, units: Any, params: dict[str, Any]) -> list[_Chunk]:
+    def _chunks(self, twin: TwinLike, units: Any, params: dict[str, Any]) -> list[_Chunk]:
         ids = resolve_units(twin, None if (isinstance(units, str) and units == "all") else units)
         twin_id = str(twin.id)
         out = []
@@ -255,17 +257,11 @@ class BatchRunner:
     def _store(self, chunk: _Chunk, ds: xr.Dataset, params: dict[str, Any]) -> None:
         if chunk.path is None:
             return
-        chunk.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = chunk.path.with_name(f".{chunk.path.stem}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
+        with atomic_path(chunk.path) as tmp:
             _netcdf_safe(ds).to_netcdf(tmp, engine="h5netcdf")
-            os.replace(tmp, chunk.path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         meta = {"experiment": self.name, "twin_id": chunk.twin_id, "units": chunk.units, "key": chunk.key,
                 "params": _canonical(params)}
-        chunk.path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+        write_text_atomic(chunk.path.with_suffix(".json"), json.dumps(meta, indent=1))
 
     @staticmethod
     def _load(chunk: _Chunk) -> xr.Dataset:
@@ -360,7 +356,7 @@ class BatchRunner:
             raise errors[0]
 
 
-def run_batch(experiment: Callable[..., Any], twins: Any, units: Any = "all", *, chunk_size: int = 64,
+def run_batch(experiment: ExperimentSpec | str | Callable[..., Any], twins: Any, units: Any = "all", *, chunk_size: int = 64,
               cache_dir: str | Path | None = None, client: Any = None, progress: ProgressArg = True,
               **params: Any) -> xr.Dataset | dict[str, xr.Dataset]:
     """Run ``experiment(twin, units=chunk, **params)`` over all (or the given) units of one twin or a list of

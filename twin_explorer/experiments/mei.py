@@ -27,21 +27,27 @@ Projected, preconditioned gradient ascent through the twin's differentiable ``re
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
 import xarray as xr
+from tqdm.auto import tqdm
 
-from ..monitor import DEFAULT_MONITOR, Monitor
-from .common import BURN_IN_FRAMES, provenance, resolve_units, twin_monitor, unit_coords
+from ..engine.contract import TwinLike
+from ..monitor import DEFAULT_MONITOR, GREY, Monitor
+from .checks import check_choice, check_count, check_positive, resolve_units, twin_monitor, unit_coords
+from .preconditioning import blur, fourier_filter, project
+from .provenance import provenance
+from .runner import BURN_IN_FRAMES, Cancelled
 
-__all__ = ["MEIState", "mei_steps", "mei", "plot_mei", "mei_structure"]
+__all__ = ["MEIState", "mei_steps", "mei", "mei_structure"]
 
 _KINDS = ("image", "video")
 _PRECONDITIONS = ("blur", "fourier", None)
-_PROJECTION_ITERS = 5
 
 
 @dataclass(frozen=True)
@@ -80,76 +86,8 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
-def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not accepted; choose one of {list(choices)!r}")
-    return value
-
-
 def _positive(name: str, value: Any, allow_zero: bool = False, integer: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero) or (integer and v != int(v)):
-        kind = "integer" if integer else "number"
-        sign = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a {sign} finite {kind}, got {value!r}")
-    return int(v) if integer else v
-
-
-def _gaussian_kernel(sigma: float, torch_mod: Any, device: Any) -> Any:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch_mod.arange(-radius, radius + 1, dtype=torch_mod.float32, device=device)
-    k = torch_mod.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
-
-
-def _blur(g: Any, sigma: float, sigma_t: float, video: bool) -> Any:
-    """Separable Gaussian blur of [N, (T,) H, W] over space (and time for videos), reflect-padded."""
-    import torch
-    import torch.nn.functional as F
-
-    def along(x: Any, dim: int, s: float) -> Any:
-        if s <= 0 or x.shape[dim] < 2:
-            return x
-        k = _gaussian_kernel(s, torch, x.device)
-        r = min((k.numel() - 1) // 2, x.shape[dim] - 1)
-        k = k[(k.numel() - 1) // 2 - r:(k.numel() - 1) // 2 + r + 1]
-        k = k / k.sum()
-        moved = x.movedim(dim, -1)
-        shape = moved.shape
-        flat = moved.reshape(-1, 1, shape[-1])
-        flat = F.conv1d(F.pad(flat, (r, r), mode="reflect"), k.view(1, 1, -1))
-        return flat.reshape(shape).movedim(-1, dim)
-
-    out = along(along(g, -1, sigma), -2, sigma)
-    if video:
-        out = along(out, -3, sigma_t)
-    return out
-
-
-def _fourier_filter(shape: tuple[int, int], decay: float, torch_mod: Any, device: Any) -> Any:
-    """rfft2 gain 1/f^(2·decay) (f in cycles/pixel, floored at the lowest non-zero frequency), max gain 1."""
-    H, W = shape
-    fy = torch_mod.fft.fftfreq(H, device=device).abs()[:, None]
-    fx = torch_mod.fft.rfftfreq(W, device=device)[None, :]
-    f = torch_mod.sqrt(fx**2 + fy**2).clamp(min=1.0 / max(H, W))
-    gain = f ** (-2 * decay)
-    return (gain / gain.max()).to(torch_mod.float32)
-
-
-def _project(dev: Any, target_norm: float | None) -> Any:
-    """Rescale each stimulus's deviation from grey to ``target_norm`` and clamp pixels to 0–255 (clamp last)."""
-    import torch
-
-    lead = dev.shape[0]
-    for _ in range(_PROJECTION_ITERS if target_norm is not None else 1):
-        if target_norm is not None:
-            n = dev.reshape(lead, -1).norm(dim=1).clamp(min=1e-6)
-            dev = dev * (target_norm / n).view(lead, *([1] * (dev.ndim - 1)))
-        dev = torch.clamp(dev, -128.0, 127.0)
-    return dev
+    return check_count(name, value, allow_zero) if integer else check_positive(name, value, allow_zero)
 
 
 def _default_frames(kind: str, burn_in: int) -> int:
@@ -166,30 +104,66 @@ def _seeded_starts(units: np.ndarray, k: int, shape: tuple[int, ...], seed: int,
     return out
 
 
-def mei_steps(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None,
+def _target_norm(norm: float | None, contrast: float | None, n_pix: int) -> float | None:
+    """L2 norm of the deviation from grey: ``norm``, else ``contrast`` · sqrt(pixels), else None (clamp only)."""
+    if norm is not None:
+        target = _positive("norm", norm)
+    elif contrast is not None:
+        target = _positive("contrast", contrast) * math.sqrt(n_pix)
+    else:
+        return None
+    if target > 128 * math.sqrt(n_pix):
+        raise ValueError(f"the requested norm {target:.0f} cannot be reached inside 0–255 "
+                         f"(maximum ≈ {128 * math.sqrt(n_pix):.0f}, i.e. RMS contrast 128)")
+    return target
+
+
+def _pairwise_cos(dev: torch.Tensor, U: int, K: int) -> torch.Tensor:
+    """[U] mean pairwise cosine similarity within each unit's K stimuli (0 without diversity)."""
+    if K < 2:
+        return torch.zeros(U, device=dev.device)
+    v = dev.reshape(U, K, -1)
+    v = v / v.norm(dim=2, keepdim=True).clamp(min=1e-6)
+    sim = v @ v.transpose(1, 2)
+    off = sim.sum(dim=(1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(dim=1)
+    return off / (K * (K - 1))
+
+
+def _activation(twin: TwinLike, video: torch.Tensor, ids: np.ndarray, K: int, burn_in: int,
+                perspectives: np.ndarray | None, modulations: np.ndarray | None) -> torch.Tensor:
+    """[U, K] objective: each stimulus's own unit's mean response after burn-in (differentiable)."""
+    N, T, U = video.shape[0], video.shape[1], len(ids)
+    r = twin.response(video, perspectives=perspectives, modulations=modulations, units=ids.tolist())
+    if r.ndim != 3 or r.shape[0] != N or r.shape[1] != T or r.shape[2] != U:
+        raise ValueError(f"twin.response returned shape {tuple(r.shape)} for {N} videos of {T} "
+                         f"frames and {U} units; the twin contract requires [N, T, U]")
+    col = torch.arange(N, device=r.device) // K  # which selected unit each stimulus serves
+    return r[torch.arange(N, device=r.device), burn_in:, col].mean(dim=1).view(U, K)
+
+
+def mei_steps(twin: TwinLike, unit: int | Sequence[int] | None = None, *, units: Any = None,
               kind: Literal["image", "video"] = "image", n_frames: int | None = None, burn_in: int = BURN_IN_FRAMES,
               steps: int = 200, lr: float = 4.0, lr_end: float | None = None, norm: float | None = None,
               contrast: float | None = 20.0, precondition: Literal["blur", "fourier"] | None = "blur",
               blur_sigma: float = 2.0, blur_sigma_end: float = 0.5, blur_sigma_t: float = 1.0,
               fourier_decay: float = 0.5, diverse: int = 0, diversity_weight: float = 0.5, seed: int = 0,
               every: int = 10, perspectives: np.ndarray | None = None, modulations: np.ndarray | None = None,
-              progress: bool = True) -> Iterator[MEIState]:
+              progress: bool = True, cancel: threading.Event | None = None) -> Iterator[MEIState]:
     """Generate the MEI optimisation of one or several units, yielding an :class:`MEIState` every ``every`` steps
     (and always the first and the last). See the module docstring for the method and its parameters.
 
     ``unit`` (a readout id, or several) or ``units`` (same forms as elsewhere: readout ids or a boolean mask)
     choose the units; all are optimised in one batch, each for its own objective. ``norm`` (L2 of the deviation
-    from grey) overrides ``contrast`` (RMS grey levels); both None leaves only the 0–255 clamp.
+    from grey) overrides ``contrast`` (RMS grey levels); both None leaves only the 0–255 clamp. ``cancel`` (an
+    Event) stops the optimisation between steps with :class:`~.runner.Cancelled`.
     """
-    import torch
-
     if unit is not None and units is not None:
         raise ValueError("pass either unit= or units=, not both")
     if unit is None and units is None:
         raise ValueError("choose the unit(s) to optimise: unit=<readout id> or units=[readout ids]")
     ids = resolve_units(twin, unit if unit is not None else units)
-    _check_choice("kind", kind, _KINDS)
-    _check_choice("precondition", precondition, _PRECONDITIONS)
+    check_choice("kind", kind, _KINDS)
+    check_choice("precondition", precondition, _PRECONDITIONS)
     burn_in = _positive("burn_in", burn_in, allow_zero=True, integer=True)
     n_frames = _positive("n_frames", _default_frames(kind, burn_in) if n_frames is None else n_frames, integer=True)
     if n_frames <= burn_in:
@@ -198,64 +172,39 @@ def mei_steps(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any 
     every = _positive("every", every, integer=True)
     lr = _positive("lr", lr)
     lr_end = lr / 16 if lr_end is None else _positive("lr_end", lr_end)
-    blur_sigma = _positive("blur_sigma", blur_sigma, allow_zero=True)
-    blur_sigma_end = _positive("blur_sigma_end", blur_sigma_end, allow_zero=True)
-    blur_sigma_t = _positive("blur_sigma_t", blur_sigma_t, allow_zero=True)
-    fourier_decay = _positive("fourier_decay", fourier_decay, allow_zero=True)
-    diversity_weight = _positive("diversity_weight", diversity_weight, allow_zero=True)
+    blur_sigma, blur_sigma_end, blur_sigma_t, fourier_decay, diversity_weight = (
+        _positive(name, value, allow_zero=True) for name, value in (
+            ("blur_sigma", blur_sigma), ("blur_sigma_end", blur_sigma_end), ("blur_sigma_t", blur_sigma_t),
+            ("fourier_decay", fourier_decay), ("diversity_weight", diversity_weight)))
     diverse = _positive("diverse", diverse, allow_zero=True, integer=True)
     K = max(1, diverse)
 
     H, W = tuple(getattr(twin, "frame_shape", DEFAULT_MONITOR.shape))
     shape = (H, W) if kind == "image" else (n_frames, H, W)
     n_pix = int(np.prod(shape))
-    if norm is not None:
-        target = _positive("norm", norm)
-    elif contrast is not None:
-        target = _positive("contrast", contrast) * math.sqrt(n_pix)
-    else:
-        target = None
-    if target is not None and target > 128 * math.sqrt(n_pix):
-        raise ValueError(f"the requested norm {target:.0f} cannot be reached inside 0–255 "
-                         f"(maximum ≈ {128 * math.sqrt(n_pix):.0f}, i.e. RMS contrast 128)")
+    target = _target_norm(norm, contrast, n_pix)
 
     device = getattr(twin, "device", None) or torch.device("cpu")
     U, N = len(ids), len(ids) * K
     start_scale = (target / math.sqrt(n_pix)) if target is not None else 10.0
     x = torch.as_tensor(_seeded_starts(ids, K, shape, seed, start_scale), device=device)
     with torch.no_grad():
-        x = _project(x, target)
-    col = torch.arange(N, device=device) // K  # which selected unit each stimulus serves
-    fourier = _fourier_filter((H, W), fourier_decay, torch, device) if precondition == "fourier" else None
-    unit_arg = ids.tolist()
+        x = project(x, target)
+    fourier = fourier_filter((H, W), fourier_decay, torch, device) if precondition == "fourier" else None
     act_hist: list[np.ndarray] = []
     loss_hist: list[np.ndarray] = []
-
-    def pairwise_cos(dev: Any) -> Any:  # [U] mean pairwise cosine similarity within each unit's K stimuli
-        if K < 2:
-            return torch.zeros(U, device=device)
-        v = dev.reshape(U, K, -1)
-        v = v / v.norm(dim=2, keepdim=True).clamp(min=1e-6)
-        sim = v @ v.transpose(1, 2)
-        off = sim.sum(dim=(1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(dim=1)
-        return off / (K * (K - 1))
-
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=steps, desc=f"MEI ({kind}, {U} unit{'s' if U > 1 else ''})", disable=not progress, leave=False)
     try:
         for step in range(steps + 1):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"MEI optimisation cancelled at step {step}/{steps}")
             frac = step / max(steps, 1)
             cur_lr = lr + (lr_end - lr) * frac
             x = x.detach().requires_grad_(True)
-            video = (x[:, None].expand(N, n_frames, H, W) if kind == "image" else x) + 128.0
-            r = twin.response(video, perspectives=perspectives, modulations=modulations, units=unit_arg)
-            if r.ndim != 3 or r.shape[0] != N or r.shape[1] != n_frames or r.shape[2] != U:
-                raise ValueError(f"twin.response returned shape {tuple(r.shape)} for {N} videos of {n_frames} "
-                                 f"frames and {U} units; the twin contract requires [N, T, U]")
-            act = r[torch.arange(N, device=device), burn_in:, col].mean(dim=1)  # [N]: own unit, after burn-in
-            act_u = act.view(U, K)
-            penalty = diversity_weight * act_u.detach().abs().mean(dim=1) * pairwise_cos(x)
+            video = (x[:, None].expand(N, n_frames, H, W) if kind == "image" else x) + float(GREY)
+            act_u = _activation(twin, video, ids, K, burn_in, perspectives, modulations)
+            penalty = diversity_weight * act_u.detach().abs().mean(dim=1) * _pairwise_cos(x, U, K)
             loss_u = -act_u.mean(dim=1) + penalty
             act_np = act_u.detach().cpu().numpy().astype(np.float64)
             loss_np = loss_u.detach().cpu().numpy().astype(np.float64)
@@ -271,14 +220,14 @@ def mei_steps(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any 
                 break
             (grad,) = torch.autograd.grad(loss_u.sum(), x)
             with torch.no_grad():
-                d = -grad
                 if precondition == "blur":
-                    sigma = blur_sigma + (blur_sigma_end - blur_sigma) * frac
-                    d = _blur(d, sigma, blur_sigma_t, kind == "video")
+                    d = blur(-grad, blur_sigma + (blur_sigma_end - blur_sigma) * frac, blur_sigma_t, kind == "video")
                 elif precondition == "fourier":
-                    d = torch.fft.irfft2(torch.fft.rfft2(d) * fourier, s=(H, W))
+                    d = torch.fft.irfft2(torch.fft.rfft2(-grad) * fourier, s=(H, W))
+                else:
+                    d = -grad
                 rms = d.reshape(N, -1).pow(2).mean(dim=1).sqrt().clamp(min=1e-12)
-                x = _project(x + cur_lr * d / rms.view(N, *([1] * len(shape))), target)
+                x = project(x + cur_lr * d / rms.view(N, *([1] * len(shape))), target)
             bar.update(1)
     finally:
         bar.close()
@@ -330,54 +279,34 @@ def mei_structure(stimulus: np.ndarray, monitor: Monitor = DEFAULT_MONITOR) -> d
             "rms_contrast": float(np.sqrt((dev**2).mean()))}
 
 
-def mei(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None,
-        kind: Literal["image", "video"] = "image", n_frames: int | None = None, burn_in: int = BURN_IN_FRAMES,
-        steps: int = 200, seed: int = 0, diverse: int = 0, units_per_batch: int = 8,
-        monitor: Monitor | None = None, perspectives: np.ndarray | None = None,
-        modulations: np.ndarray | None = None, progress: bool = True, **options: Any) -> xr.Dataset:
-    """Optimise the MEI of each unit and return a Dataset (dims unit, variant, [frame,] y, x, step, time);
-    ``variant`` indexes the ``diverse`` MEIs of a unit (size 1 without diversity).
+MEI_OPTIONS = frozenset({"lr", "lr_end", "norm", "contrast", "precondition", "blur_sigma", "blur_sigma_end",
+                         "blur_sigma_t", "fourier_decay", "diversity_weight", "every"})
 
-    Variables: ``mei`` uint8 pixel values (coords ``az``/``el`` [y, x] in degrees from the monitor),
-    ``activation`` (unit, variant, step) the objective during optimisation, ``loss`` (unit, step), ``response``
-    (unit, variant, time) the twin's ``predict`` on the final uint8 MEI, ``mei_activation`` its mean after burn-in,
-    ``control_activation`` (unit) the same for a seeded white-noise stimulus with the same constraint,
-    ``center_az``/``center_el``/``ori_deg``/``sf_cpd``/``rms_contrast`` (unit, variant) from :func:`mei_structure`.
-    Units are optimised ``units_per_batch`` at a time; ``options`` go to :func:`mei_steps` (lr, norm, contrast,
-    precondition, blur_sigma, fourier_decay, diversity_weight, ...). ``units=`` makes it usable by the batch
-    runner.
-    """
-    import torch
 
-    if unit is not None and units is not None:
-        raise ValueError("pass either unit= or units=, not both")
-    if unit is None and units is None:
-        raise ValueError("choose the unit(s): unit=<readout id> or units=[readout ids]")
-    ids = resolve_units(twin, unit if unit is not None else units)
-    units_per_batch = _positive("units_per_batch", units_per_batch, integer=True)
-    unknown = set(options) - {"lr", "lr_end", "norm", "contrast", "precondition", "blur_sigma", "blur_sigma_end",
-                              "blur_sigma_t", "fourier_decay", "diversity_weight", "every"}
-    if unknown:
-        raise ValueError(f"unknown MEI option(s) {sorted(unknown)}; see mei_steps for the accepted ones")
-    monitor = twin_monitor(twin, monitor)
-    if monitor.shape != tuple(getattr(twin, "frame_shape", monitor.shape)):
-        raise ValueError(f"monitor is {monitor.shape} pixels but the twin's frames are {twin.frame_shape}")
-    options.setdefault("every", max(1, steps))  # mei() keeps only the final state; history is in every state
+def _optimise(twin: TwinLike, ids: np.ndarray, units_per_batch: int, steps: int, progress: bool | Callable[[int, int], None],
+              cancel: threading.Event | None, **kw: Any) -> list[MEIState]:
+    """The final :class:`MEIState` of every batch of ``units_per_batch`` units; ``progress(done, total)`` counts
+    optimisation steps over all batches."""
     finals: list[MEIState] = []
-    for b0 in range(0, len(ids), units_per_batch):
-        batch = ids[b0:b0 + units_per_batch]
+    n_batches = math.ceil(len(ids) / units_per_batch)
+    for bi, b0 in enumerate(range(0, len(ids), units_per_batch)):
         state = None
-        for state in mei_steps(twin, units=batch, kind=kind, n_frames=n_frames, burn_in=burn_in, steps=steps,
-                               seed=seed, diverse=diverse, perspectives=perspectives, modulations=modulations,
-                               progress=progress, **options):
-            pass
+        for state in mei_steps(twin, units=ids[b0:b0 + units_per_batch], steps=steps, cancel=cancel,
+                               progress=progress is True, **kw):
+            if callable(progress):
+                progress(bi * steps + state.step, n_batches * steps)
         assert state is not None and state.done
         finals.append(state)
-    stim = np.concatenate([s.stimulus for s in finals])  # [U, K, (T,) H, W]
+    return finals
+
+
+def _final_responses(twin: TwinLike, ids: np.ndarray, stim: np.ndarray, kind: str, T: int, burn: int, seed: int,
+                     perspectives: np.ndarray | None, modulations: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(uint8 MEIs, responses [U, K, T] to them via predict, control activation [U] to seeded white noise of the
+    same norm)."""
     meis = _to_uint8(stim)
     U, K = meis.shape[:2]
-    burn = int(burn_in)
-    T = _default_frames(kind, burn) if n_frames is None else int(n_frames)
     videos = meis.reshape(U * K, *meis.shape[2:])
     if kind == "image":
         videos = np.repeat(videos[:, None], T, axis=1)
@@ -392,13 +321,56 @@ def mei(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None
         resp[i] = r[:, :, 0]
         noise = np.random.default_rng([int(seed), int(u), 1]).normal(0.0, 1.0, size=meis.shape[2:])
         with torch.no_grad():
-            cdev = _project(torch.as_tensor(noise[None] * 30.0, dtype=torch.float32), target_norm)[0].numpy()
+            cdev = project(torch.as_tensor(noise[None] * 30.0, dtype=torch.float32), target_norm)[0].numpy()
         cvid = _to_uint8(cdev + 128.0)
         if kind == "image":
             cvid = np.repeat(cvid[None], T, axis=0)
         rc = np.asarray(twin.predict(cvid, perspectives=perspectives, modulations=modulations, units=[int(u)]))
         control[i] = float(rc[burn:, 0].mean())
 
+    return meis, resp, control
+
+
+def mei(twin: TwinLike, unit: int | Sequence[int] | None = None, *, units: Any = None,
+        kind: Literal["image", "video"] = "image", n_frames: int | None = None, burn_in: int = BURN_IN_FRAMES,
+        steps: int = 200, seed: int = 0, diverse: int = 0, units_per_batch: int = 8,
+        monitor: Monitor | None = None, perspectives: np.ndarray | None = None,
+        modulations: np.ndarray | None = None, progress: bool | Callable[[int, int], None] = True,
+        cancel: threading.Event | None = None, **options: Any) -> xr.Dataset:
+    """Optimise the MEI of each unit and return a Dataset (dims unit, variant, [frame,] y, x, step, time);
+    ``variant`` indexes the ``diverse`` MEIs of a unit (size 1 without diversity).
+
+    Variables: ``mei`` uint8 pixel values (coords ``az``/``el`` [y, x] in degrees from the monitor),
+    ``activation`` (unit, variant, step) the objective during optimisation, ``loss`` (unit, step), ``response``
+    (unit, variant, time) the twin's ``predict`` on the final uint8 MEI, ``mei_activation`` its mean after burn-in,
+    ``control_activation`` (unit) the same for a seeded white-noise stimulus with the same constraint,
+    ``center_az``/``center_el``/``ori_deg``/``sf_cpd``/``rms_contrast`` (unit, variant) from :func:`mei_structure`.
+    Units are optimised ``units_per_batch`` at a time; ``options`` go to :func:`mei_steps` (lr, norm, contrast,
+    precondition, blur_sigma, fourier_decay, diversity_weight, ...). ``units=`` makes it usable by the batch
+    runner. ``progress``: True for a bar, or ``progress(done_steps, total_steps)``; ``cancel`` as in
+    :func:`mei_steps`.
+    """
+    if unit is not None and units is not None:
+        raise ValueError("pass either unit= or units=, not both")
+    if unit is None and units is None:
+        raise ValueError("choose the unit(s): unit=<readout id> or units=[readout ids]")
+    ids = resolve_units(twin, unit if unit is not None else units)
+    units_per_batch = _positive("units_per_batch", units_per_batch, integer=True)
+    unknown = set(options) - MEI_OPTIONS
+    if unknown:
+        raise ValueError(f"unknown MEI option(s) {sorted(unknown)}; see mei_steps for the accepted ones")
+    monitor = twin_monitor(twin, monitor)
+    if monitor.shape != tuple(getattr(twin, "frame_shape", monitor.shape)):
+        raise ValueError(f"monitor is {monitor.shape} pixels but the twin's frames are {twin.frame_shape}")
+    options.setdefault("every", max(1, steps))  # mei() keeps only the final state; history is in every state
+    finals = _optimise(twin, ids, units_per_batch, steps, progress, cancel, kind=kind, n_frames=n_frames,
+                       burn_in=burn_in, seed=seed, diverse=diverse, perspectives=perspectives,
+                       modulations=modulations, **options)
+    stim = np.concatenate([s.stimulus for s in finals])  # [U, K, (T,) H, W]
+    burn = int(burn_in)
+    T = _default_frames(kind, burn) if n_frames is None else int(n_frames)
+    meis, resp, control = _final_responses(twin, ids, stim, kind, T, burn, seed, perspectives, modulations)
+    U, K = meis.shape[:2]
     struct = [[mei_structure(meis[i, k], monitor) for k in range(K)] for i in range(U)]
     spatial = ("y", "x") if kind == "image" else ("frame", "y", "x")
     az, el = monitor.degree_grid
@@ -430,34 +402,3 @@ def mei(twin: Any, unit: int | Sequence[int] | None = None, *, units: Any = None
     return ds
 
 
-def plot_mei(ds: xr.Dataset, unit: int | None = None, variant: int = 0, frame: int | None = None):
-    """HoloViews layout: the MEI in degrees (grey, 0–255) next to its activation over optimisation steps.
-    ``unit`` is a readout id (default: the first); video MEIs show ``frame`` (default: most contrast energy)."""
-    import holoviews as hv
-    import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options used below)
-
-    if "mei" not in ds or "activation" not in ds:
-        raise ValueError("dataset lacks 'mei'/'activation'; pass the output of twin_explorer.experiments.mei.mei()")
-    units = ds["unit"].values
-    unit = int(units[0]) if unit is None else int(unit)
-    if unit not in units:
-        raise ValueError(f"unit {unit} is not in this dataset; it holds units {units[:10].tolist()}")
-    if not 0 <= variant < ds.sizes["variant"]:
-        raise ValueError(f"variant must be in 0…{ds.sizes['variant'] - 1}, got {variant}")
-    img = ds["mei"].sel(unit=unit).isel(variant=variant).values.astype(np.float32)
-    if img.ndim == 3:
-        if frame is None:
-            frame = int(np.argmax(((img - 128.0) ** 2).sum(axis=(1, 2))))
-        img = img[frame]
-    az, el = ds["az"].values, ds["el"].values
-    title = f"MEI unit {unit}" + (f" #{variant}" if ds.sizes["variant"] > 1 else "") + (
-        f", frame {frame}" if frame is not None else "")
-    mesh = hv.QuadMesh((az, el, img), kdims=["azimuth (deg)", "elevation (deg)"], vdims=["grey level"]).opts(
-        cmap="gray", clim=(0, 255), width=480, height=300, colorbar=True, title=title, tools=["hover"],
-        data_aspect=1)
-    trace = ds["activation"].sel(unit=unit).isel(variant=variant)
-    curve = hv.Curve((trace["step"].values, trace.values), "step", "activation").opts(
-        width=300, height=300, title="objective during optimisation")
-    control = float(ds["control_activation"].sel(unit=unit))
-    ref = hv.HLine(control).opts(color="grey", line_dash="dashed")
-    return (mesh + curve * ref).cols(2)

@@ -28,6 +28,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+import twin_explorer
+
+from ..engine.contract import TwinLike
+from .plotting import plot_performance  # noqa: F401  (its former home: training.report imports it from here)
+
 __all__ = ["cc_abs", "cc_max", "cc_norm", "oracle_correlation", "performance", "twin_performance", "plot_performance"]
 
 _RESP_ACCEPTED = ("accepted: responses as [repeats, time, units] or [repeats, time] (one unit), real numbers, "
@@ -166,8 +171,6 @@ def oracle_correlation(responses: np.ndarray) -> np.ndarray | float:
 def performance(responses: np.ndarray, predictions: np.ndarray, units: np.ndarray | None = None,
                 twin_id: str | None = None) -> xr.Dataset:
     """All metrics per unit as a Dataset (dim ``unit``) with provenance attributes."""
-    from .. import __version__
-
     y, single = _responses(responses)
     p = np.asarray(predictions)
     if single:
@@ -187,11 +190,11 @@ def performance(responses: np.ndarray, predictions: np.ndarray, units: np.ndarra
     ds["cc_norm"].attrs["long_name"] = "CC_norm = CC_abs / CC_max"
     ds["oracle"].attrs["long_name"] = "leave-one-out oracle correlation"
     ds.attrs.update(experiment="performance", twin_id=twin_id or "", n_repeats=int(np.asarray(responses).shape[0]),
-                    twin_explorer_version=__version__)
+                    twin_explorer_version=twin_explorer.__version__)
     return ds
 
 
-def twin_performance(twin: Any, recording: xr.Dataset, burn_in: int = 10, units: Any = None) -> xr.Dataset:
+def twin_performance(twin: TwinLike, recording: xr.Dataset, burn_in: int = 10, units: Any = None) -> xr.Dataset:
     """CC_abs / CC_max / CC_norm / oracle of ``twin`` on the oracle clips of ``recording`` (variables
     ``stimulus`` (clip, frame, height, width), ``perspectives``, ``modulations``, ``response`` (trial, frame, unit);
     coords ``clip_tier``, ``trial_clip``, ``unit`` = readout ids), as :func:`performance` returns."""
@@ -234,25 +237,3 @@ def twin_performance(twin: Any, recording: xr.Dataset, burn_in: int = 10, units:
     ds.attrs.update(recording_id=str(recording.attrs.get("twin_id", "")), burn_in=burn_in,
                     n_oracle_clips=int(oracle.size), n_repeats=n_rep)
     return ds
-
-
-def plot_performance(ds: xr.Dataset):
-    """HoloViews layout: histogram of CC_norm and scatter of CC_abs against CC_max (with the y = x bound)."""
-    import holoviews as hv
-    import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options used below)
-
-    for name in ("cc_abs", "cc_max", "cc_norm"):
-        if name not in ds:
-            raise ValueError(f"dataset lacks {name!r}; pass the output of performance()")
-    norm = ds["cc_norm"].values
-    norm = norm[np.isfinite(norm)]
-    edges = np.linspace(0, max(1.1, float(norm.max()) if norm.size else 1.1), 31)
-    counts, edges = np.histogram(norm, bins=edges)
-    hist = hv.Histogram((edges, counts), kdims=["cc_norm"], vdims=["units"]).opts(
-        title=f"CC_norm (median {np.median(norm):.2f})" if norm.size else "CC_norm", width=350, height=300)
-    pts = hv.Scatter((ds["cc_max"].values, ds["cc_abs"].values, ds["unit"].values),
-                     kdims=["cc_max"], vdims=["cc_abs", "unit"]).opts(
-        size=4, alpha=0.6, tools=["hover"], width=350, height=300, title="CC_abs vs CC_max",
-        xlim=(0, 1.02), ylim=(min(0.0, float(np.nanmin(ds["cc_abs"].values, initial=0.0))), 1.02))
-    bound = hv.Curve(([0, 1], [0, 1]), "cc_max", "cc_abs").opts(color="grey", line_dash="dashed")
-    return (hist + pts * bound).cols(2)

@@ -1,5 +1,5 @@
 """Spatial receptive fields: flashing-dot / sparse-noise STA maps in degrees, 2-D Gaussian fits, the spatial
-selectivity index, and the readout-location RF estimate of fnn networks mapped to monitor degrees.
+selectivity index.
 
 STA (the pipeline's density-normalised form): for every epoch k with spatial mask m_k (the epoch's mean signed
 contrast (frame − 128)/127, block-averaged into ``bin``×``bin`` pixel bins) and latency-shifted window response
@@ -13,18 +13,24 @@ side spans 0–1; SSI = −log det(Cov). Larger means more compact.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .common import (hv_bokeh, BURN_IN_FRAMES, DEFAULT_LATENCY_S, GREY, ProgressCallback, check_positive, provenance,
-                     resolve_units, run_conditions, twin_frame_rate, twin_monitor, unit_coords)
-from ..monitor import DEFAULT_MONITOR, Monitor
+from ..engine.contract import TwinLike
+from ..monitor import DEFAULT_MONITOR, GREY, Monitor
+from ..stimuli.dots import FWHM_TO_SIGMA, GaussianDots
+from ..stimuli.sequence import pad_with_grey
+from .checks import check_positive, resolve_units, twin_frame_rate, twin_monitor, unit_coords
+from .fitting import best_of_starts
+from .provenance import provenance
+from .runner import BURN_IN_FRAMES, DEFAULT_LATENCY_S, ProgressCallback, run_conditions
 
 __all__ = ["receptive_fields", "dot_stimulus", "sta_maps", "gaussian2d", "fit_gaussian_2d", "fit_gaussian_2d_many", "spatial_selectivity_index",
-           "readout_rf", "readout_rf_from_network", "plot_receptive_field", "plot_rf_centres"]
+           "POLARITIES"]
 
 POLARITIES = ("on", "off", "on_off")
 
@@ -43,9 +49,8 @@ def dot_stimulus(spacing_deg: float = 5.0, dot_sigma_deg: float | None = None, d
     return _library_dots(spacing_deg, sigma, dot_s, gap_s, repeats, seed, monitor, margin_deg)
 
 
-def _library_dots(spacing, sigma, dot_s, gap_s, repeats, seed, monitor, margin_deg):
-    from ..stimuli.dots import FWHM_TO_SIGMA, GaussianDots
-
+def _library_dots(spacing: float, sigma: float, dot_s: float, gap_s: float, repeats: int, seed: int,
+                  monitor: Monitor, margin_deg: float) -> GaussianDots:
     left, right, bottom, top = monitor.extent_deg
     half_az = np.floor((right - margin_deg) / spacing) * spacing
     half_el = np.floor((top - margin_deg - 8) / spacing) * spacing  # the screen's corners curve in (degrees)
@@ -121,8 +126,6 @@ def fit_gaussian_2d_many(maps: np.ndarray, az: np.ndarray, el: np.ndarray, chunk
     """2-D Gaussian fits of many RF maps [U, h, w] on one degree grid at once (batched Levenberg–Marquardt from the
     peak, two starting angles). Returns arrays keyed az, el, sigma_major ≥ sigma_minor, angle (deg in [0, 180),
     major axis counter-clockwise from azimuth), amplitude, offset, r2. NaN bins are ignored."""
-    from .common import batched_lm
-
     Z = np.asarray(maps, dtype=float).reshape(len(maps), -1)
     aa, ee = np.asarray(az, dtype=float).ravel(), np.asarray(el, dtype=float).ravel()
     U = len(Z)
@@ -145,17 +148,10 @@ def fit_gaussian_2d_many(maps: np.ndarray, az: np.ndarray, el: np.ndarray, chunk
         d2 = (aa[None] - aa[k][:, None]) ** 2 + (ee[None] - ee[k][:, None]) ** 2
         s0 = np.clip(np.sqrt((near * w * d2).sum(1) / np.maximum((near * w).sum(1), 1e-12) / 2 + 1), 1.0, 40.0)
         span = np.maximum(peak, 1e-12)
-        best_p, best_c = None, None
-        for ang in (0.0, np.pi / 4):
-            # fit the map scaled by its peak height so one LM damping suits every unit
-            p0 = np.c_[aa[k], ee[k], 1.2 * s0, 0.8 * s0, np.full(len(idx), ang), np.ones(len(idx)), base / span]
-            p, cost = batched_lm(model, z / span[:, None], p0, lo, hi)
-            if best_p is None:
-                best_p, best_c = p, cost
-            else:
-                better = cost < best_c
-                best_p = np.where(better[:, None], p, best_p)
-                best_c = np.where(better, cost, best_c)
+        # fit the map scaled by its peak height so one LM damping suits every unit; two starting angles
+        starts = [np.c_[aa[k], ee[k], 1.2 * s0, 0.8 * s0, np.full(len(idx), ang), np.ones(len(idx)), base / span]
+                  for ang in (0.0, np.pi / 4)]
+        best_p, best_c = best_of_starts(model, z / span[:, None], starts, lo, hi)
         a0, e0, s1, s2, t, amp, off = best_p.T
         swap = s2 > s1
         s1, s2 = np.where(swap, s2, s1), np.where(swap, s1, s2)
@@ -199,12 +195,108 @@ def spatial_selectivity_index(rf: np.ndarray) -> float:
 
 # --- the experiment ------------------------------------------------------------------------------------------
 
-def receptive_fields(twin: Any, units: Any = None, *, spacing_deg: float = 5.0, dot_sigma_deg: float | None = None,
-                     dot_s: float = 0.2, gap_s: float = 0.1, repeats: int = 1, stimulus: Any = None,
-                     latency_s: float = DEFAULT_LATENCY_S, bin_px: int = 4, fit: str | tuple[str, ...] = "on_off",
-                     chunk_s: float = 20.0, monitor: Monitor | None = None, batch_size: int | None = None,
-                     progress: ProgressCallback | None = None, show_progress: bool = True, seed: int = 0
-                     ) -> xr.Dataset:
+def _stimulus_masks(stimulus: Any, mon: Monitor, bin_px: int) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """(frames, epochs, signed contrast masks [E, h, w]) of an RF-mapping stimulus, checked."""
+    if not (hasattr(stimulus, "render") and hasattr(stimulus, "epochs")):
+        raise ValueError("stimulus must have render() and epochs (a twin_explorer.stimuli object)")
+    frames, epochs = np.asarray(stimulus.render()), stimulus.epochs
+    if frames.ndim != 3 or frames.shape[1:] != mon.shape:
+        raise ValueError(f"stimulus frames have shape {frames.shape}; expected [T, {mon.height_px}, {mon.width_px}]")
+    for col in ("onset_frame", "offset_frame"):
+        if col not in epochs:
+            raise ValueError(f"stimulus epochs lack the {col!r} column")
+    if hasattr(stimulus, "masks") and "polarity" in epochs and mon.height_px % bin_px == 0 \
+            and mon.width_px % bin_px == 0:
+        # exact element profiles (peak 1) signed by polarity, as shown before uint8 rounding
+        pol = np.asarray(epochs["polarity"].map(lambda p: {"on": 1, "off": -1}.get(p, p)), dtype=float)
+        return frames, epochs, stimulus.masks(downsample=int(bin_px)) * pol[:, None, None]
+    return frames, epochs, epoch_masks(frames, epochs, int(bin_px))
+
+
+def _epoch_responses(twin: TwinLike, frames: np.ndarray, epochs: pd.DataFrame, ids: np.ndarray, latency_s: float,
+                     chunk_s: float, batch_size: int | None, progress: ProgressCallback | None, show_progress: bool,
+                     cancel: threading.Event | None) -> np.ndarray:
+    """Latency-shifted window mean of every epoch [E, U]. The sequence is cut at epoch starts into ~``chunk_s``
+    pieces, each a condition video: grey burn-in + its frames + latency tail; the pieces run as one batch."""
+    fr = twin_frame_rate(twin)
+    lat_f = int(np.ceil(latency_s * fr))
+    lat_round = int(round(latency_s * fr))
+    pre = BURN_IN_FRAMES
+    starts = epochs["onset_frame"].to_numpy(int)
+    ends = epochs["offset_frame"].to_numpy(int)
+    piece_len = max(int(chunk_s * fr), 1)
+    bounds = [0]
+    for k, s in enumerate(starts):
+        if s - starts[bounds[-1]] >= piece_len:
+            bounds.append(k)
+    bounds.append(len(starts))
+    pieces = [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+    seg = [(starts[a], (starts[b] if b < len(starts) else len(frames))) for a, b in pieces]
+    T = pre + max(e - s for s, e in seg) + lat_f + 1
+
+    def video(i: int) -> np.ndarray:
+        s, e = seg[i]
+        body = frames[s:min(e + lat_f + 1, len(frames))]
+        return pad_with_grey(body, pre, T - pre - len(body))
+
+    def reduce(i: int, r: np.ndarray) -> np.ndarray:
+        a, b = pieces[i]
+        vals = np.full((len(starts), r.shape[-1]), np.nan, dtype=np.float32)
+        for k in range(a, b):
+            w0 = pre + starts[k] - seg[i][0] + lat_round
+            w1 = pre + ends[k] - seg[i][0] + lat_round
+            vals[k] = r[w0:max(w1, w0 + 1)].mean(0)
+        return vals
+
+    per_piece = run_conditions(twin, video, len(seg), ids, batch_size=batch_size, progress=progress,
+                               desc="receptive fields", show_progress=show_progress, reduce=reduce, cancel=cancel)
+    return np.nanmean(per_piece, axis=0) if len(seg) > 1 else per_piece[0]  # each epoch is in one piece
+
+
+def _fit_all(sta: np.ndarray, az: np.ndarray, el: np.ndarray, fits: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Gaussian fits [U, 3] per polarity (NaN for polarities not in ``fits``)."""
+    out = {k: np.full((len(sta), 3), np.nan) for k in _G_KEYS}
+    for pi, pol in enumerate(POLARITIES):
+        if pol in fits:
+            g = fit_gaussian_2d_many(sta[:, pi], az, el)
+            for k in _G_KEYS:
+                out[k][:, pi] = g[k]
+    return out
+
+
+def _rf_dataset(twin: TwinLike, ids: np.ndarray, sta: np.ndarray, epoch_resp: np.ndarray, epochs: pd.DataFrame,
+                mon: Monitor, bin_px: int, fits: tuple[str, ...]) -> xr.Dataset:
+    h, w = sta.shape[2:]
+    A, E = mon.pixels_to_degrees(*np.meshgrid((np.arange(w) + 0.5) * bin_px, (np.arange(h) + 0.5) * bin_px))
+    fit_vals = _fit_all(sta, A, E, fits)
+    ssi = np.array([[spatial_selectivity_index(sta[u, p]) for p in range(3)] for u in range(len(ids))])
+    coords = unit_coords(twin, ids)
+    coords.update(polarity=("polarity", list(POLARITIES)), y=("y", np.arange(h)), x=("x", np.arange(w)),
+                  az=(("y", "x"), A, {"units": "deg", "long_name": "azimuth (right +)"}),
+                  el=(("y", "x"), E, {"units": "deg", "long_name": "elevation (up +)"}),
+                  epoch=("epoch", np.arange(len(epochs))))
+    data: dict[str, Any] = {
+        "sta": (("unit", "polarity", "y", "x"), sta.astype(np.float32), {"long_name": "Σ mask·response / Σ mask"}),
+        "ssi": (("unit", "polarity"), ssi),
+        "epoch_response": (("epoch", "unit"), epoch_resp.astype(np.float32)),
+    }
+    for k in _G_KEYS:
+        data[{"az": "rf_az", "el": "rf_el"}.get(k, f"rf_{k}")] = (("unit", "polarity"), fit_vals[k])
+    for c in ("x", "y", "polarity"):
+        if c in epochs:
+            coords[f"epoch_{c}"] = ("epoch", np.asarray(epochs[c]))
+    ds = xr.Dataset(data, coords=coords)
+    for k in ("rf_az", "rf_el", "rf_sigma_major", "rf_sigma_minor", "rf_angle"):
+        ds[k].attrs["units"] = "deg"
+    return ds
+
+
+def receptive_fields(twin: TwinLike, units: Any = None, *, spacing_deg: float = 5.0,
+                     dot_sigma_deg: float | None = None, dot_s: float = 0.2, gap_s: float = 0.1, repeats: int = 1,
+                     stimulus: Any = None, latency_s: float = DEFAULT_LATENCY_S, bin_px: int = 4,
+                     fit: str | tuple[str, ...] = "on_off", chunk_s: float = 20.0, monitor: Monitor | None = None,
+                     batch_size: int | None = None, progress: ProgressCallback | None = None,
+                     show_progress: bool = True, seed: int = 0, cancel: threading.Event | None = None) -> xr.Dataset:
     """Spatial RFs by STA of flashing dots (default) or any stimulus object with ``render()`` and ``epochs``
     (e.g. ``twin_explorer.stimuli.SparseNoise``). The sequence is cut at epoch boundaries into ~``chunk_s`` pieces,
     each prefixed by a grey burn-in, and the pieces run as one batch. Returns a Dataset with ``sta`` (unit,
@@ -212,7 +304,6 @@ def receptive_fields(twin: Any, units: Any = None, *, spacing_deg: float = 5.0, 
     polarities in ``fit`` (NaN elsewhere) and ``ssi``; ``epoch_response`` (epoch, unit) keeps the raw numbers.
     """
     mon = twin_monitor(twin, monitor)
-    fr = twin_frame_rate(twin)
     latency_s = check_positive("latency_s", latency_s, allow_zero=True)
     if int(bin_px) < 1:
         raise ValueError(f"bin_px must be a positive integer, got {bin_px}")
@@ -227,230 +318,12 @@ def receptive_fields(twin: Any, units: Any = None, *, spacing_deg: float = 5.0, 
                            gap_s=gap_s, repeats=repeats)
     else:
         stim_params = dict(kind=type(stimulus).__name__)
-    if not (hasattr(stimulus, "render") and hasattr(stimulus, "epochs")):
-        raise ValueError("stimulus must have render() and epochs (a twin_explorer.stimuli object)")
-    frames, epochs = np.asarray(stimulus.render()), stimulus.epochs
-    if frames.ndim != 3 or frames.shape[1:] != mon.shape:
-        raise ValueError(f"stimulus frames have shape {frames.shape}; expected [T, {mon.height_px}, {mon.width_px}]")
-    for col in ("onset_frame", "offset_frame"):
-        if col not in epochs:
-            raise ValueError(f"stimulus epochs lack the {col!r} column")
-    if hasattr(stimulus, "masks") and "polarity" in epochs and mon.height_px % bin_px == 0 \
-            and mon.width_px % bin_px == 0:
-        # exact element profiles (peak 1) signed by polarity, as shown before uint8 rounding
-        pol = np.asarray(epochs["polarity"].map(lambda p: {"on": 1, "off": -1}.get(p, p)), dtype=float)
-        masks = stimulus.masks(downsample=int(bin_px)) * pol[:, None, None]
-    else:
-        masks = epoch_masks(frames, epochs, int(bin_px))
-
-    # cut the sequence into pieces at epoch starts; each piece: grey burn-in + its frames + latency tail
-    lat_f = int(np.ceil(latency_s * fr))
-    pre = BURN_IN_FRAMES
-    starts = epochs["onset_frame"].to_numpy(int)
-    piece_len = max(int(chunk_s * fr), 1)
-    bounds = [0]
-    for k, s in enumerate(starts):
-        if s - starts[bounds[-1]] >= piece_len:
-            bounds.append(k)
-    bounds.append(len(starts))
-    pieces = [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
-    ends = epochs["offset_frame"].to_numpy(int)
-    seg = [(starts[a], (starts[b] if b < len(starts) else len(frames))) for a, b in pieces]
-    T = pre + max(e - s for s, e in seg) + lat_f + 1
-
-    def video(i: int) -> np.ndarray:
-        s, e = seg[i]
-        out = np.full((T, *mon.shape), GREY, dtype=np.uint8)
-        stop = min(e + lat_f + 1, len(frames))
-        out[pre:pre + stop - s] = frames[s:stop]
-        return out
-
-    def reduce(i: int, r: np.ndarray) -> np.ndarray:
-        a, b = pieces[i]
-        vals = np.full((len(starts), r.shape[-1]), np.nan, dtype=np.float32)
-        for k in range(a, b):
-            w0 = pre + starts[k] - seg[i][0] + int(round(latency_s * fr))
-            w1 = pre + ends[k] - seg[i][0] + int(round(latency_s * fr))
-            vals[k] = r[w0:max(w1, w0 + 1)].mean(0)
-        return vals
-
-    per_piece = run_conditions(twin, video, len(seg), ids, batch_size=batch_size, progress=progress,
-                               desc="receptive fields", show_progress=show_progress, reduce=reduce)
-    epoch_resp = np.nanmean(per_piece, axis=0) if len(seg) > 1 else per_piece[0]  # each epoch is in one piece
+    frames, epochs, masks = _stimulus_masks(stimulus, mon, int(bin_px))
+    epoch_resp = _epoch_responses(twin, frames, epochs, ids, latency_s, chunk_s, batch_size, progress,
+                                  show_progress, cancel)
     sta = sta_maps(masks, epoch_resp)  # [U, 3, h, w]
-
-    h, w = masks.shape[1:]
-    cols = (np.arange(w) + 0.5) * bin_px
-    rows = (np.arange(h) + 0.5) * bin_px
-    A, E = mon.pixels_to_degrees(*np.meshgrid(cols, rows))
-    fit_vals = {k: np.full((len(ids), 3), np.nan) for k in _G_KEYS}
-    for pi, pol in enumerate(POLARITIES):
-        if pol in fits:
-            g = fit_gaussian_2d_many(sta[:, pi], A, E)
-            for k in _G_KEYS:
-                fit_vals[k][:, pi] = g[k]
-    ssi = np.array([[spatial_selectivity_index(sta[u, p]) for p in range(3)] for u in range(len(ids))])
-
-    coords = unit_coords(twin, ids)
-    coords.update(polarity=("polarity", list(POLARITIES)), y=("y", np.arange(h)), x=("x", np.arange(w)),
-                  az=(("y", "x"), A, {"units": "deg", "long_name": "azimuth (right +)"}),
-                  el=(("y", "x"), E, {"units": "deg", "long_name": "elevation (up +)"}),
-                  epoch=("epoch", np.arange(len(starts))))
-    data: dict[str, Any] = {
-        "sta": (("unit", "polarity", "y", "x"), sta.astype(np.float32), {"long_name": "Σ mask·response / Σ mask"}),
-        "ssi": (("unit", "polarity"), ssi),
-        "epoch_response": (("epoch", "unit"), epoch_resp.astype(np.float32)),
-    }
-    for k in _G_KEYS:
-        name = {"az": "rf_az", "el": "rf_el"}.get(k, f"rf_{k}")
-        data[name] = (("unit", "polarity"), fit_vals[k])
-    for c in ("x", "y", "polarity"):
-        if c in epochs:
-            coords[f"epoch_{c}"] = ("epoch", np.asarray(epochs[c]))
-    ds = xr.Dataset(data, coords=coords)
-    for k in ("rf_az", "rf_el", "rf_sigma_major", "rf_sigma_minor", "rf_angle"):
-        ds[k].attrs["units"] = "deg"
+    ds = _rf_dataset(twin, ids, sta, epoch_resp, epochs, mon, int(bin_px), fits)
     ds.attrs.update(provenance(twin, "receptive_fields", dict(stim_params, latency_s=latency_s, bin_px=int(bin_px),
                                                               fit=list(fits), chunk_s=chunk_s),
                                seed=seed, monitor=mon, stimulus=stimulus))
     return ds
-
-
-# --- readout location -> monitor degrees ---------------------------------------------------------------------
-
-def _rot(angles: np.ndarray) -> np.ndarray:
-    """Rz·Ry·Rx for angles [..., 3] (spec 3.1) -> [..., 3, 3]."""
-    ax, ay, az = np.moveaxis(np.asarray(angles, dtype=float), -1, 0)
-    c, s = np.cos, np.sin
-    one, zero = np.ones_like(ax), np.zeros_like(ax)
-    rx = np.stack([one, zero, zero, zero, c(ax), -s(ax), zero, s(ax), c(ax)], -1).reshape(*ax.shape, 3, 3)
-    ry = np.stack([c(ay), zero, s(ay), zero, one, zero, -s(ay), zero, c(ay)], -1).reshape(*ax.shape, 3, 3)
-    rz = np.stack([c(az), -s(az), zero, s(az), c(az), zero, zero, zero, one], -1).reshape(*ax.shape, 3, 3)
-    return (rz @ ry) @ rx
-
-
-def readout_rf(positions: Any, *, eye_angles: Any = (0.0, 0.0, 0.0), monitor_center: Any = (0.0, 0.0, 0.5),
-               monitor_angle: Any = (0.0, 0.0, 0.0), retina_shape: tuple[int, int] = (128, 192),
-               max_eccentricity_deg: float = 75.0, monitor: Monitor = DEFAULT_MONITOR,
-               frame_shape: tuple[int, int] = (144, 256), apply_tanh: bool = False) -> pd.DataFrame:
-    """Map readout positions P = tanh(mu) (x, y in (−1, 1), y = −1 at the top) to monitor degrees.
-
-    Follows the network's own geometry (spec §3, §13): retina direction with x = px, y = py·(H'/W')·(W'−1)/W'
-    /((H'−1)/H'), eccentricity ``max_eccentricity_deg``·|(x, y)| (75° in the published network), rotated by the
-    eye rotation Rz·Ry·Rx(eye_angles), intersected with the monitor plane (centre, rot(angle)) to isotropic monitor
-    coordinates g, converted to the pixels the network samples (grid_sample, align_corners=False, with the spec's
-    (W'−1)/W' factors), then to degrees with ``monitor``. Pass raw ``mu`` with ``apply_tanh=True``. Returns a DataFrame with az, el (deg), col, row (px)
-    and on_monitor (False when the ray misses the screen)."""
-    P = np.asarray(positions.detach().cpu().numpy() if hasattr(positions, "detach") else positions, dtype=float)
-    if P.ndim == 1:
-        P = P[None]
-    if P.ndim != 2 or P.shape[1] != 2:
-        raise ValueError(f"positions must be [U, 2] (x, y), got shape {P.shape}")
-    if apply_tanh:
-        P = np.tanh(P)
-    Ho, Wo = retina_shape
-    Hs, Ws = frame_shape
-    x = P[:, 0]
-    y = P[:, 1] * (Ho / Wo) * ((Wo - 1) / Wo) / ((Ho - 1) / Ho)
-    ecc = np.clip(np.hypot(x, y) * np.radians(max_eccentricity_deg), 0, np.pi / 2)
-    phi = np.arctan2(y, x)
-    rays = np.stack([np.sin(ecc) * np.cos(phi), np.sin(ecc) * np.sin(phi), np.cos(ecc)], -1)
-    rays = rays @ _rot(np.asarray(eye_angles, dtype=float)).T
-    M = _rot(np.asarray(monitor_angle, dtype=float))
-    X, Y, Z = M[:, 0], M[:, 1], M[:, 2]
-    c = np.asarray(monitor_center, dtype=float)
-    denom = rays @ Z
-    t = (Z @ c) / np.maximum(denom, 1e-5)
-    d = t[:, None] * rays - c
-    gx, gy = d @ X, d @ Y
-    s = Ws / (Ws - 1)
-    nx = gx * s * (Wo - 1) / Wo
-    ny = gy * (Ws / Hs) * s * (Ho - 1) / Ho
-    col = (nx + 1) / 2 * Ws
-    row = (ny + 1) / 2 * Hs
-    # the network's frame is the monitor's frame: rescale pixel units if a non-default frame shape is used
-    col = col * monitor.width_px / Ws
-    row = row * monitor.height_px / Hs
-    az, el = monitor.pixels_to_degrees(col, row)
-    on = (denom > 1e-5) & (np.abs(nx) <= 1) & (np.abs(ny) <= 1)
-    return pd.DataFrame({"az": az, "el": el, "col": col, "row": row, "on_monitor": on})
-
-
-def readout_rf_from_network(network: Any, perspective: Any = (0.0, 0.0), monitor: Monitor = DEFAULT_MONITOR
-                            ) -> pd.DataFrame:
-    """:func:`readout_rf` for a torch fnn network (or a twin holding one as ``.network``): reads
-    ``readout.position.mu`` and the perspective module's monitor pose and eye rotation at ``perspective``
-    (default: the mean eye position, 0)."""
-    import torch
-
-    net = getattr(network, "network", network)
-    try:
-        sd = net.state_dict()
-    except AttributeError as exc:
-        raise ValueError("network must be a torch module (or a twin with .network) with the fnn state dict") from exc
-    needed = ("readout.position.mu", "perspective.monitor.center", "perspective.monitor.angle")
-    missing = [k for k in needed if k not in sd]
-    if missing:
-        raise ValueError(f"the network's state dict lacks {missing}; is it an fnn network?")
-    persp = getattr(net, "perspective", None)
-    eye = np.zeros(3)
-    if persp is not None and hasattr(persp, "angles"):
-        with torch.no_grad():
-            p = torch.as_tensor(np.asarray(perspective, dtype=np.float32)).reshape(1, 2)
-            eye = persp.angles(p)[0].detach().cpu().numpy().astype(float)
-    grid = sd.get("perspective.retina.grid")
-    retina_shape = tuple(grid.shape[:2]) if grid is not None else (128, 192)
-    # the retina's field of view is the network's own (the demo twin's is narrower than the published ±75°)
-    degrees = float(getattr(getattr(net, "config", None), "retina_degrees", 75.0))
-    return readout_rf(sd["readout.position.mu"], apply_tanh=True, eye_angles=eye,
-                      monitor_center=sd["perspective.monitor.center"].cpu().numpy(),
-                      monitor_angle=sd["perspective.monitor.angle"].cpu().numpy(), retina_shape=retina_shape,
-                      max_eccentricity_deg=degrees, monitor=monitor)
-
-
-# --- plots ---------------------------------------------------------------------------------------------------
-
-def _ellipse(az0: float, el0: float, s1: float, s2: float, ang: float, k: float = 2.0) -> np.ndarray:
-    t = np.linspace(0, 2 * np.pi, 100)
-    a = np.radians(ang)
-    u, v = k * s1 * np.cos(t), k * s2 * np.sin(t)
-    return np.c_[az0 + u * np.cos(a) - v * np.sin(a), el0 + u * np.sin(a) + v * np.cos(a)]
-
-
-def plot_receptive_field(ds: xr.Dataset, unit: int, polarities: tuple[str, ...] = POLARITIES) -> Any:
-    """STA heatmaps in degrees (one per polarity) with the fitted 2-σ ellipse and centre."""
-    hv = hv_bokeh()
-
-    if int(unit) not in set(ds["unit"].values.tolist()):
-        raise ValueError(f"unit {unit} is not in this Dataset")
-    u = ds.sel(unit=int(unit))
-    panels = []
-    for pol in polarities:
-        if pol not in POLARITIES:
-            raise ValueError(f"polarity must be among {POLARITIES}, got {pol!r}")
-        p = u.sel(polarity=pol)
-        mesh = hv.QuadMesh((ds["az"].values, ds["el"].values, p["sta"].values), ["azimuth (deg)", "elevation (deg)"],
-                           "STA").opts(cmap="RdBu_r" if pol != "on_off" else "viridis", colorbar=True,
-                                       width=380, height=260, title=f"unit {unit}: {pol}", tools=["hover"])
-        layer = mesh
-        if np.isfinite(float(p["rf_az"])):
-            ell = _ellipse(float(p["rf_az"]), float(p["rf_el"]), float(p["rf_sigma_major"]),
-                           float(p["rf_sigma_minor"]), float(p["rf_angle"]))
-            layer = (mesh * hv.Curve(ell, "azimuth (deg)", "elevation (deg)").opts(color="white", line_width=2)
-                     * hv.Scatter([(float(p["rf_az"]), float(p["rf_el"]))], "azimuth (deg)", "elevation (deg)")
-                     .opts(color="white", marker="x", size=10))
-        panels.append(layer)
-    return hv.Layout(panels).cols(3)
-
-
-def plot_rf_centres(ds: xr.Dataset, polarity: str = "on_off") -> Any:
-    """Fitted RF centres of all units on the monitor, with the screen outline."""
-    hv = hv_bokeh()
-
-    p = ds.sel(polarity=polarity)
-    az, el = p["rf_az"].values, p["rf_el"].values
-    left, right, bottom, top = DEFAULT_MONITOR.extent_deg
-    outline = hv.Curve([(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)],
-                       "azimuth (deg)", "elevation (deg)").opts(color="grey")
-    pts = hv.Scatter((az, el), "azimuth (deg)", "elevation (deg)").opts(size=4, alpha=0.6)
-    return (outline * pts).opts(title=f"RF centres ({polarity})", width=500, height=320)

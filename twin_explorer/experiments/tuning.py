@@ -7,7 +7,7 @@ Conventions
   convert to/from the older CAVE v1/v3 convention (radians, 0 = horizontal bar moving upward, clockwise):
   ``dir_v2 = (90° − dir_v3) mod 360`` (the same map the pipeline applies to Monet2 directions).
 * Each direction's response is the mean over ``[onset + latency, offset + latency)`` (see
-  :mod:`twin_explorer.experiments.common`).
+  :mod:`twin_explorer.experiments.runner`).
 * OSI and DSI follow the AllenSDK (``osi_dg``, ``dsi_dg``): the preferred direction is the argmax of the
   curve, OSI = (R_pref − R_orth)/(R_pref + R_orth) with R_orth the mean of the responses at ±90°,
   DSI = (R_pref − R_null)/(R_pref + R_null) with R_null at +180°. gOSI = |Σ r e^{2iθ}|/Σ r and
@@ -21,19 +21,22 @@ Conventions
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from .common import (hv_bokeh, DEFAULT_LATENCY_S, ProgressCallback, Timing, check_positive, check_values, grating_frames,
-                     provenance, resolve_units, run_conditions, twin_frame_rate, twin_monitor, unit_coords,
-                     window_mean)
+from ..engine.contract import TwinLike
 from ..monitor import Monitor
+from .checks import check_positive, check_values, resolve_units, twin_frame_rate, twin_monitor, unit_coords
+from .fitting import batched_lm
+from .grid import grating_frames
+from .provenance import provenance
+from .runner import BURN_IN_FRAMES, DEFAULT_LATENCY_S, ProgressCallback, Timing, run_conditions, window_mean
 
 __all__ = ["direction_tuning", "directions_from", "global_osi", "global_dsi", "allen_osi_dsi", "bivonmises",
-           "fit_bivonmises", "fit_bivonmises_many", "tuning_indices", "to_v3", "from_v3",
-           "plot_direction_tuning", "plot_tuning_population"]
+           "fit_bivonmises", "fit_bivonmises_many", "tuning_indices", "to_v3", "from_v3"]
 
 
 # --- conventions -----------------------------------------------------------------------------------------------
@@ -152,8 +155,6 @@ def fit_bivonmises_many(curves: np.ndarray, directions_deg: np.ndarray) -> dict[
     over (μ every 5°, κ, φ ∈ {0.5, 0.75, 1}) with amplitude and baseline solved linearly, then Levenberg–Marquardt with
     the bounds κ ∈ [0, 60], φ ∈ [0, 1], A, b ≥ 0. Returns arrays mu (deg, peak with weight ≥ 0.5), kappa, phi,
     amplitude, baseline, r2."""
-    from .common import batched_lm
-
     y = np.atleast_2d(np.asarray(curves, dtype=float))
     th = np.radians(np.asarray(directions_deg, dtype=float))
     if y.shape[1] != th.size or th.size < 5:
@@ -250,13 +251,13 @@ def _per_unit(name: str, value: Any, n: int, allow_zero: bool = False) -> np.nda
     return arr
 
 
-def direction_tuning(twin: Any, directions: int | Any = 16, sf_cpd: float | Any = 0.04, tf_hz: float | Any = 2.0,
+def direction_tuning(twin: TwinLike, directions: int | Any = 16, sf_cpd: float | Any = 0.04, tf_hz: float | Any = 2.0,
                      duration_s: float = 2.0, contrast: float = 1.0, units: Any = None, *,
                      latency_s: float = DEFAULT_LATENCY_S, pre_s: float = 0.5,
                      aperture: tuple[float, float, float] | None = None, repeats_phase: int = 1,
                      monitor: Monitor | None = None, keep_traces: bool = True, batch_size: int | None = None,
                      progress: ProgressCallback | None = None, show_progress: bool = True,
-                     seed: int = 0) -> xr.Dataset:
+                     seed: int = 0, cancel: threading.Event | None = None) -> xr.Dataset:
     """Drifting-grating direction tuning of every selected unit.
 
     One condition video per direction (grey pre-blank ≥ burn-in, ``duration_s`` of grating, grey tail ≥ latency),
@@ -297,11 +298,11 @@ def direction_tuning(twin: Any, directions: int | Any = 16, sf_cpd: float | Any 
         sub = None if progress is None else (lambda done, _n, g0=gi * n_cond: progress(g0 + done, total))
         r = run_conditions(twin, video, n_cond, ids[members], batch_size=batch_size, progress=sub,
                            desc="direction tuning" + (f" ({gi + 1}/{len(pairs)})" if len(pairs) > 1 else ""),
-                           show_progress=show_progress)
+                           show_progress=show_progress, cancel=cancel)
         resp[:, :, members] = r.reshape(len(dirs), len(phases), timing.total, -1).mean(axis=1)
     start, stop = timing.window(latency_s)
     curves = window_mean(resp, start, stop).T  # [U, D]
-    baseline = window_mean(resp, 10, timing.pre).mean(0) if timing.pre > 10 else np.full(len(ids), np.nan)
+    baseline = window_mean(resp, BURN_IN_FRAMES, timing.pre).mean(0) if timing.pre > BURN_IN_FRAMES else np.full(len(ids), np.nan)
     idx = tuning_indices(curves, dirs)
 
     coords = unit_coords(twin, ids)
@@ -329,64 +330,3 @@ def direction_tuning(twin: Any, directions: int | Any = 16, sf_cpd: float | Any 
     return ds
 
 
-# --- plots ---------------------------------------------------------------------------------------------------
-
-def _unit_sel(ds: xr.Dataset, unit: int) -> xr.Dataset:
-    if int(unit) not in set(ds["unit"].values.tolist()):
-        raise ValueError(f"unit {unit} is not in this Dataset (readout ids {ds['unit'].values[:10].tolist()}…)")
-    return ds.sel(unit=int(unit))
-
-
-def plot_direction_tuning(ds: xr.Dataset, unit: int, polar: bool = True) -> Any:
-    """Tuning curve of one unit with its bi-von-Mises fit: polar (default) or linear, plus response traces."""
-    hv = hv_bokeh()
-
-    u = _unit_sel(ds, unit)
-    d = ds["direction"].values
-    y = u["tuning"].values
-    fine = np.linspace(0, 360, 361)
-    fit = bivonmises(np.radians(fine), np.radians(float(u["fit_mu"])), float(u["fit_kappa"]), float(u["fit_phi"]),
-                     float(u["fit_amplitude"]), float(u["fit_baseline"]))
-    title = (f"unit {unit}: pref {float(u['pref_dir']):.0f}°, OSI {float(u['osi']):.2f}, DSI {float(u['dsi']):.2f}, "
-             f"gOSI {float(u['gosi']):.2f}, gDSI {float(u['gdsi']):.2f}")
-    if polar:
-        def xy(a, r):
-            return np.c_[r * np.cos(np.radians(a)), r * np.sin(np.radians(a))]
-        dd = np.r_[d, d[:1]]
-        yy = np.r_[y, y[:1]]
-        rmax = float(max(np.nanmax(yy), np.nanmax(fit))) * 1.1
-        ring = hv.Curve(xy(fine, np.full_like(fine, rmax / 2)), "x", "y").opts(color="lightgrey", line_dash="dotted")
-        pts = hv.Scatter(xy(dd, yy), "x", "y").opts(size=6, color="black")
-        curve = hv.Curve(xy(dd, yy), "x", "y", label="measured").opts(color="black")
-        fitc = hv.Curve(xy(fine, fit), "x", "y", label="bi-von-Mises").opts(color="crimson")
-        pref = hv.Curve(xy([float(u["pref_dir"])] * 2, np.array([0, rmax])), "x", "y").opts(color="crimson",
-                                                                                          line_dash="dashed")
-        main = (ring * curve * pts * fitc * pref).opts(
-            title=title, width=420, height=420, xlim=(-rmax, rmax), ylim=(-rmax, rmax), xlabel="rightward",
-            ylabel="upward", data_aspect=1, fontsize={"title": 9})
-    else:
-        main = (hv.Curve((d, y), "direction (deg)", "response", label="measured").opts(color="black")
-                * hv.Scatter((d, y), "direction (deg)", "response").opts(size=6, color="black")
-                * hv.Curve((fine, fit), "direction (deg)", "response", label="bi-von-Mises").opts(color="crimson")
-                ).opts(title=title, width=520, height=320, fontsize={"title": 9})
-    if "response" not in ds:
-        return main
-    traces = hv.NdOverlay({float(a): hv.Curve((ds["time"].values, u["response"].sel(direction=a).values),
-                                              "time (s)", "response").opts(line_width=1) for a in d},
-                          kdims="direction").opts(width=420, height=260, show_legend=False,
-                                                  title="responses by direction")
-    return (main + traces).cols(2)
-
-
-def plot_tuning_population(ds: xr.Dataset) -> Any:
-    """Population histograms of gOSI, gDSI, OSI, DSI and the preferred direction."""
-    hv = hv_bokeh()
-
-    panels = []
-    for k, rng, n in (("gosi", (0, 1), 20), ("gdsi", (0, 1), 20), ("osi", (-0.2, 1), 24), ("dsi", (-0.2, 1), 24),
-                      ("pref_dir", (0, 360), 24)):
-        v = ds[k].values
-        v = v[np.isfinite(v)]
-        freq, edges = np.histogram(v, bins=n, range=rng)
-        panels.append(hv.Histogram((edges, freq), kdims=[k], vdims=["units"]).opts(width=260, height=200, title=k))
-    return hv.Layout(panels).cols(3)

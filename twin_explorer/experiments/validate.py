@@ -23,7 +23,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .common import ProgressCallback, hv_bokeh
+from ..engine.contract import TwinLike
+from ..synthetic import SyntheticMouse
+from .plotting import hv_bokeh
+from .receptive_fields import receptive_fields
+from .runner import ProgressCallback
+from .spatial_temporal import sf_tf_tuning
+from .tuning import direction_tuning
 
 __all__ = ["ValidationReport", "validate", "plot_validation", "angular_error"]
 
@@ -72,23 +78,17 @@ class ValidationReport:
     extra: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["metric", "value", "n"]))
 
 
-def validate(n_neurons: int = 200, seed: int = 0, quick: bool = True, mouse: Any = None,
+def validate(n_neurons: int = 200, seed: int = 0, quick: bool = True, mouse: TwinLike | None = None,
              progress: ProgressCallback | None = None, show_progress: bool = True) -> ValidationReport:
     """Run the protocol above on ``SyntheticMouse(seed, n_neurons)`` (or a given mouse with ``.truth``) and score
     it against the targets. ``quick`` uses coarser grids and shorter presentations (about 4× faster)."""
     if mouse is None:
-        from ..synthetic import SyntheticMouse
-
         if int(n_neurons) < 10:
             raise ValueError(f"n_neurons must be ≥ 10 for meaningful population statistics, got {n_neurons}")
         mouse = SyntheticMouse(seed=int(seed), n_neurons=int(n_neurons))
     truth = mouse.truth() if callable(getattr(mouse, "truth", None)) else None  # the twin contract's truth()
     if truth is None:
         raise ValueError("validation needs a twin with a .truth table (the synthetic mouse)")
-    from .receptive_fields import receptive_fields
-    from .spatial_temporal import sf_tf_tuning
-    from .tuning import direction_tuning
-
     stage = {"i": 0}
 
     def sub(done: int, total: int) -> None:  # map each stage's progress onto 0..3

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..monitor import Monitor
+
 from .base import GREY, MAX_DURATION_S, Stimulus, aperture_mask, angular_distance_deg
 from .dots import GaussianDots, SparseNoise
 from .gratings import DirectionSeries, DriftingGrating, Plaid
@@ -28,11 +30,13 @@ FAMILIES: dict[str, type[Stimulus]] = {
     )
 }
 
+#: Families offered in interactive menus (the designer), in menu order: those that render quickly from defaults.
+INTERACTIVE_FAMILIES: tuple[str, ...] = ("DriftingGrating", "Plaid", "GaussianDots", "SparseNoise",
+                                         "RandomDotKinematogram", "Monet2", "Trippy", "Flash", "Grey")
+
 
 def stimulus_from_params(params: dict[str, Any]) -> Stimulus:
     """Rebuild a stimulus from ``Stimulus.params_dict()`` output (provenance round trip)."""
-    from ..monitor import Monitor
-
     d = dict(params)
     family = d.pop("family", None)
     if family not in FAMILIES:
@@ -50,6 +54,6 @@ def stimulus_from_params(params: dict[str, Any]) -> Stimulus:
 __all__ = [
     "Stimulus", "Sequence", "DriftingGrating", "Plaid", "DirectionSeries", "GaussianDots", "SparseNoise",
     "RandomDotKinematogram", "Monet2", "Trippy", "NaturalClip", "Flash", "Grey", "VideoFile",
-    "make_natural_video", "read_video", "save_mp4", "save_npy", "stimulus_from_params", "FAMILIES",
+    "make_natural_video", "read_video", "save_mp4", "save_npy", "stimulus_from_params", "FAMILIES", "INTERACTIVE_FAMILIES",
     "aperture_mask", "angular_distance_deg", "GREY", "MAX_DURATION_S",
 ]

@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 import param
 
-from ..monitor import DEFAULT_MONITOR, FRAME_RATE, Monitor
+from ..monitor import DEFAULT_MONITOR, FRAME_RATE, GREY, Monitor
 
-GREY: int = 128
 AMPLITUDE: float = 127.0
-MAX_DURATION_S: float = 120.0
+MAX_DURATION_S: float = 120.0  # the longest stimulus the library renders (memory: 120 s ≈ 133 MB of uint8 frames)
 EPOCH_COLUMNS: list[str] = ["onset", "offset", "onset_frame", "offset_frame"]
 
 

@@ -17,6 +17,15 @@ def seconds_to_frames(seconds: float) -> int:
     return int(round(float(seconds) * FRAME_RATE))
 
 
+def pad_with_grey(frames: np.ndarray, pre: int, post: int) -> np.ndarray:
+    """uint8 frames [T, H, W] with ``pre`` grey frames before and ``post`` after: the one grey padding of the
+    package (sequences and experiment condition videos both use it)."""
+    frames = np.asarray(frames)
+    out = np.full((int(pre) + frames.shape[0] + int(post),) + frames.shape[1:], GREY, dtype=np.uint8)
+    out[int(pre):int(pre) + frames.shape[0]] = frames
+    return out
+
+
 class Sequence(Stimulus):
     """Stimuli played one after the other: ``pre_s`` grey, item, ``gap_s`` grey, item, ..., ``post_s`` grey.
 
@@ -58,10 +67,12 @@ class Sequence(Stimulus):
         return self._layout()[-1] + self.items[-1].n_frames + seconds_to_frames(self.post_s)
 
     def _render(self) -> np.ndarray:
-        out = np.full((self.n_frames, *self.frame_shape), GREY, dtype=np.uint8)
-        for start, it in zip(self._layout(), self.items):
-            out[start : start + it.n_frames] = it.render()
-        return out
+        starts = self._layout()
+        pre, post = starts[0], seconds_to_frames(self.post_s)
+        body = np.full((self.n_frames - pre - post, *self.frame_shape), GREY, dtype=np.uint8)
+        for start, it in zip(starts, self.items):  # grey gaps between items stay grey
+            body[start - pre : start - pre + it.n_frames] = it.render()
+        return pad_with_grey(body, pre, post)
 
     @property
     def epochs(self) -> pd.DataFrame:
@@ -81,4 +92,4 @@ class Sequence(Stimulus):
         return d
 
 
-__all__ = ["Sequence", "seconds_to_frames", "EPOCH_COLUMNS"]
+__all__ = ["Sequence", "seconds_to_frames", "pad_with_grey", "EPOCH_COLUMNS"]

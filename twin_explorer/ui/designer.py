@@ -22,15 +22,14 @@ from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMappe
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 
+from twin_explorer.stimuli import FAMILIES, INTERACTIVE_FAMILIES
+
 from .state import ExplorerState, deferred
 from .tasks import RESULTS
 
-# Stimulus families offered, in menu order (those the stimulus library does not define are skipped).
-FAMILIES = ("DriftingGrating", "Plaid", "GaussianDots", "SparseNoise", "RandomDotKinematogram", "Monet2",
-            "Trippy", "Flash", "Grey")
 # Parameters not offered as widgets (set by the app, or not meaningful to edit here).
 _HIDDEN = {"name", "monitor"}
-MAX_DURATION_S = 10.0
+MAX_PREVIEW_DURATION_S = 10.0  # longest stimulus the designer previews (the library itself allows MAX_DURATION_S)
 PREVIEW_DURATION_S = 1.0
 # Starting values that keep each family's preview short (the library's defaults suit full experiments).
 PREVIEW_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -40,16 +39,7 @@ PREVIEW_DEFAULTS: dict[str, dict[str, Any]] = {
 
 def stimulus_families() -> dict[str, type]:
     """Name -> class for every stimulus family the library provides and can build with defaults."""
-    import twin_explorer.stimuli as stimuli
-
-    out = {}
-    for name in FAMILIES:
-        cls = getattr(stimuli, name, None)
-        if isinstance(cls, type) and issubclass(cls, param.Parameterized):
-            out[name] = cls
-    if not out:
-        raise RuntimeError("twin_explorer.stimuli defines none of the stimulus families " + ", ".join(FAMILIES))
-    return out
+    return {name: FAMILIES[name] for name in INTERACTIVE_FAMILIES}
 
 
 def _param_widgets(stim: param.Parameterized) -> tuple[list[str], dict[str, dict]]:
@@ -99,7 +89,7 @@ def preview_gif(frames: np.ndarray, fps: float, step: int = 2) -> bytes:
 class StimulusDesigner(pn.viewable.Viewer):
     """Design a stimulus and see the twin's population response; usable alone: ``StimulusDesigner(twin)``."""
 
-    family = param.Selector(default="DriftingGrating", objects=list(FAMILIES), doc="Stimulus family.")
+    family = param.Selector(default="DriftingGrating", objects=list(INTERACTIVE_FAMILIES), doc="Stimulus family.")
     normalise = param.Boolean(default=True, doc="Scale each neuron's row of the heatmap to its own maximum.")
     n_updates = param.Integer(default=0, doc="Number of completed redraws (a marker for browser tests).")
     last_update_ms = param.Number(default=0.0, doc="Server time of the last redraw (render + predict + plots).")
@@ -192,8 +182,8 @@ class StimulusDesigner(pn.viewable.Viewer):
         t0 = time.perf_counter()
         stim = self.stimulus
         try:
-            if stim.duration > MAX_DURATION_S:
-                raise ValueError(f"the designer previews at most {MAX_DURATION_S:g} s; this stimulus lasts "
+            if stim.duration > MAX_PREVIEW_DURATION_S:
+                raise ValueError(f"the designer previews at most {MAX_PREVIEW_DURATION_S:g} s; this stimulus lasts "
                                  f"{stim.duration:g} s. Shorten it, or run long stimuli from Python.")
             result = render_and_predict(self.state.twin, stim, self.state.behaviour_key)
         except Exception as exc:  # a bad parameter combination is shown, not raised into the server

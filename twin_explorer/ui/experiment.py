@@ -1,8 +1,10 @@
-"""What the population-experiment views (tuning, receptive fields) share: scope, caching and the background run.
+"""Experiment views: the shared base (scope, cache, background run with progress and Cancel) and the generic view
+that runs any registered experiment spec (:mod:`twin_explorer.experiments.spec`).
 
-A subclass names its experiment (``kind``), says which parameters define a result (``experiment_params``),
-how to compute it (``compute``) and how to show it (``show_result``); this base class runs it in a worker
-thread with progress and Cancel, and serves repeated requests from the per-twin result cache.
+A subclass of :class:`ExperimentView` names its experiment (``kind``), says which parameters define a result
+(``experiment_params``), how to compute it (``compute``) and how to show it (``show_result``); the base class runs
+it in a worker thread with progress and Cancel, and serves repeated requests from the per-twin result cache.
+:class:`SpecView` is such a view for every registered spec: its parameter widgets come from the spec.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import holoviews as hv
 import panel as pn
 import param
 
-from .state import ExplorerState
+from twin_explorer.engine.contract import TwinLike
+from twin_explorer.experiments import REGISTRY, get_experiment
+
+from .state import ExplorerState, deferred
 from .tasks import RESULTS, Job, TaskRunner
 
 ALL, SELECTED = "all neurons", "selected neurons"
@@ -28,17 +33,22 @@ def split_layout(obj: Any, size: tuple[int, int] | None = None) -> list[Any]:
     return items
 
 
+def job_progress(job: Job, what: str = "condition", offset: float = 0.0, share: float = 1.0):
+    """A runner ``progress(done, total)`` callback reporting to ``job`` (its share of the bar from ``offset``)."""
+    return lambda done, total: job.update(offset + share * done / max(total, 1), f"{what} {done}/{total}")
+
+
 class ExperimentView(pn.viewable.Viewer):
     """Base of a view that measures something over the twin's neurons in the background."""
 
     scope = param.Selector(default=ALL, objects=[ALL, SELECTED], doc="Which neurons to measure.")
-    result = param.Parameter(default=None, doc="The last result Dataset.")
+    result = param.Parameter(default=None, doc="The last result.")
 
     #: Cache key of the experiment and the label of its progress messages (set by subclasses).
     kind: str = ""
     label: str = ""
 
-    def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
+    def __init__(self, twin: TwinLike | None = None, state: ExplorerState | None = None, **params: Any) -> None:
         self.state = state if state is not None else ExplorerState(twin)
         super().__init__(**params)
         self.runner = TaskRunner()
@@ -48,7 +58,7 @@ class ExperimentView(pn.viewable.Viewer):
         """JSON-able parameters that fully define a result (the cache key), including ``units``."""
         raise NotImplementedError
 
-    def compute(self, twin: Any, params: dict[str, Any], job: Job) -> Any:
+    def compute(self, twin: TwinLike, params: dict[str, Any], job: Job) -> Any:
         """Run the experiment (in the worker thread); report progress through ``job.update``."""
         raise NotImplementedError
 
@@ -71,7 +81,8 @@ class ExperimentView(pn.viewable.Viewer):
         hit = RESULTS.get(self.state.twin, self.kind, self.experiment_params())
         if hit is not None:
             self._set_result(hit)
-        elif self.result is not None and self.result.attrs.get("twin_id") != str(getattr(self.state.twin, "id", "")):
+        elif self.result is not None and getattr(self.result, "attrs", {}).get("twin_id") != str(
+                getattr(self.state.twin, "id", "")):
             self.clear_result()
 
     def _set_result(self, ds: Any) -> None:
@@ -102,3 +113,75 @@ class ExperimentView(pn.viewable.Viewer):
             if self.runner.error:
                 raise RuntimeError(self.runner.error)
         return started
+
+
+class SpecView(ExperimentView):
+    """Any registered experiment: choose it, edit its parameters (from the spec), run it on all or the selected
+    neurons, see its summary, the focused neuron's plot and the population plot. ``SpecView(twin,
+    experiment="surround_suppression")``, then ``.run(wait=True)``."""
+
+    experiment = param.Selector(default="direction_tuning", objects=sorted(REGISTRY), doc="Registered experiment.")
+
+    label = "Experiment"
+
+    def __init__(self, twin: TwinLike | None = None, state: ExplorerState | None = None, **params: Any) -> None:
+        super().__init__(twin, state, **params)
+        self.param_widgets: dict[str, pn.widgets.LiteralInput] = {}
+        self.param_box = pn.Column(width=300)
+        self.run_button = pn.widgets.Button(label="Run experiment", color="primary", width=160)
+        self.run_button.on_click(lambda _e: self.run())
+        self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.unit_pane = pn.Row()
+        self.population_pane = pn.Row()
+        self._build_widgets()
+        self.param.watch(lambda _e: self._build_widgets(), "experiment")
+        self.state.param.watch(deferred(self._show_unit), "unit")
+        self.state.param.watch(lambda _e: self._load_cached(), "twin")
+
+    @property
+    def kind(self) -> str:  # one cache kind per experiment
+        return f"spec:{self.experiment}"
+
+    def _build_widgets(self) -> None:
+        spec = get_experiment(self.experiment)
+        self.param_widgets = {k: pn.widgets.LiteralInput(label=k, value=v, width=280)
+                              for k, v in spec.defaults().items()}
+        self.param_box[:] = [pn.pane.Markdown(spec.description), *self.param_widgets.values()]
+        self.label = spec.name.replace("_", " ")
+        self.clear_result()
+
+    def experiment_params(self) -> dict[str, Any]:
+        return {"experiment": self.experiment, **{k: w.value for k, w in self.param_widgets.items()},
+                "units": self.scoped_units()}
+
+    def compute(self, twin: TwinLike, params: dict[str, Any], job: Job) -> Any:
+        kw = {k: v for k, v in params.items() if k not in ("experiment", "units")}
+        spec = get_experiment(params["experiment"])
+        return spec(twin, units=params["units"], progress=job_progress(job, "step"), cancel=job.cancel_event, **kw)
+
+    def clear_result(self) -> None:
+        super().clear_result()
+        if hasattr(self, "summary"):
+            self.summary.object, self.unit_pane[:], self.population_pane[:] = "", [], []
+
+    def show_result(self, ds: Any) -> None:
+        spec = get_experiment(ds.attrs.get("experiment", self.experiment))
+        self.summary.object = f"**{spec.name}**: {spec.summary(ds)}"
+        if spec.population_plot is not None:
+            self.population_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(spec.population_plot(ds))]
+        self._show_unit()
+
+    def _show_unit(self) -> None:
+        ds, unit = self.result, self.state.unit
+        if ds is None or unit is None or unit not in ds["unit"].values:
+            return
+        spec = get_experiment(ds.attrs.get("experiment", self.experiment))
+        if spec.plot is not None:
+            self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(spec.plot(ds, unit))]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Row(
+            pn.Column(pn.Param(self, parameters=["experiment", "scope"], show_name=False, width=300),
+                      self.param_box, self.run_button, self.runner, width=320),
+            pn.Column(self.summary, self.unit_pane, self.population_pane, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")

@@ -1,8 +1,9 @@
 """The MEI view: optimise the most exciting image of the focused neuron, watch it evolve step by step,
 then see the twin's response to it next to its response to grey.
 
-The optimisation (``twin_explorer.experiments.mei_steps``) runs in a worker thread; every snapshot
-updates the image and the activation curve; Cancel stops it between steps.
+The optimisation (``twin_explorer.experiments.mei_steps``) runs through the experiment views' shared task runner
+and result cache (:class:`~.experiment.ExperimentView`); every snapshot updates the image and the activation
+curve; Cancel stops it between steps.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import numpy as np
 import panel as pn
 import param
 
+from twin_explorer.engine.contract import TwinLike
 from twin_explorer.experiments import mei_steps
-from twin_explorer.experiments.common import BURN_IN_FRAMES
-from twin_explorer.monitor import DEFAULT_MONITOR
+from twin_explorer.experiments.runner import BURN_IN_FRAMES
+from twin_explorer.monitor import DEFAULT_MONITOR, GREY
 
+from .experiment import ExperimentView, job_progress
 from .state import ExplorerState
-from .tasks import RESULTS, Job, TaskRunner
+from .tasks import Job
 
 
-class MEIView(pn.viewable.Viewer):
+class MEIView(ExperimentView):
     """Most exciting image of one neuron; usable alone: ``MEIView(twin)``, then ``.run(wait=True)``."""
 
     steps = param.Integer(default=100, bounds=(10, 1000), doc="Gradient-ascent steps.")
@@ -32,10 +35,10 @@ class MEIView(pn.viewable.Viewer):
     image = param.Array(default=None, doc="The current (or final) MEI, float 0–255 [H, W].")
     activation = param.List(default=[], doc="Objective per reported step.")
 
-    def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
-        self.state = state if state is not None else ExplorerState(twin)
-        super().__init__(**params)
-        self.runner = TaskRunner()
+    kind, label = "mei", "MEI"
+
+    def __init__(self, twin: TwinLike | None = None, state: ExplorerState | None = None, **params: Any) -> None:
+        super().__init__(twin, state, **params)
         self.run_button = pn.widgets.Button(label="Optimise MEI", color="primary", width=160)
         self.run_button.on_click(lambda _e: self.run())
         self.controls = pn.Param(self, parameters=["steps", "contrast", "precondition", "seed"],
@@ -48,48 +51,40 @@ class MEIView(pn.viewable.Viewer):
                                         "most, and watch it form.")
         self._unit: int | None = None
 
-    def experiment_params(self, unit: int) -> dict[str, Any]:
-        return {"unit": int(unit), "steps": int(self.steps), "contrast": float(self.contrast),
+    def experiment_params(self) -> dict[str, Any]:
+        unit = self.state.unit
+        return {"unit": None if unit is None else int(unit), "steps": int(self.steps), "contrast": float(self.contrast),
                 "precondition": self.precondition, "seed": int(self.seed)}
 
     def run(self, wait: bool = False) -> bool:
         """Optimise the focused neuron's MEI in the background (cached); ``wait=True`` blocks until done."""
-        unit = self.state.unit
-        if unit is None:
+        if self.state.unit is None:
             raise ValueError("no neuron is focused; set state.unit to a readout_id first")
-        twin, params = self.state.twin, self.experiment_params(unit)
-        self._unit = unit
-        hit = RESULTS.get(twin, "mei", params)
-        if hit is not None:
-            self._finish(hit)
-            return True
-        every = max(1, int(self.steps) // 20)
+        self._unit = int(self.state.unit)
+        self.label = f"MEI of neuron {self._unit}"
+        return super().run(wait)
 
-        def work(job: Job) -> Any:
-            final = None
-            for st in mei_steps(twin, unit=params["unit"], steps=params["steps"], contrast=params["contrast"],
-                                precondition=params["precondition"], seed=params["seed"], every=every,
-                                progress=False):
-                job.update(st.step / max(st.n_steps, 1), f"step {st.step}/{st.n_steps}")
-                job.ui(self._show_state, st.stimulus[0, 0].copy(), st.activation_history[:, 0, 0].copy())
-                final = st
-            result = self._response(twin, unit, final.stimulus[0, 0], final.activation_history[:, 0, 0])
-            RESULTS.put(twin, "mei", params, result)
-            return result
+    def compute(self, twin: TwinLike, params: dict[str, Any], job: Job) -> dict[str, Any]:
+        every = max(1, params["steps"] // 20)
+        report = job_progress(job, "step")
+        final = None
+        for st in mei_steps(twin, unit=params["unit"], steps=params["steps"], contrast=params["contrast"],
+                            precondition=params["precondition"], seed=params["seed"], every=every, progress=False,
+                            cancel=job.cancel_event):
+            report(st.step, st.n_steps)
+            job.ui(self._show_state, st.stimulus[0, 0].copy(), st.activation_history[:, 0, 0].copy())
+            final = st
+        return self._response(twin, params["unit"], final.stimulus[0, 0], final.activation_history[:, 0, 0])
 
-        started = self.runner.run(work, on_done=self._finish, label=f"MEI of neuron {unit}")
-        if started and wait:
-            self.runner.wait()
-            if self.runner.error:
-                raise RuntimeError(self.runner.error)
-        return started
+    def show_result(self, result: dict[str, Any]) -> None:
+        self._finish(result)
 
     @staticmethod
-    def _response(twin: Any, unit: int, image: np.ndarray, history: np.ndarray) -> dict[str, Any]:
+    def _response(twin: TwinLike, unit: int, image: np.ndarray, history: np.ndarray) -> dict[str, Any]:
         """The twin's response to the rounded MEI held for 1 s after a grey burn-in, and to grey alone."""
         T = BURN_IN_FRAMES + int(round(getattr(twin, "frame_rate", 30.0)))
         img = np.clip(np.round(image), 0, 255).astype(np.uint8)
-        grey = np.full((T,) + img.shape, 128, np.uint8)
+        grey = np.full((T,) + img.shape, GREY, np.uint8)
         video = grey.copy()
         video[BURN_IN_FRAMES:] = img
         resp = np.asarray(twin.predict(np.stack([video, grey]), units=[unit]))[:, :, 0]

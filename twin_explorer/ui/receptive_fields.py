@@ -14,10 +14,11 @@ import numpy as np
 import panel as pn
 import param
 
+from twin_explorer.engine.contract import TwinLike
 from twin_explorer.experiments import plot_receptive_field, receptive_fields
 from twin_explorer.monitor import DEFAULT_MONITOR
 
-from .experiment import ExperimentView, split_layout
+from .experiment import ExperimentView, job_progress, split_layout
 from .state import ExplorerState, deferred, twin_truth
 from .tasks import Job
 
@@ -31,7 +32,7 @@ class ReceptiveFieldView(ExperimentView):
 
     kind, label = "receptive_fields", "Receptive fields"
 
-    def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
+    def __init__(self, twin: TwinLike | None = None, state: ExplorerState | None = None, **params: Any) -> None:
         super().__init__(twin, state, **params)
         self.run_button = pn.widgets.Button(label="Map receptive fields", color="primary", width=180)
         self.run_button.on_click(lambda _e: self.run())
@@ -53,9 +54,9 @@ class ReceptiveFieldView(ExperimentView):
         return {"spacing_deg": float(self.spacing_deg), "dot_s": float(self.dot_s), "repeats": int(self.repeats),
                 "units": self.scoped_units()}
 
-    def compute(self, twin: Any, params: dict[str, Any], job: Job) -> Any:
-        return receptive_fields(twin, **params, batch_size=1, show_progress=False,
-                                progress=lambda done, total: job.update(done / total, f"chunk {done}/{total}"))
+    def compute(self, twin: TwinLike, params: dict[str, Any], job: Job) -> Any:
+        return receptive_fields(twin, **params, batch_size=1, show_progress=False, cancel=job.cancel_event,
+                                progress=job_progress(job, "chunk"))
 
     def clear_result(self) -> None:
         super().clear_result()

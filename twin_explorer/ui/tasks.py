@@ -1,4 +1,4 @@
-"""Off-UI-thread work for the explorer: a per-twin result cache and a cancellable background task.
+"""Off-UI-thread work for the explorer: a per-twin result cache bounded in bytes and a cancellable background task.
 
 Long computations (tuning curves over all neurons, receptive fields, MEIs) run in a worker thread
 while the view shows a progress bar and a Cancel button; results are cached per twin and parameters
@@ -7,69 +7,48 @@ and shared by all sessions of the process (twins are deterministic, so results a
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import traceback
-from collections import OrderedDict
 from typing import Any, Callable
 
 import panel as pn
 import param
 
+from twin_explorer.engine.contract import TwinLike
+from twin_explorer.experiments.runner import Cancelled
+from twin_explorer.store import BytesLRU, content_hash
 
-class Cancelled(Exception):
-    """Raised inside a task when the user pressed Cancel."""
+__all__ = ["Cancelled", "ResultCache", "RESULTS", "Job", "TaskRunner", "in_session", "RESULTS_MAX_BYTES"]
 
-
-def _freeze(params: Any) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
+RESULTS_MAX_BYTES = 512 * 2**20  # all sessions' cached results together (Datasets, videos, images)
 
 
 class ResultCache:
-    """A thread-safe LRU cache keyed by (twin id, kind, parameters)."""
+    """A thread-safe LRU cache keyed by (twin id, kind, parameters), bounded by the bytes of its values."""
 
-    def __init__(self, max_items: int = 64) -> None:
-        if max_items < 1:
-            raise ValueError(f"max_items must be ≥ 1, got {max_items}")
-        self.max_items = max_items
-        self._data: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, max_bytes: int = RESULTS_MAX_BYTES) -> None:
+        self._lru = BytesLRU(max_bytes)
+        self.max_bytes = self._lru.max_bytes
 
     @staticmethod
-    def key(twin: Any, kind: str, params: Any) -> tuple[str, str, str]:
-        return (str(getattr(twin, "id", id(twin))), kind, _freeze(params))
+    def key(twin: TwinLike, kind: str, params: Any) -> tuple[str, str, str]:
+        return (str(getattr(twin, "id", id(twin))), kind, content_hash(params))
 
-    def get(self, twin: Any, kind: str, params: Any) -> Any:
-        k = self.key(twin, kind, params)
-        with self._lock:
-            if k in self._data:
-                self._data.move_to_end(k)
-                return self._data[k]
-        return None
+    def get(self, twin: TwinLike, kind: str, params: Any) -> Any:
+        return self._lru.get(self.key(twin, kind, params))
 
-    def put(self, twin: Any, kind: str, params: Any, value: Any) -> None:
-        k = self.key(twin, kind, params)
-        with self._lock:
-            self._data[k] = value
-            self._data.move_to_end(k)
-            while len(self._data) > self.max_items:
-                self._data.popitem(last=False)
+    def put(self, twin: TwinLike, kind: str, params: Any, value: Any) -> None:
+        self._lru.put(self.key(twin, kind, params), value)
 
-    def get_or_compute(self, twin: Any, kind: str, params: Any, fn: Callable[[], Any]) -> Any:
-        hit = self.get(twin, kind, params)
-        if hit is not None:
-            return hit
-        value = fn()
-        self.put(twin, kind, params, value)
-        return value
+    def get_or_compute(self, twin: TwinLike, kind: str, params: Any, fn: Callable[[], Any]) -> Any:
+        return self._lru.get_or_compute(self.key(twin, kind, params), fn)
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._lru)
 
     def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
+        self._lru.clear()
 
 
 #: Process-wide cache shared by every session and notebook view.
@@ -98,6 +77,11 @@ class Job:
         self._runner = runner
         self._cancel = threading.Event()
         self._doc = doc
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set when the user pressed Cancel; experiments given it stop between batches."""
+        return self._cancel
 
     def ui(self, fn: Callable[..., None], *args: Any) -> None:
         """Call ``fn(*args)`` in the browser session that started the task (or now, in a notebook)."""

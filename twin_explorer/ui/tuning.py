@@ -15,48 +15,18 @@ import pandas as pd
 import panel as pn
 import param
 
-from twin_explorer.experiments import direction_tuning, plot_direction_tuning, plot_tuning_population
+from twin_explorer.engine.contract import TwinLike
+from twin_explorer.experiments import (direction_tuning, plot_direction_tuning, plot_tuning_population,
+                                       preferred_sf_tf)
 
-from .experiment import ALL, ExperimentView, split_layout
+from .experiment import ALL, ExperimentView, job_progress, split_layout
 from .state import ExplorerState, deferred, twin_truth
 from .tasks import Job
 
-__all__ = ["TuningView", "split_layout", "preferred_sf_tf"]
+__all__ = ["TuningView", "split_layout"]
 
 FIXED, PREFERRED = "fixed (below)", "each neuron's preferred"
 TUNING_BATCH = 4  # condition videos per predict call in the view (progress granularity vs shared work)
-# Grid the per-neuron SF/TF are rounded to (log2 steps), so neurons share grating videos.
-SF_STEP_OCT, TF_STEP_OCT = 1.0, 1.0
-# Coarse SF × TF grid used to find each neuron's preference when the twin has no ground truth.
-PROBE_SF, PROBE_TF = (0.02, 0.04, 0.08, 0.16, 0.3), (1.0, 2.0, 4.0, 8.0)
-
-
-def _round_log2(values: np.ndarray, step: float) -> np.ndarray:
-    return 2.0 ** (np.round(np.log2(values) / step) * step)
-
-
-def preferred_sf_tf(twin: Any, units: Any = None, job: Job | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """Each unit's preferred (SF, TF), rounded to a 1-octave grid, and where they came from: the twin's ground
-    truth when it has one (the synthetic mouse, twins trained on it), else a coarse SF × TF measurement."""
-    from twin_explorer.experiments.common import resolve_units
-
-    ids = resolve_units(twin, units)
-    truth = twin_truth(twin)
-    if truth is not None and {"sf_cpd", "tf_hz"} <= set(truth.columns) and set(ids) <= set(truth.index):
-        sf, tf, source = truth.loc[ids, "sf_cpd"].to_numpy(float), truth.loc[ids, "tf_hz"].to_numpy(float), "truth"
-    else:
-        from twin_explorer.experiments.spatial_temporal import sf_tf_tuning
-
-        progress = None if job is None else (lambda done, total: job.update(0.5 * done / total,
-                                                                             f"SF × TF probe {done}/{total}"))
-        probe = sf_tf_tuning(twin, sf_cpd=PROBE_SF, tf_hz=PROBE_TF, directions=8, duration_s=1.0, units=ids,
-                             batch_size=TUNING_BATCH, show_progress=False, progress=progress)
-        sf = np.where(np.isfinite(probe["pref_sf"].values), probe["pref_sf"].values, probe["argmax_sf"].values)
-        tf = np.where(np.isfinite(probe["pref_tf"].values), probe["pref_tf"].values, probe["argmax_tf"].values)
-        source = "measured"
-    sf = np.clip(_round_log2(sf, SF_STEP_OCT), 0.005, 0.5)
-    tf = np.clip(_round_log2(tf, TF_STEP_OCT), 0.25, 12.0)
-    return sf, tf, source
 
 
 class TuningView(ExperimentView):
@@ -74,7 +44,7 @@ class TuningView(ExperimentView):
 
     kind, label = "direction_tuning", "Direction tuning"
 
-    def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
+    def __init__(self, twin: TwinLike | None = None, state: ExplorerState | None = None, **params: Any) -> None:
         super().__init__(twin, state, **params)
         self.run_button = pn.widgets.Button(label="Measure tuning", color="primary", width=160)
         self.run_button.on_click(lambda _e: self.run())
@@ -104,18 +74,19 @@ class TuningView(ExperimentView):
                 "tf_hz": None if per_unit else float(self.tf_hz), "sf_tf": "preferred" if per_unit else "fixed",
                 "duration_s": float(self.duration_s), "contrast": float(self.contrast), "units": self.scoped_units()}
 
-    def compute(self, twin: Any, params: dict[str, Any], job: Job) -> Any:
+    def compute(self, twin: TwinLike, params: dict[str, Any], job: Job) -> Any:
         kw = {k: v for k, v in params.items() if k != "sf_tf"}
         offset, share, source = 0.0, 1.0, "fixed"
-        if params["sf_tf"] == "preferred":
-            kw["sf_cpd"], kw["tf_hz"], source = preferred_sf_tf(twin, params["units"], job)
+        if params["sf_tf"] == "preferred":  # each neuron's preference: the truth where known, else measured
+            kw["sf_cpd"], kw["tf_hz"], source = preferred_sf_tf(
+                twin, params["units"], truth=twin_truth(twin), batch_size=TUNING_BATCH,
+                progress=job_progress(job, "SF × TF probe", 0.0, 0.5), cancel=job.cancel_event)
             if source == "measured":
                 offset, share = 0.5, 0.5
         # four directions per batch: progress still moves in steps, and the batch shares its grey pre-blank
         # (one direction per batch made a 16-direction run 3× slower: 3.3 s instead of 1.1 s on 2 cores)
-        ds = direction_tuning(twin, **kw, batch_size=TUNING_BATCH, show_progress=False,
-                              progress=lambda done, total: job.update(offset + share * done / total,
-                                                                      f"direction {done}/{total}"))
+        ds = direction_tuning(twin, **kw, batch_size=TUNING_BATCH, show_progress=False, cancel=job.cancel_event,
+                              progress=job_progress(job, "direction", offset, share))
         ds.attrs["sf_tf_source"] = source
         return ds
 

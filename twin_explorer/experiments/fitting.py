@@ -1,0 +1,184 @@
+"""Per-unit curve fits, all on one batched Levenberg–Marquardt solver: a population fits in one vectorised go.
+
+:func:`batched_lm` solves many independent small least-squares problems at once (box bounds by clipping);
+:func:`best_of_starts` runs it from several starting points and keeps each unit's best. The log-Gaussian
+(SF/TF preference) and Naka–Rushton (contrast response) fits live here; the bi-von-Mises (direction tuning) and
+2-D Gaussian (receptive field) models live with their experiments and call the same solver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+Model = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""``model(p [U, K]) -> (f [U, M], J [U, M, K])``: predictions and their Jacobian for every unit."""
+
+LOG_GAUSSIAN_KEYS = ("pref", "sigma_oct", "amplitude", "baseline", "r2")
+NAKA_RUSHTON_KEYS = ("r0", "rmax", "c50", "n", "r2")
+
+
+def batched_lm(model: Model, y: np.ndarray, p0: np.ndarray, lo: Sequence[float], hi: Sequence[float],
+               n_iter: int = 60, weights: np.ndarray | None = None, rtol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Levenberg–Marquardt for many independent small least-squares fits at once, with box bounds by clipping.
+
+    ``model(p [U, K]) -> (f [U, M], J [U, M, K])``; ``y`` [U, M] targets (NaN entries ignored); ``p0`` [U, K].
+    Returns (p [U, K], sse [U]). A unit stops iterating once an accepted step lowers its cost by less than
+    ``rtol`` (relative) or its damping reaches the ceiling; most units converge in a few steps, so the rest
+    iterate on a shrinking set.
+    """
+    lo_a, hi_a = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    y = np.asarray(y, dtype=float)
+    w_all = np.isfinite(y).astype(float) if weights is None else np.asarray(weights, dtype=float) * np.isfinite(y)
+    y_all = np.nan_to_num(y)
+    p = np.clip(np.asarray(p0, dtype=float), lo_a, hi_a)
+    f, J = model(p)
+    r = (f - y_all) * w_all
+    cost = (r**2).sum(1)
+    lam = np.full(len(p), 1e-2)
+    eye = np.eye(p.shape[1])
+    active = np.arange(len(p))
+    for _ in range(int(n_iter)):
+        if active.size == 0:
+            break
+        pa, Ja, ra, w, y0 = p[active], J[active], r[active], w_all[active], y_all[active]
+        Jw = Ja * w[..., None]
+        Jt = Jw.transpose(0, 2, 1)
+        JtJ = Jt @ Jw  # batched matmul: numpy's einsum does not use BLAS here and was a quarter of a fit
+        g = (Jt @ ra[..., None])[..., 0]
+        A = JtJ + lam[active, None, None] * (JtJ * eye + 1e-12 * eye)
+        try:
+            step = -np.linalg.solve(A, g[..., None])[..., 0]
+        except np.linalg.LinAlgError:  # some unit's system is singular: pseudo-inverse for all
+            step = -np.einsum("ukl,ul->uk", np.linalg.pinv(A), g)
+        step = np.nan_to_num(step)
+        p_new = np.clip(pa + step, lo_a, hi_a)
+        f_new, J_new = model(p_new)
+        r_new = (f_new - y0) * w
+        cost_new = (r_new**2).sum(1)
+        old = cost[active]
+        better = np.isfinite(cost_new) & (cost_new < old)
+        p[active] = np.where(better[:, None], p_new, pa)
+        J[active] = np.where(better[:, None, None], J_new, Ja)
+        r[active] = np.where(better[:, None], r_new, ra)
+        cost[active] = np.where(better, cost_new, old)
+        lam[active] = np.where(better, lam[active] / 3, lam[active] * 4).clip(1e-9, 1e9)
+        done = (better & (old - cost_new <= rtol * old)) | (lam[active] >= 1e9) | (cost[active] == 0)
+        active = active[~done]
+    return p, cost
+
+
+def best_of_starts(model: Model, y: np.ndarray, starts: Sequence[np.ndarray], lo: Sequence[float],
+                   hi: Sequence[float], **lm: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`batched_lm` from every starting point in ``starts`` (each [U, K]); each unit keeps its lowest cost."""
+    best_p, best_c = None, None
+    for p0 in starts:
+        p, cost = batched_lm(model, y, p0, lo, hi, **lm)
+        if best_p is None:
+            best_p, best_c = p, cost
+        else:
+            better = cost < best_c
+            best_p = np.where(better[:, None], p, best_p)
+            best_c = np.where(better, cost, best_c)
+    return best_p, best_c
+
+
+def _fittable(curves: np.ndarray) -> np.ndarray:
+    return np.all(np.isfinite(curves), axis=1) & (np.ptp(curves, axis=1) > 0)
+
+
+def _r2(sse: np.ndarray, y: np.ndarray) -> np.ndarray:
+    ss_tot = ((y - y.mean(1, keepdims=True)) ** 2).sum(1)
+    return 1 - sse / np.where(ss_tot > 0, ss_tot, np.nan)
+
+
+# --- log-Gaussian (SF / TF preference) -----------------------------------------------------------------------
+
+def _log_gaussian_model(x: np.ndarray) -> Model:
+    def model(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x0, s, a, b = (p[:, i:i + 1] for i in range(4))
+        d = x[None] - x0
+        e = np.exp(-d**2 / (2 * s**2))
+        J = np.stack([a * e * d / s**2, a * e * d**2 / s**3, e, np.ones_like(e)], -1)
+        return b + a * e, J
+    return model
+
+
+def fit_log_gaussian_many(values: np.ndarray, curves: np.ndarray) -> dict[str, np.ndarray]:
+    """Fit b + A·exp(−(log2 v − log2 v0)²/(2σ²)) to every row of curves [U, V], v0 inside the tested range,
+    σ in [0.2, 10] octaves, A ≥ 0; starts at the argmax with σ ∈ {0.7, 1.5, 3}. Returns arrays pref (v0),
+    sigma_oct, amplitude, baseline, r2 (NaN for flat or non-finite curves)."""
+    x = np.log2(np.asarray(values, dtype=float))
+    y = np.atleast_2d(np.asarray(curves, dtype=float))
+    out = {k: np.full(len(y), np.nan) for k in LOG_GAUSSIAN_KEYS}
+    ok = _fittable(y)
+    if not ok.any():
+        return out
+    yy = y[ok]
+    span = np.ptp(yy, axis=1)[:, None]
+    z = yy / span  # one damping suits every unit when each curve spans 1
+    lo, hi = [x.min(), 0.2, 0, -np.inf], [x.max(), 10, np.inf, np.inf]
+    x_peak = x[np.argmax(z, axis=1)]
+    starts = [np.c_[x_peak, np.full(len(z), s0), np.ones(len(z)), z.min(1)] for s0 in (0.7, 1.5, 3.0)]
+    p, sse = best_of_starts(_log_gaussian_model(x), z, starts, lo, hi, n_iter=200, rtol=1e-10)
+    vals = {"pref": 2 ** p[:, 0], "sigma_oct": p[:, 1], "amplitude": p[:, 2] * span[:, 0],
+            "baseline": p[:, 3] * span[:, 0], "r2": _r2(sse, z)}
+    for k, v in vals.items():
+        out[k][ok] = v
+    return out
+
+
+def fit_log_gaussian(values: np.ndarray, curve: np.ndarray) -> dict[str, float]:
+    """One curve's log-Gaussian fit (see :func:`fit_log_gaussian_many`): pref, sigma_oct, amplitude, baseline, r2."""
+    return {k: float(v[0]) for k, v in fit_log_gaussian_many(values, np.asarray(curve, dtype=float)[None]).items()}
+
+
+# --- Naka–Rushton (contrast response) ------------------------------------------------------------------------
+
+def naka_rushton(c: np.ndarray, r0: float, rmax: float, c50: float, n: float) -> np.ndarray:
+    """R(c) = R0 + Rmax·cⁿ/(cⁿ + c50ⁿ)."""
+    c = np.asarray(c, dtype=float)
+    return r0 + rmax * c**n / (c**n + c50**n)
+
+
+def _naka_rushton_model(c: np.ndarray) -> Model:
+    log_c = np.log(c)[None]
+
+    def model(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r0, rmax, c50, n = (p[:, i:i + 1] for i in range(4))
+        g = 1.0 / (1.0 + np.exp(n * (np.log(c50) - log_c)))  # cⁿ/(cⁿ + c50ⁿ) without overflow
+        slope = rmax * g * (1 - g)
+        J = np.stack([np.ones_like(g), g, -slope * n / c50, slope * (log_c - np.log(c50))], -1)
+        return r0 + rmax * g, J
+    return model
+
+
+def fit_naka_rushton_many(contrasts: np.ndarray, curves: np.ndarray) -> dict[str, np.ndarray]:
+    """Naka–Rushton fits of every row of curves [U, C] (c50 in [0.005, 2], n in [0.3, 8]; starts c50 ∈ {0.1,
+    0.3, 0.6} × n ∈ {1.5, 3}). Returns arrays r0, rmax, c50, n, r2 (NaN for flat or non-finite curves)."""
+    c = np.asarray(contrasts, dtype=float)
+    if np.any(c <= 0):
+        raise ValueError(f"contrasts must all be > 0 for a Naka–Rushton fit, got {c.tolist()}")
+    y = np.atleast_2d(np.asarray(curves, dtype=float))
+    out = {k: np.full(len(y), np.nan) for k in NAKA_RUSHTON_KEYS}
+    ok = _fittable(y)
+    if not ok.any():
+        return out
+    yy = y[ok]
+    span = np.ptp(yy, axis=1)[:, None]
+    z = yy / span
+    lo, hi = [-np.inf, -np.inf, 0.005, 0.3], [np.inf, np.inf, 2.0, 8.0]
+    ones = np.ones(len(z))
+    starts = [np.c_[z[:, 0], z[:, -1] - z[:, 0], c50 * ones, n * ones] for c50 in (0.1, 0.3, 0.6) for n in (1.5, 3.0)]
+    p, sse = best_of_starts(_naka_rushton_model(c), z, starts, lo, hi, n_iter=200, rtol=1e-10)
+    vals = {"r0": p[:, 0] * span[:, 0], "rmax": p[:, 1] * span[:, 0], "c50": p[:, 2], "n": p[:, 3],
+            "r2": _r2(sse, z)}
+    for k, v in vals.items():
+        out[k][ok] = v
+    return out
+
+
+def fit_naka_rushton(contrasts: np.ndarray, curve: np.ndarray) -> dict[str, float]:
+    """One curve's Naka–Rushton fit (see :func:`fit_naka_rushton_many`): r0, rmax, c50, n, r2."""
+    return {k: float(v[0]) for k, v in fit_naka_rushton_many(contrasts, np.asarray(curve, dtype=float)[None]).items()}
