@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .. import __version__
+import twin_explorer  # the package version goes into cache keys (read at call time)
+
 from ..engine.contract import TwinLike
 from ..twins import load_twin
 from ..store import atomic_path, content_hash, write_text_atomic
@@ -128,7 +129,7 @@ def experiment_name(experiment: ExperimentSpec | Callable[..., Any]) -> str:
 def cache_key(name: str, params: dict[str, Any], twin_id: str, units: Sequence[int]) -> str:
     """SHA-256 hex of (experiment name, parameters, twin id, units, package version)."""
     return content_hash({"experiment": name, "params": _canonical(params), "twin_id": str(twin_id),
-                         "units": [int(u) for u in units], "version": __version__})
+                         "units": [int(u) for u in units], "version": twin_explorer.__version__})
 
 
 def _safe(text: str) -> str:
