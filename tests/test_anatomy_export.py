@@ -40,7 +40,7 @@ def test_export_writes_a_folder_the_loader_opens(tmp_path):
     by_unit = links.set_index("readout_id")
     assert by_unit.loc[0, "nucleus_id"] == REAL_NUCLEUS and by_unit.loc[0, "match"] == "unique"
     assert by_unit.loc[5, "match"] == "none"  # scan 4-7 was not exported
-    assert by_unit.loc[2, "pt_root_id"] == 0  # the nucleus without a segment at this version is kept, unfetched
+    assert pd.isna(by_unit.loc[2, "pt_root_id"])  # root 0 (no segment at this version): kept as no root, unfetched
     assert set(a.skeleton_ids) == {REAL_NUCLEUS, 255142, 302310, 488811}
     sk = a.skeleton(REAL_NUCLEUS)
     assert sk.n_nodes == 16720 and 5_000 < sk.cable_length_um() < 100_000  # µm of a whole neuron with its axon
