@@ -1,5 +1,6 @@
-"""CLI commands of the experiments area: ``run`` (any registered experiment), ``validate`` (ground-truth proof) and
-``tuning`` (kept as an alias of ``run direction_tuning`` with its historical options)."""
+"""CLI commands of the experiments area: ``run`` (any registered experiment), ``validate`` (ground-truth proof),
+``compare-properties`` (a twin against the published digital-twin properties) and ``tuning`` (kept as an alias of
+``run direction_tuning`` with its historical options)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,64 @@ def _run_spec(name: str, params: dict, out: Path | None, twin: str, n_neurons: i
     typer.echo(f"{spec.summary(ds)}; wrote {target}")
 
 
+def _scan(text: str) -> tuple[int, int]:
+    try:
+        session, scan_idx = (int(v) for v in text.split("-"))
+    except ValueError:
+        raise typer.BadParameter(f"--scan must be session-scan_idx such as 8-5; got {text!r}") from None
+    return session, scan_idx
+
+
+def _compare(scan: str, properties: Path | None, bundle: Path | None, twin: str, units: str | None, tuning: bool,
+             directions: int, duration: float):
+    from twin_explorer.experiments.compare import compare_properties  # inside the command: start-up time
+    from twin_explorer.experiments.published import download_properties, read_properties  # start-up time
+    from twin_explorer.twins import load_twin  # inside the command: start-up time (torch)
+
+    session, scan_idx = _scan(scan)
+    folder = properties if properties is not None else download_properties()
+    published = read_properties(folder, scan=(session, scan_idx))
+    if twin == "microns":
+        model = load_twin("microns", session=session, scan_idx=scan_idx, directory=bundle)
+    else:
+        model = load_twin(twin)
+    chosen = _units(units)
+    return compare_properties(model, published, units=chosen, tuning=tuning, directions=directions,
+                              duration_s=duration, show_progress=False)
+
+
 def register(app: typer.Typer) -> None:
+    @app.command("compare-properties")
+    def compare_properties_command(
+        scan: str = typer.Option("8-5", help="Scan as session-scan_idx, e.g. 8-5."),
+        properties: Optional[Path] = typer.Option(None, help="Folder with the published digital-twin properties v2 "
+                                                  "(readout/, performance/, ori_dir_tuning/, anatomy/); default: "
+                                                  "download them into the cache."),
+        bundle: Optional[Path] = typer.Option(None, help="Folder of the MICrONS weight bundle (default: the "
+                                              "cache's; see `twin-explorer download`)."),
+        twin: str = typer.Option("microns", help="microns (the scan's published twin) or another load_twin name "
+                                 "whose units carry session/scan_idx/unit_id (e.g. demo)."),
+        units: Optional[str] = typer.Option(None, help="Readout ids, comma-separated (default: all units)."),
+        tuning: bool = typer.Option(True, "--tuning/--no-tuning", help="Run the in-silico direction tuning (off: "
+                                    "readout positions only)."),
+        directions: int = typer.Option(16, help="Directions of the drifting gratings."),
+        duration: float = typer.Option(1.0, help="Seconds per direction."),
+        out: Path = typer.Option(Path("compare-properties"), help="Folder for the table (CSV) and plots (HTML/PNG)."),
+        png: bool = typer.Option(True, "--png/--no-png", help="Also save the plots as PNG (matplotlib)."),
+    ) -> None:
+        """Run the in-silico tuning and readout RFs of a scan and compare them with the published properties
+        (exit status 1 when they disagree)."""
+        from twin_explorer.experiments.compare import save_comparison  # inside the command: start-up time
+
+        try:
+            result = _compare(scan, properties, bundle, twin, units, tuning, directions, duration)
+        except ValueError as exc:  # bad input: scan, folders, units
+            raise typer.BadParameter(str(exc)) from exc
+        typer.echo(result.format())
+        for path in save_comparison(result, out, png=png):
+            typer.echo(f"wrote {path}")
+        raise typer.Exit(0 if result.agrees else 1)
+
     @app.command()
     def run(
         experiment: Optional[str] = typer.Argument(None, help="Registered experiment (see --list), e.g. "
