@@ -157,3 +157,26 @@ def test_separate_processes_survive_a_killed_worker_and_resume(tmp_path):
         ds2 = again.run(twin, **kw)
         assert again.computed == 1
         np.testing.assert_allclose(ds2.response.values, ds.response.values)
+
+
+def test_cli_batch_writes_every_scan_to_one_store(tmp_path, capsys):
+    from twin_explorer.cli import main
+    from twin_explorer.twins import make_bundle
+
+    args = ["batch", "direction_tuning", "--twin", "synthetic", "--n-neurons", "6", "-p", "directions=6",
+            "-p", "duration_s=0.5", "--chunk-size", "4", "--cache", str(tmp_path / "cache"),
+            "--store", str(tmp_path / "all.nc")]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0 and "2 chunks computed" in text, text
+    (name, ds), = read_results(tmp_path / "all.nc").items()
+    assert ds.sizes["unit"] == 6 and "gosi" in ds
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "0 chunks computed" in capsys.readouterr().out  # resumed entirely from the cache
+    bundle = make_bundle(tmp_path / "bundle", scans="8-5,4-7", units=3)
+    with pytest.raises(SystemExit) as exit_:
+        main(["batch", "direction_tuning", "--bundle", str(bundle), "--scans", "7-4"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "8-5" in err and "4-7" in err

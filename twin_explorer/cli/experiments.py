@@ -67,7 +67,79 @@ def _compare(scan: str, properties: Path | None, bundle: Path | None, twin: str,
                               duration_s=duration, show_progress=False)
 
 
+def _scan_specs(scans: str, bundle: Path | None, twin: str, n_neurons: int, seed: int) -> list:
+    from twin_explorer.experiments.batch import TwinSpec  # inside the command: start-up time
+    from twin_explorer.twins import available_scans  # inside the command: start-up time (torch)
+
+    if twin != "microns":
+        options = {"seed": seed, "n_neurons": n_neurons} if twin == "synthetic" else {}
+        return [TwinSpec(twin, options)]
+    listed = available_scans(bundle)
+    if scans.strip().lower() == "all":
+        chosen = listed
+    else:
+        chosen = [_scan(s.strip()) for s in scans.split(",") if s.strip()]
+    missing = [s for s in chosen if s not in listed]
+    if not chosen or missing:
+        raise typer.BadParameter(f"scans {missing or scans!r} are not in the bundle; available: "
+                                 f"{', '.join(f'{a}-{b}' for a, b in listed) or 'none (run twin-explorer download)'}")
+    extra = {} if bundle is None else {"directory": str(bundle)}
+    return [TwinSpec("microns", {"session": a, "scan_idx": b, **extra}) for a, b in chosen]
+
+
 def register(app: typer.Typer) -> None:
+    @app.command("batch")
+    def batch_command(
+        experiment: str = typer.Argument(..., help="Registered experiment, e.g. direction_tuning."),
+        param: list[str] = typer.Option([], "--param", "-p", help="Experiment parameter key=value (see `run "
+                                        "--show-params`)."),
+        scans: str = typer.Option("all", help="Scans of the bundle: all, or session-scan_idx list such as 4-7,8-5."),
+        bundle: Optional[Path] = typer.Option(None, help="Folder of the MICrONS weight bundle (default: the cache's)."),
+        twin: str = typer.Option("microns", help="microns (every chosen scan) or one load_twin name (synthetic, demo)."),
+        n_neurons: int = typer.Option(100, help="Neurons (synthetic twin only)."),
+        seed: int = typer.Option(0, help="Twin seed (synthetic twin only)."),
+        workers: int = typer.Option(0, help="Dask worker processes on this machine (0: run here; with GPUs one "
+                                    "worker per GPU whatever the number)."),
+        scheduler: Optional[str] = typer.Option(None, help="Address of a running dask scheduler (tcp://host:port) "
+                                                "instead of local workers."),
+        chunk_size: int = typer.Option(256, help="Units per task."),
+        cache: Optional[Path] = typer.Option(Path("batch-cache"), help="Folder of the per-chunk cache (resume)."),
+        store: Path = typer.Option(Path("results.nc"), help="netCDF file with one group per scan."),
+    ) -> None:
+        """Run an experiment over every unit of every scan (chunked, cached, resumable; optionally on a dask
+        cluster) and write all scans' results to one store."""
+        from twin_explorer.experiments import get_experiment  # inside the command: start-up time
+        from twin_explorer.experiments.batch import BatchRunner  # inside the command: start-up time
+        from twin_explorer.experiments.cluster import local_cluster, visible_gpus  # inside: start-up time
+
+        try:
+            spec = get_experiment(experiment)
+            params = spec.parse(param)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        specs = _scan_specs(scans, bundle, twin, n_neurons, seed)
+        cluster = client = None
+        try:
+            if scheduler or workers > 0:
+                import distributed  # optional dependency at call time
+
+                if scheduler:
+                    client = distributed.Client(scheduler, timeout=60)
+                else:
+                    gpus = visible_gpus()  # one worker per GPU when there are GPUs
+                    cluster = local_cluster(n_workers=None if gpus else max(workers, 1), gpus=gpus or None)
+                    client = distributed.Client(cluster)
+            runner = BatchRunner(spec, chunk_size=chunk_size, cache_dir=cache, client=client, store=store)
+            out = runner.run(specs, **params)
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+        for name, ds in out.items():
+            typer.echo(f"{name}: {spec.summary(ds)}")
+        typer.echo(f"{runner.computed} chunks computed, the rest from {cache}; wrote {store}")
+
     @app.command("compare-properties")
     def compare_properties_command(
         scan: str = typer.Option("8-5", help="Scan as session-scan_idx, e.g. 8-5."),
