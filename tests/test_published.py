@@ -135,6 +135,7 @@ def test_cli_on_a_full_size_layout_bundle(tmp_path, capsys):
     assert "12 units matched" in text and "agreement" in text
     table = pd.read_csv(tmp_path / "out" / "comparison.csv").set_index("metric")
     assert table.loc["readout_distance", "value"] < 1e-6 and table.loc["r_readout_x", "value"] > 0.999
+    assert json.loads((tmp_path / "out" / "comparison.json").read_text())["scan"] == [8, 5]
     for name in ("comparison.html", "comparison.png", "units.csv"):
         assert (tmp_path / "out" / name).stat().st_size > 1000 or name == "units.csv"
     write_properties(tmp_path / "moved", props.assign(readout_x=props.readout_x.sample(frac=1, random_state=0).values))

@@ -16,6 +16,7 @@ variant of the twin fine-tuned on oriented stimuli, so the released bundle is ex
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..engine.contract import TwinLike
+from ..store import write_text_atomic
 from .compare_plots import plot_comparison_html, plot_comparison_png
+from .published import fingerprint
 from .readout_rf import readout_rf_from_network
 from .tuning import direction_tuning
 
@@ -159,19 +162,25 @@ def compare_properties(twin: TwinLike, published: pd.DataFrame, *, units: Any = 
         kind, limit = limits.get(metric, (None, np.nan))
         ok = np.nan if kind is None or not np.isfinite(value) else (value <= limit if kind == "max" else value >= limit)
         rows.append({"metric": metric, "value": value, "n_units": n, "kind": kind, "threshold": limit, "agrees": ok})
-    details = {"twin_id": twin.id, "unmatched": int(len(ours) - len(matched)), "tuned_gosi": tuned_gosi,
+    details = {"twin_id": twin.id, "model_id": getattr(getattr(twin, "metadata", None), "model_id", None),
+               "precision": getattr(twin, "precision", None), "published": fingerprint(published),
+               "unmatched": int(len(ours) - len(matched)), "tuned_gosi": tuned_gosi,
                "tuning": dict(tuning_options) if tuning else None}
     return PropertyComparison(pd.DataFrame(rows), matched, scans[0], details)
 
 
 def save_comparison(result: PropertyComparison, out_dir: str | Path, png: bool = True) -> list[Path]:
-    """Write ``comparison.csv`` (metrics), ``units.csv`` (per unit), ``comparison.html`` (interactive plots) and,
-    with ``png``, ``comparison.png`` (matplotlib, no browser needed). Returns the paths."""
+    """Write ``comparison.csv`` (metrics), ``units.csv`` (per unit), ``comparison.json`` (provenance: twin, model,
+    precision, published-table hash, tuning options), ``comparison.html`` (interactive plots) and, with ``png``,
+    ``comparison.png`` (matplotlib, no browser needed). Returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "comparison.csv", out / "units.csv", out / "comparison.html"]
     result.table.to_csv(paths[0], index=False)
     result.units.to_csv(paths[1], index=False)
+    provenance = {"scan": list(result.scan), "agrees": result.agrees, **result.details}
+    paths.append(out / "comparison.json")
+    write_text_atomic(paths[-1], json.dumps(provenance, indent=1, default=str))
     plot_comparison_html(result, paths[2])
     if png:
         paths.append(plot_comparison_png(result, out / "comparison.png"))
