@@ -220,3 +220,28 @@ def test_batch_runs_a_registered_spec_by_name(tmp_path):
     runner = BatchRunner("surround_suppression", chunk_size=4, cache_dir=tmp_path, progress=False)
     again = runner.run(spec, **kw)
     assert runner.computed == 0 and np.array_equal(again.tuning.values, ds.tuning.values)
+
+
+def test_all_scans_go_to_one_store_grouped_by_scan(tmp_path):
+    from twin_explorer.experiments.results_store import read_results, write_results
+
+    a, b = TinyTwin(5, id="microns-4-7"), TinyTwin(3, id="microns-8-5", gain=2.0)
+    out = run_batch(toy_experiment, [a, b], chunk_size=2, cache_dir=tmp_path / "c", progress=True,
+                    store=tmp_path / "all.nc", level=150)
+    stored = read_results(tmp_path / "all.nc")
+    assert list(stored) == ["microns-4-7", "microns-8-5"]
+    for name in stored:
+        xr.testing.assert_allclose(stored[name][["mean_response", "trace"]], out[name][["mean_response", "trace"]])
+        assert stored[name].attrs["flag"] == 1  # attributes made storable (bool -> int)
+    # a rerun reads every chunk from the cache and rewrites the same store
+    runner = BatchRunner(toy_experiment, chunk_size=2, cache_dir=tmp_path / "c", progress=False,
+                         store=tmp_path / "again.nc")
+    runner.run([a, b], level=150)
+    assert runner.computed == 0 and list(read_results(tmp_path / "again.nc")) == list(stored)
+    with pytest.raises(ValueError, match="resources"):
+        BatchRunner(toy_experiment, resources="GPU")
+    with pytest.raises(ValueError, match="not a batch results store"):
+        (tmp_path / "plain.nc").write_bytes(b"not hdf5")
+        read_results(tmp_path / "plain.nc")
+    with pytest.raises(ValueError, match="cannot name a group"):
+        write_results(tmp_path / "x.nc", {"a/b": stored["microns-4-7"]})

@@ -1,4 +1,5 @@
-"""``twin-explorer bench engine|demo``: the speed benchmarks that need no browser (they run from an installed wheel).
+"""``twin-explorer bench engine|demo|gpu|make-bundle``: the speed benchmarks that need no browser (they run from an
+installed wheel) and the full-size bundle they use.
 
 The browser benchmark (designer redraw, screenshots) drives Chromium and lives with the tests' browser harness in
 the repository: ``python -m benchmarks.browser`` from a checkout.
@@ -50,3 +51,21 @@ def register(app: typer.Typer) -> None:
         typer.echo(format_demo_bench(result))
         if write:
             typer.echo(f"wrote {write_demo_bench(directory or bundled('demo_twin'), result, machine)}")
+
+    @bench.command("make-bundle")
+    def make_bundle_command(
+        directory: Path = typer.Argument(..., help="Folder to write the bundle into."),
+        scans: str = typer.Option("8-5", help="'8-5', '4-7,8-5' or 'all' (the 13 published scans)."),
+        units: Optional[int] = typer.Option(None, min=1, help="Units of every scan (default: the published "
+                                                              "count of each scan; 8-5: 9,941)."),
+        seed: int = typer.Option(0, help="Seed of the random weights."),
+    ) -> None:
+        """Write random weights at the published shapes in the published bundle layout (no download needed)."""
+        from ..twins.fullsize import make_bundle  # start-up time: torch loads only when a bundle is made
+
+        try:
+            folder = make_bundle(directory, scans=scans, units=units, seed=seed)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        typer.echo(f"wrote a random-weight MICrONS bundle to {folder}; load a scan with "
+                   f"twin_explorer.load_twin('microns', session=..., scan_idx=..., directory='{folder}')")

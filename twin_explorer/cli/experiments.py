@@ -1,5 +1,6 @@
-"""CLI commands of the experiments area: ``run`` (any registered experiment), ``validate`` (ground-truth proof) and
-``tuning`` (kept as an alias of ``run direction_tuning`` with its historical options)."""
+"""CLI commands of the experiments area: ``run`` (any registered experiment), ``validate`` (ground-truth proof),
+``compare-properties`` (a twin against the published digital-twin properties) and ``tuning`` (kept as an alias of
+``run direction_tuning`` with its historical options)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,136 @@ def _run_spec(name: str, params: dict, out: Path | None, twin: str, n_neurons: i
     typer.echo(f"{spec.summary(ds)}; wrote {target}")
 
 
+def _scan(text: str) -> tuple[int, int]:
+    try:
+        session, scan_idx = (int(v) for v in text.split("-"))
+    except ValueError:
+        raise typer.BadParameter(f"--scan must be session-scan_idx such as 8-5; got {text!r}") from None
+    return session, scan_idx
+
+
+def _compare(scan: str, properties: Path | None, bundle: Path | None, twin: str, units: str | None, tuning: bool,
+             directions: int, duration: float):
+    from twin_explorer.experiments.compare import compare_properties  # inside the command: start-up time
+    from twin_explorer.experiments.published import download_properties, read_properties  # start-up time
+    from twin_explorer.twins import load_twin  # inside the command: start-up time (torch)
+
+    session, scan_idx = _scan(scan)
+    folder = properties if properties is not None else download_properties()
+    published = read_properties(folder, scan=(session, scan_idx))
+    if twin == "microns":
+        model = load_twin("microns", session=session, scan_idx=scan_idx, directory=bundle)
+    else:
+        model = load_twin(twin)
+    chosen = _units(units)
+    return compare_properties(model, published, units=chosen, tuning=tuning, directions=directions,
+                              duration_s=duration, show_progress=False)
+
+
+def _scan_specs(scans: str, bundle: Path | None, twin: str, n_neurons: int, seed: int) -> list:
+    from twin_explorer.experiments.batch import TwinSpec  # inside the command: start-up time
+    from twin_explorer.twins import available_scans  # inside the command: start-up time (torch)
+
+    if twin != "microns":
+        options = {"seed": seed, "n_neurons": n_neurons} if twin == "synthetic" else {}
+        return [TwinSpec(twin, options)]
+    listed = available_scans(bundle)
+    if scans.strip().lower() == "all":
+        chosen = listed
+    else:
+        chosen = [_scan(s.strip()) for s in scans.split(",") if s.strip()]
+    missing = [s for s in chosen if s not in listed]
+    if not chosen or missing:
+        raise typer.BadParameter(f"scans {missing or scans!r} are not in the bundle; available: "
+                                 f"{', '.join(f'{a}-{b}' for a, b in listed) or 'none (run twin-explorer download)'}")
+    extra = {} if bundle is None else {"directory": str(bundle)}
+    return [TwinSpec("microns", {"session": a, "scan_idx": b, **extra}) for a, b in chosen]
+
+
 def register(app: typer.Typer) -> None:
+    @app.command("batch")
+    def batch_command(
+        experiment: str = typer.Argument(..., help="Registered experiment, e.g. direction_tuning."),
+        param: list[str] = typer.Option([], "--param", "-p", help="Experiment parameter key=value (see `run "
+                                        "--show-params`)."),
+        scans: str = typer.Option("all", help="Scans of the bundle: all, or session-scan_idx list such as 4-7,8-5."),
+        bundle: Optional[Path] = typer.Option(None, help="Folder of the MICrONS weight bundle (default: the cache's)."),
+        twin: str = typer.Option("microns", help="microns (every chosen scan) or one load_twin name (synthetic, demo)."),
+        n_neurons: int = typer.Option(100, help="Neurons (synthetic twin only)."),
+        seed: int = typer.Option(0, help="Twin seed (synthetic twin only)."),
+        workers: int = typer.Option(0, help="Dask worker processes on this machine (0: run here; with GPUs one "
+                                    "worker per GPU whatever the number)."),
+        scheduler: Optional[str] = typer.Option(None, help="Address of a running dask scheduler (tcp://host:port) "
+                                                "instead of local workers."),
+        chunk_size: int = typer.Option(256, help="Units per task."),
+        cache: Optional[Path] = typer.Option(Path("batch-cache"), help="Folder of the per-chunk cache (resume)."),
+        store: Path = typer.Option(Path("results.nc"), help="netCDF file with one group per scan."),
+    ) -> None:
+        """Run an experiment over every unit of every scan (chunked, cached, resumable; optionally on a dask
+        cluster) and write all scans' results to one store."""
+        from twin_explorer.experiments import get_experiment  # inside the command: start-up time
+        from twin_explorer.experiments.batch import BatchRunner  # inside the command: start-up time
+        from twin_explorer.experiments.cluster import local_cluster, visible_gpus  # inside: start-up time
+
+        try:
+            spec = get_experiment(experiment)
+            params = spec.parse(param)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        specs = _scan_specs(scans, bundle, twin, n_neurons, seed)
+        cluster = client = None
+        try:
+            if scheduler or workers > 0:
+                import distributed  # optional dependency at call time
+
+                if scheduler:
+                    client = distributed.Client(scheduler, timeout=60)
+                else:
+                    gpus = visible_gpus()  # one worker per GPU when there are GPUs
+                    cluster = local_cluster(n_workers=None if gpus else max(workers, 1), gpus=gpus or None)
+                    client = distributed.Client(cluster)
+            runner = BatchRunner(spec, chunk_size=chunk_size, cache_dir=cache, client=client, store=store)
+            out = runner.run(specs, **params)
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+        for name, ds in out.items():
+            typer.echo(f"{name}: {spec.summary(ds)}")
+        typer.echo(f"{runner.computed} chunks computed, the rest from {cache}; wrote {store}")
+
+    @app.command("compare-properties")
+    def compare_properties_command(
+        scan: str = typer.Option("8-5", help="Scan as session-scan_idx, e.g. 8-5."),
+        properties: Optional[Path] = typer.Option(None, help="Folder with the published digital-twin properties v2 "
+                                                  "(readout/, performance/, ori_dir_tuning/, anatomy/); default: "
+                                                  "download them into the cache."),
+        bundle: Optional[Path] = typer.Option(None, help="Folder of the MICrONS weight bundle (default: the "
+                                              "cache's; see `twin-explorer download`)."),
+        twin: str = typer.Option("microns", help="microns (the scan's published twin) or another load_twin name "
+                                 "whose units carry session/scan_idx/unit_id (e.g. demo)."),
+        units: Optional[str] = typer.Option(None, help="Readout ids, comma-separated (default: all units)."),
+        tuning: bool = typer.Option(True, "--tuning/--no-tuning", help="Run the in-silico direction tuning (off: "
+                                    "readout positions only)."),
+        directions: int = typer.Option(16, help="Directions of the drifting gratings."),
+        duration: float = typer.Option(1.0, help="Seconds per direction."),
+        out: Path = typer.Option(Path("compare-properties"), help="Folder for the table (CSV) and plots (HTML/PNG)."),
+        png: bool = typer.Option(True, "--png/--no-png", help="Also save the plots as PNG (matplotlib)."),
+    ) -> None:
+        """Run the in-silico tuning and readout RFs of a scan and compare them with the published properties
+        (exit status 1 when they disagree)."""
+        from twin_explorer.experiments.compare import save_comparison  # inside the command: start-up time
+
+        try:
+            result = _compare(scan, properties, bundle, twin, units, tuning, directions, duration)
+        except ValueError as exc:  # bad input: scan, folders, units
+            raise typer.BadParameter(str(exc)) from exc
+        typer.echo(result.format())
+        for path in save_comparison(result, out, png=png):
+            typer.echo(f"wrote {path}")
+        raise typer.Exit(0 if result.agrees else 1)
+
     @app.command()
     def run(
         experiment: Optional[str] = typer.Argument(None, help="Registered experiment (see --list), e.g. "

@@ -14,7 +14,9 @@ Parts, each in its own module:
 
 Families: ``tuning`` (direction), ``spatial_temporal`` (SF, TF, SF × TF, contrast, size), ``receptive_fields``,
 ``readout_rf``, ``surround`` (surround suppression), ``mei``; plus ``metrics`` (prediction performance),
-``validate`` (ground-truth proof on the synthetic mouse) and ``batch`` (chunked, cached, resumable runs).
+``validate`` (ground-truth proof on the synthetic mouse), ``batch`` (chunked, cached, resumable runs) with
+``cluster`` (process-based dask clusters, one GPU per worker) and ``results_store`` (all scans in one file), and
+``published`` + ``compare`` (the published digital-twin properties and a twin checked against them).
 
 How to add an experiment
 ------------------------
@@ -39,15 +41,19 @@ from __future__ import annotations
 from . import specs, surround  # noqa: F401  (registers the built-in experiments and surround suppression)
 from .batch import BatchRunner, TwinSpec, cache_key, experiment_name, run_batch
 from .checks import resolve_units
+from .cluster import gpu_worker_specs, local_cluster
+from .compare import PropertyComparison, circular_error, compare_properties, save_comparison, twin_properties
 from .fitting import batched_lm, fit_log_gaussian, fit_naka_rushton, naka_rushton
 from .mei import MEIState, mei, mei_steps, mei_structure
 from .metrics import cc_abs, cc_max, cc_norm, oracle_correlation, performance, plot_performance, twin_performance
 from .plotting import (plot_direction_tuning, plot_mei, plot_receptive_field, plot_rf_centres, plot_tuning_population,
                        plot_value_population, plot_value_tuning)
 from .provenance import provenance
+from .published import download_properties, read_properties, write_properties
 from .readout_rf import readout_rf, readout_rf_from_network
 from .receptive_fields import (dot_stimulus, fit_gaussian_2d, gaussian2d, receptive_fields, spatial_selectivity_index,
                                sta_maps)
+from .results_store import read_results, write_results
 from .runner import Cancelled, run_conditions, window_mean
 from .spatial_temporal import contrast_response, preferred_sf_tf, sf_tf_tuning, sf_tuning, size_tuning, tf_tuning
 from .spec import REGISTRY, ExperimentSpec, get_experiment, register
@@ -66,6 +72,9 @@ __all__ = [
     "fit_log_gaussian", "naka_rushton", "fit_naka_rushton", "batched_lm", "plot_value_tuning", "plot_value_population",
     "surround_suppression",
     "MEIState", "mei_steps", "mei", "plot_mei", "mei_structure",
-    "TwinSpec", "BatchRunner", "run_batch", "experiment_name", "cache_key",
+    "TwinSpec", "BatchRunner", "run_batch", "experiment_name", "cache_key", "local_cluster", "gpu_worker_specs",
+    "read_results", "write_results",
+    "read_properties", "write_properties", "download_properties", "compare_properties", "twin_properties",
+    "circular_error", "PropertyComparison", "save_comparison",
     "cc_abs", "cc_max", "cc_norm", "oracle_correlation", "performance", "twin_performance", "plot_performance",
 ]

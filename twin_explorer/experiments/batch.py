@@ -19,7 +19,12 @@ dimension listing those units in order.
   ``twin_explorer.load_twin``. With a dask ``client``, a spec is sent to the workers and built there once per worker
   process (cached); a twin object is scattered to the workers, so it must be picklable for process-based clusters
   (threads-only ``LocalCluster(processes=False)`` needs no pickling). Experiments must be importable
-  module-level functions for the same reason.
+  module-level functions for the same reason. :func:`.cluster.local_cluster` starts a process-based cluster with
+  one worker per GPU when GPUs exist; when the workers advertise the ``GPU`` resource each task asks for one.
+* **Killed workers.** Dask reschedules the chunks of a worker that dies on the other workers; chunks finished
+  before are already on disk, so a rerun after the whole run died recomputes only what is missing.
+* **Store.** ``store=path``: the combined results of all scans also go to one netCDF file, one group per scan
+  (:mod:`.results_store`); a progress bar counts scans next to the one counting chunks.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from ..engine.contract import TwinLike
 from ..twins import load_twin
 from ..store import atomic_path, content_hash, write_text_atomic
 from .checks import resolve_units
+from .cluster import GPU_RESOURCE, wants_gpu
+from .results_store import write_results
 from .spec import ExperimentSpec, get_experiment
 
 __all__ = ["TwinSpec", "BatchRunner", "run_batch", "experiment_name", "cache_key"]
@@ -191,10 +198,13 @@ class BatchRunner:
     ``chunk_size``: units per task. ``cache_dir``: folder for the per-chunk netCDF files (None: no caching).
     ``client``: a ``dask.distributed.Client`` to run chunks as tasks (None: in this process, in order).
     ``progress``: True for a tqdm bar, or a callback ``progress(done_chunks, total_chunks)``.
+    ``resources``: dask worker resources each task needs; "auto" asks for one GPU per task when all workers
+    advertise ``GPU`` (see :mod:`.cluster`), None for none. ``store``: a netCDF file for all scans' results.
     """
 
     def __init__(self, experiment: ExperimentSpec | str | Callable[..., Any], *, chunk_size: int = 64, cache_dir: str | Path | None = None,
-                 client: Any = None, progress: ProgressArg = True, name: str | None = None) -> None:
+                 client: Any = None, progress: ProgressArg = True, name: str | None = None,
+                 resources: dict[str, float] | str | None = "auto", store: str | Path | None = None) -> None:
         if isinstance(experiment, str):
             experiment = get_experiment(experiment)
         self.name = name or experiment_name(experiment)
@@ -207,6 +217,10 @@ class BatchRunner:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.client = client
         self.progress = progress
+        if not (resources is None or resources == "auto" or isinstance(resources, dict)):
+            raise ValueError(f"resources must be 'auto', None or a dict such as {{'GPU': 1}}, got {resources!r}")
+        self.resources = resources
+        self.store = None if store is None else Path(store)
         self.computed = 0  # chunks computed (not read from the cache) by the last run()
 
     # -- planning ------------------------------------------------------------------------------------------
@@ -291,8 +305,12 @@ class BatchRunner:
                     todo.append((local, remote, c))
         self.computed = 0
         callback = self.progress if callable(self.progress) else None
+        show = self.progress is True
+        left = {p[2][0].twin_id: sum(not c.cached for c in p[2]) for p in plans}  # chunks to compute per scan
+        scan_bar = tqdm(total=len(plans), initial=sum(n == 0 for n in left.values()), desc="scans", unit="scan",
+                        disable=not show or len(plans) < 2, position=0)
         bar = tqdm(total=total, initial=total - len(todo), desc=self.name.rsplit(".", 1)[-1],
-                   disable=self.progress is not True, unit="chunk")
+                   disable=not show, unit="chunk", position=1 if len(plans) > 1 else None)
         done = total - len(todo)
 
         def finished(chunk: _Chunk, ds: xr.Dataset) -> None:
@@ -302,6 +320,9 @@ class BatchRunner:
             self.computed += 1
             done += 1
             bar.update(1)
+            left[chunk.twin_id] -= 1
+            if left[chunk.twin_id] == 0:
+                scan_bar.update(1)
             if callback is not None:
                 callback(done, total)
 
@@ -313,6 +334,7 @@ class BatchRunner:
                 self._run_distributed(todo, params, finished)
         finally:
             bar.close()
+            scan_bar.close()
 
         combined = {}
         for local, _, chunks in plans:
@@ -320,6 +342,9 @@ class BatchRunner:
             combined[chunks[0].twin_id] = parts[0] if len(parts) == 1 else xr.concat(
                 parts, dim="unit", data_vars="minimal", coords="minimal", compat="override", join="exact",
                 combine_attrs="drop_conflicts")
+        if self.store is not None:
+            write_results(self.store, combined, {"experiment": self.name, "params": _canonical(params)},
+                          prepare=_netcdf_safe)
         return combined if several else combined[ids[0]]
 
     def _run_distributed(self, todo: list[tuple[Any, Any, _Chunk]], params: dict[str, Any],
@@ -327,6 +352,9 @@ class BatchRunner:
         from distributed import as_completed
 
         client = self.client
+        resources = self.resources
+        if resources == "auto":
+            resources = {GPU_RESOURCE: 1} if wants_gpu(client) else None
         sent: dict[int, Any] = {}  # one scattered copy per twin object
         futures = {}
         for _, remote, c in todo:
@@ -343,7 +371,7 @@ class BatchRunner:
                 payload = sent[id(remote)]
             # a fresh task key per run: a failed task of an earlier run must not be reused
             fut = client.submit(_run_chunk, self.experiment, payload, c.units, params,
-                                key=f"{_safe(self.name)}-{c.key[:16]}-{uuid.uuid4().hex[:8]}")
+                                key=f"{_safe(self.name)}-{c.key[:16]}-{uuid.uuid4().hex[:8]}", resources=resources)
             futures[fut] = c
         errors: list[BaseException] = []
         for fut in as_completed(list(futures)):
@@ -359,8 +387,9 @@ class BatchRunner:
 
 def run_batch(experiment: ExperimentSpec | str | Callable[..., Any], twins: Any, units: Any = "all", *, chunk_size: int = 64,
               cache_dir: str | Path | None = None, client: Any = None, progress: ProgressArg = True,
-              **params: Any) -> xr.Dataset | dict[str, xr.Dataset]:
+              store: str | Path | None = None, **params: Any) -> xr.Dataset | dict[str, xr.Dataset]:
     """Run ``experiment(twin, units=chunk, **params)`` over all (or the given) units of one twin or a list of
     twins, chunked, cached and resumable; returns a Dataset (one twin) or ``{twin id: Dataset}`` (a list)."""
-    runner = BatchRunner(experiment, chunk_size=chunk_size, cache_dir=cache_dir, client=client, progress=progress)
+    runner = BatchRunner(experiment, chunk_size=chunk_size, cache_dir=cache_dir, client=client, progress=progress,
+                         store=store)
     return runner.run(twins, units=units, **params)
