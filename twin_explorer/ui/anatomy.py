@@ -74,9 +74,9 @@ class AnatomyView(pn.viewable.Viewer):
         self.header = pn.pane.Alert("", alert_type="info", sizing_mode="stretch_width")
         self.error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
-        self.top_pane = pn.pane.HoloViews(None, width=430, height=400)
-        self.side_pane = pn.pane.HoloViews(None, width=430, height=400)
-        self.morph_pane = pn.pane.HoloViews(None, width=430, height=460)
+        self.top_pane = pn.pane.HoloViews(None, width=540, height=440)
+        self.side_pane = pn.pane.HoloViews(None, width=540, height=440)
+        self.morph_pane = pn.pane.HoloViews(None, width=500, height=580)
         self.plot3d = pn.pane.Plotly(None, width=520, height=460)
         self.partners = pn.widgets.Tabulator(None, pagination="remote", page_size=10, disabled=True,
                                              show_index=False, sizing_mode="stretch_width", height=330)
@@ -123,14 +123,15 @@ class AnatomyView(pn.viewable.Viewer):
     def _clear_neuron(self) -> None:
         self.morph_pane.object, self.plot3d.object, self.partners.value = None, None, None
         self.morph_pane.visible = self.plot3d.visible = False
-        self._set_neuroglancer(None, "no neuron")
+        self.neuroglancer_url, self.neuroglancer_reason, self.neuroglancer.object = None, "no neuron", ""
 
     @property
     def synthetic(self) -> bool:
         return self.anatomy is not None and anatomy_is_synthetic(self.anatomy)
 
     def _suffix(self) -> str:
-        return f" — {anatomy_title(self.anatomy)}" if self.anatomy is not None else ""
+        """The volume's name on a second title line (plot titles are narrower than the label)."""
+        return f"\n{anatomy_title(self.anatomy)}" if self.anatomy is not None else ""
 
     # ---- soma maps -------------------------------------------------------------------------------------------------
     def _population(self) -> Any:
@@ -236,9 +237,10 @@ class AnatomyView(pn.viewable.Viewer):
         nucleus = int(nucleus)
         source = info.get("coreg_source", "")
         source = f"synthetic stand-in for {source}" if self.synthetic else source
+        known = [str(info[k]) if k != "area" else f"area {info[k]}" for k in ("cell_type", "layer", "area")
+                 if info.get(k) is not None and not pd.isna(info[k])]
         lines = [f"#### Neuron {unit} → nucleus {nucleus}", label,
-                 f"root id `{info.get('pt_root_id')}` · {info.get('cell_type', '?')} · {info.get('layer', '?')} · "
-                 f"area {info.get('area', '?')} · match {info.get('match')} ({source})"]
+                 " · ".join([f"root id `{info.get('pt_root_id')}`", *known, f"match {info.get('match')} ({source})"])]
         try:
             self._show_neuron(nucleus, lines)
         except Exception as exc:  # noqa: BLE001  a broken file of this neuron is shown, not swallowed
@@ -262,7 +264,7 @@ class AnatomyView(pn.viewable.Viewer):
             self.morph_pane.object = side_view(skel, frame, synapses=shown, color=col,
                                                title=f"Nucleus {nucleus}: morphology (side){self._suffix()}")
             self.plot3d.object = skeleton_3d(skel, frame, synapses=shown, color=col,
-                                             title=f"Nucleus {nucleus} in 3-D{self._suffix()}")
+                                             title=f"Nucleus {nucleus} in 3-D{self._suffix()}".replace("\n", "<br>"))
         else:
             self.morph_pane.object, self.plot3d.object = None, None
             self.morph_pane.visible = self.plot3d.visible = False
@@ -274,7 +276,9 @@ class AnatomyView(pn.viewable.Viewer):
         try:
             self._set_neuroglancer(neuroglancer_link_for_neuron(self.anatomy, nucleus), "")
         except ValueError as exc:  # e.g. the synthetic sample: its ids are no real EM ids
-            self._set_neuroglancer(None, f"No Neuroglancer link: {exc}")
+            self._set_neuroglancer(None, "No Neuroglancer link: " + (
+                "its ids are made up and it records no materialization_version (no real EM neuron to show)"
+                if self.synthetic else str(exc)))
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(

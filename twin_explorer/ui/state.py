@@ -298,6 +298,10 @@ def deferred(fn: Callable[[], None]) -> Callable[..., None]:
         doc = pn.state.curdoc
         if doc is None or getattr(doc, "session_context", None) is None:
             fn()
+        elif "dist_url" not in doc._template_variables:
+            # the page is still being built (e.g. ?unit= applied in create_app): models made now get the server's
+            # resource URLs when it is served; a next-tick run could come first and give them CDN stylesheet URLs
+            fn()
         elif not pending.is_set():
             from .tasks import in_session
 
