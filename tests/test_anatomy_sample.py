@@ -125,3 +125,13 @@ def test_population_and_volume_like_to_like(small):
     assert 3 <= ds.attrs["n_neurons"] <= 40 and ds.attrs["n_connected_pairs"] > 0
     with pytest.raises(ValueError, match="DataFrame"):
         a.like_to_like(units, S)
+
+
+def test_notebooks_say_the_sample_is_synthetic():
+    from twin_explorer.paths import bundled
+    from twin_explorer.ui.state import SYNTHETIC_LABEL
+
+    using = [p for p in bundled("apps").glob("*.ipynb") if "get_anatomy" in p.read_text() or "AnatomyView" in p.read_text()]
+    assert using, "no notebook opens the anatomy"
+    for path in using:
+        assert SYNTHETIC_LABEL.replace("s", "S", 1) in path.read_text() or SYNTHETIC_LABEL in path.read_text(), path
