@@ -26,7 +26,8 @@ _CC_HELP = {
     "cc_abs": "CC_abs: correlation of prediction and trial-averaged response on held-out clips.",
     "cc": "Correlation of prediction and response as the twin's bundle reports it.",
 }
-_SKELETON_HELP = "The anatomy volume holds a skeleton (or meshwork) of this neuron: the Anatomy tab shows its morphology."
+_SKELETON_HELP = ("The anatomy volume holds a skeleton (or meshwork) of this neuron: the Anatomy tab shows its "
+                  "morphology.")
 
 
 class NeuronBrowser(pn.viewable.Viewer):

@@ -145,7 +145,8 @@ def anatomy_source(anatomy: Any = None) -> Any:
     """What the explorer's anatomy is loaded from: ``anatomy`` itself (a folder path or an ``Anatomy``), else the
     folder in $TWIN_EXPLORER_ANATOMY, else None (the bundled synthetic sample)."""
     if anatomy is not None and not isinstance(anatomy, str | os.PathLike) and not hasattr(anatomy, "resolve_units"):
-        raise ValueError(f"anatomy must be a folder path or a twin_explorer.anatomy.Anatomy, got {type(anatomy).__name__}")
+        raise ValueError("anatomy must be a folder path or a twin_explorer.anatomy.Anatomy, "
+                         f"got {type(anatomy).__name__}")
     return anatomy if anatomy is not None else (os.environ.get(ANATOMY_ENV) or None)
 
 
