@@ -150,9 +150,16 @@ NOTEBOOKS = {
     ],
     "04_function_to_morphology.ipynb": [
         ("md", "# 4 · From a neuron's function to its morphology and partners\n\nModel units are linked to EM "
-               "neurons by coregistration; the offline sample shipped with the package mimics the MICrONS tables."),
+               "neurons by coregistration.\n\n**The anatomy here is a synthetic sample — not MICrONS data.** The "
+               "volume shipped with the package is generated for the synthetic mouse: its tables mimic the MICrONS "
+               "layout, but its neurons, morphologies and synapses are made up and its ids match no real EM neuron "
+               "(so it has no Neuroglancer link). To use the real volume, export a folder with `twin-explorer anatomy "
+               "export` and pass it here: `get_anatomy(\"microns-v1300\")`, `AnatomyView(twin, anatomy=...)` or "
+               "`TWIN_EXPLORER_ANATOMY=microns-v1300`."),
         ("code", SETUP),
-        ("code", "from twin_explorer.ui.anatomy import get_anatomy\n\nanat = get_anatomy()\n"
+        ("code", "from twin_explorer.ui.anatomy import anatomy_title, get_anatomy\n\n"
+                 "anat = get_anatomy()  # a folder path here opens real MICrONS anatomy\n"
+                 "print('anatomy:', anatomy_title(anat))\n"
                  "pop = anat.population(twin.units)\n"
                  "with_skeleton = pop[pop.nucleus_id.isin(anat.skeleton_ids)]\n"
                  "unit = int(with_skeleton.index[0])\nprint('neuron', unit, 'has a reconstructed morphology')\n"

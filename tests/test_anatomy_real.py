@@ -265,29 +265,13 @@ def test_coregistration_v3_v661_folder(tmp_path):
 
 
 def test_real_pieces_assembled_into_an_anatomy_folder(tmp_path):
-    """A folder in the real layout from real pieces: the skeleton-service JSON and synapse feathers of root
-    864691135101289504, the v2 meshwork of root 864691135273655569; nucleus rows at their soma points (the
-    nucleus ids are made up: the samples do not name them)."""
-    import shutil
+    """A folder in the real layout from real pieces (tests/anatomy_folders.py): the skeleton-service JSON and synapse
+    feathers of root 864691135101289504, the v2 meshwork of root 864691135273655569; nucleus rows at their soma points
+    (the nucleus ids are made up: the samples do not name them)."""
+    from anatomy_folders import build_real_folder
 
-    mp_root, pcg_root = 864691135101289504, 864691135273655569
-    mp_meta = json.loads((MP / "skel.json").read_text())["meta"]
-    mw = read_meshwork(PCG / "test_neuron.h5")
-    somata = {901: (mp_root, [mp_meta[f"soma_pt_{a}"] for a in "xyz"]),
-              902: (pcg_root, [mw.skeleton_meta[f"soma_pt_{a}"] for a in "xyz"])}
-    (tmp_path / "tables").mkdir()
-    (tmp_path / "skeletons").mkdir()
-    (tmp_path / "meshworks").mkdir()
-    nuc = pd.DataFrame({"id": list(somata), "pt_root_id": [r for r, _ in somata.values()],
-                        "pt_position": [list(np.asarray(p) / [4, 4, 40]) for _, p in somata.values()]})
-    nuc.to_parquet(tmp_path / "tables" / "nucleus_detection_v0.parquet")
-    syn = pd.concat([pd.read_feather(MP / "pre.feather"), pd.read_feather(MP / "post.feather")], ignore_index=True)
-    syn = syn.drop_duplicates("id")  # autapses are in both files; a table holds each synapse once
-    syn.to_feather(tmp_path / "tables" / "synapses_pni_2.feather")  # split nm positions, as queried
-    shutil.copy(MP / "skel.json", tmp_path / "skeletons" / f"{mp_root}_901.json")
-    shutil.copy(PCG / "test_neuron.h5", tmp_path / "meshworks" / f"{pcg_root}_902.h5")
-    (tmp_path / "manifest.json").write_text(json.dumps({"materialization_version": 1300}))
-
+    mp_root = 864691135101289504
+    build_real_folder(tmp_path)
     a = Anatomy(tmp_path)
     assert a.depth_frame.name == "minnie65" and a.materialization_version == 1300
     assert a.skeleton_ids == [901] and a.meshwork_ids == [902]

@@ -58,6 +58,7 @@ def test_generated_sample_links_every_unit(small):
 
 def test_generator_is_reproducible_and_validates(small, tmp_path):
     out, units = small
+    assert Anatomy(out).manifest["synthetic"] is True
     again = generate_sample(units, pd.DataFrame({"pref_dir_deg": np.linspace(0, 350, 60), "gosi": 0.3, "gdsi": 0.2},
                                                 index=units.index), tmp_path, seed=3, n_skeletons=4, n_dense=1,
                             n_meshworks=1, n_connectome=40, progress=False)
@@ -79,6 +80,16 @@ def test_shipped_sample():
     types = set(a.nuclei.loc[a.skeleton_ids, "cell_type"])
     assert types & {"BC", "MC", "BPC", "NGC"} and types & {"23P", "4P", "5P-IT", "5P-ET", "5P-NP"}
     assert a.manifest["source"].startswith("SyntheticMouse")
+    # labelled synthetic, with ids outside the real MICrONS ranges (real roots 864691134…/864691136…, real nuclei
+    # below ~750,000), in the current formats (SWC with its unit, meshwork version 2)
+    assert a.manifest["synthetic"] is True and "not MICrONS data" in a.manifest["description"]
+    assert a.materialization_version is None  # no real segmentation to link to
+    assert a.nuclei.index.min() >= 10_000_000
+    roots = a.synapse_table[["pre_pt_root_id", "post_pt_root_id"]].to_numpy().ravel().astype(str)
+    assert all(r.startswith("9") and len(r) == 18 for r in roots)
+    swc = next((SAMPLE_DIR / "skeletons").glob("*.swc")).read_text().splitlines()[:6]
+    assert "# unit: nm" in swc and any("not MICrONS data" in line for line in swc)
+    assert a.meshwork(a.meshwork_ids[0]).version == 2
     # the planted like-to-like bias is recovered from the files alone
     ids = np.array(a.manifest["sampled_nucleus_ids"])
     props = a.properties.drop_duplicates("target_id").set_index("target_id").loc[ids]
@@ -114,3 +125,14 @@ def test_population_and_volume_like_to_like(small):
     assert 3 <= ds.attrs["n_neurons"] <= 40 and ds.attrs["n_connected_pairs"] > 0
     with pytest.raises(ValueError, match="DataFrame"):
         a.like_to_like(units, S)
+
+
+def test_notebooks_say_the_sample_is_synthetic():
+    from twin_explorer.paths import bundled
+    from twin_explorer.ui.state import SYNTHETIC_LABEL
+
+    texts = {p.name: p.read_text() for p in bundled("apps").glob("*.ipynb")}
+    using = [name for name, text in texts.items() if "get_anatomy" in text or "AnatomyView" in text]
+    assert using, "no notebook opens the anatomy"
+    for name in using:
+        assert SYNTHETIC_LABEL.lower() in texts[name].lower(), name

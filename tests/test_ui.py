@@ -274,3 +274,173 @@ def test_focus_nearest_picks_the_closest_point_and_ignores_empty_clicks():
     assert state.unit == 11
     state.focus_nearest(xy[:0], [], 1.0, 1.0)
     assert state.unit == 11
+
+
+# ---- anatomy: any folder, matched to the loaded twin; the synthetic sample labelled as such ----------------------
+def _require_real_anatomy_pieces() -> None:
+    from anatomy_folders import REAL
+
+    if not (REAL / "README.md").exists():
+        pytest.fail(f"real MICrONS samples missing at {REAL}")
+
+
+@pytest.fixture
+def microns_twin(monkeypatch, fnn_fixtures):
+    """The MICrONS-layout fixture twin (8 units of session 0, scan 0, from the fnn bundle)."""
+    import twin_explorer.ui.state as st
+
+    monkeypatch.setattr(st, "BUNDLE_DIR", str(fnn_fixtures / "bundle"))
+    return st.get_twin("microns 0-0")
+
+
+def test_anatomy_view_on_a_real_folder_links_a_microns_twin(tmp_path, microns_twin):
+    from anatomy_folders import MP_NUCLEUS, MP_ROOT, MP_UNIT, PCG_NUCLEUS, build_real_folder
+
+    from twin_explorer.ui.anatomy import AnatomyView
+    from twin_explorer.ui.state import SYNTHETIC_LABEL, unit_table
+
+    _require_real_anatomy_pieces()
+    folder = build_real_folder(tmp_path / "real")
+    table = unit_table(microns_twin, str(folder))
+    units = microns_twin.units
+    unit = int(units.index[(units["unit_id"] == MP_UNIT[2]).to_numpy()][0])
+    assert table.loc[unit, "coregistered"] == "unique" and table.loc[unit, "nucleus_id"] == MP_NUCLEUS
+    assert set(table.loc[table["skeleton"], "nucleus_id"]) == {MP_NUCLEUS, PCG_NUCLEUS}  # skeleton and meshwork
+    assert (table["coregistered"] == "none").sum() == 6
+    view = AnatomyView(microns_twin, anatomy=str(folder))
+    view.__panel__().get_root(Document())
+    assert view.state.anatomy == str(folder) and not view.synthetic and SYNTHETIC_LABEL not in view.header.object
+    assert "v1300" in view.header.object and not view.error.visible and not view.notice.visible
+    assert len(view._pop) == 2 and "v1300" in view.top_pane.object.opts.get().kwargs["title"]
+    view.state.unit = unit
+    assert f"nucleus {MP_NUCLEUS}" in view.info.object and str(MP_ROOT) in view.info.object
+    assert "12424 in, 6514 out" in view.info.object  # the real neuron's synapses
+    partners = view.partners.value
+    assert partners["n_synapses"].sum() == 18938 and (partners["partner_root_id"] == str(MP_ROOT)).any()
+    assert view.morph_pane.visible and view.plot3d.object is not None
+    assert view.neuroglancer_url is not None and "seg_m1300" in view.neuroglancer_url
+    assert 'href="' in view.neuroglancer.object and "disabled" not in view.neuroglancer.object
+    # the meshwork-only neuron shows its meshwork's skeleton
+    view.state.unit = int(units.index[(units["unit_id"] == 34).to_numpy()][0])
+    assert f"nucleus {PCG_NUCLEUS}" in view.info.object and view.morph_pane.visible
+
+
+def test_sample_is_labelled_synthetic_everywhere(state):
+    from twin_explorer.ui.anatomy import AnatomyView
+    from twin_explorer.ui.browser import NeuronBrowser
+    from twin_explorer.ui.state import SYNTHETIC_LABEL
+
+    view = AnatomyView(state=state)
+    view.__panel__().get_root(Document())
+    assert view.synthetic and SYNTHETIC_LABEL in view.header.object and view.header.alert_type == "warning"
+    for pane in (view.top_pane, view.side_pane):
+        assert SYNTHETIC_LABEL in pane.object.opts.get().kwargs["title"]
+    pop = view._pop
+    state.unit = int(pop.index[(pop["match"] == "unique") & pop["nucleus_id"].isin(view.anatomy.skeleton_ids)][0])
+    assert SYNTHETIC_LABEL in view.info.object and "synthetic stand-in for coregistration_" in view.info.object
+    assert "match unique (coregistration_" not in view.info.object  # never posing as a real MICrONS table
+    assert view.neuroglancer_url is None and "materialization_version" in view.neuroglancer_reason
+    assert "disabled" in view.neuroglancer.object and "Open in Neuroglancer" in view.neuroglancer.object
+    browser = NeuronBrowser(state=state)
+    assert SYNTHETIC_LABEL in browser.page.object
+    # the sample's ids lie outside the real MICrONS ranges
+    nuclei = view.anatomy.nuclei
+    assert nuclei.index.min() >= 10_000_000 and str(nuclei["pt_root_id"].min()).startswith("9")
+
+
+def test_explorer_tab_says_the_anatomy_is_synthetic(twin, tmp_path, microns_twin):
+    from anatomy_folders import build_real_folder
+
+    from twin_explorer.ui.app import Explorer
+    from twin_explorer.ui.state import SYNTHETIC_LABEL
+
+    ex = Explorer(twin)
+    assert ex.tabs._names[-1] == f"Anatomy ({SYNTHETIC_LABEL})"
+    _require_real_anatomy_pieces()
+    real = Explorer(microns_twin, anatomy=str(build_real_folder(tmp_path / "real")))
+    assert real.tabs._names[-1] == "Anatomy" and real.state.table["coregistered"].eq("unique").sum() == 2
+
+
+def test_anatomy_loader_errors_are_shown_in_the_view(twin, tmp_path):
+    from anatomy_folders import build_real_folder
+
+    from twin_explorer.ui.anatomy import AnatomyView
+    from twin_explorer.ui.state import unit_table
+
+    view = AnatomyView(twin, anatomy=str(tmp_path / "missing"))
+    assert view.anatomy is None and view.error.visible and "anatomy folder not found" in view.error.object
+    assert view.header.alert_type == "danger" and view.top_pane.object is None
+    assert set(unit_table(twin, str(tmp_path / "missing"))["coregistered"]) == {"none"}  # the table still opens
+    _require_real_anatomy_pieces()
+    bad = build_real_folder(tmp_path / "bad")
+    (bad / "tables" / "nucleus_detection_v0.parquet").write_bytes(b"not parquet")
+    view = AnatomyView(twin, anatomy=str(bad))
+    assert view.error.visible and "Could not link" in view.error.object and view.top_pane.object is None
+    # a readable folder none of whose coregistrations name this twin's scan: said, not an empty map
+    other = build_real_folder(tmp_path / "other")
+    view = AnatomyView(twin, anatomy=str(other))
+    assert not view.error.visible and view.notice.visible and "scans 0-0" in view.notice.object
+    with pytest.raises(ValueError, match="folder path or"):
+        AnatomyView(twin, anatomy=3)
+
+
+def test_neuron_table_says_which_neurons_have_a_skeleton(state):
+    from twin_explorer.ui.browser import NeuronBrowser
+
+    b = NeuronBrowser(state=state)
+    b.__panel__().get_root(Document())
+    df = b.table.value
+    assert df["skeleton"].dtype == bool and 25 <= df["skeleton"].sum() < len(df)
+    assert b.table.header_filters["skeleton"]["type"] == "tickCross" and "skeleton" in b.table.header_tooltips
+    b.skeleton_only.value = True
+    view = b.table.current_view
+    assert len(view) == df["skeleton"].sum() and view["skeleton"].all()
+    b.skeleton_only.value = False
+    assert len(b.table.current_view) == len(df)
+
+
+def test_exported_folder_opens_in_the_anatomy_view(tmp_path):
+    from fake_caveclient import REAL_ROOT, FakeCAVEclient
+
+    from twin_explorer.anatomy.export import export_anatomy
+    from twin_explorer.synthetic import SyntheticMouse
+    from twin_explorer.ui.anatomy import AnatomyView
+
+    _require_real_anatomy_pieces()
+    folder = tmp_path / "v1300"
+    export_anatomy(FakeCAVEclient(), folder, 1300, "8-5", progress=False)
+    mouse = SyntheticMouse(seed=0, n_neurons=3)
+
+    class ScanTwin:  # a MICrONS-layout twin of scan 8-5 (the mouse answers its predictions)
+        id, n_units, predict = "scan-8-5", 3, mouse.predict
+        units = pd.DataFrame({"session": 8, "scan_idx": 5, "unit_id": [4909, 812, 3051]},
+                             index=pd.Index([0, 1, 2], name="readout_id"))
+
+    view = AnatomyView(ScanTwin(), anatomy=folder)
+    assert not view.error.visible and not view.synthetic and len(view._pop) >= 1
+    view.state.unit = 0
+    assert str(REAL_ROOT) in view.info.object and view.morph_pane.visible
+    assert view.partners.value["n_synapses"].sum() > 1000 and view.neuroglancer_url is not None
+
+
+def test_serve_opens_the_anatomy_folder(monkeypatch, tmp_path):
+    import panel as pn_mod
+    from anatomy_folders import build_real_folder
+    from typer.testing import CliRunner
+
+    from twin_explorer.cli import typer_app
+
+    served = {}
+    monkeypatch.setattr(pn_mod, "serve", lambda apps, **kw: served.update(apps))
+    res = CliRunner().invoke(typer_app, ["serve", "--no-show", "--twin", "synthetic", "--anatomy",
+                                         str(tmp_path / "nope")])
+    assert res.exit_code != 0 and "anatomy" in res.output and not served
+    _require_real_anatomy_pieces()
+    folder = build_real_folder(tmp_path / "real")
+    monkeypatch.setenv("TWIN_EXPLORER_ANATOMY", str(folder))  # the environment variable names it too
+    res = CliRunner().invoke(typer_app, ["serve", "--no-show", "--twin", "synthetic"])
+    assert res.exit_code == 0, res.output
+    assert "v1300" in res.output and "synthetic sample" not in res.output
+    app = served["explorer"]()
+    assert app.explorer.state.anatomy == str(folder.resolve())
+    assert app.explorer.views["Anatomy"].anatomy.materialization_version == 1300

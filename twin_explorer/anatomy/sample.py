@@ -1,5 +1,9 @@
 """Generate the offline anatomy sample: a synthetic MICrONS-like volume linked to a twin's units, written in the
-real formats and column names (CAVE table dumps as CSV.gz, SWC skeletons in nm, MeshParty meshwork .h5).
+real formats and column names (CAVE table dumps as CSV.gz, SWC skeletons in nm, MeshParty meshwork .h5 version 2).
+
+It is not MICrONS data: the manifest says ``synthetic: true`` and its ids lie outside the real ranges (real root ids
+are 18-digit 864691134…/864691136…, real nucleus ids below ~750,000; the sample's root ids start with 9 and its
+nucleus ids are ≥ 10,000,000), so no sample id can be mistaken for, or looked up as, a real EM neuron.
 
 Planted structure (recorded in manifest.json): connection probability between sampled neurons rises with the
 signal correlation of their true direction tuning curves (like-to-like) and falls with lateral distance; some
@@ -24,8 +28,11 @@ from .swc import write_swc
 from .tables import COREGISTRATION_TABLES, write_table
 
 CREATED = "2023-04-20 00:00:00.000000+00:00"
-ROOT_BASE = 864691135_000_000_000
-SV_BASE = 88_000_000_000_000_000
+#: Synthetic id ranges, clear of the real MICrONS ones (see the module docstring).
+ROOT_BASE = 900_000_000_000_000_000
+SV_BASE = 990_000_000_000_000_000
+NUCLEUS_BASE = 10_000_000
+SYNAPSE_BASE = 9_000_000_000
 AREAS = ("V1", "AL", "RL", "LM")
 EXCITATORY_BY_LAYER = {"L1": (("23P",), (1.0,)), "L2/3": (("23P",), (1.0,)), "L4": (("4P",), (1.0,)),
                        "L5": (("5P-IT", "5P-ET", "5P-NP"), (0.6, 0.25, 0.15)),
@@ -152,7 +159,7 @@ def generate_sample(units: pd.DataFrame, tuning: pd.DataFrame | None, out_dir: s
     nuc = pd.concat([neurons[["x_um", "y_um", "depth_um", "area", "layer"]].reset_index(drop=True), extra],
                     ignore_index=True)
     N = len(nuc)
-    nuc["nucleus_id"] = np.sort(rng.choice(np.arange(100_000, 700_000), N, replace=False))[rng.permutation(N)]
+    nuc["nucleus_id"] = np.sort(NUCLEUS_BASE + rng.choice(600_000, N, replace=False))[rng.permutation(N)]
     nuc["pt_root_id"] = ROOT_BASE + rng.choice(10**9, N, replace=False)
     nuc["pt_supervoxel_id"] = SV_BASE + rng.choice(10**15, N, replace=False)
     aligned = nuc[["x_um", "depth_um", "y_um"]].to_numpy(float)
@@ -273,7 +280,7 @@ def generate_sample(units: pd.DataFrame, tuning: pd.DataFrame | None, out_dir: s
                    "cell_type": str(nuc["cell_type"].iat[i]), "units": "nm"}
         skeletons[r] = sk
         write_swc(sk, out / "skeletons" / f"{nuc['pt_root_id'].iat[i]}_{nuc['nucleus_id'].iat[i]}.swc",
-                  header="synthetic neuron of the twin_explorer offline sample")
+                  header="synthetic neuron of the twin_explorer offline sample (not MICrONS data)")
 
     # ---- synapses ------------------------------------------------------------------------------------------------
     def place(r_post: int, r_pre: int | None, k: int) -> np.ndarray:
@@ -309,7 +316,7 @@ def generate_sample(units: pd.DataFrame, tuning: pd.DataFrame | None, out_dir: s
     S = len(ctr_nm)
     offset = rng.normal(0, 60, (S, 3)) * np.array([1, 1, 0.2])
     pre_arr, post_arr = np.asarray(pre_roots, np.int64), np.asarray(post_roots, np.int64)
-    syn = pd.DataFrame({"id": np.arange(1, S + 1) + 150_000_000, "created": CREATED, "superceded_id": np.nan,
+    syn = pd.DataFrame({"id": np.arange(1, S + 1) + SYNAPSE_BASE, "created": CREATED, "superceded_id": np.nan,
                         "valid": True, "size": np.round(rng.lognormal(6.5, 0.8, S)).astype(int),
                         "pre_pt_supervoxel_id": pre_arr - ROOT_BASE + SV_BASE, "pre_pt_root_id": pre_arr,
                         "post_pt_supervoxel_id": post_arr - ROOT_BASE + SV_BASE, "post_pt_root_id": post_arr,
@@ -349,7 +356,9 @@ def generate_sample(units: pd.DataFrame, tuning: pd.DataFrame | None, out_dir: s
     from .. import __version__
 
     manifest: dict[str, Any] = {
-        "description": "Synthetic MICrONS-like anatomy sample for twin_explorer (not real data)",
+        "description": "Synthetic MICrONS-like anatomy sample for twin_explorer: not MICrONS data (tables in the "
+                       "layout of the real CAVE tables, made-up ids outside the real ranges)",
+        "synthetic": True,
         "generator": "twin_explorer.anatomy.sample.generate_sample", "twin_explorer_version": __version__,
         "seed": seed, "source": source, "n_units": n_units, "n_nuclei": N, "n_sampled_neurons": m,
         "n_skeletons": len(skeletons), "n_meshworks": len(mesh_rows), "n_synapses": S,

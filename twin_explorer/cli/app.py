@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -20,18 +21,33 @@ def register(app: typer.Typer) -> None:
         twin: str = typer.Option(None, help="Twin to open on: 'demo', 'synthetic' or a MICrONS scan such as "
                                             "'microns 8-5'."),
         num_threads: int = typer.Option(2, min=1, help="Worker threads for UI events."),
+        anatomy: Optional[Path] = typer.Option(
+            None, envvar="TWIN_EXPLORER_ANATOMY", file_okay=False,
+            help="Anatomy folder (e.g. from `twin-explorer anatomy export`) to link the twin's units to; "
+                 "default: the bundled synthetic sample."),
     ) -> None:
         """Serve the interactive explorer (localhost only unless --address says otherwise)."""
         import panel as pn
 
         from ..ui.app import create_app  # start-up time: Panel and the twin load only when serving
-        from ..ui.state import get_twin, unit_table
+        from ..ui.state import anatomy_is_synthetic, get_anatomy, get_twin, unit_table
 
+        folder = str(anatomy.resolve()) if anatomy is not None else None
+        try:
+            volume = get_anatomy(folder)
+            if folder is not None:
+                _ = volume.nuclei  # read the nucleus table now: a broken folder fails here, not in the page
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"cannot open anatomy folder {anatomy}: {exc}", param_hint="--anatomy") from None
+        if volume is None or anatomy_is_synthetic(volume):
+            typer.echo("anatomy: the bundled synthetic sample (not MICrONS data); --anatomy DIR opens a real folder")
+        else:
+            typer.echo(f"anatomy: {volume.folder} (materialization v{volume.materialization_version})")
         typer.echo("loading the twin…")
-        unit_table(get_twin(twin))  # warm the shared twin and its unit table before the first page load
+        unit_table(get_twin(twin), folder)  # warm the shared twin and its unit table before the first page load
         origins = [f"{host}:{port}" for host in {address, "localhost", "127.0.0.1"}]
         typer.echo(f"twin_explorer on http://{address}:{port}/explorer (Ctrl+C to stop)")
-        pn.serve({"explorer": lambda: create_app(twin)}, port=port, address=address, show=show,
+        pn.serve({"explorer": lambda: create_app(twin, anatomy=folder)}, port=port, address=address, show=show,
                  websocket_origin=origins if port else "*", num_threads=num_threads, title="twin_explorer")
 
     @app.command()

@@ -1,11 +1,15 @@
 """The anatomy view: where the focused neuron sits in the volume (soma maps from above and from the side),
 its morphology (side view and 3-D), its synaptic partners, and a Neuroglancer link.
 
-Uses ``twin_explorer.anatomy`` (the offline sample in assets/anatomy, or a MICrONS dump in the same layout).
+The volume is any anatomy folder (``twin-explorer serve --anatomy DIR``, $TWIN_EXPLORER_ANATOMY or
+``AnatomyView(twin, anatomy=DIR)``), matched to the loaded twin's units through the coregistration tables; without
+one it is the bundled synthetic sample, labelled as such everywhere it is shown. What goes wrong while reading a
+folder is shown in the view, never as an empty plot.
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import holoviews as hv
@@ -14,19 +18,33 @@ import pandas as pd
 import panel as pn
 import param
 
-from twin_explorer.anatomy import SAMPLE_DEPTH_FRAME, Anatomy, neuroglancer_link
+from twin_explorer.anatomy import Anatomy
+from twin_explorer.anatomy.neuroglancer import neuroglancer_link_for_neuron
+from twin_explorer.anatomy.swc import Skeleton
 from twin_explorer.anatomy.views import side_view, skeleton_3d, soma_map
 
-from .state import ExplorerState, deferred
+from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, anatomy_source, deferred
 from .state import get_anatomy as state_anatomy
+_OPEN_REAL = ("Open a real folder with `twin-explorer serve --anatomy DIR`, `TWIN_EXPLORER_ANATOMY=DIR` or "
+              "`AnatomyView(twin, anatomy=DIR)` (make one with `twin-explorer anatomy export`).")
 
 
-def get_anatomy() -> Anatomy:
-    """The anatomy volume, loaded once per process (the one the neuron table's coregistration column uses)."""
-    anatomy = state_anatomy()
-    if anatomy is None:
-        return Anatomy.sample()  # raises FileNotFoundError saying how to make the sample
-    return anatomy
+def get_anatomy(anatomy: Any = None) -> Anatomy:
+    """The explorer's anatomy volume: ``anatomy`` (folder or Anatomy), else $TWIN_EXPLORER_ANATOMY, else the
+    bundled synthetic sample (raises FileNotFoundError saying how to make it when it is missing)."""
+    volume = state_anatomy(anatomy)
+    if volume is None:
+        return Anatomy.sample()
+    return volume
+
+
+def anatomy_title(anatomy: Anatomy) -> str:
+    """A short name for the volume: the synthetic label, or datastack and materialization version."""
+    if anatomy_is_synthetic(anatomy):
+        return SYNTHETIC_LABEL
+    m = anatomy.manifest
+    version = f" v{anatomy.materialization_version}" if anatomy.materialization_version is not None else ""
+    return f"MICrONS {m.get('datastack', anatomy.folder.name)}{version}"
 
 
 def _display_ids(df: Any) -> Any:
@@ -35,32 +53,87 @@ def _display_ids(df: Any) -> Any:
     return df.astype({c: str for c in big}) if big else df
 
 
+def _scans(keys: pd.DataFrame) -> str:
+    pairs = keys[["session", "scan_idx"]].drop_duplicates().astype(int).to_numpy()
+    return ", ".join(f"{a}-{b}" for a, b in pairs[:13]) or "none"
+
+
 class AnatomyView(pn.viewable.Viewer):
-    """Somata, morphology and partners of the focused neuron; usable alone: ``AnatomyView(twin)``."""
+    """Somata, morphology and partners of the focused neuron; usable alone: ``AnatomyView(twin, anatomy=DIR)``."""
 
     color = param.Selector(default="pref_dir", objects=["pref_dir", "gOSI", "cc_norm", "area", "layer", "cell_type"],
                            doc="Property colouring somata and synapses.")
 
-    def __init__(self, twin: Any = None, state: ExplorerState | None = None, anatomy: Anatomy | None = None,
+    def __init__(self, twin: Any = None, state: ExplorerState | None = None, anatomy: Any = None,
                  **params: Any) -> None:
         self.state = state if state is not None else ExplorerState(twin)
-        self.anatomy = anatomy if anatomy is not None else get_anatomy()
+        if anatomy is not None:  # the neuron table of a shared state follows the same folder
+            self.state.anatomy = anatomy_source(anatomy)  # a wrong type is refused here, not shown later
         super().__init__(**params)
         self.color_select = pn.widgets.Select.from_param(self.param.color, label="Colour by", width=200)
-        self.top_pane = pn.pane.HoloViews(None, width=430, height=400)
-        self.side_pane = pn.pane.HoloViews(None, width=430, height=400)
-        self.morph_pane = pn.pane.HoloViews(None, width=430, height=460)
+        self.header = pn.pane.Alert("", alert_type="info", sizing_mode="stretch_width")
+        self.error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self.top_pane = pn.pane.HoloViews(None, width=540, height=440)
+        self.side_pane = pn.pane.HoloViews(None, width=540, height=440)
+        self.morph_pane = pn.pane.HoloViews(None, width=500, height=580)
         self.plot3d = pn.pane.Plotly(None, width=520, height=460)
         self.partners = pn.widgets.Tabulator(None, pagination="remote", page_size=10, disabled=True,
                                              show_index=False, sizing_mode="stretch_width", height=330)
         self.partners.on_click(self._on_partner_click)
         self.info = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.neuroglancer = pn.pane.HTML("", sizing_mode="stretch_width")
+        #: the focused neuron's Neuroglancer link, or None with the reason in ``neuroglancer_reason``
+        self.neuroglancer_url: str | None = None
+        self.neuroglancer_reason = ""
+        self._pop = pd.DataFrame()
         self._tap_top = hv.streams.Tap(x=None, y=None)
         self._tap_top.add_subscriber(self._on_tap_top)
         self.state.param.watch(deferred(self._show_unit), "unit")
         self.state.param.watch(lambda _e: self._refresh(), ["twin", "tuning"])
+        self.state.param.watch(lambda _e: self._load(), "anatomy")
+        self._load()
+
+    # ---- loading and errors --------------------------------------------------------------------------------------
+    def _load(self) -> None:
+        """(Re)open the state's anatomy folder; a folder that cannot be opened is reported in the view."""
+        try:
+            self.anatomy: Anatomy | None = get_anatomy(self.state.anatomy)
+        except (OSError, ValueError) as exc:
+            self.anatomy = None
+            self.header.alert_type, self.header.object = "danger", "**No anatomy volume.** " + _OPEN_REAL
+            self._show_error("Could not open the anatomy folder", exc)
+            return
+        if anatomy_is_synthetic(self.anatomy):
+            self.header.alert_type = "warning"
+            self.header.object = (f"**Anatomy: {SYNTHETIC_LABEL}.** The bundled volume is generated for the "
+                                  "synthetic mouse; its tables only mimic the MICrONS layout and its ids are made up "
+                                  "(no real EM neuron behind them). " + _OPEN_REAL)
+        else:
+            a = self.anatomy
+            self.header.alert_type = "info"
+            self.header.object = (f"**Anatomy: {anatomy_title(a)}** · folder `{a.folder}` · "
+                                  f"{len(a.skeleton_ids)} skeletons, {len(a.meshwork_ids)} meshworks")
         self._refresh()
 
+    def _show_error(self, what: str, exc: BaseException) -> None:
+        self.error.object = f"**{what}:** {type(exc).__name__}: {exc}"
+        self.error.visible = True
+
+    def _clear_neuron(self) -> None:
+        self.morph_pane.object, self.plot3d.object, self.partners.value = None, None, None
+        self.morph_pane.visible = self.plot3d.visible = False
+        self.neuroglancer_url, self.neuroglancer_reason, self.neuroglancer.object = None, "no neuron", ""
+
+    @property
+    def synthetic(self) -> bool:
+        return self.anatomy is not None and anatomy_is_synthetic(self.anatomy)
+
+    def _suffix(self) -> str:
+        """The volume's name on a second title line (plot titles are narrower than the label)."""
+        return f"\n{anatomy_title(self.anatomy)}" if self.anatomy is not None else ""
+
+    # ---- soma maps -------------------------------------------------------------------------------------------------
     def _population(self) -> Any:
         tuning = None
         if self.state.tuning is not None:
@@ -70,16 +143,45 @@ class AnatomyView(pn.viewable.Viewer):
 
     @param.depends("color", watch=True)
     def _refresh(self) -> None:
-        pop = self._population()
-        self._pop = pop.dropna(subset=["x_um", "z_um"])
-        self._pop = self._pop[self._pop.index.isin(self.state.twin.units.index)]
-        self._pop = _display_ids(self._pop)  # root ids in hover tooltips, without float rounding
-        color = self.color if self.color in self._pop.columns else "area"
+        self.error.visible = self.notice.visible = False
+        if self.anatomy is None:
+            self.top_pane.object = self.side_pane.object = None
+            self._clear_neuron()
+            return
+        try:
+            pop = self._population()
+        except Exception as exc:  # noqa: BLE001  the view is where any reading failure must become visible
+            self._pop = pd.DataFrame()
+            self.top_pane.object = self.side_pane.object = None
+            self._clear_neuron()
+            self.info.object = ""
+            self._show_error(f"Could not link this twin's units to {self.anatomy.folder}", exc)
+            return
+        pop = pop.dropna(subset=["x_um", "z_um"])
+        pop = pop[pop.index.isin(self.state.twin.units.index)]
+        self._pop = _display_ids(pop)  # root ids in hover tooltips, without float rounding
+        if not len(self._pop):
+            self._notice_unlinked()
+        color = next(c for c in (self.color, "area", "layer", "match") if c in self._pop.columns)
         self.top_pane.object = soma_map(self._pop, color=color, view="top",
-                                        title="Somata from above (click a neuron)").opts(tools=["hover", "tap"])
+                                        title="Somata from above (click a neuron)" + self._suffix()).opts(
+            tools=["hover", "tap"])
         self._tap_top.source = self.top_pane.object
-        self.side_pane.object = soma_map(self._pop, color=color, view="side", title="Somata from the side")
+        self.side_pane.object = soma_map(self._pop, color=color, view="side",
+                                         title="Somata from the side" + self._suffix())
         self._show_unit()
+
+    def _notice_unlinked(self) -> None:
+        units = self.state.twin.units
+        try:
+            held = _scans(self.anatomy.coregistration)
+        except (OSError, ValueError, KeyError) as exc:
+            held = f"unreadable ({exc})"
+        twin_scans = _scans(units) if {"session", "scan_idx"} <= set(units.columns) else "none (no session/scan_idx)"
+        self.notice.object = (f"None of this twin's {len(units)} units is coregistered to a neuron of "
+                              f"`{self.anatomy.folder}`: the twin's scans are {twin_scans}, the folder's "
+                              f"coregistration tables hold scans {held}.")
+        self.notice.visible = True
 
     def _on_tap_top(self, x: float | None = None, y: float | None = None) -> None:
         if len(self._pop):
@@ -93,49 +195,96 @@ class AnatomyView(pn.viewable.Viewer):
         if rid is not None and not (isinstance(rid, float) and np.isnan(rid)) and str(rid) != "<NA>":
             self.state.unit = int(rid)
 
+    # ---- the focused neuron ----------------------------------------------------------------------------------------
+    def _set_neuroglancer(self, url: str | None, reason: str) -> None:
+        self.neuroglancer_url, self.neuroglancer_reason = url, reason if url is None else ""
+        style = "padding:4px 10px;border-radius:4px;border:1px solid #3b6ea5;"
+        if url is not None:
+            self.neuroglancer.object = (f'<a class="te-neuroglancer" href="{html.escape(url)}" target="_blank" '
+                                        f'rel="noopener" style="{style}background:#3b6ea5;color:white;'
+                                        'text-decoration:none">Open in Neuroglancer</a>')
+        else:
+            self.neuroglancer.object = (f'<button class="te-neuroglancer" disabled title="{html.escape(reason)}" '
+                                        f'style="{style}opacity:0.5">Open in Neuroglancer</button> '
+                                        f'<small>{html.escape(reason)}</small>')
+
+    def _morphology(self, nucleus: int) -> Skeleton | None:
+        """The neuron's skeleton file, else its meshwork's skeleton, else None."""
+        if nucleus in self.anatomy.skeleton_ids:
+            return self.anatomy.skeleton(nucleus)
+        if nucleus in self.anatomy.meshwork_ids:
+            sk = self.anatomy.meshwork(nucleus).skeleton()
+            sk.meta.setdefault("nucleus_id", nucleus)
+            return sk
+        return None
+
     def _show_unit(self) -> None:
+        if self.anatomy is None:
+            return
         unit = self.state.unit
         try:
             info = self.anatomy.neuron_of_unit(self.state.twin.units, int(unit))
         except (ValueError, KeyError) as exc:
             self.info.object = f"Neuron {unit}: no anatomy ({exc})."
+            self._clear_neuron()
             return
+        label = f"*{SYNTHETIC_LABEL}*" if self.synthetic else f"*{anatomy_title(self.anatomy)}*"
         nucleus = info.get("nucleus_id")
-        if nucleus is None or info.get("match") in (None, "none"):
-            self.info.object = f"Neuron {unit} is not coregistered to an EM neuron."
-            self.morph_pane.object, self.plot3d.object, self.partners.value = None, None, None
+        if nucleus is None or pd.isna(nucleus) or info.get("match") in (None, "none"):
+            self.info.object = f"Neuron {unit} is not coregistered to an EM neuron of this volume ({label})."
+            self._clear_neuron()
             return
         nucleus = int(nucleus)
-        lines = [f"#### Neuron {unit} → nucleus {nucleus}",
-                 f"root id `{info.get('pt_root_id')}` · {info.get('cell_type', '?')} · {info.get('layer', '?')} · "
-                 f"area {info.get('area', '?')} · match {info.get('match')} ({info.get('coreg_source', '')})"]
+        source = info.get("coreg_source", "")
+        source = f"synthetic stand-in for {source}" if self.synthetic else source
+        known = [str(info[k]) if k != "area" else f"area {info[k]}" for k in ("cell_type", "layer", "area")
+                 if info.get(k) is not None and not pd.isna(info[k])]
+        lines = [f"#### Neuron {unit} → nucleus {nucleus}", label,
+                 " · ".join([f"root id `{info.get('pt_root_id')}`", *known, f"match {info.get('match')} ({source})"])]
+        try:
+            self._show_neuron(nucleus, lines)
+        except Exception as exc:  # noqa: BLE001  a broken file of this neuron is shown, not swallowed
+            self._clear_neuron()
+            self._show_error(f"Could not read the anatomy of nucleus {nucleus}", exc)
+        self.info.object = "\n\n".join(lines)
+
+    def _show_neuron(self, nucleus: int, lines: list[str]) -> None:
         partners = self.anatomy.partners(nucleus, self.state.twin.units)
         self.partners.value = _display_ids(partners)
-        syn = None
-        if info.get("has_skeleton"):
-            skel = self.anatomy.skeleton(nucleus)
-            syn = self.anatomy.synapses(nucleus)
+        syn = self.anatomy.synapses(nucleus)
+        skel = self._morphology(nucleus)
+        if skel is not None:
             col = self.color if self.color in partners.columns else "pref_dir"
             if "partner_root_id" in syn.columns and col in partners.columns:
                 props = partners.drop_duplicates("partner_root_id").set_index("partner_root_id")[col]
                 syn = syn.assign(**{col: syn["partner_root_id"].map(props)})
-            syn = _display_ids(syn)  # partner root ids in hover tooltips (Bokeh warns on integers beyond 2**53)
+            shown = _display_ids(syn)  # partner root ids in hover tooltips (Bokeh warns on integers beyond 2**53)
+            frame = self.anatomy.depth_frame
             self.morph_pane.visible = self.plot3d.visible = True
-            self.morph_pane.object = side_view(skel, SAMPLE_DEPTH_FRAME, synapses=syn, color=col,
-                                               title=f"Nucleus {nucleus}: morphology (side)")
-            self.plot3d.object = skeleton_3d(skel, SAMPLE_DEPTH_FRAME, synapses=syn, color=col,
-                                             title=f"Nucleus {nucleus} in 3-D")
+            self.morph_pane.object = side_view(skel, frame, synapses=shown, color=col,
+                                               title=f"Nucleus {nucleus}: morphology (side){self._suffix()}")
+            self.plot3d.object = skeleton_3d(skel, frame, synapses=shown, color=col,
+                                             title=f"Nucleus {nucleus} in 3-D{self._suffix()}".replace("\n", "<br>"))
         else:
             self.morph_pane.object, self.plot3d.object = None, None
             self.morph_pane.visible = self.plot3d.visible = False
             lines.append("No skeleton for this neuron in the volume; pick one with a skeleton to see its morphology.")
-        link = neuroglancer_link([int(info["pt_root_id"])], synapses=syn)
-        lines.append(f"[Open in Neuroglancer]({link}) · {len(partners)} partner connections")
-        self.info.object = "\n\n".join(lines)
+        n_in = int((syn["direction"] == "input").sum()) if len(syn) else 0
+        with_nucleus = int(partners["partner_nucleus_id"].notna().sum()) if len(partners) else 0
+        lines.append(f"{len(syn)} synapses ({n_in} in, {len(syn) - n_in} out) · {len(partners)} partner connections "
+                     f"({with_nucleus} to a partner with a nucleus)")
+        try:
+            self._set_neuroglancer(neuroglancer_link_for_neuron(self.anatomy, nucleus), "")
+        except ValueError as exc:  # e.g. the synthetic sample: its ids are no real EM ids
+            self._set_neuroglancer(None, "No Neuroglancer link: " + (
+                "its ids are made up and it records no materialization_version (no real EM neuron to show)"
+                if self.synthetic else str(exc)))
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
-            pn.Row(self.color_select, self.info, sizing_mode="stretch_width"),
+            self.header, self.error, self.notice,
+            pn.Row(self.color_select, pn.Column(self.info, self.neuroglancer, sizing_mode="stretch_width"),
+                   sizing_mode="stretch_width"),
             pn.Row(self.top_pane, self.side_pane),
             pn.Row(self.morph_pane, self.plot3d),
             pn.pane.Markdown("**Synaptic partners** (click a coregistered partner to focus it)"), self.partners,

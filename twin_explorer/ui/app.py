@@ -1,8 +1,9 @@
 """The whole explorer: one shared state, one tab per view, served by ``panel serve`` or ``twin-explorer serve``.
 
-``Explorer(twin)`` is the notebook-friendly layout; :func:`create_app` wraps it in a page template for
+``Explorer(twin, anatomy=DIR)`` is the notebook-friendly layout; :func:`create_app` wraps it in a page template for
 the server, syncs the focused neuron with the URL (``?unit=<readout_id>``) and opens the neuron's
-page when the URL names one.
+page when the URL names one. ``anatomy`` (a folder or an ``Anatomy``; default $TWIN_EXPLORER_ANATOMY, else the
+bundled synthetic sample) is the volume the neuron table and the anatomy view link the twin's units to.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from typing import Any, Callable
 
 import panel as pn
 
-from .anatomy import AnatomyView
+from .anatomy import SYNTHETIC_LABEL, AnatomyView
 from .browser import NeuronBrowser
 from .designer import StimulusDesigner
 from .mei import MEIView
 from .receptive_fields import ReceptiveFieldView
-from .state import ExplorerState, available_twins
+from .state import ExplorerState, anatomy_source, available_twins
 from .tuning import TuningView
 
 EXTENSIONS = ("tabulator", "plotly")
@@ -30,8 +31,11 @@ VIEWS: tuple[tuple[str, Callable[..., Any]], ...] = (
 class Explorer(pn.viewable.Viewer):
     """All views over one shared :class:`ExplorerState`; works in a notebook: ``Explorer(twin)``."""
 
-    def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
+    def __init__(self, twin: Any = None, state: ExplorerState | None = None, anatomy: Any = None,
+                 **params: Any) -> None:
         self.state = state if state is not None else ExplorerState(twin)
+        if anatomy is not None:
+            self.state.anatomy = anatomy_source(anatomy)  # a wrong type is refused here
         super().__init__(**params)
         # The sidebar is built (and its watchers registered) before the views, so a new focus reaches the
         # sidebar first; the views redraw on the next tick (see state.deferred).
@@ -49,8 +53,13 @@ class Explorer(pn.viewable.Viewer):
         self.views = {title: view(state=self.state) for title, view in VIEWS}
         # Not dynamic: a dynamic tab detaches its hidden views' models, and Panel then sends their updates
         # with CDN stylesheet URLs (console errors offline); all views are built anyway.
-        self.tabs = pn.Tabs(*[(title, view) for title, view in self.views.items()], dynamic=False,
-                            sizing_mode="stretch_width")
+        self.tabs = pn.Tabs(*[(self._tab_title(title, view), view) for title, view in self.views.items()],
+                            dynamic=False, sizing_mode="stretch_width")
+
+    @staticmethod
+    def _tab_title(title: str, view: Any) -> str:
+        """The tab's title; the anatomy tab says when its volume is the synthetic sample."""
+        return f"{title} ({SYNTHETIC_LABEL})" if getattr(view, "synthetic", False) else title
 
     def _update_summary(self, *_events: Any) -> None:
         twin = self.state.twin
@@ -71,10 +80,11 @@ class Explorer(pn.viewable.Viewer):
         return pn.Column(pn.Row(*self.sidebar()), self.tabs, sizing_mode="stretch_width")
 
 
-def create_app(twin: Any = None) -> pn.template.BootstrapTemplate:
-    """Build one session's explorer page (a new state per call, so each browser session is independent)."""
+def create_app(twin: Any = None, anatomy: Any = None) -> pn.template.BootstrapTemplate:
+    """Build one session's explorer page (a new state per call, so each browser session is independent) on ``twin``
+    and the anatomy folder ``anatomy`` (see :class:`Explorer`)."""
     pn.extension(*EXTENSIONS, notifications=True)
-    explorer = Explorer(twin)
+    explorer = Explorer(twin, anatomy=anatomy)
     # Bootstrap: the one built-in template that fetches nothing from the internet (offline labs, CI).
     template = pn.template.BootstrapTemplate(
         title="twin_explorer", sidebar=explorer.sidebar(), main=[explorer.tabs], sidebar_width=300,

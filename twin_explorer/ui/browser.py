@@ -15,7 +15,7 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
-from .state import ExplorerState, twin_cc
+from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, get_anatomy, twin_cc
 
 # Columns formatted with few decimals so the table stays readable.
 _FLOAT_FORMAT = NumberFormatter(format="0.000")
@@ -26,6 +26,8 @@ _CC_HELP = {
     "cc_abs": "CC_abs: correlation of prediction and trial-averaged response on held-out clips.",
     "cc": "Correlation of prediction and response as the twin's bundle reports it.",
 }
+_SKELETON_HELP = ("The anatomy volume holds a skeleton (or meshwork) of this neuron: the Anatomy tab shows its "
+                  "morphology.")
 
 
 class NeuronBrowser(pn.viewable.Viewer):
@@ -43,22 +45,35 @@ class NeuronBrowser(pn.viewable.Viewer):
                                                 width=150)
         self.clear_button = pn.widgets.Button(label="Clear selection", width=130)
         self.clear_button.on_click(lambda _e: self._clear())
+        self.skeleton_only = pn.widgets.Checkbox(label="only neurons with a skeleton", value=False, width=220)
+        self.table.add_filter(pn.bind(self._skeleton_filter, only=self.skeleton_only))
         self.page = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._syncing = False
-        self.state.param.watch(self._on_table_source, ["twin", "tuning", "rfs"])
+        self.state.param.watch(self._on_table_source, ["twin", "tuning", "rfs", "anatomy"])
         self.state.param.watch(self._on_focus, ["unit", "selection"])
         self._on_table_source()
 
     # ---- table ---------------------------------------------------------------------------------
+    @staticmethod
+    def _skeleton_filter(df: pd.DataFrame, only: bool) -> pd.DataFrame:
+        return df[df["skeleton"].astype(bool)] if only and "skeleton" in df.columns else df
+
+    @staticmethod
+    def _header_filter(col: pd.Series) -> dict:
+        if pd.api.types.is_bool_dtype(col):
+            return {"type": "tickCross", "tristate": True, "indeterminateValue": None}
+        if pd.api.types.is_numeric_dtype(col):
+            return {"type": "number", "func": ">=", "placeholder": "≥"}
+        return {"type": "input", "func": "like", "placeholder": "filter"}
+
     def _on_table_source(self, *_events: Any) -> None:
         df = self.state.table.reset_index()
         floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
         self.table.formatters = {c: _FLOAT_FORMAT for c in floats}
-        self.table.header_filters = {
-            c: ({"type": "input", "func": "like", "placeholder": "filter"} if not pd.api.types.is_numeric_dtype(df[c])
-                else {"type": "number", "func": ">=", "placeholder": "≥"}) for c in df.columns}
+        self.table.header_filters = {c: self._header_filter(df[c]) for c in df.columns}
         which = twin_cc(self.state.twin).name
-        self.table.header_tooltips = {"CC": _CC_HELP.get(which, f"prediction accuracy ({which})")}
+        self.table.header_tooltips = {"CC": _CC_HELP.get(which, f"prediction accuracy ({which})"),
+                                      "skeleton": _SKELETON_HELP}
         self.table.value = df
         self._on_focus()
 
@@ -131,6 +146,11 @@ class NeuronBrowser(pn.viewable.Viewer):
                 value = f"{value:.3g}"
             lines.append(f"| {key} | {value} |")
         lines += ["", f"Link to this neuron: `?unit={u}`"]
+        try:
+            if anatomy_is_synthetic(get_anatomy(self.state.anatomy)):
+                lines.append(f"\nAnatomy columns (coregistered, nucleus_id, skeleton): *{SYNTHETIC_LABEL}*.")
+        except (OSError, ValueError):  # an unreadable folder: the Anatomy tab says why
+            pass
         if len(self.state.selection) > 1:
             lines.append(f"\n{len(self.state.selection)} neurons selected: "
                          + ", ".join(str(s) for s in self.state.selection[:20])
@@ -139,5 +159,6 @@ class NeuronBrowser(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(
-            pn.Column(pn.Row(self.download, self.clear_button), self.table, sizing_mode="stretch_width"),
+            pn.Column(pn.Row(self.download, self.clear_button, self.skeleton_only), self.table,
+                      sizing_mode="stretch_width"),
             pn.Column(self.page, width=300), sizing_mode="stretch_width")

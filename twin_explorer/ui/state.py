@@ -120,17 +120,47 @@ def available_twins() -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def get_anatomy() -> Any:
-    """The anatomy volume (offline sample in assets/anatomy), loaded once per process; None if unavailable."""
-    def load() -> Any:
-        try:
-            from twin_explorer.anatomy import Anatomy
+#: Environment variable naming the anatomy folder the explorer opens (default: the bundled synthetic sample).
+ANATOMY_ENV = "TWIN_EXPLORER_ANATOMY"
 
-            return Anatomy.sample()
-        except (ImportError, FileNotFoundError):
-            return None
 
-    return pn.state.as_cached("twin_explorer.anatomy.sample", load)
+def anatomy_source(anatomy: Any = None) -> Any:
+    """What the explorer's anatomy is loaded from: ``anatomy`` itself (a folder path or an ``Anatomy``), else the
+    folder in $TWIN_EXPLORER_ANATOMY, else None (the bundled synthetic sample)."""
+    if anatomy is not None and not isinstance(anatomy, str | os.PathLike) and not hasattr(anatomy, "resolve_units"):
+        raise ValueError("anatomy must be a folder path or a twin_explorer.anatomy.Anatomy, "
+                         f"got {type(anatomy).__name__}")
+    return anatomy if anatomy is not None else (os.environ.get(ANATOMY_ENV) or None)
+
+
+def get_anatomy(anatomy: Any = None) -> Any:
+    """The explorer's anatomy volume, loaded once per process and folder: ``anatomy`` (a folder path or an
+    ``Anatomy``, returned as is), else $TWIN_EXPLORER_ANATOMY, else the bundled synthetic sample (None when that is
+    missing). A named folder that cannot be opened raises (FileNotFoundError, ValueError) saying why."""
+    source = anatomy_source(anatomy)
+    if source is not None and not isinstance(source, str | os.PathLike):
+        return source
+    from twin_explorer.anatomy import Anatomy  # start-up time: the anatomy stack loads with the first view using it
+
+    if source is None:
+        def load_sample() -> Any:
+            try:
+                return Anatomy.sample()
+            except FileNotFoundError:
+                return None
+
+        return pn.state.as_cached("twin_explorer.anatomy.sample", load_sample)
+    folder = os.path.abspath(os.fspath(source))
+    return pn.state.as_cached(f"twin_explorer.anatomy.{folder}", lambda: Anatomy(folder))
+
+
+#: How the bundled synthetic anatomy sample is labelled wherever it is shown.
+SYNTHETIC_LABEL = "synthetic sample — not MICrONS data"
+
+
+def anatomy_is_synthetic(anatomy: Any) -> bool:
+    """Whether an anatomy volume is synthetic (its manifest says ``synthetic: true``), i.e. not MICrONS data."""
+    return bool((getattr(anatomy, "manifest", None) or {}).get("synthetic", False))
 
 
 def twin_truth(twin: TwinLike) -> pd.DataFrame | None:
@@ -163,36 +193,41 @@ def twin_cc(twin: TwinLike) -> pd.Series:
     return pd.Series(np.full(len(units), np.nan), index=units.index, name="cc")
 
 
-def coregistration(units: pd.DataFrame) -> pd.DataFrame:
-    """Per unit: ``coregistered`` (unique | multiple | none) and the chosen ``nucleus_id`` (best match), from the
-    anatomy volume's coregistration tables; all 'none' when no anatomy is available."""
-    anatomy = get_anatomy()
-    if anatomy is not None:
-        try:
-            res = anatomy.resolve_units(units)
-            return pd.DataFrame({"coregistered": res["match"].astype(str), "nucleus_id": res["nucleus_id"]},
+def coregistration(units: pd.DataFrame, anatomy: Any = None) -> pd.DataFrame:
+    """Per unit: ``coregistered`` (unique | multiple | none), the chosen ``nucleus_id`` (best match) and ``skeleton``
+    (the volume holds a skeleton or meshwork of that neuron), from the anatomy volume (see :func:`get_anatomy`);
+    all 'none' when no anatomy is available or it cannot be read (the anatomy view shows why)."""
+    try:
+        volume = get_anatomy(anatomy)
+        if volume is not None:
+            res = volume.resolve_units(units)
+            has = set(volume.skeleton_ids) | set(volume.meshwork_ids)
+            return pd.DataFrame({"coregistered": res["match"].astype(str), "nucleus_id": res["nucleus_id"],
+                                 "skeleton": res["nucleus_id"].isin(has).fillna(False).astype(bool)},
                                 index=res.index).reindex(units.index)
-        except (KeyError, ValueError):  # units without session/scan_idx/unit_id
-            pass
-    return pd.DataFrame({"coregistered": "none", "nucleus_id": pd.array([pd.NA] * len(units), dtype="Int64")},
-                        index=units.index)
+    except (KeyError, ValueError, OSError):  # units without session/scan_idx/unit_id, or an unreadable folder
+        pass
+    return pd.DataFrame({"coregistered": "none", "nucleus_id": pd.array([pd.NA] * len(units), dtype="Int64"),
+                         "skeleton": False}, index=units.index)
 
 
-def unit_table(twin: TwinLike) -> pd.DataFrame:
+def unit_table(twin: TwinLike, anatomy: Any = None) -> pd.DataFrame:
     """One row per readout: the twin's unit ids, area and layer, its per-unit accuracy ``CC``, the coregistration
-    (``coregistered``, ``nucleus_id``) and, where a ground truth exists, the true tuning as ``true_*``."""
+    with ``anatomy`` (``coregistered``, ``nucleus_id``, ``skeleton``; see :func:`get_anatomy`) and, where a ground
+    truth exists, the true tuning as ``true_*``."""
     units = twin.units
     if not isinstance(units, pd.DataFrame):
         raise ValueError(f"twin.units must be a pandas DataFrame indexed by readout_id, got {type(units).__name__}")
     table = units.drop(columns=[c for c in CC_COLUMNS if c in units.columns])
     truth = twin_truth(twin)
     if isinstance(truth, pd.DataFrame):
-        anatomy = [c for c in _ANATOMY_COLUMNS if c in truth.columns and c not in table.columns]
+        placed = [c for c in _ANATOMY_COLUMNS if c in truth.columns and c not in table.columns]
         tuned = [c for c in _TRUTH_COLUMNS if c in truth.columns]
-        table = table.join(truth[anatomy]).join(truth[tuned].add_prefix("true_"))
+        table = table.join(truth[placed]).join(truth[tuned].add_prefix("true_"))
     table = table.assign(CC=twin_cc(twin).reindex(table.index).to_numpy())
-    table = table.join(coregistration(units))
-    first = [c for c in ("session", "scan_idx", "unit_id", "area", "layer", "CC", "coregistered", "nucleus_id")
+    table = table.join(coregistration(units, anatomy))
+    first = [c for c in ("session", "scan_idx", "unit_id", "area", "layer", "CC", "coregistered", "nucleus_id",
+                        "skeleton")
              if c in table.columns]
     table = table[first + [c for c in table.columns if c not in first]]
     table.index.name = "readout_id"
@@ -235,6 +270,10 @@ def deferred(fn: Callable[[], None]) -> Callable[..., None]:
         doc = pn.state.curdoc
         if doc is None or getattr(doc, "session_context", None) is None:
             fn()
+        elif "dist_url" not in doc._template_variables:
+            # the page is still being built (e.g. ?unit= applied in create_app): models made now get the server's
+            # resource URLs when it is served; a next-tick run could come first and give them CDN stylesheet URLs
+            fn()
         elif not pending.is_set():
             from .tasks import in_session
 
@@ -257,6 +296,8 @@ class ExplorerState(param.Parameterized):
     running = param.Number(default=0.0, bounds=(-3, 3), doc="Running speed (standardised).")
     tuning = param.Parameter(default=None, doc="Population direction-tuning Dataset once computed (for the table).")
     rfs = param.Parameter(default=None, doc="Population receptive-field Dataset once computed (for the table).")
+    anatomy = param.Parameter(default=None, doc="Anatomy folder (path or Anatomy); None: $TWIN_EXPLORER_ANATOMY, "
+                                                "else the bundled synthetic sample.")
 
     def focus_nearest(self, xy: np.ndarray, ids: Any, x: float | None, y: float | None) -> None:
         """Focus the neuron whose plotted point ``xy[i]`` lies nearest to a click at (x, y); ignore empty clicks."""
@@ -281,7 +322,7 @@ class ExplorerState(param.Parameterized):
         if self.unit is None:
             self.unit = int(self.twin.units.index[0])
 
-    @param.depends("tuning", "rfs", watch=True)
+    @param.depends("tuning", "rfs", "anatomy", watch=True)
     def _on_results(self) -> None:
         self._table = None
 
@@ -311,7 +352,7 @@ class ExplorerState(param.Parameterized):
     def table(self) -> pd.DataFrame:
         """The unit table of the current twin (cached until the twin changes)."""
         if self._table is None:
-            table = unit_table(self.twin)
+            table = unit_table(self.twin, self.anatomy)
             for prefix, ds in (("", self.tuning), ("", self.rfs)):
                 table = _merge_per_unit(table, ds, prefix)
             self._table = table
