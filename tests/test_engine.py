@@ -162,14 +162,19 @@ def test_bad_behaviour_is_rejected(bad, message):
 
 
 def test_devices_and_precision():
+    from twin_explorer.engine import devices
+
     assert resolve_device(None).type in ("cpu", "cuda", "mps")
     assert resolve_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="unknown device"):
         resolve_device("tpu9")
     with pytest.raises(ValueError, match="unknown precision"):
         autocast_dtype("float8", torch.device("cpu"))
-    with pytest.raises(ValueError, match="GPU only"):
-        autocast_dtype("bfloat16", torch.device("cpu"))
+    if not devices.cpu_bf16_support()[0]:  # this project's AMD EPYC: no AMX / AVX-512-BF16
+        with pytest.raises(ValueError, match="needs native bfloat16"):
+            autocast_dtype("bfloat16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="GPUs only"):
+        autocast_dtype("float16", torch.device("cpu"))
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
@@ -252,3 +257,41 @@ def test_padded_passes_leave_responses_unchanged(twin, video):
     full = twin.predict(video[0], use_cache=False)  # 10 frames: 8 + 2
     cut = twin.predict(video[0, :7], use_cache=False)  # 7 frames run as one padded pass of 8
     np.testing.assert_allclose(cut, full[:7], rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_is_refused_on_a_cpu_without_native_support(monkeypatch):
+    """This project's test machines include CPUs without AMX/AVX-512-BF16: the refusal says why and what is accepted."""
+    from twin_explorer.engine import devices
+
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"fpu", "avx2", "fma"})
+    assert devices.cpu_bf16_support()[0] is False
+    assert devices.accepted_precisions(torch.device("cpu")) == ["float32"]
+    with pytest.raises(ValueError, match=r"AMX or AVX-512-BF16.*avx512_bf16.*Accepted on this machine's CPU: float32"):
+        Twin(Network(SMALL), precision="bfloat16", device="cpu")
+    with pytest.raises(ValueError, match="float16' is offered on GPUs only"):
+        autocast_dtype("float16", torch.device("cpu"))
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx512f", "amx_bf16", "amx_tile"})
+    supported, why = devices.cpu_bf16_support()
+    assert supported and "amx_bf16" in why
+    assert autocast_dtype("bfloat16", torch.device("cpu")) is torch.bfloat16
+
+
+def test_bfloat16_on_cpu_runs_close_to_float32_and_says_so(monkeypatch, twin, video):
+    """The bf16 CPU path itself, with the detection forced (it runs, emulated, on any CPU): every entry point runs
+    in bfloat16, close to float32 but not identical to it, and the twin's metadata records the precision."""
+    from twin_explorer.engine import devices
+
+    monkeypatch.setattr(devices, "cpu_bf16_support", lambda: (True, "forced by the test"))
+    low = Twin(twin.network, id="small-test", precision="bfloat16", device="cpu", cache_mb=0)
+    assert low.metadata.precision == "bfloat16" and twin.metadata.precision == "float32"
+    exact, approx = twin.predict(video, use_cache=False), low.predict(video, use_cache=False)
+    assert approx.dtype == np.float32 and approx.shape == exact.shape
+    rel = np.abs(approx - exact) / np.abs(exact)
+    assert 0 < rel.max() < 0.05 and np.median(rel) < 0.01
+    session = low.stream()
+    streamed = np.stack([session.step(frame) for frame in video[0]])
+    np.testing.assert_allclose(streamed, approx[0], rtol=2e-2)
+    assert not np.array_equal(streamed, exact[0])  # the stream ran in bfloat16 too
+    with torch.no_grad():
+        differentiable = low.response(torch.from_numpy(video[:1]).float()).numpy()
+    np.testing.assert_allclose(differentiable[0], approx[0], rtol=2e-2)

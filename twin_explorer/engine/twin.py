@@ -114,6 +114,11 @@ class Twin:
         return f"Twin(id={self.id!r}, units={self.n_units}, device={self.device}, precision={self.precision})"
 
     # --- helpers --------------------------------------------------------------------------------
+    def precision_context(self) -> torch.autocast:
+        """Autocast to the twin's reduced precision (a no-op context for float32)."""
+        return torch.autocast(self.device.type, dtype=self._autocast or torch.bfloat16,
+                              enabled=self._autocast is not None)
+
     def unit_index(self, units: Any) -> torch.Tensor | None:
         """Readout ids (int sequence), a boolean mask of length U, or None (all) -> index tensor or None."""
         if units is None:
@@ -181,7 +186,7 @@ class Twin:
         retina = self._distinct_retina(video, persp)
         for sl in chunks:
             chunk = None if retina is None else retina[0][retina[1][:, sl]].unsqueeze(1)
-            with torch.autocast(self.device.type, dtype=self._autocast, enabled=self._autocast is not None):
+            with self.precision_context():
                 out, state = self.network.run(_pixels(video[:, sl]), persp[:, sl], mod[:, sl], state, index,
                                               retina=chunk)
             outputs.append(out.float())
@@ -204,7 +209,7 @@ class Twin:
         h, w = self.network.config.retina_shape
         if keep is None or 4 * keep.numel() * h * w * 4 > self.memory_budget_bytes:
             return None
-        with torch.autocast(self.device.type, dtype=self._autocast, enabled=self._autocast is not None):
+        with self.precision_context():
             retina = self.network.retina(flat[keep].unsqueeze(0), eyes[keep].unsqueeze(0))  # [1, 1, K, h, w]
         return retina[0, 0], inverse.view(n, t)
 
@@ -269,8 +274,9 @@ class Twin:
 
         index = self.unit_index(units)
         video = video.to(self.device)
-        return self.network.run(video, behaviour("perspectives", perspectives).to(self.device),
-                                behaviour("modulations", modulations).to(self.device), None, index)[0]
+        with self.precision_context():
+            return self.network.run(video, behaviour("perspectives", perspectives).to(self.device),
+                                    behaviour("modulations", modulations).to(self.device), None, index)[0]
 
     def stream(self, units: Any = None) -> "StreamingSession":
         """A session that takes frames one at a time (for live previews); equals ``predict``."""
@@ -311,7 +317,7 @@ class StreamingSession:
         persp = self._behaviour("perspective", perspective, n, batched)
         mod = self._behaviour("modulation", modulation, n, batched)
         t = self.twin
-        with torch.inference_mode():
+        with torch.inference_mode(), t.precision_context():
             out, self.state = t.network.run(_pixels(t._tensor(video)), t._tensor(persp), t._tensor(mod),
                                             self.state, self.index)
         self.frames += 1

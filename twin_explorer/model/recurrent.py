@@ -72,7 +72,8 @@ class CvtLstm(nn.Module):
         S, G = self.streams, self.groups
         n, _, _, p = x_in.shape
         if state is None:
-            h = c = x_in.new_zeros(n, S * G, self.hidden // G, p)
+            # the state stays float32 under autocast: the cell memory sums over hundreds of frames
+            h = c = x_in.new_zeros(n, S * G, self.hidden // G, p, dtype=torch.float32)
             x = torch.tanh(x_in)
         else:
             h, c = state
