@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .engine.devices import disable_tf32, resolve_device, tune_cpu_allocator
-from .engine.twin import Twin, default_budget_mb
-from .model import Network, NetworkConfig
+from ..engine.devices import disable_tf32, resolve_device, tune_cpu_allocator
+from ..engine.twin import Twin, default_budget_mb
+from ..model import Network, NetworkConfig
 
 
 def sgemm_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
