@@ -295,3 +295,35 @@ def test_bfloat16_on_cpu_runs_close_to_float32_and_says_so(monkeypatch, twin, vi
     with torch.no_grad():
         differentiable = low.response(torch.from_numpy(video[:1]).float()).numpy()
     np.testing.assert_allclose(differentiable[0], approx[0], rtol=2e-2)
+
+
+def test_batch_buckets_pad_passes_without_changing_results(twin, video):
+    """The GPU path's fixed shapes, exercised on CPU: 3 videos run as a padded pass of 4 give the unpadded results,
+    and progress counts only real frames."""
+    from twin_explorer.engine.graphs import BUCKETS, bucket_for, pad_batch
+
+    assert [bucket_for(n) for n in (1, 2, 3, 5, 9, 16, 17, 33, 64)] == [1, 2, 4, 8, 16, 16, 32, 64, 64]
+    with pytest.raises(ValueError, match="1..64"):
+        bucket_for(65)
+    x = torch.arange(6.0).view(3, 2)
+    padded = pad_batch(x, 4)
+    assert padded.shape == (4, 2) and torch.equal(padded[:3], x) and torch.equal(padded[3], x[2])
+    three = np.concatenate([video, video[:1, ::-1]])  # 3 distinct videos
+    plain = twin.predict(three, use_cache=False)
+    bucketed = Twin(twin.network, id="small-test", batch_buckets=True, cache_mb=0)
+    assert bucketed.chunk_plan(100, 10, 6)[0] <= BUCKETS[-1]
+    seen = []
+    out = bucketed.predict(three, use_cache=False, progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_allclose(out, plain, rtol=1e-5, atol=1e-7)
+    assert seen[-1] == (30, 30) and all(done <= total for done, total in seen)
+
+
+def test_passes_are_equal_in_size(twin):
+    """A batch larger than the budget runs in equal passes (one kernel shape, no one-video tail)."""
+    from twin_explorer.engine.chunks import estimate_frame_bytes
+
+    per_frame = estimate_frame_bytes(twin.network, 6)
+    small = Twin(twin.network, memory_budget_mb=5 * per_frame / 2**20, cache_mb=0)
+    assert small.chunk_plan(16, 10, 6) == (4, 1)
+    assert small.chunk_plan(3, 10, 6) == (3, 1)
+    assert small.chunk_plan(1, 10, 6) == (1, 5)

@@ -26,6 +26,7 @@ from .chunks import (MIN_SHARED_PREFIX, default_budget_mb, estimate_frame_bytes,
                      shared_prefix, time_chunks)
 from .contract import TwinMetadata, validate_behaviour, validate_stimuli
 from .devices import autocast_dtype, disable_tf32, resolve_device, tune_cpu_allocator
+from .graphs import BUCKETS, GraphedSteps, bucket_for, pad_batch
 
 #: what a twin's ``truth()`` calls: the ground truth behind it (a DataFrame indexed by readout_id) or None
 TruthProvider = Callable[[], "pd.DataFrame | None"]
@@ -36,8 +37,17 @@ def _pixels(video: torch.Tensor) -> torch.Tensor:
     return video if video.dtype == torch.uint8 else video.float()
 
 
+def _unpadded(report: Callable[[int, int], None], start: int, scale: float) -> Callable[[int, int], None]:
+    """A progress callback of a padded pass that counts only its real videos' frames."""
+    return lambda done, total: report(start + round((done - start) * scale), total)
+
+
 class Twin:
     """A digital twin obeying the twin contract (see :mod:`twin_explorer.engine.contract`).
+
+    ``precision``: "float32" (exact, the default), "bfloat16" (GPUs, and CPUs with AMX/AVX-512-BF16) or "float16"
+    (GPUs). ``batch_buckets`` (default: on for CUDA) pads every pass to a fixed batch size
+    (:mod:`twin_explorer.engine.graphs`) and, on CUDA, replays the recurrent step as CUDA graphs.
 
     ``metadata`` says what it is (:class:`TwinMetadata`; its precision is set to the twin's); ``truth`` is called by
     :meth:`truth` for the ground truth behind it (:mod:`twin_explorer.twins` supplies one for twins trained on a
@@ -49,7 +59,7 @@ class Twin:
     def __init__(self, network: Network, units: pd.DataFrame | None = None, id: str = "twin",
                  device: str | torch.device | None = None, precision: str = "float32",
                  memory_budget_mb: float | None = None, cache_mb: float = 256, metadata: TwinMetadata | None = None,
-                 truth: TruthProvider | None = None):
+                 truth: TruthProvider | None = None, batch_buckets: bool | None = None):
         if metadata is not None and not isinstance(metadata, TwinMetadata):
             raise ValueError(f"metadata must be a twin_explorer.engine.contract.TwinMetadata (kind, model_id, precision, "
                              f"trained_on, extra), got {type(metadata).__name__}; put free-form fields in its extra")
@@ -80,6 +90,10 @@ class Twin:
             # cuDNN runs float32 convolutions in TF32 by default: measured on an H200, responses then differ from
             # the reference by 3e-4 (relative) instead of 5e-7, outside the parity tolerance
             disable_tf32()
+        # GPU: passes padded to fixed batch buckets, the recurrent step replayed as one CUDA graph per bucket
+        self.batch_buckets = self.device.type == "cuda" if batch_buckets is None else bool(batch_buckets)
+        if self.device.type == "cuda" and self.batch_buckets:
+            self.network.core.recurrent.stepper = GraphedSteps(self.network.core.recurrent)
         if memory_budget_mb is None:
             memory_budget_mb = default_budget_mb(self.device)
         self.memory_budget_bytes = int(memory_budget_mb * 2**20)
@@ -149,7 +163,11 @@ class Twin:
         """(videos per pass, frames per pass) that keep activations under the memory budget."""
         per_frame = estimate_frame_bytes(self.network, n_units)
         frame_videos = max(1, self.memory_budget_bytes // per_frame)
-        videos = min(n_videos, frame_videos)
+        if self.batch_buckets:
+            frame_videos = min(frame_videos, BUCKETS[-1])
+        # equal passes: 16 videos in a budget of 5 run as 4 passes of 4, not 5 + 5 + 5 + 1 (one shape, no tail)
+        passes = -(-n_videos // frame_videos)
+        videos = -(-n_videos // passes)
         frames = max(1, min(n_frames, frame_videos // videos))
         return videos, frames
 
@@ -244,9 +262,15 @@ class Twin:
         with torch.inference_mode():
             for v0 in range(0, n, videos_per_pass):
                 sl = slice(v0, v0 + videos_per_pass)
-                result = self._run(self._tensor(video[sl]), self._tensor(persp[sl]), self._tensor(mod[sl]),
-                                   index, frames_per_pass, progress or None, v0 * t, n * t)
-                out[sl] = result.cpu().numpy()
+                tensors = [self._tensor(x[sl]) for x in (video, persp, mod)]
+                real = tensors[0].shape[0]
+                report = progress or None
+                if self.batch_buckets:
+                    tensors = [pad_batch(x, bucket_for(real)) for x in tensors]
+                    if report is not None:  # count real videos only, not the padding rows
+                        report = _unpadded(report, v0 * t, real / tensors[0].shape[0])
+                result = self._run(*tensors, index, frames_per_pass, report, v0 * t, n * t)
+                out[sl] = result[:real].cpu().numpy()
         if bar is not None:
             bar.close()
         if key is not None:
