@@ -60,3 +60,32 @@ def test_published_size_costs_about_eight_gflop_a_frame():
     flops = network_flops(NetworkConfig.microns(10_000))
     assert 8.0e9 < flops["total"] < 8.9e9  # issue 15 hand count: ≈ 8.2 GFLOP (the counter saw only 2.92)
     assert flops["dense blocks"] > 4.5e9  # the feedforward's 3×3×3 convolutions dominate
+
+
+def test_precision_deviation_measures():
+    import numpy as np
+    import xarray as xr
+
+    from twin_explorer.bench.precision import circular_difference, deviation, tuning_change
+
+    np.testing.assert_allclose(circular_difference([350, 10, 90], [10, 350, 270]), [20, 20, 180])
+    exact = np.array([[1.0, 2.0], [4.0, 0.5]])
+    dev = deviation(exact * np.array([[1.01, 1.0], [0.98, 1.0]]), exact)
+    assert abs(dev["max_rel"] - 0.02) < 1e-12 and abs(dev["median_rel"] - 0.005) < 1e-12
+    a = xr.Dataset({"pref_dir": ("unit", [359.0, 90.0, 180.0]), "gosi": ("unit", [0.2, 0.5, 0.1])})
+    b = xr.Dataset({"pref_dir": ("unit", [1.0, 91.0, 180.0]), "gosi": ("unit", [0.25, 0.5, 0.1])})
+    change = tuning_change(a, b)
+    assert change["max_dpref_deg"] == 2.0 and change["median_dpref_deg"] == 1.0
+    assert abs(change["max_dgosi"] - 0.05) < 1e-12 and change["median_dgosi"] == 0.0
+
+
+def test_gpu_bench_refuses_without_a_gpu(monkeypatch):
+    import pytest
+
+    from twin_explorer.bench.gpu import run_gpu_bench
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on this project's CPU machines
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        run_gpu_bench(units=10, frames=2)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        run_gpu_bench(units=10, frames=2, device="cpu")
