@@ -319,11 +319,17 @@ def test_batch_buckets_pad_passes_without_changing_results(twin, video):
 
 
 def test_passes_are_equal_in_size(twin):
-    """A batch larger than the budget runs in equal passes (one kernel shape, no one-video tail)."""
+    """A batch larger than the budget runs in equal passes (one kernel shape, no one-video tail), and on CPU a pass
+    holds up to 16 videos even past the budget (smaller passes were slower than the frame-by-frame loop)."""
     from twin_explorer.engine.chunks import estimate_frame_bytes
 
     per_frame = estimate_frame_bytes(twin.network, 6)
-    small = Twin(twin.network, memory_budget_mb=5 * per_frame / 2**20, cache_mb=0)
-    assert small.chunk_plan(16, 10, 6) == (4, 1)
-    assert small.chunk_plan(3, 10, 6) == (3, 1)
-    assert small.chunk_plan(1, 10, 6) == (1, 5)
+    strict = Twin(twin.network, memory_budget_mb=5 * per_frame / 2**20, cache_mb=0)  # a budget given is a limit
+    assert strict.chunk_plan(16, 10, 6) == (4, 1)  # 4 passes of 4, not 5 + 5 + 5 + 1
+    assert strict.chunk_plan(3, 10, 6) == (3, 1)
+    assert strict.chunk_plan(1, 10, 6) == (1, 5)
+    guided = Twin(twin.network, cache_mb=0)  # the default budget is a guide on CPU
+    guided.memory_budget_bytes = 5 * per_frame
+    assert guided.chunk_plan(40, 10, 6) == (14, 1)  # 3 passes of ≤ 16 videos, equal in size
+    assert guided.chunk_plan(16, 10, 6) == (16, 1)  # never split below 16 videos on CPU (as the frame loop)
+    assert guided.chunk_plan(1, 10, 6) == (1, 5)
