@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..engine.devices import disable_tf32, resolve_device, tune_cpu_allocator
-from ..engine.twin import Twin, default_budget_mb
+from ..engine.twin import Twin
 from ..model import Network, NetworkConfig
 from ..twins.fullsize import randomize
 from .flops import network_flops
@@ -102,8 +102,6 @@ def run_engine_bench(units: int = 10_000, frames: int = 10, batch: int = 16, dev
     disable_tf32()
     if device.type == "cpu":
         tune_cpu_allocator()  # as the engine does
-    if budget_mb is None:
-        budget_mb = default_budget_mb(device)
     net = make_network(units, device)
     parts = network_flops(net.config)
     flops = parts["total"]

@@ -67,5 +67,6 @@ def run_gpu_bench(units: int = 10_000, frames: int = 30, batches: tuple[int, ...
         print(f"reference implementation (fnn): {ref}; not measured")
     else:
         best = max(results[n]["float32"]["fps"] for n in batches)
-        print(f"reference implementation (fnn), 1 video: {ref:.1f} frames/s | best float32 batch is {best / ref:.1f}x it")
+        print(f"reference implementation (fnn), 1 video: {ref:.1f} frames/s | best float32 batch is "
+              f"{best / ref:.1f}x it")
     return results

@@ -75,6 +75,7 @@ def run_precision_bench(units: int = 10_000, frames: int = 300, directions: int 
             print(f"{precision:9s}: {fps:7.2f} frames/s ({fps / results['float32']['fps']:.2f}x float32) | responses "
                   f"over {frames} natural frames: max rel {row['max_rel']:.2e}, median rel {row['median_rel']:.2e} | "
                   f"{directions}-direction tuning: |Δ pref dir| median {row['median_dpref_deg']:.2f}°, max "
-                  f"{row['max_dpref_deg']:.1f}°; |Δ gOSI| median {row['median_dgosi']:.4f}, max {row['max_dgosi']:.3f}")
+                  f"{row['max_dpref_deg']:.1f}°; |Δ gOSI| median {row['median_dgosi']:.4f}, "
+                  f"max {row['max_dgosi']:.3f}")
         results[precision] = row
     return results
