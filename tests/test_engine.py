@@ -162,14 +162,19 @@ def test_bad_behaviour_is_rejected(bad, message):
 
 
 def test_devices_and_precision():
+    from twin_explorer.engine import devices
+
     assert resolve_device(None).type in ("cpu", "cuda", "mps")
     assert resolve_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="unknown device"):
         resolve_device("tpu9")
     with pytest.raises(ValueError, match="unknown precision"):
         autocast_dtype("float8", torch.device("cpu"))
-    with pytest.raises(ValueError, match="GPU only"):
-        autocast_dtype("bfloat16", torch.device("cpu"))
+    if not devices.cpu_bf16_support()[0]:  # this project's AMD EPYC: no AMX / AVX-512-BF16
+        with pytest.raises(ValueError, match="needs native bfloat16"):
+            autocast_dtype("bfloat16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="GPUs only"):
+        autocast_dtype("float16", torch.device("cpu"))
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
@@ -252,3 +257,79 @@ def test_padded_passes_leave_responses_unchanged(twin, video):
     full = twin.predict(video[0], use_cache=False)  # 10 frames: 8 + 2
     cut = twin.predict(video[0, :7], use_cache=False)  # 7 frames run as one padded pass of 8
     np.testing.assert_allclose(cut, full[:7], rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_is_refused_on_a_cpu_without_native_support(monkeypatch):
+    """This project's test machines include CPUs without AMX/AVX-512-BF16: the refusal says why and what is accepted."""
+    from twin_explorer.engine import devices
+
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"fpu", "avx2", "fma"})
+    assert devices.cpu_bf16_support()[0] is False
+    assert devices.accepted_precisions(torch.device("cpu")) == ["float32"]
+    with pytest.raises(ValueError, match=r"AMX or AVX-512-BF16.*avx512_bf16.*Accepted on this machine's CPU: float32"):
+        Twin(Network(SMALL), precision="bfloat16", device="cpu")
+    with pytest.raises(ValueError, match="float16' is offered on GPUs only"):
+        autocast_dtype("float16", torch.device("cpu"))
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx512f", "amx_bf16", "amx_tile"})
+    supported, why = devices.cpu_bf16_support()
+    assert supported and "amx_bf16" in why
+    assert autocast_dtype("bfloat16", torch.device("cpu")) is torch.bfloat16
+
+
+def test_bfloat16_on_cpu_runs_close_to_float32_and_says_so(monkeypatch, twin, video):
+    """The bf16 CPU path itself, with the detection forced (it runs, emulated, on any CPU): every entry point runs
+    in bfloat16, close to float32 but not identical to it, and the twin's metadata records the precision."""
+    from twin_explorer.engine import devices
+
+    monkeypatch.setattr(devices, "cpu_bf16_support", lambda: (True, "forced by the test"))
+    low = Twin(twin.network, id="small-test", precision="bfloat16", device="cpu", cache_mb=0)
+    assert low.metadata.precision == "bfloat16" and twin.metadata.precision == "float32"
+    exact, approx = twin.predict(video, use_cache=False), low.predict(video, use_cache=False)
+    assert approx.dtype == np.float32 and approx.shape == exact.shape
+    rel = np.abs(approx - exact) / np.abs(exact)
+    assert 0 < rel.max() < 0.05 and np.median(rel) < 0.01
+    session = low.stream()
+    streamed = np.stack([session.step(frame) for frame in video[0]])
+    np.testing.assert_allclose(streamed, approx[0], rtol=2e-2)
+    assert not np.array_equal(streamed, exact[0])  # the stream ran in bfloat16 too
+    with torch.no_grad():
+        differentiable = low.response(torch.from_numpy(video[:1]).float()).numpy()
+    np.testing.assert_allclose(differentiable[0], approx[0], rtol=2e-2)
+
+
+def test_batch_buckets_pad_passes_without_changing_results(twin, video):
+    """The GPU path's fixed shapes, exercised on CPU: 3 videos run as a padded pass of 4 give the unpadded results,
+    and progress counts only real frames."""
+    from twin_explorer.engine.graphs import BUCKETS, bucket_for, pad_batch
+
+    assert [bucket_for(n) for n in (1, 2, 3, 5, 9, 16, 17, 33, 64)] == [1, 2, 4, 8, 16, 16, 32, 64, 64]
+    with pytest.raises(ValueError, match="1..64"):
+        bucket_for(65)
+    x = torch.arange(6.0).view(3, 2)
+    padded = pad_batch(x, 4)
+    assert padded.shape == (4, 2) and torch.equal(padded[:3], x) and torch.equal(padded[3], x[2])
+    three = np.concatenate([video, video[:1, ::-1]])  # 3 distinct videos
+    plain = twin.predict(three, use_cache=False)
+    bucketed = Twin(twin.network, id="small-test", batch_buckets=True, cache_mb=0)
+    assert bucketed.chunk_plan(100, 10, 6)[0] <= BUCKETS[-1]
+    seen = []
+    out = bucketed.predict(three, use_cache=False, progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_allclose(out, plain, rtol=1e-5, atol=1e-7)
+    assert seen[-1] == (30, 30) and all(done <= total for done, total in seen)
+
+
+def test_passes_are_equal_in_size(twin):
+    """A batch larger than the budget runs in equal passes (one kernel shape, no one-video tail), and on CPU a pass
+    holds up to 16 videos even past the budget (smaller passes were slower than the frame-by-frame loop)."""
+    from twin_explorer.engine.chunks import estimate_frame_bytes
+
+    per_frame = estimate_frame_bytes(twin.network, 6)
+    strict = Twin(twin.network, memory_budget_mb=5 * per_frame / 2**20, cache_mb=0)  # a budget given is a limit
+    assert strict.chunk_plan(16, 10, 6) == (4, 1)  # 4 passes of 4, not 5 + 5 + 5 + 1
+    assert strict.chunk_plan(3, 10, 6) == (3, 1)
+    assert strict.chunk_plan(1, 10, 6) == (1, 5)
+    guided = Twin(twin.network, cache_mb=0)  # the default budget is a guide on CPU
+    guided.memory_budget_bytes = 5 * per_frame
+    assert guided.chunk_plan(40, 10, 6) == (14, 1)  # 3 passes of ≤ 16 videos, equal in size
+    assert guided.chunk_plan(16, 10, 6) == (16, 1)  # never split below 16 videos on CPU (as the frame loop)
+    assert guided.chunk_plan(1, 10, 6) == (1, 5)

@@ -52,6 +52,40 @@ def register(app: typer.Typer) -> None:
         if write:
             typer.echo(f"wrote {write_demo_bench(directory or bundled('demo_twin'), result, machine)}")
 
+    @bench.command()
+    def precision(
+        units: int = typer.Option(10_000, min=1, help="Readout units of the MICrONS network."),
+        frames: int = typer.Option(300, min=2, help="Frames of the natural video the deviation is measured over."),
+        directions: int = typer.Option(16, min=4, help="Directions of the drifting-grating tuning."),
+        duration: float = typer.Option(1.0, min=0.1, help="Seconds of grating per direction."),
+        device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, mps (default: the best available)."),
+        threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: torch's choice)."),
+    ) -> None:
+        """Every accepted precision against float32: frames/s, response error, preferred-direction and gOSI change."""
+        from ..bench.precision import run_precision_bench  # start-up time: torch and the experiments load here
+
+        try:
+            run_precision_bench(units=units, frames=frames, directions=directions, duration_s=duration,
+                                device=device, threads=threads)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+
+    @bench.command()
+    def gpu(
+        units: int = typer.Option(10_000, min=1, help="Readout units of the MICrONS network."),
+        frames: int = typer.Option(30, min=2, help="Frames per video."),
+        float16: bool = typer.Option(False, help="Measure float16 besides float32 and bfloat16."),
+        device: str = typer.Option("cuda", help="The CUDA device (cuda, cuda:1, ...)."),
+    ) -> None:
+        """GPU path: frames/s at batch 1, 16, 64 in float32 and bfloat16, with and without CUDA graphs."""
+        from ..bench.gpu import run_gpu_bench  # start-up time: torch loads only when a benchmark runs
+
+        precisions = ("float32", "bfloat16", "float16") if float16 else ("float32", "bfloat16")
+        try:
+            run_gpu_bench(units=units, frames=frames, precisions=precisions, device=device)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+
     @bench.command("make-bundle")
     def make_bundle_command(
         directory: Path = typer.Argument(..., help="Folder to write the bundle into."),

@@ -26,13 +26,56 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+#: CPU feature flags (as in /proc/cpuinfo) that give native bfloat16 arithmetic to oneDNN's kernels
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")  # Intel AMX, AVX-512-BF16; "bf16": Arm's BFloat16 extension
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return {flag for line in f if line.lower().startswith(("flags", "features"))
+                    for flag in line.split(":", 1)[1].split()}
+    except OSError:  # not Linux: nothing detected, bfloat16 is then refused with the reason
+        return set()
+
+
+def cpu_bf16_support() -> tuple[bool, str]:
+    """(whether this CPU computes bfloat16 natively, a sentence saying what was detected).
+
+    Detected, never assumed: the CPU's feature flags (``amx_bf16`` / ``avx512_bf16``, Arm ``bf16``) and torch's
+    kernel capability. Without them oneDNN emulates bfloat16 and it is slower than float32."""
+    found = sorted(set(CPU_BF16_FLAGS) & _cpu_flags())
+    capability = torch.backends.cpu.get_cpu_capability()
+    if found:
+        return True, f"this CPU has {', '.join(found)} (torch kernel capability {capability})"
+    return False, (f"this CPU has no {' / '.join(CPU_BF16_FLAGS)} feature flag (torch kernel capability "
+                   f"{capability}), so bfloat16 would be emulated and slower than float32")
+
+
+def accepted_precisions(device: torch.device) -> list[str]:
+    """The precisions a twin on ``device`` accepts here."""
+    if device.type == "cpu":
+        return ["float32", "bfloat16"] if cpu_bf16_support()[0] else ["float32"]
+    return list(PRECISIONS)
+
+
 def autocast_dtype(precision: str, device: torch.device):
-    """The autocast dtype for a precision name (None for float32). Reduced precision is GPU-only."""
+    """The autocast dtype for a precision name (None for float32, the exact default).
+
+    GPUs (CUDA, MPS) take bfloat16 and float16; CPUs take bfloat16 when they compute it natively
+    (:func:`cpu_bf16_support`), and refuse it otherwise with the reason."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
     dtype = PRECISIONS[precision]
-    if dtype is not None and device.type == "cpu":
-        raise ValueError(f"precision {precision!r} is offered on GPU only; on CPU use 'float32'")
+    if dtype is None or device.type != "cpu":
+        return dtype
+    if dtype is torch.float16:
+        raise ValueError("precision 'float16' is offered on GPUs only; on CPU use 'float32', or 'bfloat16' on a CPU "
+                         "with AMX or AVX-512-BF16")
+    supported, why = cpu_bf16_support()
+    if not supported:
+        raise ValueError(f"precision 'bfloat16' on CPU needs native bfloat16 arithmetic (AMX or AVX-512-BF16): {why}. "
+                         f"Accepted on this machine's CPU: float32 (or bfloat16/float16 on a GPU)")
     return dtype
 
 

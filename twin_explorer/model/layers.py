@@ -25,9 +25,9 @@ def conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     PyTorch's own dispatch sends a single video's ungrouped 3×3 and 1×1 convolutions of small inputs to its
     reference kernel (``slow_conv3d``): 29 ms instead of 2 ms for the demo twin's first dense-block convolution,
     two fifths of a 1 s preview. Batches of several videos already take the oneDNN path, so results only move
-    within float32 rounding."""
+    within float32 rounding. Under CPU autocast (bfloat16) the call goes through ``F.conv3d`` so autocast casts it."""
     if x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32 \
-            and torch.backends.mkldnn.is_available():
+            and torch.backends.mkldnn.is_available() and not torch.is_autocast_enabled("cpu"):
         return torch.ops.aten.mkldnn_convolution(x, weight, bias, list(_triple(padding)), list(_triple(stride)),
                                                  [1, 1, 1], groups)
     return F.conv3d(x, weight, bias, stride=stride, padding=padding, groups=groups)

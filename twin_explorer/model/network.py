@@ -172,7 +172,9 @@ class Network(nn.Module):
         hidden, rec_state = self.core.recurrent(features, mu, state.recurrent)
         core = self.core.recurrent.output(hidden)  # [N, S·C, T, h, w]
         core = core.transpose(1, 2).reshape(n * t, *core.shape[1:2], *core.shape[3:])
-        rho = self.readout(core, units).view(n, t, -1)
+        # the readout samples in float32 whatever precision the core ran in (grid_sample needs one dtype; a
+        # reduced-precision log rate would also lose digits in exp)
+        rho = self.readout(core.float(), units).view(n, t, -1)
         new_state = NetworkState(ff_state, mod_state, rec_state, state.frames + t)
         return (rho if log else torch.exp(rho)), new_state
 

@@ -41,6 +41,9 @@ class CvtLstm(nn.Module):
             setattr(self, f"proj_{name}", StreamLayer(2 * common, hidden, streams=streams, in_groups=g,
                                                       out_groups=g))
         self.out = StreamLayer(hidden, out_features, streams=streams)
+        # what runs one frame: ``step`` itself unless the engine installs a replacement with the same signature
+        # (CUDA-graph replay, twin_explorer.engine.graphs); it must give the same numbers
+        self.stepper = None
 
     @cached_weight
     def weights(self) -> dict[str, torch.Tensor]:
@@ -72,7 +75,8 @@ class CvtLstm(nn.Module):
         S, G = self.streams, self.groups
         n, _, _, p = x_in.shape
         if state is None:
-            h = c = x_in.new_zeros(n, S * G, self.hidden // G, p)
+            # the state stays float32 under autocast: the cell memory sums over hundreds of frames
+            h = c = x_in.new_zeros(n, S * G, self.hidden // G, p, dtype=torch.float32)
             x = torch.tanh(x_in)
         else:
             h, c = state
@@ -100,8 +104,9 @@ class CvtLstm(nn.Module):
         w = self.weights()
         x_in = self.inputs(features, modulation)
         hs = []
+        step = self.stepper or self.step
         for i in range(t):
-            state = self.step(x_in[i], state, w, (hh, ww))
+            state = step(x_in[i], state, w, (hh, ww))
             hs.append(state[0])
         hidden = torch.stack(hs, 3).view(n, -1, t, hh, ww)  # [N, S·H, T, H, W]
         return hidden, state

@@ -81,7 +81,7 @@ def parse_scans(scans: str | list | None) -> list[tuple[int, int]]:
     return out
 
 
-def _randomize(network: Network, generator: torch.Generator) -> None:
+def randomize(network: Network, generator: torch.Generator) -> None:
     """Make every path contribute (a freshly built network has zero readouts and input layers, spec pitfall 18),
     in the spirit of the fixture weights (shared/fixtures/fnn/README.md section 2)."""
     def normal(t: torch.Tensor, std: float, mean: float = 0.0) -> None:
@@ -138,7 +138,7 @@ def make_bundle(directory: str | os.PathLike, scans: str | list | None = None,
     for i, ((session, scan_idx), n) in enumerate(counts.items()):
         torch.manual_seed(seed)  # the same core for every scan (it is built with the network)
         network = Network(NetworkConfig.microns(n))
-        _randomize(network, torch.Generator().manual_seed(seed * 1_000_003 + 7919 * (i + 1)))
+        randomize(network, torch.Generator().manual_seed(seed * 1_000_003 + 7919 * (i + 1)))
         state = network.state_dict()
         if i == 0:
             _save({k: v for k, v in state.items() if k.startswith("core.")}, folder / "params_core.pt")

@@ -3,22 +3,25 @@
 Prints, from one run on this machine: frames/s of the MICrONS configuration (U = 10,000 by default)
 through the engine (chunked: stateless stages over all frames at once, only the recurrence frame by
 frame) and through a straightforward frame-by-frame loop of the same modules (the reference's
-structure), for 1 video and a batch; their ratio; FLOPs per frame (counted by torch); the machine's
-measured sgemm peak and the fraction of it reached; and the parity of the two paths. On a CUDA GPU
-it adds batch 1/16/64 in float32 (TF32 off) and bfloat16 with bfloat16's deviation from float32.
+structure), for 1 video and a batch; their ratio and the batch's gain over one video at a time; FLOPs
+per frame (counted from the architecture, :mod:`.flops`); the machine's measured sgemm peak and the
+fraction of it reached; the parity of the two paths; and the reference implementation (``fnn``) on the
+same weights and videos when it is importable. The GPU path has its own benchmark (:mod:`.gpu`).
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from .engine.devices import disable_tf32, resolve_device, tune_cpu_allocator
-from .engine.twin import Twin, default_budget_mb
-from .model import Network, NetworkConfig
+from ..engine.devices import disable_tf32, resolve_device, tune_cpu_allocator
+from ..engine.twin import Twin
+from ..model import Network, NetworkConfig
+from ..twins.fullsize import randomize
+from .flops import network_flops
 
 
 def sgemm_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
@@ -40,28 +43,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def flops_per_frame(net: Network, device: torch.device) -> float:
-    """FLOPs of one frame of one video, as counted by torch's FLOP counter (matmuls and convolutions)."""
-    x = torch.zeros(1, 1, 144, 256, device=device)
-    z = torch.zeros(1, 1, 2, device=device)
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    # the fused attention kernel is invisible to the counter; its unfused form has the same FLOPs
-    with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        net.run(x, z, z)
-    return float(counter.get_total_flops())
+def reference_fps(net: Network, clip: np.ndarray) -> float | str:
+    """Frames/s of the reference implementation (``fnn``) on the same weights and one video, or why it was not
+    measured. The published state dict's keys are the reference's own (spec section 10)."""
+    try:
+        from fnn.microns.build import network as build_reference  # optional: the reference is not a dependency
+    except Exception as exc:  # ImportError, or a broken install of the optional package
+        return f"not importable here ({type(exc).__name__}: {exc})"
+    reference = build_reference(net.config.units)
+    reference.load_state_dict({k: v.cpu() for k, v in net.state_dict().items()})
+    reference.to(next(net.parameters()).device).eval()
+    reference.predict(clip[:2])  # warm-up
+    t0 = time.perf_counter()
+    reference.predict(clip)
+    return clip.shape[0] / (time.perf_counter() - t0)
 
 
 def make_network(units: int, device: torch.device, seed: int = 0) -> Network:
-    """The MICrONS configuration with random (but non-degenerate) weights: speed does not depend on values.
+    """The MICrONS configuration with the full-size bundle maker's random weights: speed does not depend on values.
 
     Frozen as in a Twin (effective weights computed once), so both measured paths share that saving."""
     torch.manual_seed(seed)
     net = Network(NetworkConfig.microns(units))
-    with torch.no_grad():
-        for p in net.readout.feature.weights:
-            p.normal_(0, 0.1)
-        net.readout.position.mu.normal_(0, 0.5)
+    randomize(net, torch.Generator().manual_seed(seed))
     return net.to(device).eval().freeze()
 
 
@@ -98,13 +102,13 @@ def run_engine_bench(units: int = 10_000, frames: int = 10, batch: int = 16, dev
     disable_tf32()
     if device.type == "cpu":
         tune_cpu_allocator()  # as the engine does
-    if budget_mb is None:
-        budget_mb = default_budget_mb(device)
     net = make_network(units, device)
-    flops = flops_per_frame(net, device)
+    parts = network_flops(net.config)
+    flops = parts["total"]
     peak = sgemm_peak(device)
     print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
-    print(f"MICrONS network, U = {units}: {flops / 1e9:.2f} GFLOP per frame (torch FLOP counter)")
+    print(f"MICrONS network, U = {units}: {flops / 1e9:.2f} GFLOP per frame, counted from the architecture ("
+          + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in parts.items() if k != "total") + ")")
     print(f"measured sgemm peak: {peak / 1e9:.1f} GFLOP/s")
     twin = Twin(net, device=device, memory_budget_mb=budget_mb, cache_mb=0)
     rng = np.random.default_rng(0)
@@ -131,28 +135,24 @@ def run_engine_bench(units: int = 10_000, frames: int = 10, batch: int = 16, dev
         print(f"batch {n:3d}: engine {fps_chunk:7.2f} frames/s ({vpp} videos x ≤{fpp} frames a pass) | "
               f"frame-by-frame loop {fps_loop:7.2f} frames/s | ratio {fps_chunk / fps_loop:5.2f}x | "
               f"{100 * frac:5.1f}% of sgemm peak | engine vs loop max rel diff {rel:.2e}")
-    if device.type == "cuda":
-        results["gpu"] = gpu_section(net, device, frames)
+    if 1 in results and batch in results and batch > 1:
+        gain = results[batch]["fps_engine"] / results[1]["fps_engine"]
+        results["batch_gain"] = gain
+        print(f"batch {batch} vs one video at a time (engine): {gain:.2f}x frames/s")
+    clip = rng.integers(0, 256, (frames, 144, 256), dtype=np.uint8)
+    ref = reference_fps(net, clip)
+    results["reference_fps"] = ref
+    if isinstance(ref, str):
+        print(f"reference implementation (fnn): {ref}; not measured")
+    else:
+        print(f"reference implementation (fnn), 1 video, same weights: {ref:.2f} frames/s | engine batch 1 is "
+              f"{results[1]['fps_engine'] / ref:.2f}x it")
+    print("load during the run (1/5/15 min):", " ".join(f"{x:.1f}" for x in _load()))
     return results
 
 
-def gpu_section(net: Network, device: torch.device, frames: int) -> dict:
-    """Batch 1/16/64 through the engine on a GPU in float32 (TF32 off) and bfloat16, with bf16's deviation."""
-    out = {}
-    rng = np.random.default_rng(1)
-    twins = {p: Twin(net, device=device, precision=p, cache_mb=0) for p in ("float32", "bfloat16")}
-    for n in (1, 16, 64):
-        frames_u8 = rng.integers(0, 256, (n, frames, 144, 256), dtype=np.uint8)
-        runs = {}
-        for precision, twin in twins.items():
-            twin.predict(frames_u8, use_cache=False)  # warm-up
-            runs[precision] = timed(lambda: twin.predict(frames_u8, use_cache=False), device)
-        (t32, ref), (t16, low) = runs["float32"], runs["bfloat16"]
-        dev = (np.abs(low - ref) / np.abs(ref)).ravel()
-        out[n] = dict(fps_fp32=n * frames / t32, fps_bf16=n * frames / t16, bf16_max_rel=float(dev.max()),
-                      bf16_median_rel=float(np.median(dev)))
-        print(f"GPU batch {n:3d}: float32 (TF32 off) {n * frames / t32:8.1f} frames/s | bfloat16 "
-              f"{n * frames / t16:8.1f} frames/s | bf16 deviation max {dev.max():.2e}, median "
-              f"{np.median(dev):.2e} (relative)")
-    return out
-
+def _load() -> tuple[float, ...]:
+    try:
+        return os.getloadavg()
+    except (OSError, AttributeError):
+        return ()
