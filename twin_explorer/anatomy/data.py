@@ -28,6 +28,7 @@ import pandas as pd
 from ..paths import bundled
 from .coords import DepthFrame, frame_from_manifest, voxels_to_nm
 from .io import SKELETON_SUFFIXES, read_meshwork, read_skeleton
+from .like_to_like import like_to_like
 from .links import SCAN_KEYS, UNIT_KEYS, link_units, unit_index, units_frame
 from .meshwork import Meshwork
 from .swc import Skeleton
@@ -380,8 +381,6 @@ class Anatomy:
         """Like-to-like on this volume: ``similarity`` is indexed and columned by readout_id (e.g. in-silico signal
         correlation); units are mapped to neurons by their unique coregistration match (ambiguous ones are left
         out), restricted to ``nucleus_ids`` (default: the sample's densely reconstructed set in the manifest)."""
-        from .like_to_like import like_to_like
-
         if not isinstance(similarity, pd.DataFrame):
             raise ValueError("similarity must be a DataFrame indexed and columned by readout_id")
         res = self.resolve_units(units, policy="unique")

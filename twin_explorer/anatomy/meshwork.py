@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .coords import VOXEL_RESOLUTION_NM
+from .points import guess_position_resolution, parse_points
 from .swc import Skeleton, skeleton_from_edges
 
 ANNOTATION_ATTRS = ("anchor_to_mesh", "point_column", "max_distance", "defined_index", "index_column")
@@ -81,8 +82,6 @@ class Meshwork:
     def annotation_positions_um(self, name: str, column: str | None = None) -> np.ndarray:
         """[n, 3] EM µm of an annotation's point column (the file's ``point_column`` by default). MeshParty keeps
         whatever unit the rows were queried in, so voxels (4 × 4 × 40 nm) and nm are told apart here."""
-        from .io.cave_table_io import guess_position_resolution, parse_points  # io imports this module
-
         df = self.annotations[name]
         column = column or self.annotation_attrs.get(name, {}).get("point_column")
         if not column or column not in df.columns:

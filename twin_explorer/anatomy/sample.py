@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .. import __version__
+from ..monitor import DEFAULT_MONITOR
 from .coords import SAMPLE_DEPTH_FRAME, DepthFrame, nm_to_voxels
 from .like_to_like import signal_correlation, tuning_curves
 from .meshwork import Meshwork, write_meshwork
@@ -109,8 +111,6 @@ def _prepare_tuning(u: pd.DataFrame, tuning: pd.DataFrame | None, rng: np.random
     t["cc_abs"] = col("cc_abs", t["cc_norm"].to_numpy() * cc_max)
     loc_x, loc_y = rng.uniform(-0.8, 0.8, n), rng.uniform(-0.8, 0.8, n)
     if {"rf_az_deg", "rf_el_deg"} <= set(src.columns):  # readout location ≈ RF centre, (-1, -1) = top-left
-        from ..monitor import DEFAULT_MONITOR
-
         left, right, bottom, top = DEFAULT_MONITOR.extent_deg
         loc_x = np.clip(src["rf_az_deg"].to_numpy(float) / right, -1, 1)
         loc_y = np.clip(-src["rf_el_deg"].to_numpy(float) / top, -1, 1)
@@ -352,8 +352,6 @@ def generate_sample(units: pd.DataFrame, tuning: pd.DataFrame | None, out_dir: s
                       skeleton_edges=sk.edges, skeleton_root=sk.root, mesh_to_skel_map=m2s,
                       skeleton_radius_nm=sk.radius_nm, annotations=annos, annotation_attrs=attrs)
         write_meshwork(mw, out / "meshworks" / f"{root}_{int(nuc['nucleus_id'].iat[i])}.h5")
-
-    from .. import __version__
 
     manifest: dict[str, Any] = {
         "description": "Synthetic MICrONS-like anatomy sample for twin_explorer: not MICrONS data (tables in the "

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from .lazy import load
+
 
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Real MICrONS anatomy from CAVE (needs the 'microns' extra, i.e. caveclient).",
@@ -25,8 +27,8 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, help="show a progress bar"),
     ) -> None:
         """Export tables, skeletons and synapses of the coregistered neurons of SCANS at VERSION into OUT."""
-        from ..anatomy import cave
-        from ..anatomy.export import export_anatomy, parse_scans
+        cave = load("anatomy", "cave")
+        export_anatomy, parse_scans = load("anatomy.export", "export_anatomy", "parse_scans")
 
         try:
             parse_scans(scans)
@@ -51,7 +53,7 @@ def register(app: typer.Typer) -> None:
         """Generate the synthetic MICrONS-like anatomy sample linked to a twin's units."""
         import pandas as pd
 
-        from ..anatomy.sample import generate_sample
+        generate_sample = load("anatomy.sample", "generate_sample")
 
         if units is not None:
             if not units.exists():
@@ -59,7 +61,7 @@ def register(app: typer.Typer) -> None:
             table = pd.read_csv(units).set_index("readout_id")
             tuning, source = None, str(units)
         else:
-            from ..synthetic import SyntheticMouse
+            SyntheticMouse = load("synthetic", "SyntheticMouse")
 
             mouse = SyntheticMouse(seed=mouse_seed)
             table, tuning, source = mouse.units, mouse.truth(), f"SyntheticMouse(seed={mouse_seed})"
@@ -74,9 +76,9 @@ def register(app: typer.Typer) -> None:
         mouse_seed: int = typer.Option(0, help="seed of the synthetic mouse whose units are linked"),
     ) -> None:
         """Print the link chain of one unit (coregistration, nucleus, cell type, area) and a Neuroglancer link."""
-        from ..anatomy import Anatomy
-        from ..anatomy.neuroglancer import neuroglancer_link_for_neuron
-        from ..synthetic import SyntheticMouse
+        Anatomy = load("anatomy", "Anatomy")
+        neuroglancer_link_for_neuron = load("anatomy.neuroglancer", "neuroglancer_link_for_neuron")
+        SyntheticMouse = load("synthetic", "SyntheticMouse")
 
         anatomy = Anatomy(folder) if folder else Anatomy.sample()
         try:

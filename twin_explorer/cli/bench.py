@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from .lazy import load
+
 from ..paths import bundled
 
 
@@ -30,7 +32,7 @@ def register(app: typer.Typer) -> None:
                                                                     "the engine's for the device)."),
     ) -> None:
         """Frames/s of the MICrONS network through the engine vs a frame-by-frame loop, FLOPs, sgemm peak."""
-        from ..bench import run_engine_bench  # start-up time: torch loads only when a benchmark runs
+        run_engine_bench = load("bench", "run_engine_bench")
 
         run_engine_bench(units=units, frames=frames, batch=batch, device=device, threads=threads,
                          budget_mb=budget_mb)
@@ -45,7 +47,8 @@ def register(app: typer.Typer) -> None:
         machine: str = typer.Option("2 shared CPU cores", help="What to call this machine in bench.json."),
     ) -> None:
         """Demo twin interaction timings: load, 1 s preview, 16-direction tuning, one training step."""
-        from ..training.bench import bench_demo, format_demo_bench, write_demo_bench  # start-up time, as above
+        bench_demo, format_demo_bench, write_demo_bench = load("training.bench", "bench_demo", "format_demo_bench",
+                                                                "write_demo_bench")
 
         result = bench_demo(directory, repeats, threads)
         typer.echo(format_demo_bench(result))
@@ -62,7 +65,7 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: torch's choice)."),
     ) -> None:
         """Every accepted precision against float32: frames/s, response error, preferred-direction and gOSI change."""
-        from ..bench.precision import run_precision_bench  # start-up time: torch and the experiments load here
+        run_precision_bench = load("bench.precision", "run_precision_bench")
 
         try:
             run_precision_bench(units=units, frames=frames, directions=directions, duration_s=duration,
@@ -78,7 +81,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cuda", help="The CUDA device (cuda, cuda:1, ...)."),
     ) -> None:
         """GPU path: frames/s at batch 1, 16, 64 in float32 and bfloat16, with and without CUDA graphs."""
-        from ..bench.gpu import run_gpu_bench  # start-up time: torch loads only when a benchmark runs
+        run_gpu_bench = load("bench.gpu", "run_gpu_bench")
 
         precisions = ("float32", "bfloat16", "float16") if float16 else ("float32", "bfloat16")
         try:
@@ -95,7 +98,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed of the random weights."),
     ) -> None:
         """Write random weights at the published shapes in the published bundle layout (no download needed)."""
-        from ..twins.fullsize import make_bundle  # start-up time: torch loads only when a bundle is made
+        make_bundle = load("twins.fullsize", "make_bundle")
 
         try:
             folder = make_bundle(directory, scans=scans, units=units, seed=seed)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from .lazy import load
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -17,7 +19,8 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, help="Show a progress bar"),
     ) -> None:
         """Download the published MICrONS weights (about 222 MB, md5-checked) and unzip them once."""
-        from ..twins.microns import BundleError, available_scans, download_microns  # start-up time: loads torch
+        BundleError, available_scans, download_microns = load("twins.microns", "BundleError", "available_scans",
+                                                              "download_microns")
 
         try:
             folder = download_microns(directory, progress=progress)
@@ -29,7 +32,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def scans(directory: Optional[Path] = typer.Option(None, "--directory", "-d")) -> None:
         """List the MICrONS scans of the downloaded bundle."""
-        from ..twins.microns import available_scans, bundle_dir  # start-up time: loads torch
+        available_scans, bundle_dir = load("twins.microns", "available_scans", "bundle_dir")
 
         found = available_scans(directory)
         if not found:
@@ -50,14 +53,14 @@ def register(app: typer.Typer) -> None:
         """Predict responses to a stimulus and save them as .npy [T, U]."""
         import numpy as np
 
-        from ..twins import load_twin  # start-up time: loads torch
+        load_twin = load("twins", "load_twin")
 
         kw = {} if twin != "microns" else {"session": session, "scan_idx": scan_idx, "device": device}
         model = load_twin(None if twin == "default" else twin, **kw)
         if stimulus.suffix == ".npy":
             frames = np.load(stimulus, allow_pickle=False)
         else:
-            from ..stimuli import VideoFile
+            VideoFile = load("stimuli", "VideoFile")
 
             frames = VideoFile(path=str(stimulus)).render()
         try:

@@ -9,9 +9,11 @@ from typing import Optional
 
 import typer
 
+from .lazy import load
+
 
 def _load(twin: str, n_neurons: int, seed: int):
-    from twin_explorer.twins import load_twin  # inside the command: keeps `twin-explorer --help` free of torch
+    load_twin = load("twins", "load_twin")
 
     if twin == "synthetic":
         return load_twin("synthetic", seed=seed, n_neurons=n_neurons)
@@ -29,7 +31,7 @@ def _units(text: str | None) -> list[int] | None:
 
 def _run_spec(name: str, params: dict, out: Path | None, twin: str, n_neurons: int, seed: int,
               units: str | None = None) -> None:
-    from twin_explorer.experiments import get_experiment  # inside the command: start-up time
+    get_experiment = load("experiments", "get_experiment")
 
     try:
         spec = get_experiment(name)
@@ -51,9 +53,9 @@ def _scan(text: str) -> tuple[int, int]:
 
 def _compare(scan: str, properties: Path | None, bundle: Path | None, twin: str, units: str | None, tuning: bool,
              directions: int, duration: float):
-    from twin_explorer.experiments.compare import compare_properties  # inside the command: start-up time
-    from twin_explorer.experiments.published import download_properties, read_properties  # start-up time
-    from twin_explorer.twins import load_twin  # inside the command: start-up time (torch)
+    compare_properties = load("experiments.compare", "compare_properties")
+    download_properties, read_properties = load("experiments.published", "download_properties", "read_properties")
+    load_twin = load("twins", "load_twin")
 
     session, scan_idx = _scan(scan)
     folder = properties if properties is not None else download_properties()
@@ -68,8 +70,8 @@ def _compare(scan: str, properties: Path | None, bundle: Path | None, twin: str,
 
 
 def _scan_specs(scans: str, bundle: Path | None, twin: str, n_neurons: int, seed: int) -> list:
-    from twin_explorer.experiments.batch import TwinSpec  # inside the command: start-up time
-    from twin_explorer.twins import available_scans  # inside the command: start-up time (torch)
+    TwinSpec = load("experiments.batch", "TwinSpec")
+    available_scans = load("twins", "available_scans")
 
     if twin != "microns":
         options = {"seed": seed, "n_neurons": n_neurons} if twin == "synthetic" else {}
@@ -108,9 +110,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run an experiment over every unit of every scan (chunked, cached, resumable; optionally on a dask
         cluster) and write all scans' results to one store."""
-        from twin_explorer.experiments import get_experiment  # inside the command: start-up time
-        from twin_explorer.experiments.batch import BatchRunner  # inside the command: start-up time
-        from twin_explorer.experiments.cluster import local_cluster, visible_gpus  # inside: start-up time
+        get_experiment = load("experiments", "get_experiment")
+        BatchRunner = load("experiments.batch", "BatchRunner")
+        local_cluster, visible_gpus = load("experiments.cluster", "local_cluster", "visible_gpus")
 
         try:
             spec = get_experiment(experiment)
@@ -160,7 +162,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the in-silico tuning and readout RFs of a scan and compare them with the published properties
         (exit status 1 when they disagree)."""
-        from twin_explorer.experiments.compare import save_comparison  # inside the command: start-up time
+        save_comparison = load("experiments.compare", "save_comparison")
 
         try:
             result = _compare(scan, properties, bundle, twin, units, tuning, directions, duration)
@@ -186,7 +188,7 @@ def register(app: typer.Typer) -> None:
         show_params: bool = typer.Option(False, "--show-params", help="Print the experiment's parameters and exit."),
     ) -> None:
         """Run any registered experiment on a twin and save its Dataset as netCDF."""
-        from twin_explorer.experiments import REGISTRY, get_experiment  # inside the command: start-up time
+        REGISTRY, get_experiment = load("experiments", "REGISTRY", "get_experiment")
 
         if list_:
             for name, spec in sorted(REGISTRY.items()):
@@ -230,8 +232,8 @@ def register(app: typer.Typer) -> None:
         png: bool = typer.Option(False, help="Also export the plots as PNG (needs a browser driver)."),
     ) -> None:
         """Run the tuning and RF experiments on the synthetic mouse and compare with its true parameters."""
-        from twin_explorer.experiments.validate import save_report  # inside the command: start-up time
-        from twin_explorer.experiments.validate import validate as run_validation
+        save_report = load("experiments.validate", "save_report")
+        run_validation = load("experiments.validate", "validate")
 
         try:
             report = run_validation(n_neurons=n_neurons, seed=seed, quick=quick)

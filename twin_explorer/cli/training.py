@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from .lazy import load
+
 from ..paths import bundled
 
 if TYPE_CHECKING:
@@ -16,9 +18,9 @@ if TYPE_CHECKING:
 
 def _modules() -> SimpleNamespace:
     """The training and twin modules the commands run, imported on first use."""
-    # start-up time: `twin-explorer --help` must not load torch
-    from ..training import adapt, data, figures, report, ship, train
-    from ..twins import demo
+    adapt, data, figures, report, ship, train = load("training", "adapt", "data", "figures", "report", "ship",
+                                                     "train")
+    demo = load("twins", "demo")
 
     modules: dict[str, ModuleType] = {"adapt": adapt, "data": data, "figures": figures, "report": report,
                                       "ship": ship, "train": train, "demo": demo}
