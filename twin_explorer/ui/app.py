@@ -42,7 +42,7 @@ class Explorer(pn.viewable.Viewer):
                                              sizing_mode="stretch_width")
         self.twin_select.link(self.state, value="twin_name")
         # Typed as text and parsed here, so every malformed id gets a visible message and the focus stays put
-        self.unit_input = pn.widgets.TextInput(name="Focused neuron (readout_id)", value=str(self.state.unit),
+        self.unit_input = pn.widgets.TextInput(label="Focused neuron (readout_id)", value=str(self.state.unit),
                                                sizing_mode="stretch_width")
         self.unit_message = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["te-unit-message"],
                                           sizing_mode="stretch_width")

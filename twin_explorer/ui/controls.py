@@ -91,7 +91,7 @@ def make_widget(obj: param.Parameterized, name: str, max_duration_s: float | Non
     def build(cls: type, **kw: Any) -> pn.widgets.Widget:
         # the parameter's doc as the widget's tooltip where the widget kind has one
         extra = {"description": p.doc} if "description" in cls.param and p.doc else {}
-        return cls(name=label, sizing_mode="stretch_width", **extra, **kw)
+        return cls(label=label, sizing_mode="stretch_width", **extra, **kw)
 
     if isinstance(p, param.Boolean):
         return build(pn.widgets.Checkbox, value=bool(value))
@@ -156,7 +156,7 @@ class ParamControls:
                     raise ValueError(problem)
             setattr(self.obj, name, value)
         except Exception as exc:  # refused: say why, show the last valid value again
-            self.on_error(f"{self.widgets[name].name} = {value!r} was not accepted: {_reason(exc)}")
+            self.on_error(f"{self.widgets[name].label} = {value!r} was not accepted: {_reason(exc)}")
             self._set_widget(name, old)
             return
         self.on_error(None)
