@@ -13,11 +13,14 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models.widgets.tables import NumberFormatter
 
 from twin_explorer.anatomy import SAMPLE_DEPTH_FRAME, Anatomy, neuroglancer_link
 from twin_explorer.anatomy.views import side_view, skeleton_3d, soma_map
 
 from .state import ExplorerState, deferred
+
+_ID_FORMAT = NumberFormatter(format="0")
 from .state import get_anatomy as state_anatomy
 
 
@@ -111,6 +114,8 @@ class AnatomyView(pn.viewable.Viewer):
                  f"area {info.get('area', '?')} · match {info.get('match')} ({info.get('coreg_source', '')})"]
         partners = self.anatomy.partners(nucleus, self.state.twin.units)
         self.partners.value = _display_ids(partners)
+        self.partners.formatters = {c: _ID_FORMAT for c in self.partners.value.columns  # plain ids, no "419,901"
+                                    if pd.api.types.is_integer_dtype(self.partners.value[c])}
         syn = None
         if info.get("has_skeleton"):
             skel = self.anatomy.skeleton(nucleus)
@@ -123,8 +128,11 @@ class AnatomyView(pn.viewable.Viewer):
             self.morph_pane.visible = self.plot3d.visible = True
             self.morph_pane.object = side_view(skel, SAMPLE_DEPTH_FRAME, synapses=syn, color=col,
                                                title=f"Nucleus {nucleus}: morphology (side)")
-            self.plot3d.object = skeleton_3d(skel, SAMPLE_DEPTH_FRAME, synapses=syn, color=col,
-                                             title=f"Nucleus {nucleus} in 3-D")
+            fig = skeleton_3d(skel, SAMPLE_DEPTH_FRAME, synapses=syn, color=col, title=f"Nucleus {nucleus} in 3-D")
+            # the legend below the scene, so it does not cover the colour bar at the right
+            fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.02, xanchor="left", x=0),
+                              margin=dict(l=0, r=0, t=40, b=60))
+            self.plot3d.object = fig
         else:
             self.morph_pane.object, self.plot3d.object = None, None
             self.morph_pane.visible = self.plot3d.visible = False

@@ -13,12 +13,22 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models.widgets.tables import NumberFormatter
+from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 
 from .state import ExplorerState, twin_cc
 
-# Columns formatted with few decimals so the table stays readable.
+# Columns formatted with few decimals so the table stays readable; integers (ids) without thousands separators.
 _FLOAT_FORMAT = NumberFormatter(format="0.000")
+_ID_FORMAT = NumberFormatter(format="0")
+# CC_norm above 1 is flagged, with a tooltip saying why it can happen (a low, noisily estimated ceiling)
+_CC_FORMAT = HTMLTemplateFormatter(template=(
+    '<% if (value != null && value > 1) { %><span class="te-cc-above-one" style="color:#a35200" '
+    'title="CC_norm above 1: CC_abs exceeds the estimated ceiling CC_max. CC_max is estimated from few repeats; '
+    'with a low ceiling (see cc_max) the ratio is noisy and can pass 1. Trust it less.">'
+    '<%= value.toFixed(3) %> ⚠</span><% } else if (value != null && !isNaN(value)) { %><%= value.toFixed(3) %>'
+    '<% } %>'))
+_CC_MAX_HELP = ("CC_max: the noise ceiling, the best correlation any model could reach for this neuron given its "
+                "trial-to-trial variability. A CC_norm is only as trustworthy as this ceiling is high.")
 # What the table's CC column holds, by the units-table column it came from.
 _CC_HELP = {
     "cc_norm": "CC_norm on held-out clips: CC_abs / CC_max. CC_max (the noise ceiling) is estimated from the repeats, "
@@ -26,6 +36,17 @@ _CC_HELP = {
     "cc_abs": "CC_abs: correlation of prediction and trial-averaged response on held-out clips.",
     "cc": "Correlation of prediction and response as the twin's bundle reports it.",
 }
+
+
+# Copies the page's own address with ?unit=<the neuron shown> (read from the link) to the clipboard
+_COPY_LINK_JS = """
+const m = String(link.text).match(/unit=(\\d+)/);
+if (m) {
+  const url = window.location.origin + window.location.pathname + '?unit=' + m[1];
+  navigator.clipboard.writeText(url).then(() => { cb_obj.label = 'Copied ✓'; },
+                                           () => { cb_obj.label = 'Copy failed'; });
+}
+"""
 
 
 class NeuronBrowser(pn.viewable.Viewer):
@@ -37,13 +58,18 @@ class NeuronBrowser(pn.viewable.Viewer):
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(), pagination="local", page_size=15, header_filters=True, selectable=True,
             disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_stretch",
-            theme="simple", frozen_columns=["readout_id"])  # the id stays in view while the wide table scrolls
+            theme="simple", frozen_columns=["readout_id"],  # the id stays in view while the wide table scrolls
+            configuration={"placeholder": "No neurons match these filters."})  # instead of a silent empty table
         self.table.param.watch(self._on_table_selection, "selection")
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="units.csv", label="Download CSV",
                                                 width=150)
         self.clear_button = pn.widgets.Button(label="Clear selection", width=130)
         self.clear_button.on_click(lambda _e: self._clear())
         self.page = pn.pane.Markdown("", sizing_mode="stretch_width")
+        # a real link to the focused neuron and a button copying its full address
+        self.link = pn.pane.HTML("", css_classes=["te-unit-link"], margin=(0, 10))
+        self.copy_button = pn.widgets.Button(label="Copy link", width=110, css_classes=["te-copy-link"])
+        self.copy_button.js_on_click(args={"link": self.link}, code=_COPY_LINK_JS)
         self._syncing = False
         self.state.param.watch(self._on_table_source, ["twin", "tuning", "rfs"])
         self.state.param.watch(self._on_focus, ["unit", "selection"])
@@ -52,13 +78,21 @@ class NeuronBrowser(pn.viewable.Viewer):
     # ---- table ---------------------------------------------------------------------------------
     def _on_table_source(self, *_events: Any) -> None:
         df = self.state.table.reset_index()
+        if {"CC", "cc_max"} <= set(df.columns):  # the ceiling right next to the accuracy it bounds
+            rest = [c for c in df.columns if c != "cc_max"]
+            df = df[rest[: rest.index("CC") + 1] + ["cc_max"] + rest[rest.index("CC") + 1:]]
         floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
         self.table.formatters = {c: _FLOAT_FORMAT for c in floats}
+        ints = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c])]
+        self.table.formatters.update({c: _ID_FORMAT for c in ints})  # ids as plain integers: 419901, not 419,901
+        which = twin_cc(self.state.twin).name
+        if which == "cc_norm":
+            self.table.formatters["CC"] = _CC_FORMAT
         self.table.header_filters = {
             c: ({"type": "input", "func": "like", "placeholder": "filter"} if not pd.api.types.is_numeric_dtype(df[c])
                 else {"type": "number", "func": ">=", "placeholder": "≥"}) for c in df.columns}
-        which = twin_cc(self.state.twin).name
-        self.table.header_tooltips = {"CC": _CC_HELP.get(which, f"prediction accuracy ({which})")}
+        self.table.header_tooltips = {"CC": _CC_HELP.get(which, f"prediction accuracy ({which})"),
+                                      "cc_max": _CC_MAX_HELP}
         self.table.value = df
         self._on_focus()
 
@@ -121,7 +155,7 @@ class NeuronBrowser(pn.viewable.Viewer):
     def _render_page(self) -> None:
         u = self.state.unit
         if u is None or u not in self.state.table.index:
-            self.page.object = "Select a neuron in the table."
+            self.page.object, self.link.object = "Select a neuron in the table.", ""
             return
         row = self.state.table.loc[u]
         lines = [f"### Neuron {u}", f"Twin: `{self.state.twin_name}`", "",
@@ -130,7 +164,11 @@ class NeuronBrowser(pn.viewable.Viewer):
             if isinstance(value, (float, np.floating)):
                 value = f"{value:.3g}"
             lines.append(f"| {key} | {value} |")
-        lines += ["", f"Link to this neuron: `?unit={u}`"]
+        self.link.object = f'Link to this neuron: <a href="?unit={u}" data-unit="{u}">?unit={u}</a>'
+        cc, cc_max = row.get("CC"), row.get("cc_max")
+        if twin_cc(self.state.twin).name == "cc_norm" and cc is not None and cc_max is not None and cc > 1:
+            lines += ["", f"⚠ CC_norm {cc:.2f} is above 1: its ceiling CC_max is only {cc_max:.2f}, estimated from "
+                          "few repeats, so the ratio is noisy. Trust it less."]
         if len(self.state.selection) > 1:
             lines.append(f"\n{len(self.state.selection)} neurons selected: "
                          + ", ".join(str(s) for s in self.state.selection[:20])
@@ -140,4 +178,4 @@ class NeuronBrowser(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(
             pn.Column(pn.Row(self.download, self.clear_button), self.table, sizing_mode="stretch_width"),
-            pn.Column(self.page, width=300), sizing_mode="stretch_width")
+            pn.Column(self.page, pn.Row(self.link, self.copy_button), width=320), sizing_mode="stretch_width")

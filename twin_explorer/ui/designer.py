@@ -152,6 +152,8 @@ class StimulusDesigner(pn.viewable.Viewer):
     @param.depends("family", watch=True)
     def _on_family(self) -> None:
         previous = self._shown_family
+        if self.family == previous:  # switched back after a failed switch: what is shown is already this family
+            return
         try:
             self._build_params()
         except Exception as exc:  # a family that cannot be offered: say so and stay on the one shown
