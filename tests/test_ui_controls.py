@@ -206,3 +206,19 @@ def test_one_cyclic_map_for_angles_in_bokeh_and_plotly():
     rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in CYCLIC_CMAP], float)
     assert np.abs(rgb[0] - rgb[-1]).max() < 12  # cyclic: the ends meet
     assert pd.Series(CYCLIC_CMAP).nunique() > 200
+
+
+def test_teaching_neuron_picks_a_trustworthy_well_measured_tuned_neuron():
+    from twin_explorer.ui.browser import teaching_neuron
+
+    ids = pd.Index([1, 2, 3, 4, 5, 6, 7, 8], name="readout_id")
+    table = pd.DataFrame({"CC": [1.24, 0.8, 0.8, 0.8, 0.8, 0.5, 0.5, 0.5],
+                          "cc_max": [0.99, 0.95, 0.95, 0.96, 0.2, 0.2, 0.2, 0.2]}, index=ids)
+    truth = pd.DataFrame({"pref_dir_deg": [10, 10, 10, 350, 10, 10, 10, 10],
+                          "gosi": [0.9, 0.9, 0.2, 0.9, 0.9, 0.9, 0.9, 0.9]}, index=ids)
+    tuning = pd.DataFrame({"pref_dir": [10, 200, 10, 5, 10, 10, 10, 10],
+                           "gosi": [0.9, 0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9]}, index=ids)
+    # 1: CC_norm above 1; 2: twin 190° off the truth; 3: weakly tuned; 5-8: low ceiling -> 4 (15° across 0°/360°)
+    assert teaching_neuron(table, tuning, truth) == 4
+    with pytest.raises(ValueError, match="no neuron"):
+        teaching_neuron(table, tuning, truth, max_error_deg=1.0)

@@ -49,6 +49,27 @@ if (m) {
 """
 
 
+def teaching_neuron(table: pd.DataFrame, tuning: pd.DataFrame, truth: pd.DataFrame,
+                    with_skeleton: Any = (), max_error_deg: float = 15.0) -> int:
+    """The readout_id of a neuron that shows what the tour teaches: a trustworthy accuracy (CC ≤ 1 with a noise
+    ceiling ``cc_max`` in the top quarter), strong true orientation tuning (gOSI ≥ 0.5) and a twin whose measured
+    preferred direction lies within ``max_error_deg`` of the ground truth; among those, one with a skeleton
+    (``with_skeleton``: readout_ids) if any, then the highest ``cc_max`` × twin gOSI.
+
+    ``table``: the unit table (``CC``, ``cc_max``); ``tuning``: the twin's ``pref_dir`` and ``gosi`` per readout_id;
+    ``truth``: ``pref_dir_deg`` and ``gosi``. Raises ValueError when no neuron qualifies."""
+    ids = table.index.intersection(tuning.index).intersection(truth.index)
+    t, m, g = table.loc[ids], tuning.loc[ids], truth.loc[ids]
+    error = np.abs((m["pref_dir"] - g["pref_dir_deg"] + 180.0) % 360.0 - 180.0)
+    ok = ((t["CC"] <= 1) & (t["cc_max"] >= t["cc_max"].quantile(0.75)) & (g["gosi"] >= 0.5)
+          & (error <= max_error_deg))
+    if not ok.any():
+        raise ValueError("no neuron has CC ≤ 1, a top-quarter cc_max, true gOSI ≥ 0.5 and a twin preferred direction "
+                         f"within {max_error_deg:g}° of the truth")
+    score = (t["cc_max"] * m["gosi"])[ok] + np.isin(ids[ok], list(with_skeleton)) * 10.0  # skeletons first
+    return int(score.idxmax())
+
+
 class NeuronBrowser(pn.viewable.Viewer):
     """Unit table plus the focused neuron's page; usable alone: ``NeuronBrowser(twin)``."""
 
