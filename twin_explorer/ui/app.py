@@ -93,6 +93,14 @@ class Explorer(pn.viewable.Viewer):
         return pn.Column(pn.Row(*self.sidebar()), self.tabs, sizing_mode="stretch_width")
 
 
+def _same_number(text: str, value: Any) -> bool:
+    """Whether the link's text is the value the URL sync parsed from it (then the message quotes the text as typed)."""
+    try:
+        return str(text) == str(value) or float(text) == float(value)
+    except (TypeError, ValueError):
+        return False
+
+
 def create_app(twin: Any = None) -> pn.template.BootstrapTemplate:
     """Build one session's explorer page (a new state per call, so each browser session is independent)."""
     pn.extension(*EXTENSIONS, notifications=True)
@@ -103,12 +111,21 @@ def create_app(twin: Any = None) -> pn.template.BootstrapTemplate:
         header_background="#3b6ea5")
     if pn.state.location is not None:
         asked = (pn.state.session_args or {}).get("unit")  # read before sync() writes ?unit= itself
+        link_text = None
         if asked is not None:
-            text = asked[-1].decode(errors="replace") if isinstance(asked[-1], bytes) else str(asked[-1])
-            if not explorer.focus_text(text, source=f"The link's ?unit={text}: "):
+            link_text = asked[-1].decode(errors="replace") if isinstance(asked[-1], bytes) else str(asked[-1])
+            if not explorer.focus_text(link_text, source=f"The link's ?unit={link_text}: "):
                 # replace the bad value in the address, so sync() below does not apply it
                 pn.state.location.update_query(unit=str(explorer.state.unit))
-        pn.state.location.sync(explorer.state, {"unit": "unit"})
+
+        def refused(values: dict[str, Any]) -> None:
+            """The browser sent a bad ?unit= (it reports its address after loading): say so, show the neuron shown."""
+            value = values.get("unit")
+            text = link_text if link_text is not None and _same_number(link_text, value) else str(value)
+            explorer.focus_text(text, source=f"The link's ?unit={text}: ")
+            pn.state.location.update_query(unit=str(explorer.state.unit))
+
+        pn.state.location.sync(explorer.state, {"unit": "unit"}, on_error=refused)
         if asked is not None:
             explorer.open_view("Neurons")
     template.explorer = explorer  # for tests and benchmarks

@@ -132,8 +132,9 @@ class SpecView(ExperimentView):
         self.run_button = pn.widgets.Button(label="Run experiment", color="primary", width=160)
         self.run_button.on_click(lambda _e: self.run())
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.unit_pane = pn.FlexBox()  # wraps instead of clipping at narrow widths
-        self.population_pane = pn.FlexBox()
+        # stacked, not side by side: fixed-size plots in a row were clipped at the right edge below ~1500 px
+        self.unit_pane = pn.Column()
+        self.population_pane = pn.GridBox(ncols=2)
         self._build_widgets()
         self.param.watch(lambda _e: self._build_widgets(), "experiment")
         self.state.param.watch(deferred(self._show_unit), "unit")

@@ -127,5 +127,5 @@ class MEIView(ExperimentView):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(
             pn.Column(self.controls, self.run_button, self.runner, self.summary, width=320),
-            # wraps instead of clipping the right-hand plots at narrow widths
-            pn.FlexBox(self.image_pane, self.curve_pane, self.response_pane), sizing_mode="stretch_width")
+            # stacked: side by side, the right-hand plots were clipped at the right edge below ~1500 px
+            pn.Column(self.image_pane, self.curve_pane, self.response_pane), sizing_mode="stretch_width")

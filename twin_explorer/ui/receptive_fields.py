@@ -41,7 +41,7 @@ class ReceptiveFieldView(ExperimentView):
         self.controls = pn.Param(self, parameters=["spacing_deg", "dot_s", "repeats", "scope"],
                                  widgets={p: {"throttled": True} for p in ("spacing_deg", "dot_s")},
                                  show_name=False, width=300)
-        self.unit_pane = pn.FlexBox()  # wraps instead of clipping at narrow widths
+        self.unit_pane = pn.Column()  # stacked: two maps side by side were clipped at the right edge at 1280 px
         self.centres = pn.pane.HoloViews(None)
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.hint = pn.pane.Markdown("Press **Map receptive fields** to flash dots over the screen and compute "

@@ -69,11 +69,11 @@ class TuningView(ExperimentView):
                                                    "scope"], sort=False,
                                  widgets={p: {"throttled": True} for p in ("sf_cpd", "tf_hz", "duration_s", "contrast")},
                                  show_name=False, width=300)
-        # wrapping rows: side by side on wide screens, stacked where they would be clipped
-        self.unit_pane = pn.FlexBox()
+        # stacked and two columns: wider rows of fixed-size plots were clipped at the right edge at 1280-1400 px
+        self.unit_pane = pn.Column()
         self.linear_pane = pn.Row()
         self.indices = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.population = pn.FlexBox()
+        self.population = pn.GridBox(ncols=2)
         self.map_pane = pn.pane.HoloViews(None)
         self.map_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.hint = pn.pane.Markdown("Press **Measure tuning** to run drifting gratings through the twin.")
