@@ -134,7 +134,12 @@ def test_a_failed_family_switch_says_so_and_stays_consistent(state, monkeypatch)
 def test_a_stimulus_that_fails_to_render_shows_nothing_of_the_previous_family(state, monkeypatch):
     d = StimulusDesigner(state=state)
     assert d.preview.object is not None or d._result is not None
-    monkeypatch.setattr(type(d._families["Flash"]()), "render", lambda self: (_ for _ in ()).throw(ValueError("x")))
+    import twin_explorer.ui.designer as designer_module
+
+    def fail(twin, stim, behaviour):  # results are cached across tests: fail before the cache is asked
+        raise ValueError("cannot render")
+
+    monkeypatch.setattr(designer_module, "render_and_predict", fail)
     d.family = "Flash"
     assert d.error.visible and d._result is None and d.preview.object is None
     assert "nothing shown for Flash" in d.info.object
