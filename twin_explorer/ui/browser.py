@@ -13,26 +13,20 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
+from bokeh.models.widgets.tables import NumberFormatter
 
 from .state import ExplorerState, twin_cc
 
 # Columns formatted with few decimals so the table stays readable; integers (ids) without thousands separators.
 _FLOAT_FORMAT = NumberFormatter(format="0.000")
 _ID_FORMAT = NumberFormatter(format="0")
-# CC_norm above 1 is flagged, with a tooltip saying why it can happen (a low, noisily estimated ceiling)
-_CC_FORMAT = HTMLTemplateFormatter(template=(
-    '<% if (value != null && value > 1) { %><span class="te-cc-above-one" style="color:#a35200" '
-    'title="CC_norm above 1: CC_abs exceeds the estimated ceiling CC_max. CC_max is estimated from few repeats; '
-    'with a low ceiling (see cc_max) the ratio is noisy and can pass 1. Trust it less.">'
-    '<%= value.toFixed(3) %> ⚠</span><% } else if (value != null && !isNaN(value)) { %><%= value.toFixed(3) %>'
-    '<% } %>'))
 _CC_MAX_HELP = ("CC_max: the noise ceiling, the best correlation any model could reach for this neuron given its "
                 "trial-to-trial variability. A CC_norm is only as trustworthy as this ceiling is high.")
 # What the table's CC column holds, by the units-table column it came from.
 _CC_HELP = {
-    "cc_norm": "CC_norm on held-out clips: CC_abs / CC_max. CC_max (the noise ceiling) is estimated from the repeats, "
-               "so a neuron with a low ceiling can score slightly above 1.",
+    "cc_norm": "CC_norm on held-out clips: CC_abs / CC_max (the next column). CC_max, the noise ceiling, is estimated "
+               "from few repeats, so a neuron with a low ceiling can score above 1: trust such values less (the "
+               "neuron's page flags them).",
     "cc_abs": "CC_abs: correlation of prediction and trial-averaged response on held-out clips.",
     "cc": "Correlation of prediction and response as the twin's bundle reports it.",
 }
@@ -106,8 +100,6 @@ class NeuronBrowser(pn.viewable.Viewer):
         ints = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c])]
         self.table.formatters.update({c: _ID_FORMAT for c in ints})  # ids as plain integers: 419901, not 419,901
         which = twin_cc(self.state.twin).name
-        if which == "cc_norm":
-            self.table.formatters["CC"] = _CC_FORMAT
         self.table.header_filters = {
             c: ({"type": "input", "func": "like", "placeholder": "filter"} if not pd.api.types.is_numeric_dtype(df[c])
                 else {"type": "number", "func": ">=", "placeholder": "≥"}) for c in df.columns}
