@@ -191,3 +191,175 @@ def test_browser_shows_a_real_neuron_its_synapses_and_partners(served_real, tmp_
         page.wait_for_timeout(2500)
         page.screenshot(path=str(shots / "anatomy_real.png"), full_page=True)
         assert not errors, f"browser console errors: {errors}"
+
+
+# ---- every control honest (issue 16 items 3-4): one server, a few pages ---------------------------------------------
+
+def _need_chromium() -> None:
+    if not HAVE_CHROMIUM:
+        if IN_CI:
+            pytest.fail("chromium is required for browser tests under CI (.ci/run installs it)")
+        pytest.skip("Debian chromium not installed (apt-get install chromium)")
+
+
+def _wait(predicate, page, timeout_s: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        page.wait_for_timeout(100)
+
+
+def _preview_src(page) -> str | None:
+    img = page.locator('img[src^="data:image/gif"]').first
+    return img.get_attribute("src") if img.count() else None
+
+
+def _labelled(page, label: str, tag: str = "input"):
+    return page.locator(".bk-input-group", has=page.locator("label", has_text=label)).locator(tag).first
+
+
+def _clipped(page) -> list[str]:
+    """Plots (canvases, Plotly scenes) that reach past the right edge of the window: what a reader cannot see
+    (a stretch-width plot may overhang by a rounding pixel or two: 4 px are tolerated)."""
+    width = page.viewport_size["width"]
+    out = []
+    for loc in (page.locator("canvas"), page.locator(".js-plotly-plot")):
+        for i in range(loc.count()):
+            if not loc.nth(i).is_visible():  # in a hidden tab
+                continue
+            box = loc.nth(i).bounding_box()
+            if box and box["width"] > 5 and box["height"] > 5 and box["x"] + box["width"] > width + 4:
+                out.append(f"{box['x']:.0f}+{box['width']:.0f} > {width}")
+    return out
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(400)
+def test_browser_every_family_and_refused_values(served):
+    """Every family in the menu redraws the designer with a new preview; a slider value the designer cannot show and
+    every malformed sidebar neuron id show a message and keep the previous state."""
+    _need_chromium()
+    url, apps = served
+    with harness.chromium_page() as (page, errors):
+        n_before = len(apps)
+        harness.open_explorer(page, url, timeout_ms=180_000)
+        app = apps[n_before]
+        designer, state = app.explorer.views["Stimulus designer"], app.explorer.state
+        family = _labelled(page, "Stimulus family", "select")
+        for name in designer.param.family.objects[1:] + designer.param.family.objects[:1]:
+            n, gif = harness.designer_updates(page), _preview_src(page)
+            family.select_option(name)
+            page.locator(f'.te-designer-status[data-updates="{n + 1}"]').wait_for(timeout=60_000)
+            _wait(lambda: _preview_src(page) not in (None, gif), page, what=f"a new preview for {name}")
+            assert designer.family == name and designer._result["params"]["family"] == name
+            assert not designer.error.visible, designer.error.object
+        # RandomDotKinematogram offers its optional lifetime as an input that may stay empty (= unlimited)
+        family.select_option("RandomDotKinematogram")
+        _labelled(page, "Dot lifetime").wait_for(timeout=60_000)
+        # a slider value the designer cannot show (a dot grid lasting minutes) is refused and the last one kept
+        family.select_option("GaussianDots")
+        _wait(lambda: designer.family == "GaussianDots" and designer._result["params"]["family"] == "GaussianDots",
+              page, what="GaussianDots")
+        spacing, n = designer.stimulus.spacing_deg, designer.n_updates
+        harness.nudge_slider(page, "Dot spacing", key="Home")
+        page.get_by_text("was not accepted").first.wait_for(timeout=30_000)
+        assert designer.stimulus.spacing_deg == spacing and designer.n_updates == n
+        assert designer.param_controls.widgets["spacing_deg"].value == spacing
+
+        # the sidebar's neuron id: each malformed or out-of-range value says why and keeps the focus
+        unit_box = _labelled(page, "Focused neuron")
+        unit_box.fill("12")
+        unit_box.press("Enter")
+        _wait(lambda: state.unit == 12, page, what="focus on neuron 12")
+        for text, why in (("-5", "-5 is not a neuron"), ("1e9", "1e9 is not a neuron"),
+                          ("1000", "1000 is not a neuron"), ("NaN", "is not a finite number"),
+                          ("abc", "is not a number"), ("3.7", "3.7 is not a whole number"),
+                          ("", "no neuron id given")):
+            unit_box.fill(text)
+            unit_box.press("Enter")
+            page.get_by_text(why).first.wait_for(timeout=30_000)
+            assert state.unit == 12, text
+            _wait(lambda: unit_box.input_value() == "12", page, 10, f"the input back at 12 after {text!r}")
+        page.get_by_text("Still showing neuron 12").first.wait_for(timeout=10_000)
+        assert not errors, f"browser console errors: {errors}"
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_browser_bad_links_filters_and_the_copy_link(served):
+    """?unit= with a bad value says so and focuses the first neuron; a filter matching nothing says so; the neuron's
+    link is a real link and Copy link copies its full address."""
+    _need_chromium()
+    url, apps = served
+    with harness.chromium_page() as (page, errors):
+        first = int(get_twin("synthetic").units.index[0])
+        for bad, why in (("-1", "-1 is not a neuron"), ("abc", "is not a number"), ("1e9", "1e9 is not a neuron"),
+                         ("99999", "99999 is not a neuron")):
+            n_before = len(apps)
+            page.goto(f"{url}?unit={bad}", timeout=180_000)
+            page.get_by_text(why).first.wait_for(timeout=120_000)
+            state = apps[n_before].explorer.state
+            assert state.unit == first
+            page.get_by_text(f"Still showing neuron {first}").first.wait_for(timeout=10_000)
+            _wait(lambda: f"unit={first}" in page.url, page, 20, "the address to show the neuron shown")
+
+        # a numeric filter that matches nothing says so instead of showing an empty table
+        n_before = len(apps)
+        page.goto(f"{url}?unit=17", timeout=180_000)
+        page.get_by_text("Neuron 17").first.wait_for(timeout=120_000)
+        gosi = page.locator('.tabulator-col[tabulator-field="true_gosi"] input').first
+        gosi.fill("5")
+        gosi.press("Enter")
+        page.get_by_text("No neurons match these filters.").first.wait_for(timeout=30_000)
+        gosi.fill("")
+        gosi.press("Enter")
+        page.locator(".tabulator-row").first.wait_for(timeout=30_000)
+
+        # the link and its copy button
+        link = page.locator('a[href="?unit=17"]').first
+        link.wait_for(timeout=30_000)
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url.rsplit("/", 1)[0])
+        page.get_by_role("button", name="Copy link").click()
+        _wait(lambda: page.evaluate("navigator.clipboard.readText()") == f"{url}?unit=17", page, 10,
+              "the neuron's address on the clipboard")
+        n_before = len(apps)
+        link.click()  # a real link: it opens the neuron's page in a new session
+        _wait(lambda: len(apps) > n_before, page, 120, "a new session from the link")
+        page.get_by_text("Neuron 17").first.wait_for(timeout=120_000)
+        assert apps[-1].explorer.state.unit == 17
+        assert not errors, f"browser console errors: {errors}"
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(400)
+def test_browser_layouts_at_1280_and_1920(served, tmp_path):
+    """Nothing clipped at the right edge at 1280 and 1920 px, in every view with a result drawn; screenshots of both
+    widths (saved in $TWIN_EXPLORER_SCREENSHOTS when set)."""
+    _need_chromium()
+    url, apps = served
+    shots = Path(os.environ.get("TWIN_EXPLORER_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with harness.chromium_page(1280, 900) as (page, errors):
+        n_before = len(apps)
+        page.goto(f"{url}?unit=17", timeout=180_000)
+        page.get_by_text("Neuron 17").first.wait_for(timeout=180_000)
+        views = apps[n_before].explorer.views
+        # results to lay out: tuning and receptive fields of the focused neuron, a short MEI
+        views["Tuning"].param.update(scope="selected neurons", directions=8, duration_s=0.5)
+        views["Receptive fields"].param.update(scope="selected neurons", spacing_deg=20.0, dot_s=0.1)
+        views["MEI"].param.update(steps=10)
+        for title, button, done in (("Tuning", "Measure tuning", "preferred direction (°)"),
+                                    ("Receptive fields", "Map receptive fields", "centre azimuth (°)"),
+                                    ("MEI", "Optimise MEI", "response to its MEI")):
+            harness.open_tab(page, title)
+            page.get_by_role("button", name=button).click()
+            page.get_by_text(done).first.wait_for(timeout=180_000)
+        for width in (1280, 1920):
+            page.set_viewport_size({"width": width, "height": 1000})
+            for title in views:
+                # force: on a loaded machine the tab strip keeps re-laying out while plots redraw
+                page.locator(".bk-tab", has_text=title).first.click(force=True)
+                page.wait_for_timeout(1200)
+                page.screenshot(path=str(shots / f"layout_{width}_{title.lower().replace(' ', '_')}.png"))
+                assert not _clipped(page), f"{title} at {width} px: plots clipped at the right edge: {_clipped(page)}"
+        assert not errors, f"browser console errors: {errors}"

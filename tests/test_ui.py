@@ -175,7 +175,7 @@ def test_explorer_builds_every_view(twin):
     assert ex.tabs.active == list(ex.views).index("Neurons")
     with pytest.raises(ValueError, match="no view"):
         ex.open_view("Nope")
-    ex.unit_input.value = int(twin.units.index[2])
+    ex.unit_input.value = str(int(twin.units.index[2]))
     assert ex.state.unit == int(twin.units.index[2])
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import colorcet
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  registers the bokeh plotting options without a notebook extension
 import numpy as np
@@ -19,8 +20,10 @@ from .coords import DepthFrame
 from .swc import COMPARTMENTS, Skeleton
 
 COMPARTMENT_COLORS = {0: "#999999", 1: "#000000", 2: "#1f77b4", 3: "#d62728", 4: "#ff7f0e"}
-CYCLIC_CMAP = "colorwheel"
-CYCLIC_PLOTLY = "twilight"
+#: One cyclic colour map for angles everywhere, the same as experiments.plotting.angle_cmap(): colorcet's CET_C6, as a
+#: Bokeh palette and as the equivalent Plotly colour scale.
+CYCLIC_CMAP: list[str] = list(colorcet.CET_C6)
+CYCLIC_PLOTLY: list[list[Any]] = [[i / (len(CYCLIC_CMAP) - 1), c] for i, c in enumerate(CYCLIC_CMAP)]
 
 
 def _is_cyclic(column: str) -> bool:

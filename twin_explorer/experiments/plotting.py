@@ -18,7 +18,33 @@ from .receptive_fields import POLARITIES
 from .tuning import bivonmises
 
 __all__ = ["hv_bokeh", "plot_direction_tuning", "plot_tuning_population", "plot_value_tuning", "plot_value_population",
-           "plot_receptive_field", "plot_rf_centres", "plot_mei", "plot_performance"]
+           "plot_receptive_field", "plot_rf_centres", "plot_mei", "plot_performance", "angle_cmap",
+           "angle_colorscale", "angle_colour"]
+
+@functools.cache
+def angle_cmap() -> tuple[str, ...]:
+    """The one colour map for angles (directions, orientations) in every plot, Bokeh and Plotly alike: colorcet's
+    cyclic CET_C6 (0° and 360° get the same colour), as hex colours (a Bokeh palette)."""
+    import colorcet  # here, not at the top: it loads matplotlib (~1.5 s), which runs without plots should not pay
+
+    return tuple(colorcet.CET_C6)
+
+
+def angle_colorscale() -> list[list[Any]]:
+    """:func:`angle_cmap` as a Plotly colour scale."""
+    cmap = angle_cmap()
+    return [[i / (len(cmap) - 1), c] for i, c in enumerate(cmap)]
+
+#: Readers' names of the per-unit indices the population plots show.
+INDEX_LABELS = {"gosi": "global OSI", "gdsi": "global DSI", "osi": "OSI", "dsi": "DSI",
+                "pref_dir": "preferred direction (°)"}
+
+
+def angle_colour(angle_deg: float, period: float = 360.0) -> str:
+    """The colour of an angle on :func:`angle_cmap` (``period`` 180 for orientations)."""
+    cmap = angle_cmap()
+    return cmap[int(round((float(angle_deg) % period) / period * len(cmap))) % len(cmap)]
+
 
 @functools.cache
 def hv_bokeh() -> Any:
@@ -63,16 +89,16 @@ def plot_direction_tuning(ds: xr.Dataset, unit: int, polar: bool = True) -> Any:
             title=title, width=420, height=420, xlim=(-rmax, rmax), ylim=(-rmax, rmax), xlabel="rightward",
             ylabel="upward", data_aspect=1, fontsize={"title": 9})
     else:
-        main = (hv.Curve((d, y), "direction (deg)", "response", label="measured").opts(color="black")
-                * hv.Scatter((d, y), "direction (deg)", "response").opts(size=6, color="black")
-                * hv.Curve((fine, fit), "direction (deg)", "response", label="bi-von-Mises").opts(color="crimson")
+        main = (hv.Curve((d, y), "direction (°)", "response", label="measured").opts(color="black")
+                * hv.Scatter((d, y), "direction (°)", "response").opts(size=6, color="black")
+                * hv.Curve((fine, fit), "direction (°)", "response", label="bi-von-Mises").opts(color="crimson")
                 ).opts(title=title, width=520, height=320, fontsize={"title": 9})
     if "response" not in ds:
         return main
     traces = hv.NdOverlay({float(a): hv.Curve((ds["time"].values, u["response"].sel(direction=a).values),
-                                              "time (s)", "response").opts(line_width=1) for a in d},
-                          kdims="direction").opts(width=420, height=260, show_legend=False,
-                                                  title="responses by direction")
+                                              "time (s)", "response").opts(line_width=1, color=angle_colour(a))
+                           for a in d}, kdims="direction").opts(width=420, height=260, show_legend=False,
+                                                                title="responses by direction (colour: direction)")
     return (main + traces).cols(2)
 
 
@@ -85,7 +111,8 @@ def plot_tuning_population(ds: xr.Dataset) -> Any:
         v = ds[k].values
         v = v[np.isfinite(v)]
         freq, edges = np.histogram(v, bins=n, range=rng)
-        panels.append(hv.Histogram((edges, freq), kdims=[k], vdims=["units"]).opts(width=260, height=200, title=k))
+        panels.append(hv.Histogram((edges, freq), kdims=[INDEX_LABELS[k]], vdims=["neurons"]).opts(
+            width=260, height=200, title=INDEX_LABELS[k]))
     return hv.Layout(panels).cols(3)
 
 _DIMS = ("sf", "tf", "contrast", "diameter", "outer_diameter")
@@ -107,8 +134,8 @@ def plot_value_tuning(ds: xr.Dataset, unit: int) -> Any:
     u = ds.sel(unit=int(unit))
     x = ds[dim].values
     y = u["tuning"].values
-    label = {"sf": "spatial frequency (cpd)", "tf": "temporal frequency (Hz)", "contrast": "contrast",
-             "diameter": "aperture diameter (deg)", "outer_diameter": "surround outer diameter (deg)"}[dim]
+    label = {"sf": "spatial frequency (cycles/°)", "tf": "temporal frequency (Hz)", "contrast": "contrast",
+             "diameter": "aperture diameter (°)", "outer_diameter": "surround outer diameter (°)"}[dim]
     layers = [hv.Curve((x, y), label, "response", label="measured").opts(color="black"),
               hv.Scatter((x, y), label, "response").opts(color="black", size=6),
               hv.HLine(float(u["baseline"])).opts(color="grey", line_dash="dotted")]
@@ -162,15 +189,15 @@ def plot_receptive_field(ds: xr.Dataset, unit: int, polarities: tuple[str, ...] 
         if pol not in POLARITIES:
             raise ValueError(f"polarity must be among {POLARITIES}, got {pol!r}")
         p = u.sel(polarity=pol)
-        mesh = hv.QuadMesh((ds["az"].values, ds["el"].values, p["sta"].values), ["azimuth (deg)", "elevation (deg)"],
+        mesh = hv.QuadMesh((ds["az"].values, ds["el"].values, p["sta"].values), ["azimuth (°)", "elevation (°)"],
                            "STA").opts(cmap="RdBu_r" if pol != "on_off" else "viridis", colorbar=True,
                                        width=380, height=260, title=f"unit {unit}: {pol}", tools=["hover"])
         layer = mesh
         if np.isfinite(float(p["rf_az"])):
             ell = _ellipse(float(p["rf_az"]), float(p["rf_el"]), float(p["rf_sigma_major"]),
                            float(p["rf_sigma_minor"]), float(p["rf_angle"]))
-            layer = (mesh * hv.Curve(ell, "azimuth (deg)", "elevation (deg)").opts(color="white", line_width=2)
-                     * hv.Scatter([(float(p["rf_az"]), float(p["rf_el"]))], "azimuth (deg)", "elevation (deg)")
+            layer = (mesh * hv.Curve(ell, "azimuth (°)", "elevation (°)").opts(color="white", line_width=2)
+                     * hv.Scatter([(float(p["rf_az"]), float(p["rf_el"]))], "azimuth (°)", "elevation (°)")
                      .opts(color="white", marker="x", size=10))
         panels.append(layer)
     return hv.Layout(panels).cols(3)
@@ -183,8 +210,8 @@ def plot_rf_centres(ds: xr.Dataset, polarity: str = "on_off") -> Any:
     az, el = p["rf_az"].values, p["rf_el"].values
     left, right, bottom, top = DEFAULT_MONITOR.extent_deg
     outline = hv.Curve([(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)],
-                       "azimuth (deg)", "elevation (deg)").opts(color="grey")
-    pts = hv.Scatter((az, el), "azimuth (deg)", "elevation (deg)").opts(size=4, alpha=0.6)
+                       "azimuth (°)", "elevation (°)").opts(color="grey")
+    pts = hv.Scatter((az, el), "azimuth (°)", "elevation (°)").opts(size=4, alpha=0.6)
     return (outline * pts).opts(title=f"RF centres ({polarity})", width=500, height=320)
 
 def plot_mei(ds: xr.Dataset, unit: int | None = None, variant: int = 0, frame: int | None = None):
@@ -207,7 +234,7 @@ def plot_mei(ds: xr.Dataset, unit: int | None = None, variant: int = 0, frame: i
     az, el = ds["az"].values, ds["el"].values
     title = f"MEI unit {unit}" + (f" #{variant}" if ds.sizes["variant"] > 1 else "") + (
         f", frame {frame}" if frame is not None else "")
-    mesh = hv.QuadMesh((az, el, img), kdims=["azimuth (deg)", "elevation (deg)"], vdims=["grey level"]).opts(
+    mesh = hv.QuadMesh((az, el, img), kdims=["azimuth (°)", "elevation (°)"], vdims=["grey level"]).opts(
         cmap="gray", clim=(0, 255), width=480, height=300, colorbar=True, title=title, tools=["hover"],
         data_aspect=1)
     trace = ds["activation"].sel(unit=unit).isel(variant=variant)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models.widgets.tables import NumberFormatter
 
 from twin_explorer.anatomy import Anatomy
 from twin_explorer.anatomy.neuroglancer import neuroglancer_link_for_neuron
@@ -25,6 +26,8 @@ from twin_explorer.anatomy.views import side_view, skeleton_3d, soma_map
 
 from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, anatomy_source, deferred
 from .state import get_anatomy as state_anatomy
+
+_ID_FORMAT = NumberFormatter(format="0")
 _OPEN_REAL = ("Open a real folder with `twin-explorer serve --anatomy DIR`, `TWIN_EXPLORER_ANATOMY=DIR` or "
               "`AnatomyView(twin, anatomy=DIR)` (make one with `twin-explorer anatomy export`).")
 
@@ -251,6 +254,8 @@ class AnatomyView(pn.viewable.Viewer):
     def _show_neuron(self, nucleus: int, lines: list[str]) -> None:
         partners = self.anatomy.partners(nucleus, self.state.twin.units)
         self.partners.value = _display_ids(partners)
+        self.partners.formatters = {c: _ID_FORMAT for c in self.partners.value.columns  # plain ids, no "419,901"
+                                    if pd.api.types.is_integer_dtype(self.partners.value[c])}
         syn = self.anatomy.synapses(nucleus)
         skel = self._morphology(nucleus)
         if skel is not None:
@@ -263,8 +268,12 @@ class AnatomyView(pn.viewable.Viewer):
             self.morph_pane.visible = self.plot3d.visible = True
             self.morph_pane.object = side_view(skel, frame, synapses=shown, color=col,
                                                title=f"Nucleus {nucleus}: morphology (side){self._suffix()}")
-            self.plot3d.object = skeleton_3d(skel, frame, synapses=shown, color=col,
-                                             title=f"Nucleus {nucleus} in 3-D{self._suffix()}".replace("\n", "<br>"))
+            fig = skeleton_3d(skel, frame, synapses=shown, color=col,
+                              title=f"Nucleus {nucleus} in 3-D{self._suffix()}".replace("\n", "<br>"))
+            # the legend below the scene, so it does not cover the colour bar at the right
+            fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.02, xanchor="left", x=0),
+                              margin=dict(l=0, r=0, t=40, b=60))
+            self.plot3d.object = fig
         else:
             self.morph_pane.object, self.plot3d.object = None, None
             self.morph_pane.visible = self.plot3d.visible = False

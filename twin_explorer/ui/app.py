@@ -14,7 +14,9 @@ import panel as pn
 
 from .anatomy import SYNTHETIC_LABEL, AnatomyView
 from .browser import NeuronBrowser
+from .controls import parse_unit
 from .designer import StimulusDesigner
+from .experiment import SpecView
 from .mei import MEIView
 from .receptive_fields import ReceptiveFieldView
 from .state import ExplorerState, anatomy_source, available_twins
@@ -25,7 +27,7 @@ EXTENSIONS = ("tabulator", "plotly")
 #: (tab title, view class) in tab order; every view is imported above, so a broken one fails the app at start
 VIEWS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("Stimulus designer", StimulusDesigner), ("Tuning", TuningView), ("Receptive fields", ReceptiveFieldView),
-    ("MEI", MEIView), ("Neurons", NeuronBrowser), ("Anatomy", AnatomyView))
+    ("MEI", MEIView), ("Experiments", SpecView), ("Neurons", NeuronBrowser), ("Anatomy", AnatomyView))
 
 
 class Explorer(pn.viewable.Viewer):
@@ -43,10 +45,14 @@ class Explorer(pn.viewable.Viewer):
                                              *available_twins()])), value=self.state.twin_name,
                                              sizing_mode="stretch_width")
         self.twin_select.link(self.state, value="twin_name")
-        self.unit_input = pn.widgets.IntInput(label="Focused neuron (readout_id)", value=self.state.unit,
-                                              sizing_mode="stretch_width")
-        self.unit_input.link(self.state, value="unit")
-        self.state.param.watch(lambda e: setattr(self.unit_input, "value", e.new), "unit")
+        # Typed as text and parsed here, so every malformed id gets a visible message and the focus stays put
+        self.unit_input = pn.widgets.TextInput(label="Focused neuron (readout_id)", value=str(self.state.unit),
+                                               sizing_mode="stretch_width")
+        self.unit_message = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["te-unit-message"],
+                                          sizing_mode="stretch_width")
+        self.unit_input.param.watch(lambda e: self.focus_text(e.new), "value")
+        self.state.param.watch(lambda e: setattr(self.unit_input, "value", "" if e.new is None else str(e.new)),
+                               "unit")
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
@@ -61,6 +67,22 @@ class Explorer(pn.viewable.Viewer):
         """The tab's title; the anatomy tab says when its volume is the synthetic sample."""
         return f"{title} ({SYNTHETIC_LABEL})" if getattr(view, "synthetic", False) else title
 
+    def focus_text(self, text: str, source: str = "") -> bool:
+        """Focus the neuron whose readout_id is typed as ``text``; a bad id is reported next to the input and the
+        focus (and the input) stay on the current neuron. True if accepted."""
+        if str(text).strip() == str(self.state.unit):
+            return True
+        try:
+            unit = parse_unit(text, self.state.twin.units.index)
+        except ValueError as exc:
+            self.unit_message.object, self.unit_message.visible = f"{source}{exc}. Still showing neuron " \
+                                                                  f"{self.state.unit}.", True
+            self.unit_input.value = str(self.state.unit)
+            return False
+        self.unit_message.visible = False
+        self.state.unit = unit
+        return True
+
     def _update_summary(self, *_events: Any) -> None:
         twin = self.state.twin
         self.summary.object = (f"**{getattr(twin, 'id', self.state.twin_name)}** · {twin.n_units} neurons  \n"
@@ -74,10 +96,18 @@ class Explorer(pn.viewable.Viewer):
         self.tabs.active = titles.index(title)
 
     def sidebar(self) -> list[Any]:
-        return [self.twin_select, self.unit_input, self.summary]
+        return [self.twin_select, self.unit_input, self.unit_message, self.summary]
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(pn.Row(*self.sidebar()), self.tabs, sizing_mode="stretch_width")
+
+
+def _same_number(text: str, value: Any) -> bool:
+    """Whether the link's text is the value the URL sync parsed from it (then the message quotes the text as typed)."""
+    try:
+        return str(text) == str(value) or float(text) == float(value)
+    except (TypeError, ValueError):
+        return False
 
 
 def create_app(twin: Any = None, anatomy: Any = None) -> pn.template.BootstrapTemplate:
@@ -90,9 +120,23 @@ def create_app(twin: Any = None, anatomy: Any = None) -> pn.template.BootstrapTe
         title="twin_explorer", sidebar=explorer.sidebar(), main=[explorer.tabs], sidebar_width=300,
         header_background="#3b6ea5")
     if pn.state.location is not None:
-        linked = "unit" in (pn.state.session_args or {})  # read before sync() writes ?unit= itself
-        pn.state.location.sync(explorer.state, {"unit": "unit"})
-        if linked:
+        asked = (pn.state.session_args or {}).get("unit")  # read before sync() writes ?unit= itself
+        link_text = None
+        if asked is not None:
+            link_text = asked[-1].decode(errors="replace") if isinstance(asked[-1], bytes) else str(asked[-1])
+            if not explorer.focus_text(link_text, source=f"The link's ?unit={link_text}: "):
+                # replace the bad value in the address, so sync() below does not apply it
+                pn.state.location.update_query(unit=str(explorer.state.unit))
+
+        def refused(values: dict[str, Any]) -> None:
+            """The browser sent a bad ?unit= (it reports its address after loading): say so, show the neuron shown."""
+            value = values.get("unit")
+            text = link_text if link_text is not None and _same_number(link_text, value) else str(value)
+            explorer.focus_text(text, source=f"The link's ?unit={text}: ")
+            pn.state.location.update_query(unit=str(explorer.state.unit))
+
+        pn.state.location.sync(explorer.state, {"unit": "unit"}, on_error=refused)
+        if asked is not None:
             explorer.open_view("Neurons")
     template.explorer = explorer  # for tests and benchmarks
     return template

@@ -17,17 +17,52 @@ from bokeh.models.widgets.tables import NumberFormatter
 
 from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, get_anatomy, twin_cc
 
-# Columns formatted with few decimals so the table stays readable.
+# Columns formatted with few decimals so the table stays readable; integers (ids) without thousands separators.
 _FLOAT_FORMAT = NumberFormatter(format="0.000")
+_ID_FORMAT = NumberFormatter(format="0")
+_CC_MAX_HELP = ("CC_max: the noise ceiling, the best correlation any model could reach for this neuron given its "
+                "trial-to-trial variability. A CC_norm is only as trustworthy as this ceiling is high.")
 # What the table's CC column holds, by the units-table column it came from.
 _CC_HELP = {
-    "cc_norm": "CC_norm on held-out clips: CC_abs / CC_max. CC_max (the noise ceiling) is estimated from the repeats, "
-               "so a neuron with a low ceiling can score slightly above 1.",
+    "cc_norm": "CC_norm on held-out clips: CC_abs / CC_max (the next column). CC_max, the noise ceiling, is estimated "
+               "from few repeats, so a neuron with a low ceiling can score above 1: trust such values less (the "
+               "neuron's page flags them).",
     "cc_abs": "CC_abs: correlation of prediction and trial-averaged response on held-out clips.",
     "cc": "Correlation of prediction and response as the twin's bundle reports it.",
 }
 _SKELETON_HELP = ("The anatomy volume holds a skeleton (or meshwork) of this neuron: the Anatomy tab shows its "
                   "morphology.")
+
+
+# Copies the page's own address with ?unit=<the neuron shown> (read from the link) to the clipboard
+_COPY_LINK_JS = """
+const m = String(link.text).match(/unit=(\\d+)/);
+if (m) {
+  const url = window.location.origin + window.location.pathname + '?unit=' + m[1];
+  navigator.clipboard.writeText(url);
+}
+"""
+
+
+def teaching_neuron(table: pd.DataFrame, tuning: pd.DataFrame, truth: pd.DataFrame,
+                    with_skeleton: Any = (), max_error_deg: float = 15.0) -> int:
+    """The readout_id of a neuron that shows what the tour teaches: a trustworthy accuracy (CC ≤ 1 with a noise
+    ceiling ``cc_max`` in the top quarter), strong true orientation tuning (gOSI ≥ 0.5) and a twin whose measured
+    preferred direction lies within ``max_error_deg`` of the ground truth; among those, one with a skeleton
+    (``with_skeleton``: readout_ids) if any, then the highest ``cc_max`` × twin gOSI.
+
+    ``table``: the unit table (``CC``, ``cc_max``); ``tuning``: the twin's ``pref_dir`` and ``gosi`` per readout_id;
+    ``truth``: ``pref_dir_deg`` and ``gosi``. Raises ValueError when no neuron qualifies."""
+    ids = table.index.intersection(tuning.index).intersection(truth.index)
+    t, m, g = table.loc[ids], tuning.loc[ids], truth.loc[ids]
+    error = np.abs((m["pref_dir"] - g["pref_dir_deg"] + 180.0) % 360.0 - 180.0)
+    ok = ((t["CC"] <= 1) & (t["cc_max"] >= t["cc_max"].quantile(0.75)) & (g["gosi"] >= 0.5)
+          & (error <= max_error_deg))
+    if not ok.any():
+        raise ValueError("no neuron has CC ≤ 1, a top-quarter cc_max, true gOSI ≥ 0.5 and a twin preferred direction "
+                         f"within {max_error_deg:g}° of the truth")
+    score = (t["cc_max"] * m["gosi"])[ok] + np.isin(ids[ok], list(with_skeleton)) * 10.0  # skeletons first
+    return int(score.idxmax())
 
 
 class NeuronBrowser(pn.viewable.Viewer):
@@ -39,7 +74,8 @@ class NeuronBrowser(pn.viewable.Viewer):
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(), pagination="local", page_size=15, header_filters=True, selectable=True,
             disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_stretch",
-            theme="simple", frozen_columns=["readout_id"])  # the id stays in view while the wide table scrolls
+            theme="simple", frozen_columns=["readout_id"],  # the id stays in view while the wide table scrolls
+            configuration={"placeholder": "No neurons match these filters."})  # instead of a silent empty table
         self.table.param.watch(self._on_table_selection, "selection")
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="units.csv", label="Download CSV",
                                                 width=150)
@@ -48,6 +84,10 @@ class NeuronBrowser(pn.viewable.Viewer):
         self.skeleton_only = pn.widgets.Checkbox(label="only neurons with a skeleton", value=False, width=220)
         self.table.add_filter(pn.bind(self._skeleton_filter, only=self.skeleton_only))
         self.page = pn.pane.Markdown("", sizing_mode="stretch_width")
+        # a real link to the focused neuron and a button copying its full address
+        self.link = pn.pane.HTML("", css_classes=["te-unit-link"], margin=(0, 10))
+        self.copy_button = pn.widgets.Button(label="Copy link", width=110, css_classes=["te-copy-link"])
+        self.copy_button.js_on_click(args={"link": self.link}, code=_COPY_LINK_JS)
         self._syncing = False
         self.state.param.watch(self._on_table_source, ["twin", "tuning", "rfs", "anatomy"])
         self.state.param.watch(self._on_focus, ["unit", "selection"])
@@ -68,12 +108,17 @@ class NeuronBrowser(pn.viewable.Viewer):
 
     def _on_table_source(self, *_events: Any) -> None:
         df = self.state.table.reset_index()
+        if {"CC", "cc_max"} <= set(df.columns):  # the ceiling right next to the accuracy it bounds
+            rest = [c for c in df.columns if c != "cc_max"]
+            df = df[rest[: rest.index("CC") + 1] + ["cc_max"] + rest[rest.index("CC") + 1:]]
         floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
         self.table.formatters = {c: _FLOAT_FORMAT for c in floats}
+        ints = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c])]
+        self.table.formatters.update({c: _ID_FORMAT for c in ints})  # ids as plain integers: 419901, not 419,901
         self.table.header_filters = {c: self._header_filter(df[c]) for c in df.columns}
         which = twin_cc(self.state.twin).name
         self.table.header_tooltips = {"CC": _CC_HELP.get(which, f"prediction accuracy ({which})"),
-                                      "skeleton": _SKELETON_HELP}
+                                      "cc_max": _CC_MAX_HELP, "skeleton": _SKELETON_HELP}
         self.table.value = df
         self._on_focus()
 
@@ -136,7 +181,7 @@ class NeuronBrowser(pn.viewable.Viewer):
     def _render_page(self) -> None:
         u = self.state.unit
         if u is None or u not in self.state.table.index:
-            self.page.object = "Select a neuron in the table."
+            self.page.object, self.link.object = "Select a neuron in the table.", ""
             return
         row = self.state.table.loc[u]
         lines = [f"### Neuron {u}", f"Twin: `{self.state.twin_name}`", "",
@@ -145,7 +190,11 @@ class NeuronBrowser(pn.viewable.Viewer):
             if isinstance(value, (float, np.floating)):
                 value = f"{value:.3g}"
             lines.append(f"| {key} | {value} |")
-        lines += ["", f"Link to this neuron: `?unit={u}`"]
+        self.link.object = f'Link to this neuron: <a href="?unit={u}" data-unit="{u}">?unit={u}</a>'
+        cc, cc_max = row.get("CC"), row.get("cc_max")
+        if twin_cc(self.state.twin).name == "cc_norm" and cc is not None and cc_max is not None and cc > 1:
+            lines += ["", f"⚠ CC_norm {cc:.2f} is above 1: its ceiling CC_max is only {cc_max:.2f}, estimated from "
+                          "few repeats, so the ratio is noisy. Trust it less."]
         try:
             if anatomy_is_synthetic(get_anatomy(self.state.anatomy)):
                 lines.append(f"\nAnatomy columns (coregistered, nucleus_id, skeleton): *{SYNTHETIC_LABEL}*.")
@@ -161,4 +210,4 @@ class NeuronBrowser(pn.viewable.Viewer):
         return pn.Row(
             pn.Column(pn.Row(self.download, self.clear_button, self.skeleton_only), self.table,
                       sizing_mode="stretch_width"),
-            pn.Column(self.page, width=300), sizing_mode="stretch_width")
+            pn.Column(self.page, pn.Row(self.link, self.copy_button), width=320), sizing_mode="stretch_width")

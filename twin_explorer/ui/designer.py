@@ -24,6 +24,7 @@ from bokeh.plotting import figure
 
 from twin_explorer.stimuli import FAMILIES, INTERACTIVE_FAMILIES
 
+from .controls import ParamControls
 from .state import ExplorerState, deferred
 from .tasks import RESULTS
 
@@ -42,18 +43,19 @@ def stimulus_families() -> dict[str, type]:
     return {name: FAMILIES[name] for name in INTERACTIVE_FAMILIES}
 
 
-def _param_widgets(stim: param.Parameterized) -> tuple[list[str], dict[str, dict]]:
-    names, widgets = [], {}
-    for pname, p in stim.param.objects("existing").items():
-        if pname in _HIDDEN or p.constant or p.readonly or pname.startswith("_"):
-            continue
-        if isinstance(p, (param.Number, param.Integer)):
-            # Sliders act on release: each change renders and predicts a whole video.
-            widgets[pname] = {"throttled": True}
-        elif not isinstance(p, (param.Selector, param.Boolean, param.String)):
-            continue  # tuples/arrays/objects (e.g. apertures) are set from Python, not from a widget
-        names.append(pname)
-    return names, widgets
+def _param_names(stim: param.Parameterized) -> list[str]:
+    """The parameters offered as widgets (tuples, arrays and objects such as apertures are set from Python)."""
+    return [pname for pname, p in stim.param.objects("existing").items()
+            if pname not in _HIDDEN and not (p.constant or p.readonly or pname.startswith("_"))
+            and isinstance(p, (param.Number, param.Integer, param.Selector, param.Boolean, param.String))]
+
+
+def preview_problem(stim: Any) -> str | None:
+    """Why the designer cannot preview ``stim`` (too long), or None."""
+    if stim.duration > MAX_PREVIEW_DURATION_S:
+        return (f"the designer previews at most {MAX_PREVIEW_DURATION_S:g} s; this stimulus would last "
+                f"{stim.duration:g} s. Shorten it, or run long stimuli from Python.")
+    return None
 
 
 def render_and_predict(twin: Any, stim: Any, behaviour: tuple[float, float, float, float]) -> dict[str, Any]:
@@ -102,17 +104,20 @@ class StimulusDesigner(pn.viewable.Viewer):
         if self.family not in self._families:
             self.family = next(iter(self._families))
         self._stimuli: dict[str, Any] = {}
+        self._controls: dict[str, ParamControls] = {}
         self._result: dict[str, Any] | None = None
         self._order: np.ndarray | None = None
 
         self.family_select = pn.widgets.Select.from_param(self.param.family, label="Stimulus family")
         self.param_box = pn.Column(sizing_mode="stretch_width")
-        self.behaviour_box = pn.Param(
-            self.state, parameters=["eye_x", "eye_y", "pupil", "running"], show_name=False,
-            widgets={p: {"throttled": True} for p in ("eye_x", "eye_y", "pupil", "running")})
+        self.behaviour_controls = ParamControls(self.state, ["eye_x", "eye_y", "pupil", "running"], self._show_refusal)
+        self.behaviour_box = pn.Column(*self.behaviour_controls.widgets.values(), sizing_mode="stretch_width")
         self.preview = pn.pane.GIF(None, width=384, height=216, styles={"border": "1px solid #ccc"})
         self.info = pn.pane.HTML("", margin=(0, 10))
         self.error = pn.pane.Alert("", alert_type="danger", visible=False)
+        # a refused control value (the previous valid value stays): separate from the stimulus error above
+        self.refusal = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["te-refusal"])
+        self._shown_family = self.family
         # Plain Bokeh figures whose data sources are updated in place: a redraw then changes no model references,
         # so Bokeh never re-walks the app's model graph (HoloViews plots cost a walk plus ~50 ms per redraw)
         self.heatmap = pn.pane.Bokeh(self._heat_figure(), sizing_mode="stretch_width")
@@ -146,13 +151,42 @@ class StimulusDesigner(pn.viewable.Viewer):
 
     @param.depends("family", watch=True)
     def _on_family(self) -> None:
-        self._build_params()
+        previous = self._shown_family
+        if self.family == previous:  # switched back after a failed switch: what is shown is already this family
+            return
+        try:
+            self._build_params()
+        except Exception as exc:  # a family that cannot be offered: say so and stay on the one shown
+            self._stimuli.pop(self.family, None)
+            self._controls.pop(self.family, None)
+            self._show_refusal(f"Cannot switch to {self.family}: {exc}")
+            self.param.update(family=previous)
+            return
+        self._shown_family = self.family
+        self._show_refusal(None)
         self.update()
 
     def _build_params(self) -> None:
-        names, widgets = _param_widgets(self.stimulus)
-        self.param_box[:] = [pn.Param(self.stimulus, parameters=names, widgets=widgets, show_name=False,
-                                      sort=False, sizing_mode="stretch_width")]
+        stim = self.stimulus
+        if self.family not in self._controls:  # one set of widgets per family, kept for switching back
+            self._controls[self.family] = ParamControls(stim, _param_names(stim), self._show_refusal,
+                                                        check=preview_problem, max_duration_s=MAX_PREVIEW_DURATION_S)
+        self.param_controls = self._controls[self.family]
+        self.param_box[:] = list(self.param_controls.widgets.values())
+
+    def _show_refusal(self, message: str | None) -> None:
+        """Show why a control's value was refused (None hides the message)."""
+        self.refusal.object, self.refusal.visible = (message or ""), message is not None
+
+    def _clear_display(self) -> None:
+        """Show nothing rather than another family's preview and predictions under the current family's name."""
+        self._result = None
+        self.preview.object = None
+        self._heat_source.data = {"image": [np.zeros((1, 1), np.float32)], "x": [0.0], "y": [0.0], "dw": [1.0],
+                                  "dh": [1.0]}
+        self._trace_source.data = {"xs": [], "ys": [], "unit": [], "label": [], "color": []}
+        self.info.object = (f'<span class="te-designer-status" data-updates="{self.n_updates}">'
+                            f"nothing shown for {self.family}</span>")
 
     def _on_behaviour(self, *_events: Any) -> None:
         self.update()
@@ -182,12 +216,14 @@ class StimulusDesigner(pn.viewable.Viewer):
         t0 = time.perf_counter()
         stim = self.stimulus
         try:
-            if stim.duration > MAX_PREVIEW_DURATION_S:
-                raise ValueError(f"the designer previews at most {MAX_PREVIEW_DURATION_S:g} s; this stimulus lasts "
-                                 f"{stim.duration:g} s. Shorten it, or run long stimuli from Python.")
+            problem = preview_problem(stim)
+            if problem:
+                raise ValueError(problem)
             result = render_and_predict(self.state.twin, stim, self.state.behaviour_key)
         except Exception as exc:  # a bad parameter combination is shown, not raised into the server
             self.error.object, self.error.visible = f"**Cannot show this stimulus:** {exc}", True
+            if self._result is not None and self._result["params"]["family"] != type(stim).__name__:
+                self._clear_display()
             return
         self.error.visible = False
         self._result = result
@@ -329,6 +365,6 @@ class StimulusDesigner(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(
             self.controls(),
-            pn.Column(pn.Row(self.preview, pn.Column(self.info, self.error, self.downloads)),
+            pn.Column(pn.Row(self.preview, pn.Column(self.info, self.error, self.refusal, self.downloads)),
                       self.heatmap, self.traces, sizing_mode="stretch_width"),
             sizing_mode="stretch_width")

@@ -18,6 +18,7 @@ import param
 from twin_explorer.engine.contract import TwinLike
 from twin_explorer.experiments import REGISTRY, get_experiment
 
+from .controls import human_label
 from .state import ExplorerState, deferred
 from .tasks import RESULTS, Job, TaskRunner
 
@@ -41,7 +42,7 @@ def job_progress(job: Job, what: str = "condition", offset: float = 0.0, share: 
 class ExperimentView(pn.viewable.Viewer):
     """Base of a view that measures something over the twin's neurons in the background."""
 
-    scope = param.Selector(default=ALL, objects=[ALL, SELECTED], doc="Which neurons to measure.")
+    scope = param.Selector(default=ALL, objects=[ALL, SELECTED], label="Neurons", doc="Which neurons to measure.")
     result = param.Parameter(default=None, doc="The last result.")
 
     #: Cache key of the experiment and the label of its progress messages (set by subclasses).
@@ -131,8 +132,9 @@ class SpecView(ExperimentView):
         self.run_button = pn.widgets.Button(label="Run experiment", color="primary", width=160)
         self.run_button.on_click(lambda _e: self.run())
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.unit_pane = pn.Row()
-        self.population_pane = pn.Row()
+        # stacked, not side by side: fixed-size plots in a row were clipped at the right edge below ~1500 px
+        self.unit_pane = pn.Column()
+        self.population_pane = pn.GridBox(ncols=2)
         self._build_widgets()
         self.param.watch(lambda _e: self._build_widgets(), "experiment")
         self.state.param.watch(deferred(self._show_unit), "unit")
@@ -144,7 +146,7 @@ class SpecView(ExperimentView):
 
     def _build_widgets(self) -> None:
         spec = get_experiment(self.experiment)
-        self.param_widgets = {k: pn.widgets.LiteralInput(label=k, value=v, width=280)
+        self.param_widgets = {k: pn.widgets.LiteralInput(label=human_label(k), value=v, width=280)
                               for k, v in spec.defaults().items()}
         self.param_box[:] = [pn.pane.Markdown(spec.description), *self.param_widgets.values()]
         self.label = spec.name.replace("_", " ")

@@ -28,10 +28,12 @@ from .tasks import Job
 class MEIView(ExperimentView):
     """Most exciting image of one neuron; usable alone: ``MEIView(twin)``, then ``.run(wait=True)``."""
 
-    steps = param.Integer(default=100, bounds=(10, 1000), doc="Gradient-ascent steps.")
-    contrast = param.Number(default=20.0, bounds=(2.0, 60.0), step=1.0, doc="RMS contrast (grey levels per pixel).")
-    precondition = param.Selector(default="blur", objects=["blur", "fourier"], doc="Smoothness prior on the gradient.")
-    seed = param.Integer(default=0, bounds=(0, 2**31 - 1), doc="Seed of the random start.")
+    steps = param.Integer(default=100, bounds=(10, 1000), label="Optimisation steps", doc="Gradient-ascent steps.")
+    contrast = param.Number(default=20.0, bounds=(2.0, 60.0), step=1.0, label="RMS contrast (grey levels)",
+                            doc="RMS contrast (grey levels per pixel).")
+    precondition = param.Selector(default="blur", objects=["blur", "fourier"], label="Smoothness prior",
+                                  doc="Smoothness prior on the gradient.")
+    seed = param.Integer(default=0, bounds=(0, 2**31 - 1), label="Random seed", doc="Seed of the random start.")
     image = param.Array(default=None, doc="The current (or final) MEI, float 0–255 [H, W].")
     activation = param.List(default=[], doc="Objective per reported step.")
 
@@ -42,9 +44,10 @@ class MEIView(ExperimentView):
         self.run_button = pn.widgets.Button(label="Optimise MEI", color="primary", width=160)
         self.run_button.on_click(lambda _e: self.run())
         self.controls = pn.Param(self, parameters=["steps", "contrast", "precondition", "seed"],
-                                 widgets={p: {"throttled": True} for p in ("steps", "contrast")},
+                                 widgets={**{p: {"throttled": True} for p in ("steps", "contrast")},
+                                          "seed": pn.widgets.IntInput},  # typed: a slider over 2**31 is useless
                                  show_name=False, width=300)
-        self.image_pane = pn.pane.HoloViews(None, width=560, height=340)
+        self.image_pane = pn.pane.HoloViews(None, width=520, height=320)
         self.curve_pane = pn.pane.HoloViews(None, width=420, height=300)
         self.response_pane = pn.pane.HoloViews(None, width=420, height=300)
         self.summary = pn.pane.Markdown("Press **Optimise MEI** to find the image that drives the focused neuron "
@@ -95,19 +98,19 @@ class MEIView(ExperimentView):
         left, right, bottom, top = DEFAULT_MONITOR.extent_deg
         return hv.Image(image, bounds=(left, bottom, right, top), kdims=["azimuth (°)", "elevation (°)"],
                         vdims=["pixel"]).opts(cmap="gray", clim=(0, 255), title=title, data_aspect=1,
-                                              width=560, height=340, colorbar=True)
+                                              width=520, height=320, colorbar=True)
 
     def _show_state(self, image: np.ndarray, history: np.ndarray) -> None:
         self.image = np.asarray(image)
         self.activation = [float(v) for v in history]
         self.image_pane.object = self._image_element(self.image, f"MEI of neuron {self._unit} (optimising…)")
-        self.curve_pane.object = hv.Curve((np.arange(len(history)), history), "report", "activation").opts(
+        self.curve_pane.object = hv.Curve((np.arange(1, len(history) + 1), history), "optimisation step", "activation").opts(
             title="Objective during optimisation", width=420, height=300)
 
     def _finish(self, result: dict[str, Any]) -> None:
         self.image, self.activation = np.asarray(result["image"]), [float(v) for v in result["history"]]
         self.image_pane.object = self._image_element(self.image, f"MEI of neuron {self._unit}")
-        self.curve_pane.object = hv.Curve((np.arange(len(self.activation)), self.activation), "report",
+        self.curve_pane.object = hv.Curve((np.arange(1, len(self.activation) + 1), self.activation), "optimisation step",
                                           "activation").opts(title="Objective during optimisation", width=420,
                                                              height=300)
         t = np.arange(len(result["mei_response"])) / result["frame_rate"]
@@ -124,4 +127,5 @@ class MEIView(ExperimentView):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(
             pn.Column(self.controls, self.run_button, self.runner, self.summary, width=320),
-            pn.Column(self.image_pane, pn.Row(self.curve_pane, self.response_pane)), sizing_mode="stretch_width")
+            # stacked: side by side, the right-hand plots were clipped at the right edge below ~1500 px
+            pn.Column(self.image_pane, self.curve_pane, self.response_pane), sizing_mode="stretch_width")

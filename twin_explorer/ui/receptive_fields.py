@@ -26,9 +26,11 @@ from .tasks import Job
 class ReceptiveFieldView(ExperimentView):
     """Receptive fields mapped with flashing dots; usable alone: ``ReceptiveFieldView(twin)``, ``.run(wait=True)``."""
 
-    spacing_deg = param.Number(default=10.0, bounds=(3.0, 30.0), step=1.0, doc="Dot grid spacing (degrees).")
-    dot_s = param.Number(default=0.2, bounds=(0.1, 1.0), step=0.05, doc="Time each dot is shown (s).")
-    repeats = param.Integer(default=1, bounds=(1, 5), doc="Presentations of each dot.")
+    spacing_deg = param.Number(default=10.0, bounds=(3.0, 30.0), step=1.0, label="Dot spacing (°)",
+                               doc="Dot grid spacing (degrees).")
+    dot_s = param.Number(default=0.2, bounds=(0.1, 1.0), step=0.05, label="Dot duration (s)",
+                         doc="Time each dot is shown (s).")
+    repeats = param.Integer(default=1, bounds=(1, 5), label="Repeats", doc="Presentations of each dot.")
 
     kind, label = "receptive_fields", "Receptive fields"
 
@@ -39,7 +41,7 @@ class ReceptiveFieldView(ExperimentView):
         self.controls = pn.Param(self, parameters=["spacing_deg", "dot_s", "repeats", "scope"],
                                  widgets={p: {"throttled": True} for p in ("spacing_deg", "dot_s")},
                                  show_name=False, width=300)
-        self.unit_pane = pn.GridBox(ncols=2)
+        self.unit_pane = pn.Column()  # stacked: two maps side by side were clipped at the right edge at 1280 px
         self.centres = pn.pane.HoloViews(None)
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.hint = pn.pane.Markdown("Press **Map receptive fields** to flash dots over the screen and compute "
@@ -106,8 +108,8 @@ class ReceptiveFieldView(ExperimentView):
             color="area", cmap="Category10", size=6, alpha=0.8, tools=["hover", "tap"], legend_position="right")
         self._tap.source = pts
         self._centres = np.c_[az[ok], el[ok]], ids[ok]
-        return (outline * pts).opts(title="RF centres over the screen by area (click a neuron)", width=640,
-                                    height=380, data_aspect=1)
+        return (outline * pts).opts(title="RF centres over the screen by area (click a neuron)", width=600,
+                                    height=360, data_aspect=1)
 
     def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
         if hasattr(self, "_centres"):

@@ -18,6 +18,7 @@ import param
 from twin_explorer.engine.contract import TwinLike
 from twin_explorer.experiments import (direction_tuning, plot_direction_tuning, plot_tuning_population,
                                        preferred_sf_tf)
+from twin_explorer.experiments.plotting import angle_cmap
 
 from .experiment import ALL, ExperimentView, job_progress, split_layout
 from .state import ExplorerState, deferred, twin_truth
@@ -29,18 +30,34 @@ FIXED, PREFERRED = "fixed (below)", "each neuron's preferred"
 TUNING_BATCH = 4  # condition videos per predict call in the view (progress granularity vs shared work)
 
 
+def _direction_progress(job: Job, n_dirs: int, offset: float, share: float):
+    """Progress in the user's terms: directions of the one SF/TF, or directions × SF/TF pairs (one set of
+    gratings per distinct preferred pair) rather than a bare count of condition videos."""
+    def report(done: int, total: int) -> None:
+        pairs = max(1, total // max(n_dirs, 1))
+        message = (f"direction {done}/{n_dirs}" if pairs == 1 else
+                   f"{done}/{total} grating videos ({n_dirs} directions × {pairs} distinct preferred SF/TF pairs)")
+        job.update(offset + share * done / max(total, 1), message)
+    return report
+
+
 class TuningView(ExperimentView):
     """Direction tuning of the twin's neurons; usable alone: ``TuningView(twin)``, then ``.run(wait=True)``."""
 
-    directions = param.Selector(default=12, objects=[8, 12, 16, 24], doc="Number of drifting-grating directions.")
-    sf_tf = param.Selector(default=FIXED, objects=[FIXED, PREFERRED], label="SF / TF",
+    directions = param.Selector(default=12, objects=[8, 12, 16, 24], label="Directions",
+                                doc="Number of drifting-grating directions.")
+    sf_tf = param.Selector(default=FIXED, objects=[FIXED, PREFERRED], label="Spatial / temporal frequency",
                            doc="One SF/TF for every neuron, or each neuron's own preferred SF/TF (from the ground "
                                "truth where the twin has one, else measured; rounded to octaves). Slower: one set "
                                "of gratings per distinct SF/TF pair.")
-    sf_cpd = param.Number(default=0.04, bounds=(0.005, 0.3), step=0.005, doc="Spatial frequency (cycles/degree).")
-    tf_hz = param.Number(default=2.0, bounds=(0.5, 8.0), step=0.5, doc="Temporal frequency (Hz).")
-    duration_s = param.Number(default=1.0, bounds=(0.5, 4.0), step=0.5, doc="Grating duration per direction (s).")
-    contrast = param.Number(default=1.0, bounds=(0.05, 1.0), step=0.05, doc="Grating contrast.")
+    sf_cpd = param.Number(default=0.04, bounds=(0.005, 0.3), step=0.005, label="Spatial frequency (cycles/°)",
+                          doc="Spatial frequency (cycles/degree).")
+    tf_hz = param.Number(default=2.0, bounds=(0.5, 8.0), step=0.5, label="Temporal frequency (Hz)",
+                         doc="Temporal frequency (Hz).")
+    duration_s = param.Number(default=1.0, bounds=(0.5, 4.0), step=0.5, label="Duration per direction (s)",
+                              doc="Grating duration per direction (s).")
+    contrast = param.Number(default=1.0, bounds=(0.05, 1.0), step=0.05, label="Contrast (0–1)",
+                            doc="Grating contrast.")
 
     kind, label = "direction_tuning", "Direction tuning"
 
@@ -49,13 +66,14 @@ class TuningView(ExperimentView):
         self.run_button = pn.widgets.Button(label="Measure tuning", color="primary", width=160)
         self.run_button.on_click(lambda _e: self.run())
         self.controls = pn.Param(self, parameters=["directions", "sf_tf", "sf_cpd", "tf_hz", "duration_s", "contrast",
-                                                   "scope"],
+                                                   "scope"], sort=False,
                                  widgets={p: {"throttled": True} for p in ("sf_cpd", "tf_hz", "duration_s", "contrast")},
                                  show_name=False, width=300)
-        self.unit_pane = pn.Row()
+        # stacked and two columns: wider rows of fixed-size plots were clipped at the right edge at 1280-1400 px
+        self.unit_pane = pn.Column()
         self.linear_pane = pn.Row()
         self.indices = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.population = pn.GridBox(ncols=3)
+        self.population = pn.GridBox(ncols=2)
         self.map_pane = pn.pane.HoloViews(None)
         self.map_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.hint = pn.pane.Markdown("Press **Measure tuning** to run drifting gratings through the twin.")
@@ -65,7 +83,19 @@ class TuningView(ExperimentView):
         self._tap.add_subscriber(self._on_map_tap)
         self.state.param.watch(deferred(self._show_unit), "unit")
         self.state.param.watch(lambda _e: self._on_twin(), "twin")
+        self._on_sf_tf()
         self._load_cached()
+
+    @param.depends("sf_tf", watch=True)
+    def _on_sf_tf(self) -> None:
+        """The fixed SF/TF sliders do nothing when each neuron's preferred SF/TF is used: disable them."""
+        for name in ("sf_cpd", "tf_hz"):
+            self.controls._widgets[name].disabled = self.sf_tf == PREFERRED
+
+    def run(self, wait: bool = False) -> bool:
+        """Measure in the background (see :meth:`ExperimentView.run`); the "press Measure" hint goes at once."""
+        self.hint.visible = False
+        return super().run(wait)
 
     # ---- computation -------------------------------------------------------------------------------
     def experiment_params(self) -> dict[str, Any]:
@@ -80,13 +110,13 @@ class TuningView(ExperimentView):
         if params["sf_tf"] == "preferred":  # each neuron's preference: the truth where known, else measured
             kw["sf_cpd"], kw["tf_hz"], source = preferred_sf_tf(
                 twin, params["units"], truth=twin_truth(twin), batch_size=TUNING_BATCH,
-                progress=job_progress(job, "SF × TF probe", 0.0, 0.5), cancel=job.cancel_event)
+                progress=job_progress(job, "SF × TF probe videos", 0.0, 0.5), cancel=job.cancel_event)
             if source == "measured":
                 offset, share = 0.5, 0.5
         # four directions per batch: progress still moves in steps, and the batch shares its grey pre-blank
         # (one direction per batch made a 16-direction run 3× slower: 3.3 s instead of 1.1 s on 2 cores)
         ds = direction_tuning(twin, **kw, batch_size=TUNING_BATCH, show_progress=False, cancel=job.cancel_event,
-                              progress=job_progress(job, "direction", offset, share))
+                              progress=_direction_progress(job, params["directions"], offset, share))
         ds.attrs["sf_tf_source"] = source
         return ds
 
@@ -143,10 +173,10 @@ class TuningView(ExperimentView):
         tf = float(u["tf_hz"]) if "tf_hz" in u else float(self.tf_hz)
         source = {"truth": " (its true preference, rounded to an octave)",
                   "measured": " (its measured preference, rounded to an octave)"}.get(ds.attrs.get("sf_tf_source"), "")
-        lines.append(f"\nMeasured with gratings at **{sf:.3g} cpd, {tf:.3g} Hz**{source}.")
+        lines.append(f"\nMeasured with gratings at **{sf:.3g} cycles/°, {tf:.3g} Hz**{source}.")
         if has_truth and {"sf_cpd", "tf_hz"} <= set(truth.columns):
             tsf, ttf = float(truth.loc[unit, "sf_cpd"]), float(truth.loc[unit, "tf_hz"])
-            lines.append(f"The ground truth is defined at the neuron's own preferred SF/TF: **{tsf:.3g} cpd, "
+            lines.append(f"The ground truth is defined at the neuron's own preferred SF/TF: **{tsf:.3g} cycles/°, "
                          f"{ttf:.3g} Hz**.")
             if abs(np.log2(sf / tsf)) > 0.75 or abs(np.log2(max(tf, 0.1) / ttf)) > 1.0:
                 lines.append("⚠ These gratings are far from the neuron's preferred SF/TF, so its measured indices "
@@ -169,7 +199,7 @@ class TuningView(ExperimentView):
                                 f"*{ALL}* and press **Measure tuning** to fill the map.")
         background = hv.Points(rest, ["x_um", "y_um"]).opts(color="lightgrey", size=4, alpha=0.6)
         pts = hv.Points(df, ["x_um", "y_um"], ["pref_dir", "gdsi", "unit"]).opts(
-            color="pref_dir", cmap="colorwheel", clim=(0, 360), size=6 if n > 50 else 9, colorbar=True,
+            color="pref_dir", cmap=list(angle_cmap()), clim=(0, 360), size=6 if n > 50 else 9, colorbar=True,
             tools=["hover", "tap"], clabel="preferred direction (°)")
         self._tap.source = pts
         self._map_ids = df[["x_um", "y_um"]].to_numpy(), ids
