@@ -35,11 +35,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0) -> Iterator[str]:
+def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0, **serve_kwargs: Any) -> Iterator[str]:
     """Serve ``app_factory`` on a free localhost port in a background thread; yields the page URL."""
     port = free_port()
     server = pn.serve({"explorer": app_factory}, port=port, address="127.0.0.1", show=False, threaded=True,
-                      websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], liveness=True)
+                      websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], liveness=True, **serve_kwargs)
     url = f"http://127.0.0.1:{port}/explorer"
     try:
         deadline = time.monotonic() + timeout
