@@ -92,6 +92,17 @@ def block_external(page: Any) -> list[str]:
     return blocked
 
 
+@contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """A headless Debian-chromium browser; each ``browser.new_page()`` is a separate app session."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def open_explorer(page: Any, url: str, timeout_ms: float = 90_000) -> None:
     """Load the app and wait until the designer has drawn once."""
     page.goto(url, timeout=timeout_ms)

@@ -91,6 +91,7 @@ class Explorer(pn.viewable.Viewer):
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
+        self.closed = False
         self._slots = {title: pn.Column(sizing_mode="stretch_width") for title, _view in VIEWS}
         self.views = LazyViews(self._build_view, list(self._slots))
         # Not dynamic: a dynamic tab detaches its hidden views' models, and Panel then sends their updates
@@ -107,6 +108,7 @@ class Explorer(pn.viewable.Viewer):
 
     def close(self) -> None:
         """Release the session: cancel its running and queued computations (the shared results stay cached)."""
+        self.closed = True
         for view in self.views.built().values():
             runner = getattr(view, "runner", None)
             if runner is not None:
