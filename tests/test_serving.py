@@ -81,7 +81,7 @@ def test_identical_requests_are_computed_once_across_threads():
 def test_a_waiting_request_computes_itself_when_the_first_is_cancelled():
     cache, started = ResultCache(2**20), threading.Event()
     runner = TaskRunner()
-    leader_job, follower_job = Job(runner), Job(runner)
+    leader_job, follower_job = Job(TaskRunner()), Job(runner)
     out = {}
 
     def leader():

@@ -90,6 +90,7 @@ class FairPool:
             finally:
                 with self._cv:
                     self.active -= 1
+                del fn, future  # an idle worker must not keep the last session's objects alive
 
     def pending(self, session: Hashable | None = None) -> int:
         """Queued (not yet started) requests, of one session or of all."""
