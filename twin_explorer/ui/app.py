@@ -143,7 +143,9 @@ def create_app(twin: Any = None) -> pn.template.BootstrapTemplate:
         # or updated before that (a designer redraw finishing in the worker pool) would point at the CDN instead
         doc._template_variables.setdefault("dist_url", f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path
                                            else LOCAL_DIST)
-    explorer = Explorer(twin, lazy=True)
+    # lazy=True (views built when their tab opens) did not build the views on tab clicks in the browser test; eager
+    # until that is fixed
+    explorer = Explorer(twin, lazy=False)
     # Bootstrap: the one built-in template that fetches nothing from the internet (offline labs, CI).
     template = pn.template.BootstrapTemplate(
         title="twin_explorer", sidebar=explorer.sidebar(), main=[explorer.tabs], sidebar_width=300,
