@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import panel as pn
 from playwright.sync_api import sync_playwright
 
-from twin_explorer.ui.app import create_app
+from twin_explorer.ui.app import SERVE_OPTIONS, create_app, serve_offline
 from twin_explorer.ui.state import get_anatomy, get_twin, unit_table
 
 CHROMIUM = "/usr/bin/chromium"
@@ -35,11 +35,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0) -> Iterator[str]:
+def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0, **serve_kwargs: Any) -> Iterator[str]:
     """Serve ``app_factory`` on a free localhost port in a background thread; yields the page URL."""
     port = free_port()
+    serve_offline()
     server = pn.serve({"explorer": app_factory}, port=port, address="127.0.0.1", show=False, threaded=True,
-                      websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], liveness=True)
+                      websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], liveness=True, **{**SERVE_OPTIONS, **serve_kwargs})
     url = f"http://127.0.0.1:{port}/explorer"
     try:
         deadline = time.monotonic() + timeout
@@ -68,6 +69,36 @@ def chromium_page(width: int = 1400, height: int = 1000) -> Iterator[tuple[Any, 
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             yield page, errors
+        finally:
+            browser.close()
+
+
+LOCAL_PREFIXES = ("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost", "data:", "blob:")
+
+
+def block_external(page: Any) -> list[str]:
+    """Abort every request ``page`` makes to anywhere but this machine (a classroom without internet); returns the
+    list the blocked URLs are recorded in."""
+    blocked: list[str] = []
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith(LOCAL_PREFIXES):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return blocked
+
+
+@contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """A headless Debian-chromium browser; each ``browser.new_page()`` is a separate app session."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
         finally:
             browser.close()
 
@@ -118,11 +149,12 @@ _REDRAW_PROBE = """
   if (!start) { reject(new Error('no designer status marker on the page')); return; }
   const container = start.parentNode;  // the HTML pane replaces its content, not itself
   // the animated preview: its <img> is replaced on update, so keep the (shadow) root that holds it
-  const img0 = deep(document, 'img[src^="data:image/gif"]');
+  // (it shows its animation, data-anim, while visible)
+  const img0 = deep(document, 'img.te-preview');
   const previewRoot = img0 ? img0.getRootNode() : null;
-  const gif0 = img0 ? img0.src : null;
-  const gif = () => { const img = previewRoot && previewRoot.querySelector('img[src^="data:image/gif"]');
-                      return img ? img.src : null; };
+  const gif0 = img0 ? img0.dataset.anim : null;
+  const gif = () => { const img = previewRoot && previewRoot.querySelector('img.te-preview');
+                      return img && img.getAttribute('src') === img.dataset.anim ? img.dataset.anim : gif0; };
   let t0 = null, plots = null, painting = false;
   window.addEventListener('keydown', () => { t0 = performance.now(); }, {capture: true, once: true});
   const deadline = performance.now() + timeoutMs;

@@ -210,8 +210,8 @@ def _wait(predicate, page, timeout_s: float = 60.0, what: str = "condition") -> 
 
 
 def _preview_src(page) -> str | None:
-    img = page.locator('img[src^="data:image/gif"]').first
-    return img.get_attribute("src") if img.count() else None
+    img = page.locator("img.te-preview").first  # the animation itself (its still frame is the src)
+    return img.get_attribute("data-anim") if img.count() else None
 
 
 def _labelled(page, label: str, tag: str = "input"):
@@ -363,3 +363,88 @@ def test_browser_layouts_at_1280_and_1920(served, tmp_path):
                 page.screenshot(path=str(shots / f"layout_{width}_{title.lower().replace(' ', '_')}.png"))
                 assert not _clipped(page), f"{title} at {width} px: plots clipped at the right edge: {_clipped(page)}"
         assert not errors, f"browser console errors: {errors}"
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(420)
+def test_app_loads_with_the_network_blocked_except_localhost(served):
+    """A classroom without internet: every script and stylesheet comes from the app's own server."""
+    _need_chromium()
+    url, apps = served
+    with harness.chromium_page() as (page, errors):
+        blocked = harness.block_external(page)
+        failed: list[str] = []
+        page.on("requestfailed", lambda req: failed.append(req.url))
+        n_before = len(apps)
+        harness.open_explorer(page, url, timeout_ms=180_000)
+        for title in apps[n_before].explorer.views:  # every view, each built when its tab opens
+            harness.open_tab(page, title)
+            page.wait_for_timeout(1000)
+        harness.open_tab(page, "Stimulus designer")
+        n = harness.designer_updates(page)
+        harness.nudge_slider(page, "Direction")
+        page.locator(f'.te-designer-status[data-updates="{n + 1}"]').wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+    assert blocked == [], f"requests to outside this machine: {blocked}"
+    assert failed == [] and errors == [], f"failed requests {failed}, console errors {errors}"
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(600)
+def test_three_sessions_at_once_keep_their_own_state_and_are_released(served):
+    _need_chromium()
+    from PIL import Image
+
+    url, apps = served
+    shots = Path(os.environ.get("TWIN_EXPLORER_SCREENSHOTS", "assets/screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    with harness.chromium_browser() as browser:
+        n_before = len(apps)
+        pages = [browser.new_page(viewport={"width": 1280, "height": 900}) for _ in range(3)]
+        for page in pages:  # all three load at once
+            page.goto(url, timeout=180_000, wait_until="commit")
+        for page in pages:
+            page.locator(".te-designer-status").first.wait_for(timeout=300_000)
+        sessions = apps[n_before:n_before + 3]
+        assert len(sessions) == 3 and len({id(a.explorer.state) for a in sessions}) == 3
+        designers = [a.explorer.views["Stimulus designer"] for a in sessions]
+        directions = [d.stimulus.direction_deg for d in designers]
+
+        # all three work at once: two move the direction, the third focuses another neuron
+        counts = [harness.designer_updates(p) for p in pages]
+        harness.nudge_slider(pages[0], "Direction")
+        harness.nudge_slider(pages[2], "Direction", key="ArrowLeft")
+        harness.open_tab(pages[1], "Neurons")
+        rows = pages[1].locator(".tabulator-row")
+        rows.nth(3).wait_for(timeout=120_000)
+        rows.nth(3).click()
+        for i in (0, 2):
+            pages[i].locator(f'.te-designer-status[data-updates="{counts[i] + 1}"]').wait_for(timeout=120_000)
+        unit = int(sessions[1].explorer.state.twin.units.index[3])
+        pages[1].locator("p", has_text=f"focused: {unit}").first.wait_for(timeout=60_000)
+        assert designers[0].stimulus.direction_deg > directions[0]
+        assert designers[2].stimulus.direction_deg < directions[2]
+        assert designers[1].stimulus.direction_deg == directions[1]
+        assert sessions[1].explorer.state.unit == unit
+        assert sessions[0].explorer.state.unit != unit and sessions[2].explorer.state.unit != unit
+
+        # two sessions side by side, each showing its own state
+        pages[0].wait_for_timeout(1500)
+        halves = []
+        for i in (0, 1):
+            path = shots / f"session_{i + 1}.png"
+            pages[i].screenshot(path=str(path))
+            halves.append(Image.open(path))
+        both = Image.new("RGB", (sum(h.width for h in halves) + 20, max(h.height for h in halves)), "white")
+        both.paste(halves[0], (0, 0))
+        both.paste(halves[1], (halves[0].width + 20, 0))
+        both.save(shots / "two_sessions.png")
+        for i in (0, 1):
+            (shots / f"session_{i + 1}.png").unlink()
+
+        for page in pages:
+            page.close()
+        deadline = time.monotonic() + 60  # SERVE_OPTIONS: a closed page's session goes within a few seconds
+        while not all(a.explorer.closed for a in sessions) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert all(a.explorer.closed for a in sessions), "a closed page's session was not released"

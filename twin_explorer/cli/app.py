@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         """Serve the interactive explorer (localhost only unless --address says otherwise)."""
         import panel as pn
 
-        from ..ui.app import create_app  # start-up time: Panel and the twin load only when serving
+        from ..ui.app import SERVE_OPTIONS, create_app, serve_offline  # start-up time: Panel loads only to serve
         from ..ui.state import anatomy_is_synthetic, get_anatomy, get_twin, unit_table
 
         folder = str(anatomy.resolve()) if anatomy is not None else None
@@ -43,12 +43,14 @@ def register(app: typer.Typer) -> None:
             typer.echo("anatomy: the bundled synthetic sample (not MICrONS data); --anatomy DIR opens a real folder")
         else:
             typer.echo(f"anatomy: {volume.folder} (materialization v{volume.materialization_version})")
+        serve_offline()
         typer.echo("loading the twin…")
         unit_table(get_twin(twin), folder)  # warm the shared twin and its unit table before the first page load
         origins = [f"{host}:{port}" for host in {address, "localhost", "127.0.0.1"}]
         typer.echo(f"twin_explorer on http://{address}:{port}/explorer (Ctrl+C to stop)")
         pn.serve({"explorer": lambda: create_app(twin, anatomy=folder)}, port=port, address=address, show=show,
-                 websocket_origin=origins if port else "*", num_threads=num_threads, title="twin_explorer")
+                 websocket_origin=origins if port else "*", num_threads=num_threads, title="twin_explorer",
+                 **SERVE_OPTIONS)
 
     @app.command()
     def notebooks(

@@ -2,15 +2,20 @@
 
 ``Explorer(twin, anatomy=DIR)`` is the notebook-friendly layout; :func:`create_app` wraps it in a page template for
 the server, syncs the focused neuron with the URL (``?unit=<readout_id>``) and opens the neuron's
-page when the URL names one. ``anatomy`` (a folder or an ``Anatomy``; default $TWIN_EXPLORER_ANATOMY, else the
-bundled synthetic sample) is the volume the neuron table and the anatomy view link the twin's units to.
+page when the URL names one, and releases the session's work and memory when its page closes. ``anatomy`` (a folder
+or an ``Anatomy``; default $TWIN_EXPLORER_ANATOMY, else the bundled synthetic sample) is the volume the neuron table
+and the anatomy view link the twin's units to. :data:`SERVE_OPTIONS` are the server settings ``twin-explorer serve``
+and the browser harness share: every script and stylesheet comes from the app's own server (no CDN: a classroom
+network may have no internet).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import panel as pn
+from panel.io.resources import LOCAL_DIST, use_cdn
 
 from .anatomy import SYNTHETIC_LABEL, AnatomyView
 from .browser import NeuronBrowser
@@ -20,9 +25,21 @@ from .experiment import SpecView
 from .mei import MEIView
 from .receptive_fields import ReceptiveFieldView
 from .state import ExplorerState, anatomy_source, available_twins
+from .tasks import release_session, session_key
 from .tuning import TuningView
 
 EXTENSIONS = ("tabulator", "plotly")
+
+#: ``pn.serve`` settings of the explorer: a closed page's session (and its memory) is dropped within seconds
+#: instead of Bokeh's default 15-17 s, so a class opening and closing tabs does not pile sessions up.
+SERVE_OPTIONS: dict[str, Any] = {"check_unused_sessions_milliseconds": 2000,
+                                 "unused_session_lifetime_milliseconds": 3000}
+
+
+def serve_offline() -> None:
+    """Make Bokeh and Panel load every script and stylesheet from this server, never from a CDN (also when the
+    environment says otherwise: a classroom network may have no internet)."""
+    os.environ["BOKEH_RESOURCES"] = "server"
 
 #: (tab title, view class) in tab order; every view is imported above, so a broken one fails the app at start
 VIEWS: tuple[tuple[str, Callable[..., Any]], ...] = (
@@ -56,6 +73,7 @@ class Explorer(pn.viewable.Viewer):
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
+        self.closed = False
         self.views = {title: view(state=self.state) for title, view in VIEWS}
         # Not dynamic: a dynamic tab detaches its hidden views' models, and Panel then sends their updates
         # with CDN stylesheet URLs (console errors offline); all views are built anyway.
@@ -82,6 +100,15 @@ class Explorer(pn.viewable.Viewer):
         self.unit_message.visible = False
         self.state.unit = unit
         return True
+
+    def close(self) -> None:
+        """Release the session: cancel its running and queued computations (the shared results stay cached)."""
+        self.closed = True
+        for view in self.views.values():
+            runner = getattr(view, "runner", None)
+            if runner is not None:
+                runner.cancel()
+        self.state.close()
 
     def _update_summary(self, *_events: Any) -> None:
         twin = self.state.twin
@@ -114,6 +141,12 @@ def create_app(twin: Any = None, anatomy: Any = None) -> pn.template.BootstrapTe
     """Build one session's explorer page (a new state per call, so each browser session is independent) on ``twin``
     and the anatomy folder ``anatomy`` (see :class:`Explorer`)."""
     pn.extension(*EXTENSIONS, notifications=True)
+    doc = pn.state.curdoc
+    if doc is not None and getattr(doc, "session_context", None) is not None and use_cdn() is False:
+        # Panel gives a session's document its local stylesheet URL only when it renders the page; a model made
+        # or updated before that (a designer redraw finishing in the worker pool) would point at the CDN instead
+        doc._template_variables.setdefault("dist_url", f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path
+                                           else LOCAL_DIST)
     explorer = Explorer(twin, anatomy=anatomy)
     # Bootstrap: the one built-in template that fetches nothing from the internet (offline labs, CI).
     template = pn.template.BootstrapTemplate(
@@ -138,5 +171,13 @@ def create_app(twin: Any = None, anatomy: Any = None) -> pn.template.BootstrapTe
         pn.state.location.sync(explorer.state, {"unit": "unit"}, on_error=refused)
         if asked is not None:
             explorer.open_view("Neurons")
+    if pn.state.curdoc is not None and getattr(pn.state.curdoc, "session_context", None) is not None:
+        key = session_key()
+
+        def release(_context: Any) -> None:
+            release_session(key)
+            explorer.close()
+
+        pn.state.on_session_destroyed(release)
     template.explorer = explorer  # for tests and benchmarks
     return template

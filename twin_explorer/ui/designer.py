@@ -7,7 +7,7 @@ feed the prediction; the stimulus (mp4/npy) and the responses (NetCDF) can be do
 
 from __future__ import annotations
 
-import functools
+import base64
 import io
 import time
 from typing import Any
@@ -26,7 +26,7 @@ from twin_explorer.stimuli import FAMILIES, INTERACTIVE_FAMILIES
 
 from .controls import ParamControls
 from .state import ExplorerState, deferred
-from .tasks import RESULTS
+from .tasks import INTERACTIVE, RESULTS, in_session, session_key
 
 # Parameters not offered as widgets (set by the app, or not meaningful to edit here).
 _HIDDEN = {"name", "monitor"}
@@ -58,9 +58,17 @@ def preview_problem(stim: Any) -> str | None:
     return None
 
 
+def stimulus_snapshot(stim: Any) -> Any:
+    """A copy of a stimulus with the same parameters, to render in a worker while the user goes on editing."""
+    values = {k: v for k, v in stim.param.values().items() if k != "name" and not stim.param[k].readonly}
+    return type(stim)(**values)
+
+
 def render_and_predict(twin: Any, stim: Any, behaviour: tuple[float, float, float, float]) -> dict[str, Any]:
-    """Render ``stim`` and predict the twin's responses (cached per twin, stimulus and behaviour)."""
+    """Render ``stim``, predict the twin's responses and encode the preview (cached per twin, stimulus and
+    behaviour; computed once when several sessions ask for the same at the same time)."""
     params = {"family": type(stim).__name__, "stim": stim.params_dict(), "behaviour": behaviour}
+    fps = float(getattr(twin, "frame_rate", 30.0))
 
     def compute() -> dict[str, Any]:
         frames = stim.render()
@@ -68,9 +76,10 @@ def render_and_predict(twin: Any, stim: Any, behaviour: tuple[float, float, floa
         persp = np.tile(np.asarray(behaviour[:2], np.float32), (T, 1))
         mod = np.tile(np.asarray(behaviour[2:], np.float32), (T, 1))
         responses = np.asarray(twin.predict(frames, perspectives=persp, modulations=mod), dtype=np.float32)
-        return {"frames": frames, "responses": responses, "epochs": stim.epochs.copy(), "params": params}
+        return {"frames": frames, "responses": responses, "epochs": stim.epochs.copy(), "params": params,
+                "preview": preview_html(frames, fps)}
 
-    return RESULTS.get_or_compute(twin, "designer", params, compute)
+    return RESULTS.compute_once(twin, "designer", params, compute)
 
 
 def preview_gif(frames: np.ndarray, fps: float, step: int = 2) -> bytes:
@@ -86,6 +95,33 @@ def preview_gif(frames: np.ndarray, fps: float, step: int = 2) -> bytes:
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0,
                    optimize=False)
     return buf.getvalue()
+
+
+def _still_png(frame: np.ndarray, step: int = 2) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(frame[::step, ::step]), mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# Shows the still frame while the preview is off screen (another tab, scrolled away) or the page is hidden, and the
+# animation only while it can be seen: a looping GIF costs the browser CPU on every frame even when nobody looks.
+# Set up from the image's own onload (scripts in an HTML pane do not run; event attributes do), once per image.
+_WATCH_VISIBILITY = (
+    "if(!this.__te){this.__te=1;var i=this,seen=false,set=function(){var s=(seen&&!document.hidden)?"
+    "i.dataset.anim:i.dataset.still;if(i.getAttribute('src')!==s)i.setAttribute('src',s);};"
+    "new IntersectionObserver(function(es){seen=es[es.length-1].isIntersecting;set();}).observe(i);"
+    "document.addEventListener('visibilitychange',set);}")
+
+
+def preview_html(frames: np.ndarray, fps: float) -> str:
+    """An ``<img>`` that animates the stimulus (GIF) while visible and shows its first frame (PNG) otherwise."""
+    gif = "data:image/gif;base64," + base64.b64encode(preview_gif(frames, fps)).decode()
+    still = "data:image/png;base64," + base64.b64encode(_still_png(frames[0])).decode()
+    return (f'<img class="te-preview" width="384" height="216" alt="stimulus preview" src="{still}" '
+            f'data-still="{still}" data-anim="{gif}" style="image-rendering:pixelated" '
+            f'onload="{_WATCH_VISIBILITY}">')
 
 
 class StimulusDesigner(pn.viewable.Viewer):
@@ -112,7 +148,8 @@ class StimulusDesigner(pn.viewable.Viewer):
         self.param_box = pn.Column(sizing_mode="stretch_width")
         self.behaviour_controls = ParamControls(self.state, ["eye_x", "eye_y", "pupil", "running"], self._show_refusal)
         self.behaviour_box = pn.Column(*self.behaviour_controls.widgets.values(), sizing_mode="stretch_width")
-        self.preview = pn.pane.GIF(None, width=384, height=216, styles={"border": "1px solid #ccc"})
+        self.preview = pn.pane.HTML("", width=386, height=218, margin=(5, 10), styles={"border": "1px solid #ccc"})
+        self._pending: object | None = None  # the latest redraw requested (older results arriving late are dropped)
         self.info = pn.pane.HTML("", margin=(0, 10))
         self.error = pn.pane.Alert("", alert_type="danger", visible=False)
         # a refused control value (the previous valid value stays): separate from the stimulus error above
@@ -181,7 +218,7 @@ class StimulusDesigner(pn.viewable.Viewer):
     def _clear_display(self) -> None:
         """Show nothing rather than another family's preview and predictions under the current family's name."""
         self._result = None
-        self.preview.object = None
+        self.preview.object = ""
         self._heat_source.data = {"image": [np.zeros((1, 1), np.float32)], "x": [0.0], "y": [0.0], "dw": [1.0],
                                   "dh": [1.0]}
         self._trace_source.data = {"xs": [], "ys": [], "unit": [], "label": [], "color": []}
@@ -212,19 +249,53 @@ class StimulusDesigner(pn.viewable.Viewer):
 
     # ---- computation -------------------------------------------------------------------------------
     def update(self) -> None:
-        """Render, predict and redraw (synchronously; results are cached)."""
+        """Render, predict and redraw. In a server session, rendering and prediction run in the worker pool shared
+        by all sessions and the event loop only moves the finished data to the page; in a notebook, at once
+        (both cached)."""
         t0 = time.perf_counter()
         stim = self.stimulus
+        token = self._pending = object()
         try:
             problem = preview_problem(stim)
             if problem:
                 raise ValueError(problem)
-            result = render_and_predict(self.state.twin, stim, self.state.behaviour_key)
+            twin, behaviour = self.state.twin, self.state.behaviour_key
+            doc = pn.state.curdoc
+            if doc is None or getattr(doc, "session_context", None) is None:
+                self._show_result(token, render_and_predict(twin, stim, behaviour), t0)
+                return
+            snapshot = stimulus_snapshot(stim)
         except Exception as exc:  # a bad parameter combination is shown, not raised into the server
-            self.error.object, self.error.visible = f"**Cannot show this stimulus:** {exc}", True
-            if self._result is not None and self._result["params"]["family"] != type(stim).__name__:
-                self._clear_display()
+            self._show_error(exc, type(stim).__name__)
             return
+        future = INTERACTIVE.submit(session_key(doc), lambda: render_and_predict(twin, snapshot, behaviour),
+                                    coalesce=("designer", id(self)))
+
+        def done(f: Any) -> None:
+            if not f.cancelled():
+                in_session(doc, lambda: self._finish_update(token, f, t0))
+
+        future.add_done_callback(done)
+
+    def _finish_update(self, token: object, future: Any, t0: float) -> None:
+        """On the event loop: show a result computed in the pool (unless a newer request replaced it)."""
+        if token is not self._pending:
+            return
+        try:
+            result = future.result()
+        except Exception as exc:
+            self._show_error(exc, type(self.stimulus).__name__)
+            return
+        self._show_result(token, result, t0)
+
+    def _show_error(self, exc: Exception, family: str | None = None) -> None:
+        """Say why nothing new is shown; a previous result of another family is cleared rather than left under this
+        family's name."""
+        self.error.object, self.error.visible = f"**Cannot show this stimulus:** {exc}", True
+        if family is not None and self._result is not None and self._result["params"]["family"] != family:
+            self._clear_display()
+
+    def _show_result(self, token: object, result: dict[str, Any], t0: float) -> None:
         self.error.visible = False
         self._result = result
         fps = float(getattr(self.state.twin, "frame_rate", 30.0))
@@ -237,15 +308,13 @@ class StimulusDesigner(pn.viewable.Viewer):
             T, U = result["responses"].shape
             self.info.object = (f'<span class="te-designer-status" data-updates="{self.n_updates}">'
                                 f'{T} frames ({T / fps:.2f} s) · {U} neurons · updated in {ms:.0f} ms</span>')
-        # The animated preview follows on the next tick of the server's event loop, so the plots' update goes out
-        # first and is not held up by encoding the GIF or by the browser decoding it (inline outside a server).
-        pn.state.execute(functools.partial(self._show_preview, result, fps), schedule=True)
+        # The preview follows on the next tick, so the plots' update goes out first and is not held up by the
+        # browser decoding the image (at once outside a server).
+        pn.state.execute(lambda: self._show_preview(token, result), schedule=True)
 
-    def _show_preview(self, result: dict[str, Any], fps: float) -> None:
-        if "gif" not in result:  # encoded once per cached stimulus
-            result["gif"] = preview_gif(result["frames"], fps)
-        if self._result is result:  # a newer stimulus has not replaced it meanwhile
-            self.preview.object = result["gif"]
+    def _show_preview(self, token: object, result: dict[str, Any]) -> None:
+        if token is self._pending:  # a newer stimulus has not replaced it meanwhile
+            self.preview.object = result["preview"]
 
     def _unit_order(self) -> np.ndarray:
         table = self.state.table

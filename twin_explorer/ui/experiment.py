@@ -99,10 +99,8 @@ class ExperimentView(pn.viewable.Viewer):
             self._set_result(hit)
             return True
 
-        def work(job: Job) -> Any:
-            ds = self.compute(twin, params, job)
-            RESULTS.put(twin, self.kind, params, ds)
-            return ds
+        def work(job: Job) -> Any:  # once for all sessions asking the same at the same time
+            return RESULTS.compute_once(twin, self.kind, params, lambda: self.compute(twin, params, job), job=job)
 
         def done(ds: Any) -> None:
             if twin is self.state.twin:  # the user may have switched twins meanwhile

@@ -18,6 +18,7 @@ import param
 
 from ..engine.contract import TwinLike
 from ..twins import available_scans, demo_available, load_twin
+from .tasks import RESULTS
 
 def _load_bokeh_backend() -> None:
     """Register HoloViews' bokeh backend (without notebook output) so element options work under panel serve."""
@@ -322,6 +323,13 @@ class ExplorerState(param.Parameterized):
         if self.unit is None:
             self.unit = int(self.twin.units.index[0])
 
+    def close(self) -> None:
+        """The session closed: drop what it holds for itself (its unit table with merged results, its results); the
+        twin and the shared result cache stay for the other sessions."""
+        with param.parameterized.discard_events(self):
+            self.tuning = self.rfs = None
+        self._table = None
+
     @param.depends("tuning", "rfs", "anatomy", watch=True)
     def _on_results(self) -> None:
         self._table = None
@@ -352,7 +360,9 @@ class ExplorerState(param.Parameterized):
     def table(self) -> pd.DataFrame:
         """The unit table of the current twin (cached until the twin changes)."""
         if self._table is None:
-            table = unit_table(self.twin, self.anatomy)
+            # built once per twin and anatomy for all sessions (coregistration costs most of a new session's CPU)
+            table = RESULTS.compute_once(self.twin, "unit_table", {"anatomy": str(self.anatomy)},
+                                         lambda: unit_table(self.twin, self.anatomy)).copy()
             for prefix, ds in (("", self.tuning), ("", self.rfs)):
                 table = _merge_per_unit(table, ds, prefix)
             self._table = table

@@ -1,16 +1,23 @@
-"""Off-UI-thread work for the explorer: a per-twin result cache bounded in bytes and a cancellable background task.
+"""Off-event-loop work for the explorer: a worker pool shared by every session, a per-twin result cache bounded in
+bytes that answers identical requests once, and a cancellable background task with progress.
 
-Long computations (tuning curves over all neurons, receptive fields, MEIs) run in a worker thread
-while the view shows a progress bar and a Cancel button; results are cached per twin and parameters
-and shared by all sessions of the process (twins are deterministic, so results are too).
+Rendering, prediction and experiments run in :data:`INTERACTIVE` (designer redraws) or :data:`EXPERIMENTS` (tuning,
+receptive fields, MEIs), two :class:`FairPool` s whose workers serve the sessions in turn, so one busy session never
+holds up the others; the server's event loop only moves finished data to the pages (:func:`in_session`). Results are
+cached per twin and parameters and shared by all sessions of the process (twins are deterministic, so results are
+too); a request equal to one still being computed, from any session, waits for that computation instead of
+repeating it (:meth:`ResultCache.compute_once`).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from collections import OrderedDict, deque
+from concurrent.futures import Future
+from typing import Any, Callable, Hashable
 
 import panel as pn
 import param
@@ -19,9 +26,113 @@ from twin_explorer.engine.contract import TwinLike
 from twin_explorer.experiments.runner import Cancelled
 from twin_explorer.store import BytesLRU, content_hash
 
-__all__ = ["Cancelled", "ResultCache", "RESULTS", "Job", "TaskRunner", "in_session", "RESULTS_MAX_BYTES"]
+__all__ = ["Cancelled", "ResultCache", "RESULTS", "Job", "TaskRunner", "in_session", "RESULTS_MAX_BYTES", "FairPool",
+           "INTERACTIVE", "EXPERIMENTS", "session_key", "release_session"]
 
 RESULTS_MAX_BYTES = 512 * 2**20  # all sessions' cached results together (Datasets, videos, images)
+_CORES = os.cpu_count() or 2
+
+
+class FairPool:
+    """Worker threads shared by all sessions: each session has its own queue and the workers take the sessions'
+    requests in turn (round robin), so a session with many requests cannot starve one with a single request.
+
+    ``submit(session, fn, coalesce=tag)`` replaces a still-queued request of the same session and tag (a slider
+    dragged on: only its last value matters); the replaced request's future is cancelled."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        if workers < 1:
+            raise ValueError(f"a pool needs at least one worker, got {workers}")
+        self.workers, self.name = int(workers), name
+        self._queues: OrderedDict[Hashable, deque] = OrderedDict()  # sessions with queued work, in turn order
+        self._cv = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self.active = 0  # requests running now
+
+    def submit(self, session: Hashable, fn: Callable[[], Any], coalesce: Hashable | None = None) -> Future:
+        future: Future = Future()
+        with self._cv:
+            queue = self._queues.setdefault(session, deque())
+            if coalesce is not None:
+                for item in [it for it in queue if it[2] == coalesce]:
+                    queue.remove(item)
+                    item[1].cancel()
+            queue.append((fn, future, coalesce))
+            if len(self._threads) < self.workers:  # started on demand
+                thread = threading.Thread(target=self._work, name=f"twin-explorer-{self.name}-{len(self._threads)}",
+                                          daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            self._cv.notify()
+        return future
+
+    def _next(self) -> tuple[Callable[[], Any], Future]:
+        with self._cv:
+            while not any(self._queues.values()):
+                self._cv.wait()
+            session, queue = next((k, q) for k, q in self._queues.items() if q)
+            fn, future, _tag = queue.popleft()
+            del self._queues[session]
+            if queue:  # the session goes to the back of the line
+                self._queues[session] = queue
+            self.active += 1
+            return fn, future
+
+    def _work(self) -> None:
+        while True:
+            fn, future = self._next()
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn())
+                    except BaseException as exc:  # handed to whoever waits on the future
+                        future.set_exception(exc)
+            finally:
+                with self._cv:
+                    self.active -= 1
+                del fn, future  # an idle worker must not keep the last session's objects alive
+
+    def pending(self, session: Hashable | None = None) -> int:
+        """Queued (not yet started) requests, of one session or of all."""
+        with self._cv:
+            if session is not None:
+                return len(self._queues.get(session, ()))
+            return sum(len(q) for q in self._queues.values())
+
+    def drop(self, session: Hashable) -> int:
+        """Cancel a session's queued requests (it closed); returns how many."""
+        with self._cv:
+            queue = self._queues.pop(session, deque())
+        for _fn, future, _tag in queue:
+            future.cancel()
+        return len(queue)
+
+
+#: Designer redraws (render + predict + preview), short and frequent.
+INTERACTIVE = FairPool(max(2, _CORES), "interactive")
+#: Experiments (tuning, receptive fields, MEI, specs), long; requests waiting on an identical computation hold a
+#: worker, hence a few more workers than cores.
+EXPERIMENTS = FairPool(max(4, _CORES + 2), "experiments")
+
+
+def session_key(doc: Any = None) -> Hashable:
+    """The key a session's requests are queued under: its server session id, else the document (notebooks)."""
+    doc = doc if doc is not None else pn.state.curdoc
+    context = getattr(doc, "session_context", None)
+    return getattr(context, "id", None) or id(doc)
+
+
+def release_session(key: Hashable) -> int:
+    """Drop a closed session's queued requests in every pool; returns how many were dropped."""
+    return INTERACTIVE.drop(key) + EXPERIMENTS.drop(key)
+
+
+class _Flight:
+    """A computation in progress that identical requests wait for (and whose progress they show)."""
+
+    def __init__(self) -> None:
+        self.future: Future = Future()
+        self.progress: tuple[float, str] = (0.0, "")
 
 
 class ResultCache:
@@ -30,6 +141,8 @@ class ResultCache:
     def __init__(self, max_bytes: int = RESULTS_MAX_BYTES) -> None:
         self._lru = BytesLRU(max_bytes)
         self.max_bytes = self._lru.max_bytes
+        self._flights: dict[Any, _Flight] = {}
+        self._flights_lock = threading.Lock()
 
     @staticmethod
     def key(twin: TwinLike, kind: str, params: Any) -> tuple[str, str, str]:
@@ -42,7 +155,63 @@ class ResultCache:
         self._lru.put(self.key(twin, kind, params), value)
 
     def get_or_compute(self, twin: TwinLike, kind: str, params: Any, fn: Callable[[], Any]) -> Any:
-        return self._lru.get_or_compute(self.key(twin, kind, params), fn)
+        return self.compute_once(twin, kind, params, fn)
+
+    def compute_once(self, twin: TwinLike, kind: str, params: Any, fn: Callable[[], Any],
+                     job: "Job | None" = None) -> Any:
+        """The cached result, else ``fn()`` computed once however many sessions ask at the same time: a request
+        equal to one in progress waits for it (showing its progress on ``job``) instead of computing again. If
+        the computing request is cancelled, a waiting one that was not computes itself."""
+        key = self.key(twin, kind, params)
+        while True:
+            hit = self._lru.get(key)
+            if hit is not None:
+                return hit
+            with self._flights_lock:
+                flight = self._flights.get(key)
+                leader = flight is None
+                if leader:
+                    flight = self._flights[key] = _Flight()
+            if leader:
+                return self._lead(key, flight, fn, job)
+            try:
+                return self._follow(flight, job)
+            except Cancelled:
+                if job is not None:
+                    job.check()  # this request was cancelled too; otherwise compute it ourselves
+
+    def _lead(self, key: Any, flight: _Flight, fn: Callable[[], Any], job: "Job | None") -> Any:
+        if job is not None:
+            job._flight = flight
+        try:
+            value = fn()
+            self._lru.put(key, value)
+            flight.future.set_result(value)
+            return value
+        except BaseException as exc:
+            flight.future.set_exception(exc)
+            raise
+        finally:
+            if job is not None:
+                job._flight = None
+            with self._flights_lock:
+                self._flights.pop(key, None)
+
+    @staticmethod
+    def _follow(flight: _Flight, job: "Job | None") -> Any:
+        while True:
+            try:
+                return flight.future.result(timeout=0.25)
+            except TimeoutError:
+                if job is not None:
+                    fraction, message = flight.progress
+                    job.update(fraction, message + " (computing for several sessions)" if message else "")
+
+    @property
+    def in_flight(self) -> int:
+        """Computations in progress (each answering every identical request)."""
+        with self._flights_lock:
+            return len(self._flights)
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -77,6 +246,7 @@ class Job:
         self._runner = runner
         self._cancel = threading.Event()
         self._doc = doc
+        self._flight: _Flight | None = None  # set while this job computes for every identical request
 
     @property
     def cancel_event(self) -> threading.Event:
@@ -98,6 +268,8 @@ class Job:
 
     def update(self, fraction: float, message: str = "") -> None:
         self.check()
+        if self._flight is not None:
+            self._flight.progress = (float(fraction), message)
         self._runner._report(fraction, message)
 
 
@@ -111,7 +283,7 @@ class TaskRunner(pn.viewable.Viewer):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._job: Job | None = None
-        self._thread: threading.Thread | None = None
+        self._future: Future | None = None
         self.progress = pn.indicators.Progress(value=0, max=1000, width=220, visible=False, bar_color="primary")
         self.cancel_button = pn.widgets.Button(label="Cancel", color="warning", visible=False, width=90)
         self.cancel_button.on_click(lambda _event: self.cancel())
@@ -128,9 +300,10 @@ class TaskRunner(pn.viewable.Viewer):
 
     def run(self, fn: Callable[[Job], Any], on_done: Callable[[Any], None] | None = None,
             label: str = "Working") -> bool:
-        """Start ``fn(job)`` in a worker thread; ``on_done(result)`` runs when it finishes (not if cancelled).
+        """Queue ``fn(job)`` in the shared :data:`EXPERIMENTS` pool (this session's turn among all sessions');
+        ``on_done(result)`` runs in the session when it finishes (not if cancelled).
 
-        Returns False (and starts nothing) while another task is still running.
+        Returns False (and starts nothing) while another task of this runner is still running.
         """
         if self.running:
             self.status.object = "Busy: cancel the running computation first."
@@ -140,11 +313,12 @@ class TaskRunner(pn.viewable.Viewer):
         self._job = job
         self.running, self.error = True, ""
         self.progress.value, self.progress.visible, self.cancel_button.visible = 0, True, True
-        self.status.object = f"{label}…"
+        self.status.object = f"{label}: queued…" if EXPERIMENTS.active >= EXPERIMENTS.workers else f"{label}…"
         t0 = time.perf_counter()
 
         def work() -> None:
             try:
+                job.check()
                 result = fn(job)
                 job.check()
                 if on_done is not None:
@@ -156,21 +330,32 @@ class TaskRunner(pn.viewable.Viewer):
                 self.error = traceback.format_exc()
                 self.message = f"{label} failed: {exc}"
             finally:
-                self.status.object = self.message
-                self.progress.visible = self.cancel_button.visible = False
-                self.running = False
+                self._finish()
 
-        self._thread = threading.Thread(target=work, name=f"twin-explorer-{label}", daemon=True)
-        self._thread.start()
+        self._future = EXPERIMENTS.submit(session_key(doc), work)
+        self._future.add_done_callback(lambda f: self._finish() if f.cancelled() else None)
         return True
+
+    def _finish(self) -> None:
+        if self._job is not None and self._job.cancelled and not self.message.endswith("cancelled"):
+            self.message = "cancelled"
+        self.status.object = self.message
+        self.progress.visible = self.cancel_button.visible = False
+        self.running = False
 
     def cancel(self) -> None:
         if self._job is not None:
             self._job._cancel.set()
+        if self._future is not None and self._future.cancel():  # still queued: it never starts
+            self.message = "cancelled"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the running task ends (for notebooks and tests); True if it ended."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
+        if self._future is not None:
+            try:
+                self._future.result(timeout)
+            except TimeoutError:
+                return False
+            except Exception:  # CancelledError; the task's own errors are caught inside it
+                pass
         return True

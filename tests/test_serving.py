@@ -1,0 +1,159 @@
+"""Serving many sessions: the shared fair worker pool, identical requests computed once, sessions released on close."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import urllib.request
+import weakref
+
+import pytest
+
+from twin_explorer.ui.tasks import Cancelled, FairPool, Job, ResultCache, TaskRunner
+
+
+class FakeTwin:
+    id = "fake"
+
+
+def test_pool_serves_sessions_in_turn():
+    pool = FairPool(1, "test")
+    gate, order = threading.Event(), []
+
+    def task(name):
+        def run():
+            gate.wait(10)
+            order.append(name)
+            return name
+        return run
+
+    first = pool.submit("a", task("a0"))
+    time.sleep(0.2)  # a0 holds the only worker; the rest queue
+    futures = [pool.submit("a", task(f"a{i}")) for i in range(1, 4)] + [pool.submit("b", task("b0"))]
+    assert pool.pending() == 4 and pool.pending("b") == 1
+    gate.set()
+    assert [f.result(10) for f in [first, *futures]] == ["a0", "a1", "a2", "a3", "b0"]
+    assert order.index("b0") == 2, f"session b waited behind all of a's requests: {order}"
+
+
+def test_pool_coalesces_and_drops_a_sessions_queued_requests():
+    pool = FairPool(1, "test")
+    gate = threading.Event()
+    running = pool.submit("s", lambda: gate.wait(10))
+    time.sleep(0.2)
+    old = pool.submit("s", lambda: "old", coalesce="slider")
+    new = pool.submit("s", lambda: "new", coalesce="slider")
+    other = pool.submit("s", lambda: "other")
+    assert old.cancelled() and pool.pending("s") == 2
+    assert pool.drop("s") == 2 and new.cancelled() and other.cancelled()
+    gate.set()
+    assert running.result(10) is True
+
+
+def test_pool_rejects_no_workers():
+    with pytest.raises(ValueError, match="at least one worker"):
+        FairPool(0, "none")
+
+
+def test_identical_requests_are_computed_once_across_threads():
+    cache, calls, results = ResultCache(2**20), [], []
+    gate = threading.Event()
+
+    def compute():
+        calls.append(1)
+        gate.wait(10)
+        return {"value": 42}
+
+    threads = [threading.Thread(target=lambda: results.append(cache.compute_once(FakeTwin(), "k", {"p": 1}, compute)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    assert cache.in_flight == 1
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(calls) == 1 and results == [{"value": 42}] * 4 and cache.in_flight == 0
+    assert cache.compute_once(FakeTwin(), "k", {"p": 1}, lambda: {"value": 0}) == {"value": 42}  # now cached
+
+
+def test_a_waiting_request_computes_itself_when_the_first_is_cancelled():
+    cache, started = ResultCache(2**20), threading.Event()
+    runner = TaskRunner()
+    leader_job, follower_job = Job(TaskRunner()), Job(runner)
+    out = {}
+
+    def leader():
+        def compute():
+            started.set()
+            while True:
+                leader_job.update(0.5, "step 1/2")  # raises Cancelled once cancelled
+                time.sleep(0.05)
+        try:
+            cache.compute_once(FakeTwin(), "k", 1, compute, job=leader_job)
+        except Cancelled:
+            out["leader"] = "cancelled"
+
+    t1 = threading.Thread(target=leader)
+    t1.start()
+    started.wait(10)
+    t2 = threading.Thread(target=lambda: out.setdefault("follower", cache.compute_once(
+        FakeTwin(), "k", 1, lambda: "computed by the follower", job=follower_job)))
+    t2.start()
+    time.sleep(0.6)
+    assert "several sessions" in runner.message  # the follower shows the leader's progress
+    leader_job.cancel_event.set()
+    t1.join(10)
+    t2.join(10)
+    assert out == {"leader": "cancelled", "follower": "computed by the follower"}
+
+
+def test_task_runner_runs_in_the_shared_pool():
+    runner = TaskRunner()
+    assert runner.run(lambda job: 7, label="x") and runner.wait(10)
+    assert not runner.running and "done" in runner.message
+
+
+def test_sessions_are_independent_and_released_on_close(monkeypatch):
+    from benchmarks.browser import serve_app
+    from twin_explorer.ui import app as app_module
+    from twin_explorer.ui.state import get_twin, unit_table
+
+    twin = get_twin("synthetic")
+    unit_table(twin)
+    states, closed = [], []
+    real_close = app_module.Explorer.close
+
+    def close(self):
+        closed.append(self.state)
+        real_close(self)
+
+    monkeypatch.setattr(app_module.Explorer, "close", close)
+
+    def factory():
+        page = app_module.create_app(twin)
+        states.append(weakref.ref(page.explorer.state))
+        return page
+
+    with serve_app(factory, check_unused_sessions_milliseconds=300, unused_session_lifetime_milliseconds=500) as url:
+        pages = []
+        threads = [threading.Thread(target=lambda: pages.append(urllib.request.urlopen(url, timeout=300).read()))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        assert len(pages) == 3 and all(b"twin_explorer" in p for p in pages)
+        assert len(states) == 3 and len({id(ref()) for ref in states}) == 3  # one state per session
+        s0, s1 = states[0](), states[1]()
+        s0.unit = int(twin.units.index[5])
+        assert s1.unit != s0.unit  # one session's focus is not another's
+        del s0, s1
+        deadline = time.monotonic() + 60  # the unused sessions expire and are destroyed
+        while len(closed) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(closed) == 3, "a closed session was not released"
+        closed.clear()
+        gc.collect()
+        assert all(ref() is None for ref in states), "a closed session's state is still referenced"
