@@ -27,7 +27,6 @@ from twin_explorer.anatomy.views import side_view, skeleton_3d, soma_map
 from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, anatomy_source, deferred
 from .state import get_anatomy as state_anatomy
 
-_ID_FORMAT = NumberFormatter(format="0")
 _OPEN_REAL = ("Open a real folder with `twin-explorer serve --anatomy DIR`, `TWIN_EXPLORER_ANATOMY=DIR` or "
               "`AnatomyView(twin, anatomy=DIR)` (make one with `twin-explorer anatomy export`).")
 
@@ -254,7 +253,8 @@ class AnatomyView(pn.viewable.Viewer):
     def _show_neuron(self, nucleus: int, lines: list[str]) -> None:
         partners = self.anatomy.partners(nucleus, self.state.twin.units)
         self.partners.value = _display_ids(partners)
-        self.partners.formatters = {c: _ID_FORMAT for c in self.partners.value.columns  # plain ids, no "419,901"
+        # plain ids, no "419,901"; one formatter per table (a shared model would keep closed sessions alive)
+        self.partners.formatters = {c: NumberFormatter(format="0") for c in self.partners.value.columns
                                     if pd.api.types.is_integer_dtype(self.partners.value[c])}
         syn = self.anatomy.synapses(nucleus)
         skel = self._morphology(nucleus)

@@ -18,8 +18,10 @@ from bokeh.models.widgets.tables import NumberFormatter
 from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, get_anatomy, twin_cc
 
 # Columns formatted with few decimals so the table stays readable; integers (ids) without thousands separators.
-_FLOAT_FORMAT = NumberFormatter(format="0.000")
-_ID_FORMAT = NumberFormatter(format="0")
+# Formats, not formatter models: a Bokeh model shared between sessions would keep every closed session's table
+# (and its state) alive through the callbacks each table registers on it.
+_FLOAT_FORMAT = "0.000"
+_ID_FORMAT = "0"
 _CC_MAX_HELP = ("CC_max: the noise ceiling, the best correlation any model could reach for this neuron given its "
                 "trial-to-trial variability. A CC_norm is only as trustworthy as this ceiling is high.")
 # What the table's CC column holds, by the units-table column it came from.
@@ -112,9 +114,10 @@ class NeuronBrowser(pn.viewable.Viewer):
             rest = [c for c in df.columns if c != "cc_max"]
             df = df[rest[: rest.index("CC") + 1] + ["cc_max"] + rest[rest.index("CC") + 1:]]
         floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
-        self.table.formatters = {c: _FLOAT_FORMAT for c in floats}
+        self.table.formatters = {c: NumberFormatter(format=_FLOAT_FORMAT) for c in floats}
         ints = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c])]
-        self.table.formatters.update({c: _ID_FORMAT for c in ints})  # ids as plain integers: 419901, not 419,901
+        # ids as plain integers: 419901, not 419,901
+        self.table.formatters.update({c: NumberFormatter(format=_ID_FORMAT) for c in ints})
         self.table.header_filters = {c: self._header_filter(df[c]) for c in df.columns}
         which = twin_cc(self.state.twin).name
         self.table.header_tooltips = {"CC": _CC_HELP.get(which, f"prediction accuracy ({which})"),
