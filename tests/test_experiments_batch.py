@@ -12,6 +12,8 @@ from twin_explorer.experiments.batch import BatchRunner, TwinSpec, cache_key, ru
 CALLS: list[list[int]] = []  # units of every chunk the experiment really computed
 FAIL_ON_UNIT: set[int] = set()  # the experiment raises when a chunk starts with one of these (not a parameter)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 class TinyTwin:
     """Each unit responds with gain_u × mean luminance deviation of the frame (plus its index as an offset)."""
@@ -53,16 +55,6 @@ def toy_experiment(twin, units=None, level: int = 160, n_frames: int = 3) -> xr.
                               "unit_id": ("unit", twin.units.loc[units, "unit_id"].values)},
                       attrs={"experiment": "toy", "twin_id": twin.id, "params": {"level": level}, "flag": True})
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread avoids oversubscribing the shared CPUs (restored afterwards)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,8 @@ from twin_explorer.monitor import DEFAULT_MONITOR
 # (centre az, centre el, orientation deg (0 = vertical bars), sf cpd, sigma deg)
 GABORS = [(-20.0, 5.0, 30.0, 0.06, 7.0), (15.0, -8.0, 100.0, 0.08, 6.0), (0.0, 0.0, 0.0, 0.05, 8.0)]
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 class GaborTwin:
     """r_t = softplus(<G_u, (frame_t − 128)/128> + b_u): each unit a unit-norm Gabor filter in degree space.
@@ -64,14 +66,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.ravel().astype(float), b.ravel().astype(float)
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread avoids oversubscribing the shared CPUs (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -15,20 +15,14 @@ from twin_explorer.cli import main
 from twin_explorer.experiments.compare import circular_error, compare_properties, twin_properties
 from twin_explorer.experiments.published import FILES, download_properties, read_properties, write_properties
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "microns-real" / "vijk777+fnn" / \
     "transcribed_from_notebook_output"
 TUNING = dict(directions=8, duration_s=0.5, show_progress=False)
 UNITS = list(range(30))
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

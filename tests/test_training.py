@@ -18,19 +18,15 @@ from twin_explorer.training.readout import (cached_features, fit_readout, init_p
 from twin_explorer.training.train import Sampler, train
 from twin_explorer.twins.demo import load_demo_twin, load_network, save_network
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 DEMO_DIR = bundled("demo_twin")
 
 TINY = dict(streams=1, retina_shape=(16, 24), perspective_features=4, perspective_layers=1, modulation_features=4,
             ff_channels=(4, 8), ff_groups=(1, 2), ff_pools=(2, 1), ff_out=8, rec_input=8, rec_hidden=8,
             rec_common=8, rec_groups=2, rec_out=8)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
