@@ -105,11 +105,13 @@ class ReceptiveFieldView(ExperimentView):
                            "azimuth (°)", "elevation (°)").opts(color="grey")
         pts = hv.Points({"azimuth (°)": az[ok], "elevation (°)": el[ok], "area": area[ok], "unit": ids[ok]},
                         ["azimuth (°)", "elevation (°)"], ["area", "unit"]).opts(
-            color="area", cmap="Category10", size=6, alpha=0.8, tools=["hover", "tap"], legend_position="right")
+            color="area", cmap="Category10", size=6, alpha=0.8, tools=["hover", "tap"], legend_position="bottom")
         self._tap.source = pts
         self._centres = np.c_[az[ok], el[ok]], ids[ok]
-        return (outline * pts).opts(title="RF centres over the screen by area (click a neuron)", width=600,
-                                    height=360, data_aspect=1)
+        # the frame's width fixed and the legend below: with data_aspect=1 a fixed width and height grew the figure
+        # past a 1280 px window
+        return (outline * pts).opts(title="RF centres over the screen by area (click a neuron)", frame_width=420,
+                                    data_aspect=1)
 
     def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
         if hasattr(self, "_centres"):
