@@ -47,7 +47,7 @@ class MEIView(ExperimentView):
                                  widgets={**{p: {"throttled": True} for p in ("steps", "contrast")},
                                           "seed": pn.widgets.IntInput},  # typed: a slider over 2**31 is useless
                                  show_name=False, width=300)
-        self.image_pane = pn.pane.HoloViews(None, width=520, height=320)
+        self.image_pane = pn.pane.HoloViews(None, width=440, height=270)
         self.curve_pane = pn.pane.HoloViews(None, width=420, height=300)
         self.response_pane = pn.pane.HoloViews(None, width=420, height=300)
         self.summary = pn.pane.Markdown("Press **Optimise MEI** to find the image that drives the focused neuron "
@@ -98,7 +98,7 @@ class MEIView(ExperimentView):
         left, right, bottom, top = DEFAULT_MONITOR.extent_deg
         return hv.Image(image, bounds=(left, bottom, right, top), kdims=["azimuth (°)", "elevation (°)"],
                         vdims=["pixel"]).opts(cmap="gray", clim=(0, 255), title=title, data_aspect=1,
-                                              width=520, height=320, colorbar=True)
+                                              width=440, height=270, colorbar=True)
 
     def _show_state(self, image: np.ndarray, history: np.ndarray) -> None:
         self.image = np.asarray(image)
