@@ -332,8 +332,8 @@ def test_browser_bad_links_filters_and_the_copy_link(served):
 
 @pytest.mark.browser
 @pytest.mark.timeout(400)
-@pytest.mark.xfail(reason="known bug, issue 16 open: at 1280 px the MEI view's figure reached past the window's right "
-                          "edge (697 px beside 320 px of controls); narrowed to 440 px, not yet seen passing",
+@pytest.mark.xfail(reason="known bug, issue 16 open: at 1280 px the Anatomy view's second column (540 px from x=880) "
+                          "reaches past the window's right edge (the RF-centres map and the MEI image are fixed)",
                    strict=False)
 def test_browser_layouts_at_1280_and_1920(served, tmp_path):
     """Nothing clipped at the right edge at 1280 and 1920 px, in every view with a result drawn; screenshots of both
