@@ -210,6 +210,7 @@ def test_microns_scans_are_offered_when_the_bundle_is_present(monkeypatch):
     bundle = Path("/work/shared/fixtures/fnn/bundle")
     if not (bundle / "scans.csv").exists():
         pytest.skip("the fixture bundle is not on this machine")
+    monkeypatch.setattr(st, "_TWINS", {})  # twins other tests loaded (a browser test opens "microns 0-0") don't count
     monkeypatch.setattr(st, "BUNDLE_DIR", None)
     monkeypatch.setenv("TWIN_EXPLORER_CACHE", "/nonexistent-twin-explorer-cache")
     assert not any(n.startswith("microns") for n in st.available_twins())
