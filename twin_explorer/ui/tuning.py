@@ -21,6 +21,7 @@ from twin_explorer.experiments import (direction_tuning, plot_direction_tuning, 
 from twin_explorer.experiments.plotting import angle_cmap
 
 from .experiment import ALL, ExperimentView, job_progress, split_layout
+from .reliability import opacity, reliability_lines
 from .state import ExplorerState, deferred, twin_truth
 from .tasks import Job
 
@@ -182,6 +183,7 @@ class TuningView(ExperimentView):
                 lines.append("⚠ These gratings are far from the neuron's preferred SF/TF, so its measured indices "
                              "can be much lower than the truth: set *SF / TF* to *each neuron's preferred* and "
                              "measure again.")
+        lines += reliability_lines(self.state.twin, unit, float(u["gosi"]) if "gosi" in u else None)
         return "\n".join(lines)
 
     def _direction_map(self) -> Any:
@@ -191,15 +193,21 @@ class TuningView(ExperimentView):
         measured = self._measured[self._measured.index.isin(table.index)]
         ids = measured.index.to_numpy()
         df = table.loc[ids, ["x_um", "y_um"]].assign(pref_dir=measured["pref_dir"].to_numpy(),
-                                                     gdsi=measured["gdsi"].to_numpy(), unit=ids)
+                                                     gdsi=measured["gdsi"].to_numpy(), unit=ids,
+                                                     opacity=opacity(self.state.twin, ids))
         rest = table.loc[~table.index.isin(ids), ["x_um", "y_um"]]
         n, total = len(ids), len(table)
         self.map_note.object = ("" if n == total else
                                 f"{n} of {total} neurons measured so far (grey: not yet). Set *Scope* to "
                                 f"*{ALL}* and press **Measure tuning** to fill the map.")
         background = hv.Points(rest, ["x_um", "y_um"]).opts(color="lightgrey", size=4, alpha=0.6)
-        pts = hv.Points(df, ["x_um", "y_um"], ["pref_dir", "gdsi", "unit"]).opts(
+        faint = bool((df["opacity"] < 1).any())
+        if faint:
+            self.map_note.object += ("\n\nFaint: neurons below the paper's inclusion thresholds (cc_max > 0.4, "
+                                     "cc_abs > 0.2).")
+        pts = hv.Points(df, ["x_um", "y_um"], ["pref_dir", "gdsi", "unit", "opacity"]).opts(
             color="pref_dir", cmap=list(angle_cmap()), clim=(0, 360), size=6 if n > 50 else 9, colorbar=True,
+            alpha="opacity",
             tools=["hover", "tap"], clabel="preferred direction (°)")
         self._tap.source = pts
         self._map_ids = df[["x_um", "y_um"]].to_numpy(), ids
