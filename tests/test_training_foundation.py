@@ -112,3 +112,5 @@ def test_cli_train_foundation(monkeypatch, tmp_path):
     assert counts == [1, 2] and spec.n_mice == 2 and spec.minutes == 3 and cfg.steps == 7 and kw["tuning"] is False
     bad = CliRunner().invoke(typer_app, ["train", "foundation", "-o", str(tmp_path), "--first-seed", "0"])
     assert bad.exit_code == 1 and "held-out" in bad.output
+    bad = CliRunner().invoke(typer_app, ["train", "foundation", "-o", str(tmp_path), "--mice", "two"])
+    assert bad.exit_code == 1 and "comma-separated whole numbers" in bad.output

@@ -86,6 +86,10 @@ def register(app: typer.Typer) -> None:
         foundation_module = load("training.foundation")
         try:
             counts = [int(x) for x in mice.split(",")]
+        except ValueError:
+            typer.echo(f"--mice must be comma-separated whole numbers, got {mice!r}", err=True)
+            raise typer.Exit(1)
+        try:
             spec = foundation_module.FoundationSpec(n_mice=max(counts), minutes=minutes, n_neurons=neurons,
                                                     first_seed=first_seed, demo_neurons=demo_neurons,
                                                     demo_minutes=demo_minutes)
@@ -94,8 +98,7 @@ def register(app: typer.Typer) -> None:
             table = foundation_module.foundation_curve(counts, spec, cfg, output, finetune_steps=finetune_steps,
                                                        tuning=tuning, progress=progress)
         except ValueError as exc:
-            typer.echo(f"--mice must be comma-separated whole numbers, got {mice!r}" if "invalid literal" in str(exc)
-                       else str(exc), err=True)
+            typer.echo(str(exc), err=True)
             raise typer.Exit(1)
         typer.echo(table.to_string(index=False))
 

@@ -37,7 +37,8 @@ from ..model import Network, NetworkConfig
 from ..twins.demo import load_demo_twin, save_network
 from .adapt import adaptable_parameters, transfer_core
 from .data import RecordingCache, RecordingSpec
-from .readout import cached_features, fit_readout, fold_scale, init_perspective, init_readout, poisson_loss, position_search
+from .readout import (cached_features, fit_readout, fold_scale, init_perspective, init_readout, poisson_loss,
+                      position_search)
 from .report import tuning_vs_truth
 from .train import Sampler, TrainConfig, demo_network_config, lr_factor, train
 
@@ -180,7 +181,8 @@ def train_core(spec: FoundationSpec, cfg: TrainConfig, work_dir: str | Path,
 
 def fit_demo_readout(core_net: Network, spec: FoundationSpec, work_dir: str | Path,
                      net_config: Callable[[int], NetworkConfig] = demo_network_config, finetune_steps: int = 60,
-                     cache_dir: str | Path | None = None, seed: int = 0, progress: bool = True) -> tuple[Network, RecordingCache]:
+                     cache_dir: str | Path | None = None, seed: int = 0,
+                     progress: bool = True) -> tuple[Network, RecordingCache]:
     """The demo mouse's network on the frozen core of ``core_net``: readout fitted on cached core features, then
     ``finetune_steps`` end-to-end steps of readout, perspective and modulation (the core stays frozen)."""
     cache = RecordingCache(spec.demo_recording(), cache_dir, progress)
