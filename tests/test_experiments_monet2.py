@@ -95,3 +95,22 @@ def test_cli_runs_it(tmp_path):
 def test_rejects_bad_input(mouse, kwargs, match):
     with pytest.raises(ValueError, match=match):
         monet2_direction_tuning(mouse, show_progress=False, **kwargs)
+
+
+def test_tuning_view_offers_monet2_next_to_gratings():
+    from bokeh.document import Document
+
+    from twin_explorer.ui.state import ExplorerState, get_twin
+    from twin_explorer.ui.tuning import GRATINGS, MONET2, TuningView
+
+    state = ExplorerState(get_twin("synthetic"))
+    state.selection = [int(u) for u in state.twin.units.index[:2]]
+    state.unit = state.selection[0]
+    tv = TuningView(state=state, scope="selected neurons", directions=8, duration_s=1.0, stimulus=MONET2)
+    tv.__panel__().get_root(Document())
+    assert tv.controls._widgets["sf_cpd"].disabled and tv.controls._widgets["contrast"].disabled
+    assert tv.run(wait=True)
+    assert tv.result.attrs["experiment"] == "monet2_direction_tuning" and tv.result.sizes["unit"] == 2
+    assert "directional pink noise (Monet2)" in tv.indices.object and len(tv.unit_pane) >= 1
+    tv.stimulus = GRATINGS
+    assert not tv.controls._widgets["sf_cpd"].disabled
