@@ -1,4 +1,5 @@
-"""Training commands: ``twin-explorer train`` (the demo twin), ``report`` (its accuracy), ``adapt`` (a new mouse)."""
+"""Training commands: ``twin-explorer train`` (the demo twin), ``train foundation`` (a core shared by several mice),
+``report`` (its accuracy), ``adapt`` (a new mouse)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,13 @@ def _modules() -> SimpleNamespace:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    train_group = typer.Typer(help="Train a twin: the demo twin (plain `train`) or a foundation core (`train "
+                                   "foundation`).", no_args_is_help=False)
+    app.add_typer(train_group, name="train")
+
+    @train_group.callback(invoke_without_command=True)
     def train(
+        ctx: typer.Context,
         output: Path = typer.Option(None, "--output", "-o", help="Folder for the trained twin (default: the demo twin's)"),
         steps: Optional[int] = typer.Option(None, help="Optimiser steps (default: the recipe's, TrainConfig)"),
         batch: Optional[int] = typer.Option(None, help="Samples per step (default: the recipe's, TrainConfig)"),
@@ -41,7 +47,10 @@ def register(app: typer.Typer) -> None:
         work_dir: Optional[Path] = typer.Option(None, help="Checkpoint folder (default <output>-work); rerun to resume"),
         progress: bool = typer.Option(True),
     ) -> None:
-        """Train the demo twin on recordings of the synthetic mouse (resumes from the last checkpoint)."""
+        """Train the demo twin on recordings of the synthetic mouse (resumes from the last checkpoint); `train
+        foundation` trains a core shared by several synthetic mice instead."""
+        if ctx.invoked_subcommand is not None:  # `train foundation ...`: that command does the work
+            return
         m = _modules()
         spec = m.data.RecordingSpec(mouse_seed=mouse_seed, n_neurons=neurons, n_clips=clips)
         # only what was given overrides the recipe, so its numbers live in one place (TrainConfig)
@@ -55,6 +64,43 @@ def register(app: typer.Typer) -> None:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1)
         typer.echo(f"trained twin saved in {out}")
+
+    @train_group.command("foundation")
+    def foundation(
+        mice: str = typer.Option("4", help="Number(s) of training mice, comma-separated for a curve (e.g. 1,2,4,8)"),
+        minutes: float = typer.Option(30.0, help="Minutes of natural video per training mouse"),
+        neurons: int = typer.Option(500, help="Neurons per training mouse"),
+        first_seed: int = typer.Option(100, help="Seed of the first training mouse (the others follow)"),
+        demo_neurons: int = typer.Option(1000, help="Neurons of the demo mouse (its readout is fitted on the core)"),
+        demo_minutes: float = typer.Option(10.0, help="Minutes of the demo mouse's data for its readout fit"),
+        steps: Optional[int] = typer.Option(None, help="Core training steps (default: the recipe's, TrainConfig)"),
+        batch: Optional[int] = typer.Option(None, help="Samples per step (default: the recipe's, TrainConfig)"),
+        finetune_steps: int = typer.Option(60, help="End-to-end steps of the demo readout on the frozen core"),
+        tuning: bool = typer.Option(True, help="Also score the demo twin's tuning against the ground truth"),
+        output: Path = typer.Option(..., "--output", "-o", help="Folder for the twins (mice<N>/) and the curve"),
+        seed: int = typer.Option(0, help="Training seed"),
+        progress: bool = typer.Option(True),
+    ) -> None:
+        """Foundation core: trained on several synthetic mice's natural video only, frozen, the demo mouse's readout
+        fitted on it; accuracy and tuning fidelity against the number of mice (resumes from checkpoints)."""
+        foundation_module = load("training.foundation")
+        try:
+            counts = [int(x) for x in mice.split(",")]
+        except ValueError:
+            typer.echo(f"--mice must be comma-separated whole numbers, got {mice!r}", err=True)
+            raise typer.Exit(1)
+        try:
+            spec = foundation_module.FoundationSpec(n_mice=max(counts), minutes=minutes, n_neurons=neurons,
+                                                    first_seed=first_seed, demo_neurons=demo_neurons,
+                                                    demo_minutes=demo_minutes)
+            overrides = {k: v for k, v in (("steps", steps), ("batch", batch)) if v is not None}
+            cfg = _modules().train.TrainConfig(seed=seed, **overrides)
+            table = foundation_module.foundation_curve(counts, spec, cfg, output, finetune_steps=finetune_steps,
+                                                       tuning=tuning, progress=progress)
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1)
+        typer.echo(table.to_string(index=False))
 
     @app.command()
     def report(

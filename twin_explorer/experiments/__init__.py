@@ -12,7 +12,7 @@ Parts, each in its own module:
 * ``spec`` — :class:`ExperimentSpec` and the registry that the CLI (``twin-explorer run NAME``), the batch runner
   and the explorer's generic experiment view run; ``specs`` registers the built-in experiments.
 
-Families: ``tuning`` (direction), ``spatial_temporal`` (SF, TF, SF × TF, contrast, size), ``receptive_fields``,
+Families: ``tuning`` (direction), ``monet2_tuning`` (direction with directional pink noise), ``spatial_temporal`` (SF, TF, SF × TF, contrast, size), ``receptive_fields``,
 ``readout_rf``, ``surround`` (surround suppression), ``mei``; plus ``metrics`` (prediction performance),
 ``validate`` (ground-truth proof on the synthetic mouse), ``batch`` (chunked, cached, resumable runs) with
 ``cluster`` (process-based dask clusters, one GPU per worker) and ``results_store`` (all scans in one file), and
@@ -38,12 +38,13 @@ How to add an experiment
 
 from __future__ import annotations
 
-from . import specs, surround  # noqa: F401  (registers the built-in experiments and surround suppression)
+from . import monet2_tuning, specs, surround  # noqa: F401  (registers the built-in experiments, surround, Monet2)
 from .batch import BatchRunner, TwinSpec, cache_key, experiment_name, run_batch
 from .checks import resolve_units
 from .cluster import gpu_worker_specs, local_cluster
 from .compare import PropertyComparison, circular_error, compare_properties, save_comparison, twin_properties
 from .fitting import batched_lm, fit_log_gaussian, fit_naka_rushton, naka_rushton
+from .monet2_tuning import monet2_direction_tuning
 from .mei import MEIState, mei, mei_steps, mei_structure
 from .metrics import cc_abs, cc_max, cc_norm, oracle_correlation, performance, plot_performance, twin_performance
 from .plotting import (plot_direction_tuning, plot_mei, plot_receptive_field, plot_rf_centres, plot_tuning_population,
@@ -70,7 +71,7 @@ __all__ = [
     "readout_rf", "readout_rf_from_network", "plot_receptive_field", "plot_rf_centres",
     "sf_tuning", "tf_tuning", "sf_tf_tuning", "contrast_response", "size_tuning", "preferred_sf_tf",
     "fit_log_gaussian", "naka_rushton", "fit_naka_rushton", "batched_lm", "plot_value_tuning", "plot_value_population",
-    "surround_suppression",
+    "surround_suppression", "monet2_direction_tuning",
     "MEIState", "mei_steps", "mei", "plot_mei", "mei_structure",
     "TwinSpec", "BatchRunner", "run_batch", "experiment_name", "cache_key", "local_cluster", "gpu_worker_specs",
     "read_results", "write_results",

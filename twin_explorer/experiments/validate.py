@@ -26,6 +26,7 @@ import xarray as xr
 from ..engine.contract import TwinLike
 from ..synthetic import SyntheticMouse
 from .plotting import hv_bokeh
+from .inclusion import THRESHOLDS_SENTENCE, inclusion, twin_reliability
 from .receptive_fields import receptive_fields
 from .runner import ProgressCallback
 from .spatial_temporal import sf_tf_tuning
@@ -53,7 +54,8 @@ def _quantise_log2(x: np.ndarray, step_oct: float) -> np.ndarray:
 
 @dataclass
 class ValidationReport:
-    """Metrics table (metric, value, target, passed, n), per-neuron comparison table and the experiment Datasets."""
+    """Metrics table (metric, value, target, passed, n on all neurons; value_included, n_included, passed_included
+    on the neurons passing the inclusion thresholds), per-neuron comparison table and the experiment Datasets."""
 
     table: pd.DataFrame
     neurons: pd.DataFrame
@@ -64,24 +66,91 @@ class ValidationReport:
     def passed(self) -> bool:
         return bool(self.table["passed"].all())
 
+    @property
+    def judged(self) -> bool:
+        """Whether the neurons could be judged by the paper's inclusion thresholds (the twin has cc_max, cc_abs)."""
+        return "n_included" in self.table and bool((self.table["n_included"] > 0).any())
+
     def format(self) -> str:
+        inc = self.judged
+        head = f"{'metric':<28}{'value':>10}  {'target':>9}  {'n':>5}  result"
         lines = [f"Ground-truth validation on {self.twin_id}",
-                 f"{'metric':<28}{'value':>10}  {'target':>9}  {'n':>5}  result"]
+                 head + (f"  {'included':>9}  {'n':>5}  result" if inc else "")]
         for _, r in self.table.iterrows():
-            lines.append(f"{r['metric']:<28}{r['value']:>10.3f}  {r['target']:>9}  {int(r['n']):>5}  "
-                         f"{'PASS' if r['passed'] else 'FAIL'}")
+            line = (f"{r['metric']:<28}{r['value']:>10.3f}  {r['target']:>9}  {int(r['n']):>5}  "
+                    f"{'PASS' if r['passed'] else 'FAIL'}")
+            if inc:
+                line += (f"  {r['value_included']:>9.3f}  {int(r['n_included']):>5}  "
+                         f"{'PASS' if bool(r['passed_included']) else 'FAIL'}")
+            lines.append(line)
         for _, r in self.extra.iterrows():
-            lines.append(f"  {r['metric']:<26}{r['value']:>10.3f}  {'(info)':>9}  {int(r['n']):>5}")
+            line = f"  {r['metric']:<26}{r['value']:>10.3f}  {'(info)':>9}  {int(r['n']):>5}"
+            if inc and "value_included" in r:
+                line += f"        {r['value_included']:>9.3f}  {int(r['n_included']):>5}"
+            lines.append(line)
+        if inc:
+            lines.append("included: " + THRESHOLDS_SENTENCE)
         lines.append("ALL TARGETS MET" if self.passed else "SOME TARGETS MISSED")
         return "\n".join(lines)
 
     extra: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["metric", "value", "n"]))
 
 
+def _meets(value: float, op: str, target: float) -> bool:
+    return bool(value <= target if op == "≤" else value >= target)
+
+
+def _pearson(x: pd.Series, y: pd.Series) -> float:
+    return float(np.corrcoef(x, y)[0, 1]) if len(x) >= 3 else np.nan
+
+
+def _metrics(neurons: pd.DataFrame, keep: pd.Series, keep_ori: pd.Series) -> tuple[dict, dict]:
+    """Headline and extra metrics as {name: (value, n)} over the neurons in ``keep`` (orientation preference:
+    ``keep_ori``)."""
+    nn = neurons[np.asarray(keep, bool)]
+    ds_sel = nn["true_gdsi"] >= 0.2
+    os_sel = (neurons["true_gosi"] >= 0.2) & np.asarray(keep_ori, bool)
+    ok = np.isfinite(nn["gosi"]) & np.isfinite(nn["true_gosi"])
+    sf_ok = np.isfinite(nn["sf_ratio"])
+    within = (nn["sf_ratio"] < 1.5) & (nn["sf_ratio"] > 1 / 1.5)
+    rf_ok = np.isfinite(nn["rf_err"])
+    nan = float("nan")
+    values = {
+        "pref_dir_median_err_deg": (float(np.nanmedian(nn.loc[ds_sel, "dir_err"])) if ds_sel.any() else nan,
+                                    int(ds_sel.sum())),
+        "pref_ori_median_err_deg": (float(np.nanmedian(neurons.loc[os_sel, "ori_err"])) if os_sel.any() else nan,
+                                    int(os_sel.sum())),
+        "gosi_pearson_r": (_pearson(nn.loc[ok, "gosi"], nn.loc[ok, "true_gosi"]), int(ok.sum())),
+        "rf_centre_median_err_deg": (float(np.nanmedian(nn["rf_err"])) if rf_ok.any() else nan, int(rf_ok.sum())),
+        "sf_within_1.5x_fraction": (float(within[sf_ok].mean()) if sf_ok.any() else nan, int(sf_ok.sum())),
+    }
+    okd = np.isfinite(nn["gdsi"])
+    tf_ok = np.isfinite(nn["tf_ratio"])
+    slope = float(np.polyfit(nn.loc[ok, "true_gosi"], nn.loc[ok, "gosi"], 1)[0]) if ok.sum() >= 3 else nan
+    extra = {
+        "gdsi_pearson_r": (_pearson(nn.loc[okd, "gdsi"], nn.loc[okd, "true_gdsi"]), int(okd.sum())),
+        "gosi_slope (twin on true)": (slope, int(ok.sum())),
+        "osi_pearson_r (fit vs true)": (_pearson(np.nan_to_num(nn["osi_fit"]), nn["true_osi"]), len(nn)),
+        "sf_median_factor": (float(np.exp(np.nanmedian(np.abs(np.log(nn["sf_ratio"]))))) if sf_ok.any() else nan,
+                             int(sf_ok.sum())),
+        "tf_median_factor": (float(np.exp(np.nanmedian(np.abs(np.log(nn["tf_ratio"]))))) if tf_ok.any() else nan,
+                             int(tf_ok.sum())),
+        "rf_centre_p90_err_deg": (float(np.nanpercentile(nn["rf_err"], 90)) if rf_ok.any() else nan,
+                                  int(rf_ok.sum())),
+    }
+    return values, extra
+
+
 def validate(n_neurons: int = 200, seed: int = 0, quick: bool = True, mouse: TwinLike | None = None,
-             progress: ProgressCallback | None = None, show_progress: bool = True) -> ValidationReport:
+             progress: ProgressCallback | None = None, show_progress: bool = True,
+             reliability: pd.DataFrame | None = None) -> ValidationReport:
     """Run the protocol above on ``SyntheticMouse(seed, n_neurons)`` (or a given mouse with ``.truth``) and score
-    it against the targets. ``quick`` uses coarser grids and shorter presentations (about 4× faster)."""
+    it against the targets. ``quick`` uses coarser grids and shorter presentations (about 4× faster).
+
+    Every metric is reported on all neurons (``value``, ``n``, ``passed``) and on the neurons passing the paper's
+    inclusion thresholds (:mod:`.inclusion`; ``value_included``, ``n_included``, ``passed_included``), judged by
+    ``reliability`` (per-unit cc_abs, cc_max, cc_norm indexed by readout id; default: the twin's units table).
+    Without any reliability (the synthetic mouse itself) the included columns are NaN."""
     if mouse is None:
         if int(n_neurons) < 10:
             raise ValueError(f"n_neurons must be ≥ 10 for meaningful population statistics, got {n_neurons}")
@@ -128,37 +197,27 @@ def validate(n_neurons: int = 200, seed: int = 0, quick: bool = True, mouse: Twi
     neurons["sf_ratio"] = neurons["pref_sf"] / neurons["true_sf"]
     neurons["tf_ratio"] = neurons["pref_tf"] / neurons["true_tf"]
 
-    ds_sel = neurons["true_gdsi"] >= 0.2
-    os_sel = neurons["true_gosi"] >= 0.2
-    ok = np.isfinite(neurons["gosi"]) & np.isfinite(neurons["true_gosi"])
-    sf_ok = np.isfinite(neurons["sf_ratio"])
-    within = (neurons["sf_ratio"] < 1.5) & (neurons["sf_ratio"] > 1 / 1.5)
-    values = {
-        "pref_dir_median_err_deg": (float(np.nanmedian(neurons.loc[ds_sel, "dir_err"])), int(ds_sel.sum())),
-        "pref_ori_median_err_deg": (float(np.nanmedian(neurons.loc[os_sel, "ori_err"])), int(os_sel.sum())),
-        "gosi_pearson_r": (float(np.corrcoef(neurons.loc[ok, "gosi"], neurons.loc[ok, "true_gosi"])[0, 1]),
-                           int(ok.sum())),
-        "rf_centre_median_err_deg": (float(np.nanmedian(neurons["rf_err"])), int(np.isfinite(neurons["rf_err"]).sum())),
-        "sf_within_1.5x_fraction": (float(within[sf_ok].mean()), int(sf_ok.sum())),
-    }
+    rel = (twin_reliability(mouse) if reliability is None else reliability).reindex(neurons.index)
+    for col in ("cc_abs", "cc_max", "cc_norm"):
+        neurons[col] = rel[col].to_numpy(float) if col in rel.columns else np.nan
+    judged = bool(np.isfinite(neurons["cc_max"]).any())
+    if judged:  # the paper's thresholds; orientation metrics also need the twin's gOSI above its threshold
+        neurons["included"] = inclusion(neurons["cc_max"], neurons["cc_abs"])["included"].to_numpy()
+        ori = inclusion(neurons["cc_max"], neurons["cc_abs"], neurons["gosi"])
+        neurons["included_ori"], neurons["excluded_because"] = ori["included"].to_numpy(), ori["reason"].to_numpy()
+    everyone = pd.Series(True, index=neurons.index)
+    all_values, all_extra = _metrics(neurons, everyone, everyone)
+    inc_values, inc_extra = (_metrics(neurons, neurons["included"], neurons["included_ori"]) if judged
+                             else ({k: (np.nan, 0) for k in all_values}, {k: (np.nan, 0) for k in all_extra}))
     rows = []
-    for k, (v, n) in values.items():
+    for k, (v, n) in all_values.items():
         op, target = TARGETS[k]
-        passed = v <= target if op == "≤" else v >= target
-        rows.append({"metric": k, "value": v, "target": f"{op} {target:g}", "passed": bool(passed), "n": n})
-    okd = np.isfinite(neurons["gdsi"])
-    extra = pd.DataFrame([
-        {"metric": "gdsi_pearson_r", "value": float(np.corrcoef(neurons.loc[okd, "gdsi"],
-                                                                 neurons.loc[okd, "true_gdsi"])[0, 1]), "n": int(okd.sum())},
-        {"metric": "osi_pearson_r (fit vs true)", "value": float(np.corrcoef(
-            np.nan_to_num(neurons["osi_fit"]), neurons["true_osi"])[0, 1]), "n": len(neurons)},
-        {"metric": "sf_median_factor", "value": float(np.exp(np.nanmedian(np.abs(np.log(neurons["sf_ratio"]))))),
-         "n": int(sf_ok.sum())},
-        {"metric": "tf_median_factor", "value": float(np.exp(np.nanmedian(np.abs(np.log(neurons["tf_ratio"]))))),
-         "n": int(np.isfinite(neurons["tf_ratio"]).sum())},
-        {"metric": "rf_centre_p90_err_deg", "value": float(np.nanpercentile(neurons["rf_err"], 90)),
-         "n": int(np.isfinite(neurons["rf_err"]).sum())},
-    ])
+        vi, ni = inc_values[k]
+        rows.append({"metric": k, "value": v, "target": f"{op} {target:g}", "passed": _meets(v, op, target),
+                     "n": n, "value_included": vi, "n_included": ni,
+                     "passed_included": _meets(vi, op, target) if judged else np.nan})
+    extra = pd.DataFrame([{"metric": k, "value": v, "n": n, "value_included": inc_extra[k][0],
+                           "n_included": inc_extra[k][1]} for k, (v, n) in all_extra.items()])
     return ValidationReport(table=pd.DataFrame(rows), neurons=neurons, extra=extra,
                             datasets={"receptive_fields": rf, "sf_tf_tuning": sftf, "direction_tuning": dt},
                             twin_id=str(getattr(mouse, "id", "synthetic")))
@@ -177,7 +236,12 @@ def plot_validation(report: ValidationReport) -> Any:
                                   float(np.nanmax([xs[good].max(), ys[good].max()])))
         diag = hv.Curve([(lo, lo), (hi, hi)], f"true {title}", f"measured {title}").opts(color="grey",
                                                                                       line_dash="dashed")
-        pts = hv.Scatter((xs[good], ys[good]), f"true {title}", f"measured {title}").opts(size=4, alpha=0.6)
+        kept = n["included"].to_numpy(bool) if "included" in n else np.ones(len(n), bool)
+        pts = hv.Scatter((xs[good & kept], ys[good & kept]), f"true {title}", f"measured {title}",
+                         label="included" if (~kept).any() else "").opts(size=4, alpha=0.6)
+        if (~kept).any():  # the neurons below the paper's inclusion thresholds, greyed
+            pts = hv.Scatter((xs[good & ~kept], ys[good & ~kept]), f"true {title}", f"measured {title}",
+                             label="excluded").opts(size=4, alpha=0.5, color="lightgrey") * pts
         return (diag * pts).opts(title=title, width=300, height=300, logx=log, logy=log)
 
     freq, edges = np.histogram(n["rf_err"].dropna(), bins=20)

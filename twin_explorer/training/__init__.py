@@ -1,4 +1,5 @@
-"""Training twins on synthetic-mouse recordings: the demo twin, its accuracy report, adapting to a new mouse.
+"""Training twins on synthetic-mouse recordings: the demo twin, its accuracy report, adapting to a new mouse, and a
+foundation core shared by several mice (:mod:`.foundation`).
 
 Trained twins are saved and loaded in the demo twin's format, :mod:`twin_explorer.twins.demo`. The training loop is
 ``twin_explorer.training.train.train`` (the package attribute ``train`` is that module)."""

@@ -102,10 +102,14 @@ class _TwinWithTruth:
         return getattr(self._twin, name)
 
 
-def tuning_vs_truth(twin: TwinLike, mouse: SyntheticMouse, seed: int = 0, progress: bool = True) -> ValidationReport:
+def tuning_vs_truth(twin: TwinLike, mouse: SyntheticMouse, seed: int = 0, progress: bool = True,
+                    reliability: pd.DataFrame | None = None) -> ValidationReport:
     """The ground-truth validation protocol (RF dots, SF×TF, direction tuning) on the twin, scored against the
-    mouse's truth. Returns the ``ValidationReport`` (its ``table`` holds the headline metrics)."""
-    return validate(mouse=_TwinWithTruth(twin, mouse.truth()), seed=seed, quick=True, show_progress=progress)
+    mouse's truth, on all neurons and on those passing the paper's inclusion thresholds (judged by
+    ``reliability``: per-unit cc_abs/cc_max/cc_norm; default the twin's units table). Returns the
+    ``ValidationReport`` (its ``table`` holds the headline metrics)."""
+    return validate(mouse=_TwinWithTruth(twin, mouse.truth()), seed=seed, quick=True, show_progress=progress,
+                    reliability=reliability)
 
 
 def full_report(twin: TwinLike, cache: RecordingCache, out_dir: str | Path, progress: bool = True, tuning: bool = True) -> dict:
@@ -134,7 +138,7 @@ def full_report(twin: TwinLike, cache: RecordingCache, out_dir: str | Path, prog
     fam = family_accuracy(twin, mouse, progress=progress)
     result["families"] = fam.to_dict(orient="records")
     if tuning:
-        rep = tuning_vs_truth(twin, mouse, progress=progress)
+        rep = tuning_vs_truth(twin, mouse, progress=progress, reliability=per_unit)  # this report's held-out CCs
         result["tuning_vs_truth"] = rep.table.to_dict(orient="records")
         result["tuning_vs_truth_extra"] = rep.extra.to_dict(orient="records")
         rep.neurons.to_csv(out / "tuning_vs_truth_neurons.csv", index=False)

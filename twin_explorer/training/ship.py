@@ -19,6 +19,7 @@ import xarray as xr
 
 from ..engine.twin import Twin
 from ..model import Network
+from ..experiments.inclusion import THRESHOLDS_SENTENCE
 from ..experiments.metrics import twin_performance
 from ..twins.demo import load_demo_twin, load_network, read_metadata, save_network
 from .data import RecordingCache
@@ -168,7 +169,10 @@ def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
                   "protocol and targets as the ground-truth proof, `experiments.validate`, which the synthetic mouse "
                   "itself passes):", "",
                   _table(rep["tuning_vs_truth"] + rep.get("tuning_vs_truth_extra", []),
-                         ["metric", "value", "target", "passed", "n"])]
+                         ["metric", "value", "n", "value_included", "n_included", "target", "passed",
+                          "passed_included"]),
+                  "*value*: all neurons; *value_included*: the neurons passing the paper's inclusion thresholds "
+                  "(`experiments.inclusion`). " + THRESHOLDS_SENTENCE, ""]
         if (out / "tuning_vs_truth.png").exists():
             lines += ["![twin vs truth, one dot per neuron](tuning_vs_truth.png)", ""]
     if (out / "adaptation.csv").exists():

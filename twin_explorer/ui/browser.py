@@ -15,6 +15,8 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
+from twin_explorer.experiments.inclusion import THRESHOLDS_SENTENCE
+
 from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, get_anatomy, twin_cc
 
 # Columns formatted with few decimals so the table stays readable; integers (ids) without thousands separators.
@@ -121,7 +123,8 @@ class NeuronBrowser(pn.viewable.Viewer):
         self.table.header_filters = {c: self._header_filter(df[c]) for c in df.columns}
         which = twin_cc(self.state.twin).name
         self.table.header_tooltips = {"CC": _CC_HELP.get(which, f"prediction accuracy ({which})"),
-                                      "cc_max": _CC_MAX_HELP, "skeleton": _SKELETON_HELP}
+                                      "cc_max": _CC_MAX_HELP, "skeleton": _SKELETON_HELP,
+                                      "included": THRESHOLDS_SENTENCE.replace(" (greyed)", "")}
         self.table.value = df
         self._on_focus()
 

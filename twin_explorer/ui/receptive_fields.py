@@ -19,6 +19,7 @@ from twin_explorer.experiments import plot_receptive_field, receptive_fields
 from twin_explorer.monitor import DEFAULT_MONITOR
 
 from .experiment import ExperimentView, job_progress, split_layout
+from .reliability import opacity, reliability_lines
 from .state import ExplorerState, deferred, twin_truth
 from .tasks import Job
 
@@ -91,6 +92,7 @@ class ReceptiveFieldView(ExperimentView):
         if truth is not None and unit in truth.index and "rf_az_deg" in truth.columns:
             lines.append(f"\nGround truth centre: ({truth.loc[unit, 'rf_az_deg']:.1f}°, "
                          f"{truth.loc[unit, 'rf_el_deg']:.1f}°)")
+        lines += reliability_lines(self.state.twin, unit)
         self.summary.object = "\n".join(lines)
 
     def _centre_map(self, ds: Any) -> Any:
@@ -103,14 +105,18 @@ class ReceptiveFieldView(ExperimentView):
         left, right, bottom, top = DEFAULT_MONITOR.extent_deg
         outline = hv.Curve([(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)],
                            "azimuth (°)", "elevation (°)").opts(color="grey")
-        pts = hv.Points({"azimuth (°)": az[ok], "elevation (°)": el[ok], "area": area[ok], "unit": ids[ok]},
-                        ["azimuth (°)", "elevation (°)"], ["area", "unit"]).opts(
-            color="area", cmap="Category10", size=6, alpha=0.8, tools=["hover", "tap"], legend_position="bottom")
+        alpha = 0.8 * opacity(self.state.twin, ids[ok])  # neurons below the paper's thresholds drawn faint
+        pts = hv.Points({"azimuth (°)": az[ok], "elevation (°)": el[ok], "area": area[ok], "unit": ids[ok],
+                         "opacity": alpha}, ["azimuth (°)", "elevation (°)"], ["area", "unit", "opacity"]).opts(
+            color="area", cmap="Category10", size=6, alpha="opacity", tools=["hover", "tap"],
+            legend_position="bottom")
         self._tap.source = pts
         self._centres = np.c_[az[ok], el[ok]], ids[ok]
         # the frame's width fixed and the legend below: with data_aspect=1 a fixed width and height grew the figure
         # past a 1280 px window
-        return (outline * pts).opts(title="RF centres over the screen by area (click a neuron)", frame_width=420,
+        title = "RF centres over the screen by area (click a neuron" + ("; faint: below the paper's inclusion "
+                                                                         "thresholds)" if (alpha < 0.8).any() else ")")
+        return (outline * pts).opts(title=title, frame_width=420,
                                     data_aspect=1)
 
     def _on_tap(self, x: float | None = None, y: float | None = None) -> None:

@@ -17,6 +17,7 @@ import panel as pn
 import param
 
 from ..engine.contract import TwinLike
+from ..experiments.inclusion import inclusion, twin_reliability
 from ..twins import available_scans, demo_available, load_twin
 from .tasks import RESULTS
 
@@ -213,7 +214,8 @@ def coregistration(units: pd.DataFrame, anatomy: Any = None) -> pd.DataFrame:
 
 
 def unit_table(twin: TwinLike, anatomy: Any = None) -> pd.DataFrame:
-    """One row per readout: the twin's unit ids, area and layer, its per-unit accuracy ``CC``, the coregistration
+    """One row per readout: the twin's unit ids, area and layer, its per-unit accuracy ``CC`` and ``included``
+    (the paper's inclusion thresholds, when the twin ships cc_max/cc_abs), the coregistration
     with ``anatomy`` (``coregistered``, ``nucleus_id``, ``skeleton``; see :func:`get_anatomy`) and, where a ground
     truth exists, the true tuning as ``true_*``."""
     units = twin.units
@@ -226,8 +228,12 @@ def unit_table(twin: TwinLike, anatomy: Any = None) -> pd.DataFrame:
         tuned = [c for c in _TRUTH_COLUMNS if c in truth.columns]
         table = table.join(truth[placed]).join(truth[tuned].add_prefix("true_"))
     table = table.assign(CC=twin_cc(twin).reindex(table.index).to_numpy())
+    rel = twin_reliability(twin)
+    if np.isfinite(rel["cc_max"].to_numpy()).any():  # the paper's thresholds, where the twin ships cc_max/cc_abs
+        table["included"] = inclusion(rel["cc_max"], rel["cc_abs"], index=rel.index)["included"].reindex(table.index)
     table = table.join(coregistration(units, anatomy))
-    first = [c for c in ("session", "scan_idx", "unit_id", "area", "layer", "CC", "coregistered", "nucleus_id",
+    first = [c for c in ("session", "scan_idx", "unit_id", "area", "layer", "CC", "included", "coregistered",
+                         "nucleus_id",
                         "skeleton")
              if c in table.columns]
     table = table[first + [c for c in table.columns if c not in first]]

@@ -16,17 +16,20 @@ import panel as pn
 import param
 
 from twin_explorer.engine.contract import TwinLike
-from twin_explorer.experiments import (direction_tuning, plot_direction_tuning, plot_tuning_population,
-                                       preferred_sf_tf)
+from twin_explorer.experiments import (direction_tuning, monet2_direction_tuning, plot_direction_tuning,
+                                       plot_tuning_population, preferred_sf_tf)
 from twin_explorer.experiments.plotting import angle_cmap
 
 from .experiment import ALL, ExperimentView, job_progress, split_layout
+from .reliability import opacity, reliability_lines
 from .state import ExplorerState, deferred, twin_truth
 from .tasks import Job
 
 __all__ = ["TuningView", "split_layout"]
 
 FIXED, PREFERRED = "fixed (below)", "each neuron's preferred"
+GRATINGS, MONET2 = "drifting gratings", "directional pink noise (Monet2)"
+MONET2_TRIALS = 2  # Monet2 movies (other noise, other direction order) averaged in the view
 TUNING_BATCH = 4  # condition videos per predict call in the view (progress granularity vs shared work)
 
 
@@ -44,8 +47,11 @@ def _direction_progress(job: Job, n_dirs: int, offset: float, share: float):
 class TuningView(ExperimentView):
     """Direction tuning of the twin's neurons; usable alone: ``TuningView(twin)``, then ``.run(wait=True)``."""
 
+    stimulus = param.Selector(default=GRATINGS, objects=[GRATINGS, MONET2], label="Stimulus",
+                              doc="Drifting gratings, or directional pink noise (Monet2: one epoch of coherent, "
+                                  "oriented motion per direction), the paper's two tuning protocols.")
     directions = param.Selector(default=12, objects=[8, 12, 16, 24], label="Directions",
-                                doc="Number of drifting-grating directions.")
+                                doc="Number of motion directions.")
     sf_tf = param.Selector(default=FIXED, objects=[FIXED, PREFERRED], label="Spatial / temporal frequency",
                            doc="One SF/TF for every neuron, or each neuron's own preferred SF/TF (from the ground "
                                "truth where the twin has one, else measured; rounded to octaves). Slower: one set "
@@ -55,7 +61,8 @@ class TuningView(ExperimentView):
     tf_hz = param.Number(default=2.0, bounds=(0.5, 8.0), step=0.5, label="Temporal frequency (Hz)",
                          doc="Temporal frequency (Hz).")
     duration_s = param.Number(default=1.0, bounds=(0.5, 4.0), step=0.5, label="Duration per direction (s)",
-                              doc="Grating duration per direction (s).")
+                              doc="Time per direction (s): the grating's duration, or the Monet2 direction slot "
+                                  "(coherent motion fills half of it).")
     contrast = param.Number(default=1.0, bounds=(0.05, 1.0), step=0.05, label="Contrast (0–1)",
                             doc="Grating contrast.")
 
@@ -65,7 +72,7 @@ class TuningView(ExperimentView):
         super().__init__(twin, state, **params)
         self.run_button = pn.widgets.Button(label="Measure tuning", color="primary", width=160)
         self.run_button.on_click(lambda _e: self.run())
-        self.controls = pn.Param(self, parameters=["directions", "sf_tf", "sf_cpd", "tf_hz", "duration_s", "contrast",
+        self.controls = pn.Param(self, parameters=["stimulus", "directions", "sf_tf", "sf_cpd", "tf_hz", "duration_s", "contrast",
                                                    "scope"], sort=False,
                                  widgets={p: {"throttled": True} for p in ("sf_cpd", "tf_hz", "duration_s", "contrast")},
                                  show_name=False, width=300)
@@ -86,11 +93,15 @@ class TuningView(ExperimentView):
         self._on_sf_tf()
         self._load_cached()
 
-    @param.depends("sf_tf", watch=True)
+    @param.depends("sf_tf", "stimulus", watch=True)
     def _on_sf_tf(self) -> None:
-        """The fixed SF/TF sliders do nothing when each neuron's preferred SF/TF is used: disable them."""
+        """The fixed SF/TF sliders do nothing when each neuron's preferred SF/TF is used, and the grating controls
+        nothing for Monet2 noise: disable them."""
+        noise = self.stimulus == MONET2
         for name in ("sf_cpd", "tf_hz"):
-            self.controls._widgets[name].disabled = self.sf_tf == PREFERRED
+            self.controls._widgets[name].disabled = self.sf_tf == PREFERRED or noise
+        for name in ("sf_tf", "contrast"):
+            self.controls._widgets[name].disabled = noise
 
     def run(self, wait: bool = False) -> bool:
         """Measure in the background (see :meth:`ExperimentView.run`); the "press Measure" hint goes at once."""
@@ -99,12 +110,19 @@ class TuningView(ExperimentView):
 
     # ---- computation -------------------------------------------------------------------------------
     def experiment_params(self) -> dict[str, Any]:
+        if self.stimulus == MONET2:
+            return {"stimulus": "monet2", "directions": int(self.directions), "slot_s": float(self.duration_s),
+                    "trials": MONET2_TRIALS, "units": self.scoped_units()}
         per_unit = self.sf_tf == PREFERRED
         return {"directions": int(self.directions), "sf_cpd": None if per_unit else float(self.sf_cpd),
                 "tf_hz": None if per_unit else float(self.tf_hz), "sf_tf": "preferred" if per_unit else "fixed",
                 "duration_s": float(self.duration_s), "contrast": float(self.contrast), "units": self.scoped_units()}
 
     def compute(self, twin: TwinLike, params: dict[str, Any], job: Job) -> Any:
+        if params.get("stimulus") == "monet2":
+            kw = {k: v for k, v in params.items() if k != "stimulus"}
+            return monet2_direction_tuning(twin, **kw, batch_size=1, show_progress=False, cancel=job.cancel_event,
+                                           progress=job_progress(job, "Monet2 movie"))
         kw = {k: v for k, v in params.items() if k != "sf_tf"}
         offset, share, source = 0.0, 1.0, "fixed"
         if params["sf_tf"] == "preferred":  # each neuron's preference: the truth where known, else measured
@@ -169,6 +187,11 @@ class TuningView(ExperimentView):
             if has_truth:
                 line += f" {float(truth.loc[unit, tkey]):.3g} |" if tkey and tkey in truth.columns else " |"
             lines.append(line)
+        if ds.attrs.get("experiment") == "monet2_direction_tuning":
+            lines.append(f"\nMeasured with directional pink noise (Monet2), {ds.sizes['trial']} movies of "
+                         f"{ds.sizes['direction']} motion epochs; the ground truth is defined with gratings at the "
+                         "neuron's own SF/TF.")
+            return "\n".join(lines + reliability_lines(self.state.twin, unit, float(u["gosi"])))
         sf = float(u["sf_cpd"]) if "sf_cpd" in u else float(self.sf_cpd)
         tf = float(u["tf_hz"]) if "tf_hz" in u else float(self.tf_hz)
         source = {"truth": " (its true preference, rounded to an octave)",
@@ -182,6 +205,7 @@ class TuningView(ExperimentView):
                 lines.append("⚠ These gratings are far from the neuron's preferred SF/TF, so its measured indices "
                              "can be much lower than the truth: set *SF / TF* to *each neuron's preferred* and "
                              "measure again.")
+        lines += reliability_lines(self.state.twin, unit, float(u["gosi"]) if "gosi" in u else None)
         return "\n".join(lines)
 
     def _direction_map(self) -> Any:
@@ -191,15 +215,21 @@ class TuningView(ExperimentView):
         measured = self._measured[self._measured.index.isin(table.index)]
         ids = measured.index.to_numpy()
         df = table.loc[ids, ["x_um", "y_um"]].assign(pref_dir=measured["pref_dir"].to_numpy(),
-                                                     gdsi=measured["gdsi"].to_numpy(), unit=ids)
+                                                     gdsi=measured["gdsi"].to_numpy(), unit=ids,
+                                                     opacity=opacity(self.state.twin, ids))
         rest = table.loc[~table.index.isin(ids), ["x_um", "y_um"]]
         n, total = len(ids), len(table)
         self.map_note.object = ("" if n == total else
                                 f"{n} of {total} neurons measured so far (grey: not yet). Set *Scope* to "
                                 f"*{ALL}* and press **Measure tuning** to fill the map.")
         background = hv.Points(rest, ["x_um", "y_um"]).opts(color="lightgrey", size=4, alpha=0.6)
-        pts = hv.Points(df, ["x_um", "y_um"], ["pref_dir", "gdsi", "unit"]).opts(
+        faint = bool((df["opacity"] < 1).any())
+        if faint:
+            self.map_note.object += ("\n\nFaint: neurons below the paper's inclusion thresholds (cc_max > 0.4, "
+                                     "cc_abs > 0.2).")
+        pts = hv.Points(df, ["x_um", "y_um"], ["pref_dir", "gdsi", "unit", "opacity"]).opts(
             color="pref_dir", cmap=list(angle_cmap()), clim=(0, 360), size=6 if n > 50 else 9, colorbar=True,
+            alpha="opacity",
             tools=["hover", "tap"], clabel="preferred direction (°)")
         self._tap.source = pts
         self._map_ids = df[["x_um", "y_um"]].to_numpy(), ids
