@@ -2,11 +2,12 @@
 
 Prints, from one run on this machine: frames/s of the MICrONS configuration (U = 10,000 by default)
 through the engine (chunked: stateless stages over all frames at once, only the recurrence frame by
-frame) and through a straightforward frame-by-frame loop of the same modules (the reference's
-structure), for 1 video and a batch; their ratio and the batch's gain over one video at a time; FLOPs
-per frame (counted from the architecture, :mod:`.flops`); the machine's measured sgemm peak and the
-fraction of it reached; the parity of the two paths; and the reference implementation (``fnn``) on the
-same weights and videos when it is importable. The GPU path has its own benchmark (:mod:`.gpu`).
+frame) and through a straightforward frame-by-frame loop of the same modules, for batches of 1, 4 and
+N videos; the batch's gain over one video at a time; FLOPs per frame (counted from the architecture,
+:mod:`.flops`); the machine's measured sgemm peak and the fraction of it reached; and, on every batch,
+the reference implementation (``fnn``, assembled by :mod:`.reference`) on the same weights and videos
+when it is importable, with the engine/reference ratio and their parity. The GPU path has its own
+benchmark (:mod:`.gpu`).
 """
 
 from __future__ import annotations
