@@ -97,29 +97,29 @@ class ProcessCluster:
     def __enter__(self) -> "ProcessCluster":
         self._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                     "--scheduler-file", str(self.file))
-        deadline = time.monotonic() + self.timeout_s
-        while not self.file.exists():
-            if time.monotonic() > deadline or self.procs[0].poll() is not None:
-                raise RuntimeError(f"dask scheduler did not start: {(self.logs / 'scheduler.log').read_text()}")
-            time.sleep(0.1)
-        # each worker pinned to "its GPU" as on a GPU machine (CUDA_VISIBLE_DEVICES + the GPU resource)
+        # the workers start at once, importing while the scheduler starts: ``--scheduler-file`` makes a worker wait
+        # for the file to appear. Each is pinned to "its GPU" as on a GPU machine (CUDA_VISIBLE_DEVICES + the GPU
+        # resource)
         self.workers = [self._spawn(f"worker{i}", "worker", "--scheduler-file", str(self.file), "--nthreads", "1",
                                     "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}",
                                     "--resources", "GPU=1", "--death-timeout", str(int(self.timeout_s)),
                                     env={**WORKER_ENV, "CUDA_VISIBLE_DEVICES": str(i)})
                         for i in range(self.n_workers)]
+        deadline = time.monotonic() + self.timeout_s
+        while not self.file.exists():
+            if time.monotonic() > deadline or self.procs[0].poll() is not None:
+                self.__exit__()
+                raise RuntimeError(f"dask scheduler did not start: {(self.logs / 'scheduler.log').read_text()}")
+            time.sleep(0.05)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # the test has asserted everything by now: stop at once rather than wait for graceful shutdowns
         for proc in reversed(self.procs):
             if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait(timeout=10)
+        for proc in self.procs:
+            proc.wait(timeout=10)
 
 
 def test_separate_processes_survive_a_killed_worker_and_resume(tmp_path):

@@ -320,7 +320,8 @@ def test_batch_buckets_pad_passes_without_changing_results(twin, video):
 
 def test_passes_are_equal_in_size(twin):
     """A batch larger than the budget runs in equal passes (one kernel shape, no one-video tail), and on CPU a pass
-    holds up to 16 videos even past the budget (smaller passes were slower than the frame-by-frame loop)."""
+    holds up to 16 video-frames even past the default budget (smaller passes were slower than the frame-by-frame
+    loop, and batches slower than one video at a time)."""
     from twin_explorer.engine.chunks import estimate_frame_bytes
 
     per_frame = estimate_frame_bytes(twin.network, 6)
@@ -332,4 +333,5 @@ def test_passes_are_equal_in_size(twin):
     guided.memory_budget_bytes = 5 * per_frame
     assert guided.chunk_plan(40, 10, 6) == (14, 1)  # 3 passes of ≤ 16 videos, equal in size
     assert guided.chunk_plan(16, 10, 6) == (16, 1)  # never split below 16 videos on CPU (as the frame loop)
-    assert guided.chunk_plan(1, 10, 6) == (1, 5)
+    assert guided.chunk_plan(1, 10, 6) == (1, 10)  # one video: up to 16 frames a pass
+    assert guided.chunk_plan(4, 10, 6) == (4, 4)  # 4 videos: 4 frames a pass, not 1

@@ -25,17 +25,20 @@ def register(app: typer.Typer) -> None:
     def engine(
         units: int = typer.Option(10_000, min=1, help="Readout units of the MICrONS network."),
         frames: int = typer.Option(10, min=2, help="Frames per video."),
-        batch: int = typer.Option(16, min=1, help="Videos per batch (batch 1 is always measured too)."),
+        batch: int = typer.Option(16, min=1, help="Videos per batch (batches 1 and 4 are always measured too)."),
         device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, mps (default: the best available)."),
         threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: torch's choice)."),
         budget_mb: Optional[float] = typer.Option(None, min=1, help="Activation memory budget of a pass (default: "
                                                                     "the engine's for the device)."),
+        reference: bool = typer.Option(True, help="Also time the reference implementation (fnn) on every batch "
+                                                  "when it is installed."),
     ) -> None:
-        """Frames/s of the MICrONS network through the engine vs a frame-by-frame loop, FLOPs, sgemm peak."""
+        """Frames/s of the MICrONS network through the engine vs a frame-by-frame loop and the reference
+        implementation, FLOPs, sgemm peak."""
         run_engine_bench = load("bench", "run_engine_bench")
 
         run_engine_bench(units=units, frames=frames, batch=batch, device=device, threads=threads,
-                         budget_mb=budget_mb)
+                         budget_mb=budget_mb, reference_impl=reference)
 
     @bench.command()
     def demo(

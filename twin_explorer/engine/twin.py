@@ -28,8 +28,8 @@ from .contract import TwinMetadata, validate_behaviour, validate_stimuli
 from .devices import autocast_dtype, disable_tf32, resolve_device, tune_cpu_allocator
 from .graphs import BUCKETS, GraphedSteps, bucket_for, pad_batch
 
-#: videos a CPU pass may hold even when that exceeds the memory budget (see Twin.chunk_plan)
-CPU_MIN_VIDEOS_PER_PASS = 16
+#: video-frames a CPU pass may hold even when that exceeds the default memory budget (see Twin.chunk_plan)
+CPU_MIN_VIDEO_FRAMES_PER_PASS = 16
 #: what a twin's ``truth()`` calls: the ground truth behind it (a DataFrame indexed by readout_id) or None
 TruthProvider = Callable[[], "pd.DataFrame | None"]
 
@@ -168,10 +168,11 @@ class Twin:
         per_frame = estimate_frame_bytes(self.network, n_units)
         frame_videos = max(1, self.memory_budget_bytes // per_frame)
         if self.device.type == "cpu" and self.budget_is_default:
-            # measured (MICrONS network, 2 cores): a pass of one frame of 16 videos ran 1.6-2.2x the frames/s of
-            # passes of 4; splitting a batch below that to meet the budget cost more speed than the memory it saved
-            # (the frame-by-frame loop, which holds the whole batch, was faster than the engine: 0.86x)
-            frame_videos = max(frame_videos, min(n_videos, CPU_MIN_VIDEOS_PER_PASS))
+            # measured (MICrONS network, 10,000 units, 2 cores): a pass of one frame of 16 videos ran 1.6-2.2x the
+            # frames/s of passes of 4, and 4 videos ran 1.8x faster in passes of 4 frames than of 1 frame (then
+            # slower than one video at a time); a single video gained 1.3x from 8 frames a pass over 5. Below
+            # 16 video-frames a pass, meeting the budget cost more speed than the memory it saved
+            frame_videos = max(frame_videos, CPU_MIN_VIDEO_FRAMES_PER_PASS)
         if self.batch_buckets:
             frame_videos = min(frame_videos, BUCKETS[-1])
         # equal passes: 16 videos in a budget of 5 run as 4 passes of 4, not 5 + 5 + 5 + 1 (one shape, no tail)

@@ -27,11 +27,28 @@ def temporal_conv(layer: StreamLayer, x: torch.Tensor, history: torch.Tensor | N
     taps = layer.taps
     if history is None:
         history = x.new_zeros(x.shape[:2] + (taps - 1,) + x.shape[3:]).contiguous(memory_format=memory_layout(x))
-    full = torch.cat([history, x], 2)
+    full = cat_frames(history, x)
     p = layer.padding
     y = conv3d(full, layer.kernel(), layer.bias(), padding=(0, p, p), groups=layer.streams * layer.in_groups)
+    tail = full[:, :, -(taps - 1):]
+    if full.shape[2] <= 2 * (taps - 1):  # a short pass: the view pins little, and the next pass copies it anyway
+        return y, tail
     # a compact copy in x's layout: a strided view would pin the whole chunk and fall out of channels-last
-    return y, full[:, :, -(taps - 1):].contiguous(memory_format=memory_layout(x))
+    return y, tail.contiguous(memory_format=memory_layout(x))
+
+
+def cat_frames(history: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``torch.cat([history, x], 2)`` in x's memory layout. For channels-last operands the result is allocated and
+    filled slice by slice: torch.cat takes a strided path there that was measured 2-4x slower than two copies."""
+    layout = memory_layout(x)
+    if layout is not CHANNELS_LAST:
+        return torch.cat([history, x], 2)
+    t = history.shape[2]
+    full = torch.empty(x.shape[:2] + (t + x.shape[2],) + x.shape[3:], dtype=x.dtype, device=x.device,
+                       memory_format=layout)
+    full[:, :, :t].copy_(history)
+    full[:, :, t:].copy_(x)
+    return full
 
 
 def avg_pool_hw(x: torch.Tensor, k: int) -> torch.Tensor:
