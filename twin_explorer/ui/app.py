@@ -34,6 +34,11 @@ EXTENSIONS = ("tabulator", "plotly")
 #: instead of Bokeh's default 15-17 s, so a class opening and closing tabs does not pile sessions up.
 SERVE_OPTIONS: dict[str, Any] = {"check_unused_sessions_milliseconds": 2000,
                                  "unused_session_lifetime_milliseconds": 3000}
+#: How long a new session waits for its page to connect before that sweep may drop it. Bokeh counts an unused
+#: session's lifetime from its creation, so without this a page whose scripts took over 3 s to load (a class
+#: opening the app at once) found its session gone and the server built it a second one: twice the CPU per page,
+#: and the first session's objects served nobody.
+CONNECT_GRACE_S = 120.0
 
 
 def serve_offline() -> None:
@@ -129,6 +134,29 @@ class Explorer(pn.viewable.Viewer):
         return pn.Column(pn.Row(*self.sidebar()), self.tabs, sizing_mode="stretch_width")
 
 
+def hold_until_connected(doc: Any, grace_s: float | None = None) -> None:
+    """Exempt the new server session of ``doc`` from the unused-session sweep until its page has loaded (Panel's
+    onload), at most ``grace_s`` (default :data:`CONNECT_GRACE_S`); after that a closed page's session goes within
+    :data:`SERVE_OPTIONS`' seconds."""
+    grace_s = CONNECT_GRACE_S if grace_s is None else grace_s
+    context, held, loaded = doc.session_context, [], []
+
+    def block() -> None:  # next tick: the ServerSession exists once the document is initialised
+        session = context.session
+        if session is not None and not held and not loaded:
+            session.block_expiration()
+            held.append(session)
+
+    def unblock() -> None:
+        loaded.append(True)
+        if held:
+            held.pop().unblock_expiration()
+
+    doc.add_next_tick_callback(block)
+    doc.add_timeout_callback(unblock, int(grace_s * 1000))
+    pn.state.onload(unblock)
+
+
 def _same_number(text: str, value: Any) -> bool:
     """Whether the link's text is the value the URL sync parsed from it (then the message quotes the text as typed)."""
     try:
@@ -173,6 +201,7 @@ def create_app(twin: Any = None, anatomy: Any = None) -> pn.template.BootstrapTe
             explorer.open_view("Neurons")
     if pn.state.curdoc is not None and getattr(pn.state.curdoc, "session_context", None) is not None:
         key = session_key()
+        hold_until_connected(pn.state.curdoc)
 
         def release(_context: Any) -> None:
             release_session(key)
