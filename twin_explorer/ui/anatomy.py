@@ -294,7 +294,8 @@ class AnatomyView(pn.viewable.Viewer):
             self.header, self.error, self.notice,
             pn.Row(self.color_select, pn.Column(self.info, self.neuroglancer, sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
-            pn.Row(self.top_pane, self.side_pane),
-            pn.Row(self.morph_pane, self.plot3d),
+            # wrapped rows: side by side in a wide window, one under the other where two do not fit (1280 px)
+            pn.FlexBox(self.top_pane, self.side_pane, flex_wrap="wrap", sizing_mode="stretch_width"),
+            pn.FlexBox(self.morph_pane, self.plot3d, flex_wrap="wrap", sizing_mode="stretch_width"),
             pn.pane.Markdown("**Synaptic partners** (click a coregistered partner to focus it)"), self.partners,
             sizing_mode="stretch_width")

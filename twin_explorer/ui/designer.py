@@ -27,9 +27,10 @@ from twin_explorer.stimuli import FAMILIES, INTERACTIVE_FAMILIES
 from .controls import ParamControls
 from .state import ExplorerState, deferred
 from .tasks import INTERACTIVE, RESULTS, in_session, session_key
+from .upload import VideoUpload
 
 # Parameters not offered as widgets (set by the app, or not meaningful to edit here).
-_HIDDEN = {"name", "monitor"}
+_HIDDEN = {"name", "monitor", "path"}  # path: an uploaded video's stored file
 MAX_PREVIEW_DURATION_S = 10.0  # longest stimulus the designer previews (the library itself allows MAX_DURATION_S)
 PREVIEW_DURATION_S = 1.0
 # Starting values that keep each family's preview short (the library's defaults suit full experiments).
@@ -159,6 +160,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         # so Bokeh never re-walks the app's model graph (HoloViews plots cost a walk plus ~50 ms per redraw)
         self.heatmap = pn.pane.Bokeh(self._heat_figure(), sizing_mode="stretch_width")
         self.traces = pn.pane.Bokeh(self._trace_figure(), sizing_mode="stretch_width")
+        self.upload = VideoUpload(self.use_video, max_s=MAX_PREVIEW_DURATION_S)
         self.downloads = pn.Column(
             pn.widgets.FileDownload(callback=self._export_mp4, filename="stimulus.mp4", label="Stimulus .mp4",
                                     width=140),
@@ -185,6 +187,20 @@ class StimulusDesigner(pn.viewable.Viewer):
             stim.param.watch(lambda _e: self.update(), [n for n in stim.param if n not in _HIDDEN])
             self._stimuli[self.family] = stim
         return self._stimuli[self.family]
+
+    def use_video(self, stim: Any, filename: str = "") -> None:
+        """Show the user's video ``stim`` (a ``VideoFile``, e.g. from the upload) as the family "VideoFile"."""
+        if "VideoFile" not in self._families:
+            self._families["VideoFile"] = type(stim)
+            self.param.family.objects = [*self.param.family.objects, "VideoFile"]
+        stim.param.watch(lambda _e: self.update(), [n for n in stim.param if n not in _HIDDEN])
+        self._stimuli["VideoFile"] = stim
+        self._controls.pop("VideoFile", None)
+        if self.family == "VideoFile":  # a second video replaces the first
+            self._build_params()
+            self.update()
+        else:
+            self.family = "VideoFile"
 
     @param.depends("family", watch=True)
     def _on_family(self) -> None:
@@ -427,7 +443,7 @@ class StimulusDesigner(pn.viewable.Viewer):
 
     # ---- layout ------------------------------------------------------------------------------------
     def controls(self) -> pn.Column:
-        return pn.Column(self.family_select, self.param_box,
+        return pn.Column(self.family_select, self.param_box, self.upload,
                          pn.pane.Markdown("**Behaviour** (standardised units)", margin=(10, 10, 0, 10)),
                          self.behaviour_box, width=320)
 
