@@ -80,10 +80,10 @@ class Explorer(pn.viewable.Viewer):
         self._update_summary()
         self.closed = False
         self.views = {title: view(state=self.state) for title, view in VIEWS}
-        # Not dynamic: a dynamic tab detaches its hidden views' models, and Panel then sends their updates
-        # with CDN stylesheet URLs (console errors offline); all views are built anyway.
+        # Dynamic: a view's Bokeh models are made when its tab first opens (most of a new session's server cost
+        # was making every tab's models at page load), and a hidden tab's models leave the page.
         self.tabs = pn.Tabs(*[(self._tab_title(title, view), view) for title, view in self.views.items()],
-                            dynamic=False, sizing_mode="stretch_width")
+                            dynamic=True, sizing_mode="stretch_width")
 
     @staticmethod
     def _tab_title(title: str, view: Any) -> str:
