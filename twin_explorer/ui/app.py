@@ -79,11 +79,19 @@ class Explorer(pn.viewable.Viewer):
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
         self.closed = False
-        self.views = {title: view(state=self.state) for title, view in VIEWS}
+        # a view with a ``shown`` parameter draws its plots only once its tab opens (first tab open at start)
+        self.views = {title: view(state=self.state, **({"shown": i == 0} if "shown" in view.param else {}))
+                      for i, (title, view) in enumerate(VIEWS)}
         # Dynamic: a view's Bokeh models are made when its tab first opens (most of a new session's server cost
         # was making every tab's models at page load), and a hidden tab's models leave the page.
         self.tabs = pn.Tabs(*[(self._tab_title(title, view), view) for title, view in self.views.items()],
                             dynamic=True, sizing_mode="stretch_width")
+        self.tabs.param.watch(self._sync_shown, "active")
+
+    def _sync_shown(self, *_events: Any) -> None:
+        for i, view in enumerate(self.views.values()):
+            if "shown" in view.param:
+                view.shown = i == self.tabs.active
 
     @staticmethod
     def _tab_title(title: str, view: Any) -> str:
