@@ -33,9 +33,6 @@ from .upload import VideoUpload
 _HIDDEN = {"name", "monitor", "path"}  # path: an uploaded video's stored file
 MAX_PREVIEW_DURATION_S = 10.0  # longest stimulus the designer previews (the library itself allows MAX_DURATION_S)
 PREVIEW_DURATION_S = 1.0
-#: Times the animated preview repeats after being shown (then it rests on its last frame; an endlessly looping GIF
-#: kept an idle page busy decoding and painting frames). Clicking it plays it again.
-PREVIEW_REPEATS = 2
 # Starting values that keep each family's preview short (the library's defaults suit full experiments).
 PREVIEW_DEFAULTS: dict[str, dict[str, Any]] = {
     "GaussianDots": {"spacing_deg": 40.0, "dot_s": 0.2, "isi_s": 0.1, "polarity": "on"},
@@ -96,8 +93,8 @@ def preview_gif(frames: np.ndarray, fps: float, step: int = 2) -> bytes:
     small = np.ascontiguousarray(frames[:, ::step, ::step])
     images = [Image.fromarray(f, mode="L") for f in small]
     buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=1000.0 / fps,
-                   loop=PREVIEW_REPEATS, optimize=False)
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0,
+                   optimize=False)
     return buf.getvalue()
 
 
@@ -119,19 +116,13 @@ _WATCH_VISIBILITY = (
     "document.addEventListener('visibilitychange',set);}")
 
 
-# A click plays the preview again: the still frame for a moment, then the animation anew (same image, restarted).
-_REPLAY = ("var i=this;i.setAttribute('src',i.dataset.still);"
-           "setTimeout(function(){i.setAttribute('src',i.dataset.anim);},60);")
-
-
 def preview_html(frames: np.ndarray, fps: float) -> str:
-    """An ``<img>`` that animates the stimulus (GIF, played 1 + PREVIEW_REPEATS times; a click replays it) while
-    visible and shows its first frame (PNG) otherwise."""
+    """An ``<img>`` that animates the stimulus (GIF) while visible and shows its first frame (PNG) otherwise."""
     gif = "data:image/gif;base64," + base64.b64encode(preview_gif(frames, fps)).decode()
     still = "data:image/png;base64," + base64.b64encode(_still_png(frames[0])).decode()
     return (f'<img class="te-preview" width="384" height="216" alt="stimulus preview" src="{still}" '
             f'data-still="{still}" data-anim="{gif}" style="image-rendering:pixelated" '
-            f'title="stimulus preview (click to play again)" onclick="{_REPLAY}" onload="{_WATCH_VISIBILITY}">')
+            f'onload="{_WATCH_VISIBILITY}">')
 
 
 class StimulusDesigner(pn.viewable.Viewer):
