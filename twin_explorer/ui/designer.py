@@ -106,23 +106,34 @@ def _still_png(frame: np.ndarray, step: int = 2) -> bytes:
     return buf.getvalue()
 
 
+#: The animated preview plays this many times each time it comes into view (or is clicked), then shows its still
+#: frame: a looping GIF costs the browser CPU on every frame, also on a page left idle.
+PREVIEW_PLAYS = 3
+
 # Shows the still frame while the preview is off screen (another tab, scrolled away) or the page is hidden, and the
-# animation only while it can be seen: a looping GIF costs the browser CPU on every frame even when nobody looks.
-# Set up from the image's own onload (scripts in an HTML pane do not run; event attributes do), once per image.
+# animation while it can be seen, for data-play-ms (then the still frame; a click, a return to view or to the page
+# plays it again). Set up from the image's own onload (scripts in an HTML pane do not run; event attributes do),
+# once per image.
 _WATCH_VISIBILITY = (
-    "if(!this.__te){this.__te=1;var i=this,seen=false,set=function(){var s=(seen&&!document.hidden)?"
-    "i.dataset.anim:i.dataset.still;if(i.getAttribute('src')!==s)i.setAttribute('src',s);};"
-    "new IntersectionObserver(function(es){seen=es[es.length-1].isIntersecting;set();}).observe(i);"
-    "document.addEventListener('visibilitychange',set);}")
+    "if(!this.__te){this.__te=1;var i=this,seen=false,done=false,t=null,set=function(){"
+    "var a=seen&&!document.hidden&&!done,s=a?i.dataset.anim:i.dataset.still;"
+    "if(i.getAttribute('src')!==s){i.setAttribute('src',s);clearTimeout(t);"
+    "if(a)t=setTimeout(function(){done=true;set();},+i.dataset.playMs);}};"
+    "new IntersectionObserver(function(es){var now=es[es.length-1].isIntersecting;if(now&&!seen)done=false;"
+    "seen=now;set();}).observe(i);"
+    "document.addEventListener('visibilitychange',function(){if(!document.hidden)done=false;set();});"
+    "i.addEventListener('click',function(){done=false;set();});}")
 
 
 def preview_html(frames: np.ndarray, fps: float) -> str:
-    """An ``<img>`` that animates the stimulus (GIF) while visible and shows its first frame (PNG) otherwise."""
+    """An ``<img>`` that animates the stimulus (GIF) :data:`PREVIEW_PLAYS` times when it comes into view or is
+    clicked, and shows its first frame (PNG) otherwise."""
+    play_ms = int(PREVIEW_PLAYS * 1000 * len(frames) / fps)
     gif = "data:image/gif;base64," + base64.b64encode(preview_gif(frames, fps)).decode()
     still = "data:image/png;base64," + base64.b64encode(_still_png(frames[0])).decode()
     return (f'<img class="te-preview" width="384" height="216" alt="stimulus preview" src="{still}" '
             f'data-still="{still}" data-anim="{gif}" style="image-rendering:pixelated" '
-            f'onload="{_WATCH_VISIBILITY}">')
+            f'data-play-ms="{play_ms}" title="click to play again" onload="{_WATCH_VISIBILITY}">')
 
 
 class StimulusDesigner(pn.viewable.Viewer):
