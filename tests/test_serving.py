@@ -130,6 +130,7 @@ def test_sessions_are_independent_and_released_on_close(monkeypatch):
         real_close(self)
 
     monkeypatch.setattr(app_module.Explorer, "close", close)
+    monkeypatch.setattr(app_module, "CONNECT_GRACE_S", 0.5)  # these sessions' pages never connect
 
     def factory():
         page = app_module.create_app(twin)
@@ -157,3 +158,30 @@ def test_sessions_are_independent_and_released_on_close(monkeypatch):
         closed.clear()
         gc.collect()
         assert all(ref() is None for ref in states), "a closed session's state is still referenced"
+
+
+def test_a_new_session_waits_for_its_page_to_connect(monkeypatch):
+    """A page slower to connect than the unused-session lifetime keeps its session (before, the sweep dropped it and
+    the server built the page a second session); one that never connects is released after the grace period."""
+    from benchmarks.browser import serve_app
+    from twin_explorer.ui import app as app_module
+    from twin_explorer.ui.state import get_twin, unit_table
+
+    twin = get_twin("synthetic")
+    unit_table(twin)
+    pages = []
+    monkeypatch.setattr(app_module, "CONNECT_GRACE_S", 4.0)
+
+    def factory():
+        pages.append(app_module.create_app(twin))
+        return pages[-1]
+
+    with serve_app(factory, check_unused_sessions_milliseconds=200, unused_session_lifetime_milliseconds=300) as url:
+        assert b"twin_explorer" in urllib.request.urlopen(url, timeout=300).read()
+        created = time.monotonic()
+        time.sleep(2.0)  # several sweeps past the 0.3 s lifetime, no page connected
+        assert len(pages) == 1 and not pages[0].explorer.closed, "an unconnected new session was swept at once"
+        deadline = created + 60
+        while not pages[0].explorer.closed and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pages[0].explorer.closed and time.monotonic() - created >= 4.0, "not released after the grace period"

@@ -65,6 +65,7 @@ class AnatomyView(pn.viewable.Viewer):
 
     color = param.Selector(default="pref_dir", objects=["pref_dir", "gOSI", "cc_norm", "area", "layer", "cell_type"],
                            doc="Property colouring somata and synapses.")
+    shown = param.Boolean(default=True, doc="False while the view's tab is hidden: its plots are made when shown.")
 
     def __init__(self, twin: Any = None, state: ExplorerState | None = None, anatomy: Any = None,
                  **params: Any) -> None:
@@ -94,6 +95,7 @@ class AnatomyView(pn.viewable.Viewer):
         self.state.param.watch(deferred(self._show_unit), "unit")
         self.state.param.watch(lambda _e: self._refresh(), ["twin", "tuning"])
         self.state.param.watch(lambda _e: self._load(), "anatomy")
+        self._stale = False  # plots owed to the view since it was hidden
         self._load()
 
     # ---- loading and errors --------------------------------------------------------------------------------------
@@ -143,8 +145,17 @@ class AnatomyView(pn.viewable.Viewer):
             tuning = ds[["osi", "dsi", "gosi", "gdsi", "pref_dir", "pref_ori"]].to_dataframe()
         return self.anatomy.population(self.state.twin.units, tuning)
 
+    @param.depends("shown", watch=True)
+    def _on_shown(self) -> None:
+        if self.shown and self._stale:
+            self._stale = False
+            self._refresh()
+
     @param.depends("color", watch=True)
     def _refresh(self) -> None:
+        if not self.shown:  # a hidden tab (a new session's, mostly): drawn when it opens
+            self._stale = True
+            return
         self.error.visible = self.notice.visible = False
         if self.anatomy is None:
             self.top_pane.object = self.side_pane.object = None
@@ -221,6 +232,9 @@ class AnatomyView(pn.viewable.Viewer):
         return None
 
     def _show_unit(self) -> None:
+        if not self.shown:
+            self._stale = True
+            return
         if self.anatomy is None:
             return
         unit = self.state.unit
@@ -294,7 +308,8 @@ class AnatomyView(pn.viewable.Viewer):
             self.header, self.error, self.notice,
             pn.Row(self.color_select, pn.Column(self.info, self.neuroglancer, sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
-            pn.Row(self.top_pane, self.side_pane),
-            pn.Row(self.morph_pane, self.plot3d),
+            # wrapped rows: side by side in a wide window, one under the other where two do not fit (1280 px)
+            pn.FlexBox(self.top_pane, self.side_pane, flex_wrap="wrap", sizing_mode="stretch_width"),
+            pn.FlexBox(self.morph_pane, self.plot3d, flex_wrap="wrap", sizing_mode="stretch_width"),
             pn.pane.Markdown("**Synaptic partners** (click a coregistered partner to focus it)"), self.partners,
             sizing_mode="stretch_width")

@@ -34,6 +34,11 @@ EXTENSIONS = ("tabulator", "plotly")
 #: instead of Bokeh's default 15-17 s, so a class opening and closing tabs does not pile sessions up.
 SERVE_OPTIONS: dict[str, Any] = {"check_unused_sessions_milliseconds": 2000,
                                  "unused_session_lifetime_milliseconds": 3000}
+#: How long a new session waits for its page to connect before that sweep may drop it. Bokeh counts an unused
+#: session's lifetime from its creation, so without this a page whose scripts took over 3 s to load (a class
+#: opening the app at once) found its session gone and the server built it a second one: twice the CPU per page,
+#: and the first session's objects served nobody.
+CONNECT_GRACE_S = 120.0
 
 
 def serve_offline() -> None:
@@ -74,11 +79,19 @@ class Explorer(pn.viewable.Viewer):
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
         self.closed = False
-        self.views = {title: view(state=self.state) for title, view in VIEWS}
-        # Not dynamic: a dynamic tab detaches its hidden views' models, and Panel then sends their updates
-        # with CDN stylesheet URLs (console errors offline); all views are built anyway.
+        # a view with a ``shown`` parameter draws its plots only once its tab opens (first tab open at start)
+        self.views = {title: view(state=self.state, **({"shown": i == 0} if "shown" in view.param else {}))
+                      for i, (title, view) in enumerate(VIEWS)}
+        # Dynamic: a view's Bokeh models are made when its tab first opens (most of a new session's server cost
+        # was making every tab's models at page load), and a hidden tab's models leave the page.
         self.tabs = pn.Tabs(*[(self._tab_title(title, view), view) for title, view in self.views.items()],
-                            dynamic=False, sizing_mode="stretch_width")
+                            dynamic=True, sizing_mode="stretch_width")
+        self.tabs.param.watch(self._sync_shown, "active")
+
+    def _sync_shown(self, *_events: Any) -> None:
+        for i, view in enumerate(self.views.values()):
+            if "shown" in view.param:
+                view.shown = i == self.tabs.active
 
     @staticmethod
     def _tab_title(title: str, view: Any) -> str:
@@ -129,6 +142,29 @@ class Explorer(pn.viewable.Viewer):
         return pn.Column(pn.Row(*self.sidebar()), self.tabs, sizing_mode="stretch_width")
 
 
+def hold_until_connected(doc: Any, grace_s: float | None = None) -> None:
+    """Exempt the new server session of ``doc`` from the unused-session sweep until its page has loaded (Panel's
+    onload), at most ``grace_s`` (default :data:`CONNECT_GRACE_S`); after that a closed page's session goes within
+    :data:`SERVE_OPTIONS`' seconds."""
+    grace_s = CONNECT_GRACE_S if grace_s is None else grace_s
+    context, held, loaded = doc.session_context, [], []
+
+    def block() -> None:  # next tick: the ServerSession exists once the document is initialised
+        session = context.session
+        if session is not None and not held and not loaded:
+            session.block_expiration()
+            held.append(session)
+
+    def unblock() -> None:
+        loaded.append(True)
+        if held:
+            held.pop().unblock_expiration()
+
+    doc.add_next_tick_callback(block)
+    doc.add_timeout_callback(unblock, int(grace_s * 1000))
+    pn.state.onload(unblock)
+
+
 def _same_number(text: str, value: Any) -> bool:
     """Whether the link's text is the value the URL sync parsed from it (then the message quotes the text as typed)."""
     try:
@@ -173,6 +209,7 @@ def create_app(twin: Any = None, anatomy: Any = None) -> pn.template.BootstrapTe
             explorer.open_view("Neurons")
     if pn.state.curdoc is not None and getattr(pn.state.curdoc, "session_context", None) is not None:
         key = session_key()
+        hold_until_connected(pn.state.curdoc)
 
         def release(_context: Any) -> None:
             release_session(key)

@@ -27,9 +27,10 @@ from twin_explorer.stimuli import FAMILIES, INTERACTIVE_FAMILIES
 from .controls import ParamControls
 from .state import ExplorerState, deferred
 from .tasks import INTERACTIVE, RESULTS, in_session, session_key
+from .upload import VideoUpload
 
 # Parameters not offered as widgets (set by the app, or not meaningful to edit here).
-_HIDDEN = {"name", "monitor"}
+_HIDDEN = {"name", "monitor", "path"}  # path: an uploaded video's stored file
 MAX_PREVIEW_DURATION_S = 10.0  # longest stimulus the designer previews (the library itself allows MAX_DURATION_S)
 PREVIEW_DURATION_S = 1.0
 # Starting values that keep each family's preview short (the library's defaults suit full experiments).
@@ -105,23 +106,34 @@ def _still_png(frame: np.ndarray, step: int = 2) -> bytes:
     return buf.getvalue()
 
 
+#: The animated preview plays this many times each time it comes into view (or is clicked), then shows its still
+#: frame: a looping GIF costs the browser CPU on every frame, also on a page left idle.
+PREVIEW_PLAYS = 3
+
 # Shows the still frame while the preview is off screen (another tab, scrolled away) or the page is hidden, and the
-# animation only while it can be seen: a looping GIF costs the browser CPU on every frame even when nobody looks.
-# Set up from the image's own onload (scripts in an HTML pane do not run; event attributes do), once per image.
+# animation while it can be seen, for data-play-ms (then the still frame; a click, a return to view or to the page
+# plays it again). Set up from the image's own onload (scripts in an HTML pane do not run; event attributes do),
+# once per image.
 _WATCH_VISIBILITY = (
-    "if(!this.__te){this.__te=1;var i=this,seen=false,set=function(){var s=(seen&&!document.hidden)?"
-    "i.dataset.anim:i.dataset.still;if(i.getAttribute('src')!==s)i.setAttribute('src',s);};"
-    "new IntersectionObserver(function(es){seen=es[es.length-1].isIntersecting;set();}).observe(i);"
-    "document.addEventListener('visibilitychange',set);}")
+    "if(!this.__te){this.__te=1;var i=this,seen=false,done=false,t=null,set=function(){"
+    "var a=seen&&!document.hidden&&!done,s=a?i.dataset.anim:i.dataset.still;"
+    "if(i.getAttribute('src')!==s){i.setAttribute('src',s);clearTimeout(t);"
+    "if(a)t=setTimeout(function(){done=true;set();},+i.dataset.playMs);}};"
+    "new IntersectionObserver(function(es){var now=es[es.length-1].isIntersecting;if(now&&!seen)done=false;"
+    "seen=now;set();}).observe(i);"
+    "document.addEventListener('visibilitychange',function(){if(!document.hidden)done=false;set();});"
+    "i.addEventListener('click',function(){done=false;set();});}")
 
 
 def preview_html(frames: np.ndarray, fps: float) -> str:
-    """An ``<img>`` that animates the stimulus (GIF) while visible and shows its first frame (PNG) otherwise."""
+    """An ``<img>`` that animates the stimulus (GIF) :data:`PREVIEW_PLAYS` times when it comes into view or is
+    clicked, and shows its first frame (PNG) otherwise."""
+    play_ms = int(PREVIEW_PLAYS * 1000 * len(frames) / fps)
     gif = "data:image/gif;base64," + base64.b64encode(preview_gif(frames, fps)).decode()
     still = "data:image/png;base64," + base64.b64encode(_still_png(frames[0])).decode()
     return (f'<img class="te-preview" width="384" height="216" alt="stimulus preview" src="{still}" '
             f'data-still="{still}" data-anim="{gif}" style="image-rendering:pixelated" '
-            f'onload="{_WATCH_VISIBILITY}">')
+            f'data-play-ms="{play_ms}" title="click to play again" onload="{_WATCH_VISIBILITY}">')
 
 
 class StimulusDesigner(pn.viewable.Viewer):
@@ -159,6 +171,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         # so Bokeh never re-walks the app's model graph (HoloViews plots cost a walk plus ~50 ms per redraw)
         self.heatmap = pn.pane.Bokeh(self._heat_figure(), sizing_mode="stretch_width")
         self.traces = pn.pane.Bokeh(self._trace_figure(), sizing_mode="stretch_width")
+        self.upload = VideoUpload(self.use_video, max_s=MAX_PREVIEW_DURATION_S)
         self.downloads = pn.Column(
             pn.widgets.FileDownload(callback=self._export_mp4, filename="stimulus.mp4", label="Stimulus .mp4",
                                     width=140),
@@ -185,6 +198,20 @@ class StimulusDesigner(pn.viewable.Viewer):
             stim.param.watch(lambda _e: self.update(), [n for n in stim.param if n not in _HIDDEN])
             self._stimuli[self.family] = stim
         return self._stimuli[self.family]
+
+    def use_video(self, stim: Any, filename: str = "") -> None:
+        """Show the user's video ``stim`` (a ``VideoFile``, e.g. from the upload) as the family "VideoFile"."""
+        if "VideoFile" not in self._families:
+            self._families["VideoFile"] = type(stim)
+            self.param.family.objects = [*self.param.family.objects, "VideoFile"]
+        stim.param.watch(lambda _e: self.update(), [n for n in stim.param if n not in _HIDDEN])
+        self._stimuli["VideoFile"] = stim
+        self._controls.pop("VideoFile", None)
+        if self.family == "VideoFile":  # a second video replaces the first
+            self._build_params()
+            self.update()
+        else:
+            self.family = "VideoFile"
 
     @param.depends("family", watch=True)
     def _on_family(self) -> None:
@@ -427,7 +454,7 @@ class StimulusDesigner(pn.viewable.Viewer):
 
     # ---- layout ------------------------------------------------------------------------------------
     def controls(self) -> pn.Column:
-        return pn.Column(self.family_select, self.param_box,
+        return pn.Column(self.family_select, self.param_box, self.upload,
                          pn.pane.Markdown("**Behaviour** (standardised units)", margin=(10, 10, 0, 10)),
                          self.behaviour_box, width=320)
 

@@ -1,0 +1,85 @@
+"""The designer's video upload: a video becomes the stimulus shown; an empty, too large, non-video or unreadable file
+shows why and the previous stimulus stays."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+pn = pytest.importorskip("panel")
+
+from twin_explorer.stimuli import save_mp4  # noqa: E402
+from twin_explorer.ui.designer import MAX_PREVIEW_DURATION_S, StimulusDesigner  # noqa: E402
+from twin_explorer.ui.state import ExplorerState, get_twin  # noqa: E402
+from twin_explorer.ui.upload import ACCEPTED_UPLOADS, video_from_upload  # noqa: E402
+
+
+def _npy_bytes(frames: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, frames)
+    return buf.getvalue()
+
+
+def _ramp(n: int = 20) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(n, 36, 64), dtype=np.uint8)
+
+
+@pytest.fixture
+def designer(monkeypatch, tmp_path):
+    monkeypatch.setenv("TWIN_EXPLORER_CACHE", str(tmp_path / "cache"))
+    return StimulusDesigner(state=ExplorerState(get_twin("synthetic")))
+
+
+@pytest.mark.parametrize("data, name, why", [
+    (b"", "", "no file was chosen"),
+    (b"hello", "notes.txt", "'notes.txt' is not a video file (extension '.txt')"),
+    (b"", "clip.mp4", "'clip.mp4' is empty"),
+    (b"x" * (2**20 + 1), "big.mp4", "'big.mp4' is 1.0 MB, over the 1 MB limit"),
+    (b"not a video at all" * 10, "clip.mp4", "cannot read 'clip.mp4' as a video"),
+    (b"\x93NUMPY garbage", "frames.npy", "cannot read 'frames.npy' as a video"),
+])
+def test_malformed_uploads_are_refused_with_the_reason(tmp_path, data, name, why):
+    with pytest.raises(ValueError) as info:
+        video_from_upload(data, name, max_s=10.0, folder=tmp_path, max_bytes=2**20)
+    assert why in str(info.value)
+    assert str(tmp_path) not in str(info.value)  # the stored file's path is not the user's business
+    if "is not a video file" in why or "no file" in why:
+        assert ACCEPTED_UPLOADS in str(info.value)
+
+
+def test_an_uploaded_video_is_cut_to_the_preview_length(tmp_path):
+    stim = video_from_upload(_npy_bytes(_ramp(30 * 12)), "long.npy", max_s=MAX_PREVIEW_DURATION_S, folder=tmp_path)
+    assert stim.duration == pytest.approx(MAX_PREVIEW_DURATION_S)
+    mp4 = tmp_path / "in.mp4"
+    save_mp4(_ramp(30), mp4)
+    stim = video_from_upload(mp4.read_bytes(), "clip.mp4", max_s=MAX_PREVIEW_DURATION_S, folder=tmp_path)
+    assert stim.render().shape[0] == 30 and stim.duration == pytest.approx(1.0)
+
+
+def test_designer_shows_an_upload_and_keeps_it_when_the_next_is_malformed(designer):
+    upload = designer.upload
+    before, shown = designer.stimulus, designer._result
+    assert not upload.receive(b"garbage" * 100, "clip.mp4")  # nothing valid uploaded yet: the grating stays
+    assert upload.message.visible and "Upload refused" in upload.message.object
+    assert "previous stimulus is still shown" in upload.message.object
+    assert designer.family == "DriftingGrating" and designer.stimulus is before and designer._result is shown
+
+    frames = _ramp(15)
+    assert upload.receive(_npy_bytes(frames), "mine.npy")
+    assert not upload.message.visible
+    assert designer.family == "VideoFile" and "VideoFile" in designer.family_select.options
+    assert designer._result["params"]["family"] == "VideoFile"
+    assert designer._result["frames"].shape[0] == 15 and designer._result["responses"].shape[0] == 15
+    assert "path" not in designer.param_controls.widgets  # the stored file is not offered for editing
+    video, n = designer.stimulus, designer.n_updates
+
+    for data, name in ((b"", "empty.mp4"), (b"%PDF-1.4", "paper.pdf"), (b"junk" * 50, "broken.webm")):
+        assert not upload.receive(data, name)
+        assert upload.message.visible and name in upload.message.object
+        assert designer.stimulus is video and designer.n_updates == n and designer.family == "VideoFile"
+    # the previous families still work after a video
+    designer.family = "DriftingGrating"
+    assert designer._result["params"]["family"] == "DriftingGrating" and designer.stimulus is before
