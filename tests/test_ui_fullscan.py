@@ -141,3 +141,21 @@ def test_scan_picker_offers_every_scan_and_survives_a_broken_one(monkeypatch, mu
     assert explorer.twin_message.visible and "microns 9-6" in explorer.twin_message.object
     assert explorer.state.twin_name == "microns 8-5" and explorer.state.twin.n_units == 6
     assert explorer.twin_select.value == "microns 8-5"
+
+
+def test_soma_maps_are_binned_above_max_points(monkeypatch):
+    from twin_explorer.ui.anatomy import responsive_soma_map
+
+    rng = np.random.default_rng(0)
+    n = 300
+    pop = pd.DataFrame({"x_um": rng.uniform(0, 500, n), "z_um": rng.uniform(0, 500, n),
+                        "depth_um": rng.uniform(0, 800, n), "pref_dir": rng.uniform(0, 360, n),
+                        "area": rng.choice(["V1", "LM"], n)}, index=pd.Index(np.arange(n), name="readout_id"))
+    assert isinstance(responsive_soma_map(pop, "area", "top", "Somata"), hv.Points)
+    monkeypatch.setattr(raster, "MAX_POINTS", 100)
+    by_dir = responsive_soma_map(pop, "pref_dir", "side", "Somata")
+    counts = responsive_soma_map(pop, "area", "top", "Somata")
+    assert isinstance(by_dir, hv.Image) and isinstance(counts, hv.Image)
+    assert np.nansum(counts.dimension_values(2)) == n  # every soma counted once
+    values = by_dir.dimension_values(2)
+    assert np.nanmin(values) >= 0 and np.nanmax(values) < 360 and "300 somata" in by_dir.opts.get().kwargs["title"]
