@@ -263,7 +263,10 @@ class TuningView(ExperimentView):
                                     cmap=["lightgrey", "lightgrey"])
             layers = background.opts(alpha=0.6, **({"color": "lightgrey", "size": 4, "tools": []}
                                                   if isinstance(background, hv.Points) else {})) * pts
-        binned = " (binned: colour = circular mean per bin)" if isinstance(pts, hv.Image) else ""
+        binned = ", binned" if isinstance(pts, hv.Image) else ""
+        if binned:  # the title has no room for it
+            self.map_note.object += (" " if self.map_note.object else "") + \
+                f"{n} neurons binned on the map: colour = circular mean of the preferred directions per bin."
         return layers.opts(width=460, height=420, data_aspect=1, xlabel="x (µm)", ylabel="y (µm)",
                            title=f"Preferred direction over cortex ({n}/{total}{binned}; click a neuron)")
 
