@@ -89,3 +89,18 @@ def test_gpu_bench_refuses_without_a_gpu(monkeypatch):
         run_gpu_bench(units=10, frames=2)
     with pytest.raises(ValueError, match="needs a CUDA device"):
         run_gpu_bench(units=10, frames=2, device="cpu")
+
+
+def test_explorer_bench_refuses_bad_settings_and_is_a_command():
+    import pytest
+    from typer.testing import CliRunner
+
+    from twin_explorer.bench.explorer import run_explorer_bench
+    from twin_explorer.cli import typer_app
+
+    with pytest.raises(ValueError, match="directions ≥ 4"):
+        run_explorer_bench(directions=2)
+    with pytest.raises(ValueError, match="session-scan_idx"):
+        run_explorer_bench(scan="eight")
+    result = CliRunner().invoke(typer_app, ["bench", "explorer", "--help"])
+    assert result.exit_code == 0 and "first streamed" in result.output

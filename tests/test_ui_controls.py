@@ -174,7 +174,7 @@ def test_tuning_controls_follow_the_mode_and_count_directions(state):
 
     job = Job()
     _direction_progress(job, 12, 0.0, 1.0)(4, 12)
-    assert job.seen == (4 / 12, "direction 4/12")
+    assert job.seen[0] == 4 / 12 and job.seen[1].startswith("4 of 12 directions") and "left" in job.seen[1]
     _direction_progress(job, 12, 0.0, 1.0)(80, 216)
     assert "(12 directions × 18 distinct preferred SF/TF pairs)" in job.seen[1]
     state.selection = [int(state.twin.units.index[0])]

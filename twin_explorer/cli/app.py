@@ -21,6 +21,10 @@ def register(app: typer.Typer) -> None:
         twin: str = typer.Option(None, help="Twin to open on: 'demo', 'synthetic' or a MICrONS scan such as "
                                             "'microns 8-5'."),
         num_threads: int = typer.Option(2, min=1, help="Worker threads for UI events."),
+        bundle: Optional[Path] = typer.Option(
+            None, envvar="TWIN_EXPLORER_BUNDLE", file_okay=False,
+            help="MICrONS bundle folder whose scans the twin picker offers (default: the download cache); e.g. one "
+                 "from `twin-explorer bench make-bundle DIR --scans all`."),
         anatomy: Optional[Path] = typer.Option(
             None, envvar="TWIN_EXPLORER_ANATOMY", file_okay=False,
             help="Anatomy folder (e.g. from `twin-explorer anatomy export`) to link the twin's units to; "
@@ -30,8 +34,11 @@ def register(app: typer.Typer) -> None:
         import panel as pn
 
         from ..ui.app import SERVE_OPTIONS, create_app, serve_offline  # start-up time: Panel loads only to serve
+        from ..ui import state as explorer_state
         from ..ui.state import anatomy_is_synthetic, get_anatomy, get_twin, unit_table
 
+        if bundle is not None:
+            explorer_state.BUNDLE_DIR = str(bundle.resolve())
         folder = str(anatomy.resolve()) if anatomy is not None else None
         try:
             volume = get_anatomy(folder)

@@ -1,4 +1,4 @@
-"""``twin-explorer bench engine|demo|gpu|make-bundle``: the speed benchmarks that need no browser (they run from an
+"""``twin-explorer bench engine|demo|gpu|explorer|make-bundle``: the speed benchmarks that need no browser (they run from an
 installed wheel) and the full-size bundle they use.
 
 The browser benchmark (designer redraw, screenshots) drives Chromium and lives with the tests' browser harness in
@@ -89,6 +89,23 @@ def register(app: typer.Typer) -> None:
         precisions = ("float32", "bfloat16", "float16") if float16 else ("float32", "bfloat16")
         try:
             run_gpu_bench(units=units, frames=frames, precisions=precisions, device=device)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+
+    @bench.command()
+    def explorer(
+        bundle: Optional[Path] = typer.Option(None, file_okay=False, help="Bundle folder (default: a full-size "
+                                                                          "random-weight bundle made for the run)."),
+        scan: str = typer.Option("8-5", help="The scan to open (session-scan_idx)."),
+        directions: int = typer.Option(16, min=4, help="Directions of the all-unit tuning."),
+        duration: float = typer.Option(1.0, min=0.1, help="Seconds of grating per direction."),
+        threads: int = typer.Option(2, min=1, help="CPU threads."),
+    ) -> None:
+        """The explorer on a full scan: designer redraw, first streamed and final all-unit tuning result."""
+        run_explorer_bench = load("bench.explorer", "run_explorer_bench")
+
+        try:
+            run_explorer_bench(bundle=bundle, scan=scan, directions=directions, duration_s=duration, threads=threads)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
 

@@ -78,7 +78,7 @@ def plot_direction_tuning(ds: xr.Dataset, unit: int, polar: bool = True) -> Any:
             return np.c_[r * np.cos(np.radians(a)), r * np.sin(np.radians(a))]
         dd = np.r_[d, d[:1]]
         yy = np.r_[y, y[:1]]
-        rmax = float(max(np.nanmax(yy), np.nanmax(fit))) * 1.1
+        rmax = float(np.nanmax(np.r_[yy, fit])) * 1.1  # the fit is NaN in provisional (streamed) results
         ring = hv.Curve(xy(fine, np.full_like(fine, rmax / 2)), "x", "y").opts(color="lightgrey", line_dash="dotted")
         pts = hv.Scatter(xy(dd, yy), "x", "y").opts(size=6, color="black")
         curve = hv.Curve(xy(dd, yy), "x", "y", label="measured").opts(color="black")

@@ -22,6 +22,7 @@ Conventions
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from .grid import grating_frames
 from .provenance import provenance
 from .runner import BURN_IN_FRAMES, DEFAULT_LATENCY_S, ProgressCallback, Timing, run_conditions, window_mean
 
-__all__ = ["direction_tuning", "directions_from", "global_osi", "global_dsi", "allen_osi_dsi", "bivonmises",
+__all__ = ["direction_tuning", "directions_from", "spread_order", "partial_indices", "global_osi", "global_dsi", "allen_osi_dsi", "bivonmises",
            "fit_bivonmises", "fit_bivonmises_many", "tuning_indices", "to_v3", "from_v3"]
 
 
@@ -70,6 +71,22 @@ def directions_from(directions: int | Any) -> np.ndarray:
     if len(np.unique(np.round(arr, 6))) != arr.size:
         raise ValueError(f"directions contain duplicates (mod 360): {arr.tolist()}")
     return arr
+
+
+def spread_order(directions_deg: Any) -> np.ndarray:
+    """Indices of ``directions_deg`` in an order that covers the circle early: each next direction is the one
+    farthest from all before it (ties: the first), e.g. 0°, 180°, 90°, 270°, 45°, 135°, … for 16 directions."""
+    d = np.mod(np.asarray(directions_deg, dtype=float).ravel(), 360.0)
+    if not d.size:
+        return np.zeros(0, dtype=int)
+    order = [0]
+    gap = np.full(d.size, np.inf)
+    for _ in range(d.size - 1):
+        diff = np.abs(d - d[order[-1]])
+        gap = np.minimum(gap, np.minimum(diff, 360.0 - diff))
+        gap[order[-1]] = -1.0
+        order.append(int(np.argmax(gap)))
+    return np.asarray(order, dtype=int)
 
 
 # --- indices -------------------------------------------------------------------------------------------------
@@ -238,6 +255,39 @@ def tuning_indices(curves: np.ndarray, directions_deg: np.ndarray) -> dict[str, 
     }
 
 
+_NO_FIT = ("mu", "kappa", "phi", "amplitude", "baseline", "r2")
+
+
+def partial_indices(curves: np.ndarray, directions_deg: np.ndarray) -> dict[str, np.ndarray]:
+    """The cheap indices of :func:`tuning_indices` for curves measured at only some directions so far: osi, dsi,
+    gosi, gdsi, vector_dir/ori; ``pref_dir``/``pref_ori`` are the vector-sum angles (no fit: it needs ≥ 5
+    directions and costs seconds at 10,000 units), ``fit_*`` NaN."""
+    curves = np.asarray(curves, dtype=float)
+    d = np.asarray(directions_deg, dtype=float)
+    osi, dsi, argmax_dir = allen_osi_dsi(curves, d)
+    r = np.clip(curves, 0, None)
+    th = np.radians(d)
+    vector_dir = np.mod(np.degrees(np.angle((r * np.exp(1j * th)).sum(-1))), 360.0)
+    vector_ori = np.mod(np.degrees(np.angle((r * np.exp(2j * th)).sum(-1))) / 2, 180.0)
+    nan = np.full(len(curves), np.nan)
+    return {"osi": osi, "dsi": dsi, "gosi": global_osi(curves, d), "gdsi": global_dsi(curves, d),
+            "pref_dir": vector_dir, "pref_ori": vector_ori, "argmax_dir": argmax_dir, "vector_dir": vector_dir,
+            "vector_ori": vector_ori, "fit_osi": nan, "fit_dsi": nan, **{f"fit_{k}": nan for k in _NO_FIT}}
+
+
+def _partial_dataset(twin: TwinLike, ids: np.ndarray, dirs: np.ndarray, curves: np.ndarray, total: int
+                     ) -> xr.Dataset:
+    """A provisional direction-tuning Dataset of the directions done so far (sorted), for streaming displays."""
+    order = np.argsort(dirs)
+    dirs, curves = dirs[order], curves[:, order]
+    coords = unit_coords(twin, ids)
+    coords["direction"] = ("direction", dirs, {"units": "deg"})
+    data = {"tuning": (("unit", "direction"), curves.astype(np.float32))}
+    data.update({k: (("unit",), np.asarray(v, dtype=np.float64)) for k, v in partial_indices(curves, dirs).items()})
+    return xr.Dataset(data, coords=coords, attrs={"partial": 1, "directions_done": len(dirs),
+                                                  "directions_total": int(total)})
+
+
 # --- the experiment ------------------------------------------------------------------------------------------
 
 def _per_unit(name: str, value: Any, n: int, allow_zero: bool = False) -> np.ndarray:
@@ -257,7 +307,8 @@ def direction_tuning(twin: TwinLike, directions: int | Any = 16, sf_cpd: float |
                      aperture: tuple[float, float, float] | None = None, repeats_phase: int = 1,
                      monitor: Monitor | None = None, keep_traces: bool = True, batch_size: int | None = None,
                      progress: ProgressCallback | None = None, show_progress: bool = True,
-                     seed: int = 0, cancel: threading.Event | None = None) -> xr.Dataset:
+                     seed: int = 0, cancel: threading.Event | None = None,
+                     partial: Callable[[xr.Dataset], None] | None = None) -> xr.Dataset:
     """Drifting-grating direction tuning of every selected unit.
 
     One condition video per direction (grey pre-blank ≥ burn-in, ``duration_s`` of grating, grey tail ≥ latency),
@@ -286,21 +337,36 @@ def direction_tuning(twin: TwinLike, directions: int | Any = 16, sf_cpd: float |
     n_cond = len(dirs) * len(phases)
     total = n_cond * len(pairs)
     resp = np.empty((len(dirs), timing.total, len(ids)), dtype=np.float32)
+    order = spread_order(dirs)
+    n_phase = len(phases)
+    start, stop = timing.window(latency_s)
     for gi, (sf, tf) in enumerate(pairs):
         members = np.flatnonzero(group == gi)
-        conds = [(d, p) for d in dirs for p in phases]
+        conds = [(dirs[k], p) for k in order for p in phases]
+        raw = np.empty((len(dirs), n_phase, timing.total, len(members)), dtype=np.float32)
 
         def video(i: int, sf: float = sf, tf: float = tf, conds: list = conds) -> np.ndarray:
             d, p = conds[i]
             return timing.pad(grating_frames(d, sf, tf, duration_s, contrast=contrast, phase_deg=p,
                                              aperture=aperture, frame_rate=fr, monitor=mon)[:timing.stim])
 
-        sub = None if progress is None else (lambda done, _n, g0=gi * n_cond: progress(g0 + done, total))
-        r = run_conditions(twin, video, n_cond, ids[members], batch_size=batch_size, progress=sub,
-                           desc="direction tuning" + (f" ({gi + 1}/{len(pairs)})" if len(pairs) > 1 else ""),
-                           show_progress=show_progress, cancel=cancel)
-        resp[:, :, members] = r.reshape(len(dirs), len(phases), timing.total, -1).mean(axis=1)
-    start, stop = timing.window(latency_s)
+        def keep(i: int, r: np.ndarray, raw: np.ndarray = raw) -> np.ndarray:
+            raw[order[i // n_phase], i % n_phase] = r  # stored at its direction's place, whatever the run order
+            return np.zeros(0, dtype=np.float32)
+
+        def after_batch(done: int, _n: int, g0: int = gi * n_cond, raw: np.ndarray = raw) -> None:
+            if progress is not None:
+                progress(g0 + done, total)
+            k = done // n_phase
+            if partial is not None and len(pairs) == 1 and 0 < k < len(dirs):
+                idx = order[:k]
+                curves = window_mean(raw[idx].mean(axis=1), start, stop).T
+                partial(_partial_dataset(twin, ids, dirs[idx], curves, len(dirs)))
+
+        run_conditions(twin, video, n_cond, ids[members], batch_size=batch_size, progress=after_batch, reduce=keep,
+                       desc="direction tuning" + (f" ({gi + 1}/{len(pairs)})" if len(pairs) > 1 else ""),
+                       show_progress=show_progress, cancel=cancel)
+        resp[:, :, members] = raw.mean(axis=1)
     curves = window_mean(resp, start, stop).T  # [U, D]
     baseline = window_mean(resp, BURN_IN_FRAMES, timing.pre).mean(0) if timing.pre > BURN_IN_FRAMES else np.full(len(ids), np.nan)
     idx = tuning_indices(curves, dirs)

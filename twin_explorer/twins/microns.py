@@ -125,6 +125,15 @@ def available_scans(directory: str | os.PathLike | None = None) -> list[tuple[in
     return [(int(a), int(b)) for a, b in zip(scans["session"], scans["scan_idx"])]
 
 
+def scan_unit_counts(directory: str | os.PathLike | None = None) -> dict[tuple[int, int], int]:
+    """Units per (session, scan_idx) as the bundle's scans.csv lists them (empty when no bundle is present)."""
+    folder = bundle_dir(directory)
+    if not (folder / "scans.csv").exists():
+        return {}
+    scans = read_scans(folder)
+    return {(int(a), int(b)): int(n) for a, b, n in zip(scans["session"], scans["scan_idx"], scans["units"])}
+
+
 def load_microns(session: int, scan_idx: int, directory: str | os.PathLike | None = None,
                  device: str | None = None, **twin_options: Any) -> Twin:
     """The published twin of one scan as a :class:`~twin_explorer.engine.twin.Twin`."""

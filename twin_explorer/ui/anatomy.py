@@ -24,6 +24,7 @@ from twin_explorer.anatomy.neuroglancer import neuroglancer_link_for_neuron
 from twin_explorer.anatomy.swc import Skeleton
 from twin_explorer.anatomy.views import side_view, skeleton_3d, soma_map
 
+from . import raster
 from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, anatomy_source, deferred
 from .state import get_anatomy as state_anatomy
 
@@ -53,6 +54,23 @@ def _display_ids(df: Any) -> Any:
     """18-digit root ids as text for the browser table (JavaScript numbers lose digits beyond 2**53)."""
     big = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c]) and bool((df[c].dropna().abs() > 2**53).any())]
     return df.astype({c: str for c in big}) if big else df
+
+
+def responsive_soma_map(pop: pd.DataFrame, color: str, view: str, title: str) -> Any:
+    """:func:`soma_map` up to ``raster.MAX_POINTS`` somata; above, a binned image of the same view: per bin the
+    mean of a numeric ``color`` (circular mean for directions and orientations) or the neuron count."""
+    if len(pop) <= raster.MAX_POINTS:
+        return soma_map(pop, color=color, view=view, title=title).opts(tools=["hover", "tap"])
+    ydim = "z_um" if view == "top" else "depth_um"
+    numeric = pd.api.types.is_numeric_dtype(pop[color]) and not pd.api.types.is_bool_dtype(pop[color])
+    period = (180.0 if "ori" in color else 360.0) if numeric and ("dir" in color or "ori" in color) else None
+    image = raster.neuron_map(pop["x_um"].to_numpy(float), pop[ydim].to_numpy(float), "x_um", ydim,
+                              pop[color].to_numpy(float) if numeric else None, color if numeric else "neurons",
+                              period=period, max_points=0, cmap="twilight" if period else "viridis", colorbar=True)
+    what = f"mean {color}" if numeric else "neurons"
+    return image.opts(width=520, height=420, invert_yaxis=view == "side", xlabel="x (µm)",
+                      ylabel="z (µm)" if view == "top" else "depth below pia (µm)",
+                      title=f"{title} — {len(pop)} somata, binned ({what} per bin)")
 
 
 def _scans(keys: pd.DataFrame) -> str:
@@ -176,12 +194,10 @@ class AnatomyView(pn.viewable.Viewer):
         if not len(self._pop):
             self._notice_unlinked()
         color = next(c for c in (self.color, "area", "layer", "match") if c in self._pop.columns)
-        self.top_pane.object = soma_map(self._pop, color=color, view="top",
-                                        title="Somata from above (click a neuron)" + self._suffix()).opts(
-            tools=["hover", "tap"])
+        self.top_pane.object = responsive_soma_map(self._pop, color, "top",
+                                                   "Somata from above (click a neuron)" + self._suffix())
         self._tap_top.source = self.top_pane.object
-        self.side_pane.object = soma_map(self._pop, color=color, view="side",
-                                         title="Somata from the side" + self._suffix())
+        self.side_pane.object = responsive_soma_map(self._pop, color, "side", "Somata from the side" + self._suffix())
         self._show_unit()
 
     def _notice_unlinked(self) -> None:

@@ -24,7 +24,7 @@ from .designer import StimulusDesigner
 from .experiment import SpecView
 from .mei import MEIView
 from .receptive_fields import ReceptiveFieldView
-from .state import ExplorerState, anatomy_source, available_twins
+from .state import ExplorerState, anatomy_source, get_twin, twin_options
 from .tasks import release_session, session_key
 from .tuning import TuningView
 
@@ -63,10 +63,14 @@ class Explorer(pn.viewable.Viewer):
         super().__init__(**params)
         # The sidebar is built (and its watchers registered) before the views, so a new focus reaches the
         # sidebar first; the views redraw on the next tick (see state.deferred).
-        self.twin_select = pn.widgets.Select(label="Twin", options=list(dict.fromkeys([self.state.twin_name,
-                                             *available_twins()])), value=self.state.twin_name,
+        # every twin and every scan of the MICrONS bundle, scans labelled with their unit counts
+        self.twin_select = pn.widgets.Select(label="Twin (MICrONS: session-scan)",
+                                             options=twin_options(self.state.twin_name), value=self.state.twin_name,
                                              sizing_mode="stretch_width")
-        self.twin_select.link(self.state, value="twin_name")
+        self.twin_message = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["te-twin-message"],
+                                          sizing_mode="stretch_width")
+        self.twin_select.param.watch(lambda e: self.switch_twin(e.new), "value")
+        self.state.param.watch(lambda e: self._show_twin_name(e.new), "twin_name")
         # Typed as text and parsed here, so every malformed id gets a visible message and the focus stays put
         self.unit_input = pn.widgets.TextInput(label="Focused neuron (readout_id)", value=str(self.state.unit),
                                                sizing_mode="stretch_width")
@@ -97,6 +101,29 @@ class Explorer(pn.viewable.Viewer):
     def _tab_title(title: str, view: Any) -> str:
         """The tab's title; the anatomy tab says when its volume is the synthetic sample."""
         return f"{title} ({SYNTHETIC_LABEL})" if getattr(view, "synthetic", False) else title
+
+    def _show_twin_name(self, name: str) -> None:
+        """The state changed twin (e.g. from code): the picker follows, offering that twin if it was not listed."""
+        if name not in self.twin_select.values:
+            self.twin_select.options = twin_options(name)
+        self.twin_select.value = name
+
+    def switch_twin(self, name: str) -> bool:
+        """Open the twin (or MICrONS scan) called ``name``; if it cannot be loaded, say why next to the picker and
+        keep the current twin and everything shown for it. True if switched."""
+        if name == self.state.twin_name:
+            return True
+        try:
+            get_twin(name)  # loaded (or refused) before the state changes, so a failure leaves the page as it was
+        except Exception as exc:  # a damaged or missing bundle file: any error is shown, the session lives on
+            self.twin_message.object = (f"Could not open {name!r}: {exc}. Still showing "
+                                        f"{self.state.twin_name!r}.")
+            self.twin_message.visible = True
+            self.twin_select.value = self.state.twin_name
+            return False
+        self.twin_message.visible = False
+        self.state.twin_name = name
+        return True
 
     def focus_text(self, text: str, source: str = "") -> bool:
         """Focus the neuron whose readout_id is typed as ``text``; a bad id is reported next to the input and the
@@ -136,7 +163,7 @@ class Explorer(pn.viewable.Viewer):
         self.tabs.active = titles.index(title)
 
     def sidebar(self) -> list[Any]:
-        return [self.twin_select, self.unit_input, self.unit_message, self.summary]
+        return [self.twin_select, self.twin_message, self.unit_input, self.unit_message, self.summary]
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(pn.Row(*self.sidebar()), self.tabs, sizing_mode="stretch_width")

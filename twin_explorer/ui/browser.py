@@ -75,8 +75,9 @@ class NeuronBrowser(pn.viewable.Viewer):
     def __init__(self, twin: Any = None, state: ExplorerState | None = None, **params: Any) -> None:
         self.state = state if state is not None else ExplorerState(twin)
         super().__init__(**params)
+        # remote pagination: the server filters, sorts and sends one page, so a 100,000-unit table stays light
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(), pagination="local", page_size=15, header_filters=True, selectable=True,
+            pd.DataFrame(), pagination="remote", page_size=15, header_filters=True, selectable=True,
             disabled=True, show_index=False, sizing_mode="stretch_width", layout="fit_data_stretch",
             theme="simple", frozen_columns=["readout_id"],  # the id stays in view while the wide table scrolls
             configuration={"placeholder": "No neurons match these filters."})  # instead of a silent empty table

@@ -19,6 +19,7 @@ from twin_explorer.experiments import plot_receptive_field, receptive_fields
 from twin_explorer.monitor import DEFAULT_MONITOR
 
 from .experiment import ExperimentView, job_progress, split_layout
+from . import raster
 from .reliability import opacity, reliability_lines
 from .state import ExplorerState, deferred, twin_truth
 from .tasks import Job
@@ -105,19 +106,23 @@ class ReceptiveFieldView(ExperimentView):
         left, right, bottom, top = DEFAULT_MONITOR.extent_deg
         outline = hv.Curve([(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)],
                            "azimuth (°)", "elevation (°)").opts(color="grey")
-        alpha = 0.8 * opacity(self.state.twin, ids[ok])  # neurons below the paper's thresholds drawn faint
-        pts = hv.Points({"azimuth (°)": az[ok], "elevation (°)": el[ok], "area": area[ok], "unit": ids[ok],
-                         "opacity": alpha}, ["azimuth (°)", "elevation (°)"], ["area", "unit", "opacity"]).opts(
-            color="area", cmap="Category10", size=6, alpha="opacity", tools=["hover", "tap"],
-            legend_position="bottom")
+        alpha = 0.8 * opacity(self.state.twin, ids[ok])  # neurons below the paper's inclusion thresholds drawn faint
+        faint = " (faint: below the paper's inclusion thresholds)" if (alpha < 0.8).any() else ""
+        if ok.sum() <= raster.MAX_POINTS:
+            pts = hv.Points({"azimuth (°)": az[ok], "elevation (°)": el[ok], "area": area[ok], "unit": ids[ok],
+                             "opacity": alpha}, ["azimuth (°)", "elevation (°)"], ["area", "unit", "opacity"]).opts(
+                color="area", cmap="Category10", size=6, alpha="opacity", tools=["hover", "tap"],
+                legend_position="bottom")
+            title = f"RF centres over the screen by area (click a neuron{faint})"
+        else:  # tens of thousands of centres: a density image (a click still picks the nearest neuron)
+            pts = raster.neuron_map(az[ok], el[ok], "azimuth (°)", "elevation (°)", cmap="Blues", colorbar=True,
+                                    clabel="neurons per bin")
+            title = f"RF centres over the screen: {int(ok.sum())} neurons, binned (click a neuron)"
         self._tap.source = pts
         self._centres = np.c_[az[ok], el[ok]], ids[ok]
         # the frame's width fixed and the legend below: with data_aspect=1 a fixed width and height grew the figure
         # past a 1280 px window
-        title = "RF centres over the screen by area (click a neuron" + ("; faint: below the paper's inclusion "
-                                                                         "thresholds)" if (alpha < 0.8).any() else ")")
-        return (outline * pts).opts(title=title, frame_width=420,
-                                    data_aspect=1)
+        return (outline * pts).opts(title=title, frame_width=420, data_aspect=1)
 
     def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
         if hasattr(self, "_centres"):

@@ -18,7 +18,7 @@ import param
 
 from ..engine.contract import TwinLike
 from ..experiments.inclusion import inclusion, twin_reliability
-from ..twins import available_scans, demo_available, load_twin
+from ..twins import available_scans, demo_available, load_twin, scan_unit_counts
 from .tasks import RESULTS
 
 def _load_bokeh_backend() -> None:
@@ -120,6 +120,26 @@ def available_twins() -> list[str]:
     names.append("synthetic")
     names += microns_scans()
     return list(dict.fromkeys(names))
+
+
+def twin_options(current: str | None = None) -> dict[str, str]:
+    """The explorer's twin picker: label -> twin name for ``current`` and every :func:`available_twins` entry; a
+    MICrONS scan is labelled with its session-scan and unit count (``"microns 8-5 · 9,941 units"``)."""
+    try:
+        counts = scan_unit_counts(BUNDLE_DIR)
+    except (ValueError, OSError):  # an unreadable scans.csv: the scans are not offered (microns_scans)
+        counts = {}
+    options = {}
+    for name in dict.fromkeys([*([current] if current else []), *available_twins()]):
+        label = name
+        if name.startswith(MICRONS_PREFIX):
+            try:
+                n = counts.get(_parse_microns(name))
+            except ValueError:
+                n = None
+            label = f"{name} · {n:,} units" if n is not None else name
+        options[label] = name
+    return options
 
 
 #: Environment variable naming the anatomy folder the explorer opens (default: the bundled synthetic sample).

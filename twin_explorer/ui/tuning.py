@@ -7,6 +7,8 @@ with progress and Cancel; results are cached per twin and parameters.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import holoviews as hv
@@ -21,6 +23,7 @@ from twin_explorer.experiments import (direction_tuning, monet2_direction_tuning
 from twin_explorer.experiments.plotting import angle_cmap
 
 from .experiment import ALL, ExperimentView, job_progress, split_layout
+from .raster import neuron_map
 from .reliability import opacity, reliability_lines
 from .state import ExplorerState, deferred, twin_truth
 from .tasks import Job
@@ -33,14 +36,24 @@ MONET2_TRIALS = 2  # Monet2 movies (other noise, other direction order) averaged
 TUNING_BATCH = 4  # condition videos per predict call in the view (progress granularity vs shared work)
 
 
+def time_left(elapsed_s: float, done: int, total: int) -> str:
+    """"about 40 s left" from the pace so far (empty before anything is done)."""
+    if done <= 0 or done >= total:
+        return ""
+    left = elapsed_s / done * (total - done)
+    return f" · about {left:.0f} s left" if left < 120 else f" · about {left / 60:.1f} min left"
+
+
 def _direction_progress(job: Job, n_dirs: int, offset: float, share: float):
-    """Progress in the user's terms: directions of the one SF/TF, or directions × SF/TF pairs (one set of
-    gratings per distinct preferred pair) rather than a bare count of condition videos."""
+    """Progress in the user's terms: "k of n directions" of the one SF/TF, or directions × SF/TF pairs (one set
+    of gratings per distinct preferred pair) rather than a bare count of condition videos; with the time left."""
+    t0 = time.perf_counter()
+
     def report(done: int, total: int) -> None:
         pairs = max(1, total // max(n_dirs, 1))
-        message = (f"direction {done}/{n_dirs}" if pairs == 1 else
+        message = (f"{done} of {n_dirs} directions" if pairs == 1 else
                    f"{done}/{total} grating videos ({n_dirs} directions × {pairs} distinct preferred SF/TF pairs)")
-        job.update(offset + share * done / max(total, 1), message)
+        job.update(offset + share * done / max(total, 1), message + time_left(time.perf_counter() - t0, done, total))
     return report
 
 
@@ -88,6 +101,11 @@ class TuningView(ExperimentView):
         self._measured = pd.DataFrame(columns=["pref_dir", "gdsi"], dtype=float)
         self._tap = hv.streams.Tap(x=None, y=None)
         self._tap.add_subscriber(self._on_map_tap)
+        # streaming: the newest provisional result waiting to be drawn, and the run it belongs to
+        self._partial_lock = threading.Lock()
+        self._partial: Any = None
+        self._stream_run: object | None = None
+        self.shown: Any = None  # the Dataset on screen: the result, or a provisional one while measuring
         self.state.param.watch(deferred(self._show_unit), "unit")
         self.state.param.watch(lambda _e: self._on_twin(), "twin")
         self._on_sf_tf()
@@ -106,6 +124,7 @@ class TuningView(ExperimentView):
     def run(self, wait: bool = False) -> bool:
         """Measure in the background (see :meth:`ExperimentView.run`); the "press Measure" hint goes at once."""
         self.hint.visible = False
+        self._stream_run = object()
         return super().run(wait)
 
     # ---- computation -------------------------------------------------------------------------------
@@ -133,10 +152,28 @@ class TuningView(ExperimentView):
                 offset, share = 0.5, 0.5
         # four directions per batch: progress still moves in steps, and the batch shares its grey pre-blank
         # (one direction per batch made a 16-direction run 3× slower: 3.3 s instead of 1.1 s on 2 cores)
+        run = self._stream_run
         ds = direction_tuning(twin, **kw, batch_size=TUNING_BATCH, show_progress=False, cancel=job.cancel_event,
-                              progress=_direction_progress(job, params["directions"], offset, share))
+                              progress=_direction_progress(job, params["directions"], offset, share),
+                              partial=lambda part: self._deliver_partial(job, run, part))
         ds.attrs["sf_tf_source"] = source
         return ds
+
+    def _deliver_partial(self, job: Job, run: object | None, ds: Any) -> None:
+        """From the worker: keep only the newest provisional result and draw it on the session's next tick (a
+        redraw slower than a batch skips the provisional results it missed, never queues them)."""
+        with self._partial_lock:
+            waiting = self._partial is not None
+            self._partial = (run, ds)
+        if not waiting:
+            job.ui(self._draw_partial)
+
+    def _draw_partial(self) -> None:
+        with self._partial_lock:
+            item, self._partial = self._partial, None
+        if item is None or item[0] is not self._stream_run or self._stream_run is None:
+            return  # the final result (or another run) came first
+        self._draw(item[1])
 
     def _on_twin(self) -> None:
         self._measured = self._measured.iloc[0:0]
@@ -146,22 +183,39 @@ class TuningView(ExperimentView):
         super().clear_result()
         self.unit_pane[:], self.linear_pane[:], self.population[:] = [], [], []
         self.map_pane.object, self.indices.object, self.map_note.object = None, "", ""
+        self.shown, self._stream_run = None, None
         self.hint.visible = True
 
     def show_result(self, ds: Any) -> None:
+        self._stream_run = None  # provisional results still on their way are dropped
         if ds.sizes.get("unit", 0) == self.state.twin.n_units:
             self.state.tuning = ds  # the neuron table gains the twin's tuning columns
+        self._draw(ds)
+
+    def _draw(self, ds: Any) -> None:
+        """Draw a result, or a provisional one (``ds.attrs['partial']``: the directions measured so far)."""
+        self.shown = ds
         new = pd.DataFrame({"pref_dir": ds["pref_dir"].values, "gdsi": ds["gdsi"].values},
                            index=pd.Index(ds["unit"].values, name="unit"))
-        self._measured = pd.concat([self._measured.drop(new.index, errors="ignore"), new]).sort_index()
+        measured = pd.concat([self._measured.drop(new.index, errors="ignore"), new]).sort_index()
+        if not ds.attrs.get("partial"):  # provisional preferred directions are never kept
+            self._measured = measured
         self.hint.visible = False
         self.population[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_tuning_population(ds), (300, 240))]
-        self.map_pane.object = self._direction_map()
+        self.map_pane.object = self._direction_map(measured, self._partial_note(ds))
         self._show_unit()
+
+    @staticmethod
+    def _partial_note(ds: Any) -> str:
+        if not ds.attrs.get("partial"):
+            return ""
+        return (f"**Provisional: {ds.attrs['directions_done']} of {ds.attrs['directions_total']} directions "
+                "measured**; preferred directions are vector sums (the bi-von-Mises fit comes with the last "
+                "direction).")
 
     # ---- plots -------------------------------------------------------------------------------------
     def _show_unit(self) -> None:
-        ds, unit = self.result, self.state.unit
+        ds, unit = self.shown, self.state.unit
         if ds is None or unit is None:
             return
         if unit not in ds["unit"].values:
@@ -169,7 +223,7 @@ class TuningView(ExperimentView):
             return
         self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_direction_tuning(ds, unit, polar=True))]
         self.linear_pane[:] = [pn.pane.HoloViews(split_layout(plot_direction_tuning(ds, unit, polar=False))[0])]
-        self.indices.object = self._indices_table(ds, unit)
+        self.indices.object = "\n\n".join(filter(None, [self._partial_note(ds), self._indices_table(ds, unit)]))
 
     def _indices_table(self, ds: Any, unit: int) -> str:
         u = ds.sel(unit=unit)
@@ -208,33 +262,42 @@ class TuningView(ExperimentView):
         lines += reliability_lines(self.state.twin, unit, float(u["gosi"]) if "gosi" in u else None)
         return "\n".join(lines)
 
-    def _direction_map(self) -> Any:
+    def _direction_map(self, measured: pd.DataFrame, partial_note: str = "") -> Any:
         table = self.state.table
-        if not {"x_um", "y_um"} <= set(table.columns) or not len(self._measured):
+        if not {"x_um", "y_um"} <= set(table.columns) or not len(measured):
+            self.map_note.object = partial_note
             return None
-        measured = self._measured[self._measured.index.isin(table.index)]
+        measured = measured[measured.index.isin(table.index)]
         ids = measured.index.to_numpy()
-        df = table.loc[ids, ["x_um", "y_um"]].assign(pref_dir=measured["pref_dir"].to_numpy(),
-                                                     gdsi=measured["gdsi"].to_numpy(), unit=ids,
-                                                     opacity=opacity(self.state.twin, ids))
+        xy = table.loc[ids, ["x_um", "y_um"]].to_numpy(float)
         rest = table.loc[~table.index.isin(ids), ["x_um", "y_um"]]
         n, total = len(ids), len(table)
-        self.map_note.object = ("" if n == total else
-                                f"{n} of {total} neurons measured so far (grey: not yet). Set *Scope* to "
-                                f"*{ALL}* and press **Measure tuning** to fill the map.")
-        background = hv.Points(rest, ["x_um", "y_um"]).opts(color="lightgrey", size=4, alpha=0.6)
-        faint = bool((df["opacity"] < 1).any())
-        if faint:
+        self.map_note.object = partial_note or (
+            "" if n == total else f"{n} of {total} neurons measured so far (grey: not yet). Set *Scope* to "
+                                  f"*{ALL}* and press **Measure tuning** to fill the map.")
+        alpha = opacity(self.state.twin, ids)  # neurons below the paper's inclusion thresholds drawn faint
+        pts = neuron_map(xy[:, 0], xy[:, 1], "x_um", "y_um", measured["pref_dir"].to_numpy(), "pref_dir",
+                         vdims={"gdsi": measured["gdsi"].to_numpy(), "unit": ids, "opacity": alpha}, period=360.0,
+                         cmap=list(angle_cmap()), clim=(0, 360), size=6 if n > 50 else 9, colorbar=True,
+                         clabel="preferred direction (°)")
+        if isinstance(pts, hv.Points) and (alpha < 1).any():
+            pts = pts.opts(alpha="opacity")
             self.map_note.object += ("\n\nFaint: neurons below the paper's inclusion thresholds (cc_max > 0.4, "
                                      "cc_abs > 0.2).")
-        pts = hv.Points(df, ["x_um", "y_um"], ["pref_dir", "gdsi", "unit", "opacity"]).opts(
-            color="pref_dir", cmap=list(angle_cmap()), clim=(0, 360), size=6 if n > 50 else 9, colorbar=True,
-            alpha="opacity",
-            tools=["hover", "tap"], clabel="preferred direction (°)")
         self._tap.source = pts
-        self._map_ids = df[["x_um", "y_um"]].to_numpy(), ids
-        return (background * pts).opts(width=460, height=420, data_aspect=1, xlabel="x (µm)", ylabel="y (µm)",
-                                       title=f"Preferred direction over cortex ({n}/{total}; click a neuron)")
+        self._map_ids = xy, ids
+        layers = pts
+        if len(rest):
+            background = neuron_map(rest["x_um"].to_numpy(float), rest["y_um"].to_numpy(float), "x_um", "y_um",
+                                    cmap=["lightgrey", "lightgrey"])
+            layers = background.opts(alpha=0.6, **({"color": "lightgrey", "size": 4, "tools": []}
+                                                  if isinstance(background, hv.Points) else {})) * pts
+        binned = ", binned" if isinstance(pts, hv.Image) else ""
+        if binned:  # the title has no room for it
+            self.map_note.object += (" " if self.map_note.object else "") + \
+                f"{n} neurons binned on the map: colour = circular mean of the preferred directions per bin."
+        return layers.opts(width=460, height=420, data_aspect=1, xlabel="x (µm)", ylabel="y (µm)",
+                           title=f"Preferred direction over cortex ({n}/{total}{binned}; click a neuron)")
 
     def _on_map_tap(self, x: float | None = None, y: float | None = None) -> None:
         if hasattr(self, "_map_ids"):
