@@ -27,7 +27,7 @@ from .plotting import plot_direction_tuning, plot_tuning_population
 from .provenance import provenance
 from .runner import BURN_IN_FRAMES, DEFAULT_LATENCY_S, ProgressCallback, Timing, run_conditions, window_mean
 from .spec import ExperimentSpec, median_summary, register
-from .tuning import tuning_indices
+from .tuning import tuning_indices, with_tuning_indices
 
 __all__ = ["monet2_direction_tuning", "monet2_trials"]
 
@@ -94,13 +94,7 @@ def monet2_direction_tuning(twin: TwinLike, directions: int = 16, trials: int = 
                        {"long_name": "mean response over the motion epochs (latency-shifted), averaged over trials"}),
             "trial_tuning": (("unit", "trial", "direction"), per_trial.transpose(2, 0, 1).astype(np.float32)),
             "baseline": (("unit",), np.asarray(baseline, np.float32), {"long_name": "mean response to grey"})}
-    for k, v in tuning_indices(curves, dirs).items():
-        data[k] = (("unit",), np.asarray(v, dtype=np.float64))
-    ds = xr.Dataset(data, coords=coords)
-    for k in ("pref_dir", "argmax_dir", "vector_dir"):
-        ds[k].attrs.update(units="deg", convention="v2: 0 = rightward motion, counter-clockwise")
-    for k in ("pref_ori", "vector_ori"):
-        ds[k].attrs.update(units="deg", convention="v2: 0 = vertical stripes, counter-clockwise, mod 180")
+    ds = with_tuning_indices(data, coords, tuning_indices(curves, dirs), "rightward motion", "vertical stripes")
     ds.attrs.update(provenance(twin, "monet2_direction_tuning", dict(
         look, directions=dirs, trials=n_trials, slot_s=slot, latency_s=latency_s, pre_s=pre_s,
         trial_seeds=[m.seed for m in movies], stimulus="Monet2 (directional pink noise)"),

@@ -224,6 +224,22 @@ def fit_bivonmises(curve: np.ndarray, directions_deg: np.ndarray) -> dict[str, f
     return {k: float(v[0]) for k, v in fit_bivonmises_many(y[None], directions_deg).items()}
 
 
+def with_tuning_indices(data: dict[str, Any], coords: dict[str, Any], indices: dict[str, Any], zero_direction: str,
+                        zero_orientation: str) -> xr.Dataset:
+    """The tuning Dataset: ``data`` plus one per-unit variable per index of :func:`tuning_indices`, the angles
+    labelled with their convention (v2, counter-clockwise; ``zero_direction``/``zero_orientation`` say what 0° is
+    for the stimulus used)."""
+    data = dict(data)
+    for k, v in indices.items():
+        data[k] = (("unit",), np.asarray(v, dtype=np.float64))
+    ds = xr.Dataset(data, coords=coords)
+    for k in ("pref_dir", "argmax_dir", "vector_dir"):
+        ds[k].attrs.update(units="deg", convention=f"v2: 0 = {zero_direction}, counter-clockwise")
+    for k in ("pref_ori", "vector_ori"):
+        ds[k].attrs.update(units="deg", convention=f"v2: 0 = {zero_orientation}, counter-clockwise, mod 180")
+    return ds
+
+
 def tuning_indices(curves: np.ndarray, directions_deg: np.ndarray) -> dict[str, np.ndarray]:
     """All per-unit direction-tuning numbers for curves [U, D]: osi, dsi (AllenSDK), gosi, gdsi, pref_dir,
     pref_ori (v2, from the fit), argmax_dir, vector_dir (angle of Σ r e^{iθ}), vector_ori, fit_* and the fit-based
@@ -381,13 +397,7 @@ def direction_tuning(twin: TwinLike, directions: int | Any = 16, sf_cpd: float |
         coords["time"] = ("time", (np.arange(timing.total) - timing.pre) / fr, {"units": "s",
                                                                                "long_name": "time from stimulus onset"})
         data["response"] = (("unit", "direction", "time"), np.ascontiguousarray(resp.transpose(2, 0, 1)))
-    for k, v in idx.items():
-        data[k] = (("unit",), np.asarray(v, dtype=np.float64))
-    ds = xr.Dataset(data, coords=coords)
-    for k in ("pref_dir", "argmax_dir", "vector_dir"):
-        ds[k].attrs.update(units="deg", convention="v2: 0 = vertical bar moving right, counter-clockwise")
-    for k in ("pref_ori", "vector_ori"):
-        ds[k].attrs.update(units="deg", convention="v2: 0 = vertical bars, counter-clockwise, mod 180")
+    ds = with_tuning_indices(data, coords, idx, "vertical bar moving right", "vertical bars")
     ds.attrs.update(provenance(twin, "direction_tuning", dict(
         directions=dirs, sf_cpd=pairs[:, 0] if len(pairs) > 1 else float(pairs[0, 0]),
         tf_hz=pairs[:, 1] if len(pairs) > 1 else float(pairs[0, 1]), duration_s=duration_s, contrast=contrast,

@@ -37,10 +37,10 @@ from ..model import Network, NetworkConfig
 from ..twins.demo import load_demo_twin, save_network
 from .adapt import adaptable_parameters, transfer_core
 from .data import RecordingCache, RecordingSpec
-from .readout import (cached_features, fit_readout, fold_scale, init_perspective, init_readout, poisson_loss,
+from .readout import (cached_features, fit_readout, fold_scale, init_perspective, init_readout,
                       position_search)
 from .report import tuning_vs_truth
-from .train import Sampler, TrainConfig, demo_network_config, lr_factor, train
+from .train import Sampler, TrainConfig, demo_network_config, lr_factor, optimisation_step, train
 
 DEMO_MOUSE_SEED = 0  # the demo twin's mouse
 ADAPT_MOUSE_SEED = 1  # the adaptation experiment's new mouse (adapt_experiment's default)
@@ -159,16 +159,9 @@ def train_core(spec: FoundationSpec, cfg: TrainConfig, work_dir: str | Path,
     with tqdm(total=cfg.steps, initial=history["step"], desc="foundation core", disable=not progress) as bar:
         while history["step"] < end:
             k = history["step"] % len(networks)  # the mice in turn
-            video, per, mod, y = samplers[k].batch()
-            log_rate, _ = networks[k].run(video, per, mod, log=True)
-            loss = poisson_loss(log_rate[:, cfg.burn_in:], y[:, cfg.burn_in:])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
-            opt.step()
-            sched.step()
+            loss = optimisation_step(networks[k], samplers[k].batch(), opt, sched, params, cfg)
             history["step"] += 1
-            history["loss"].append(float(loss.detach()))
+            history["loss"].append(loss)
             history["mouse"].append(spec.mouse_seeds()[k])
             history["seconds"] = time.time() - t0
             bar.update(1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -101,6 +101,22 @@ class Sampler:
         return video, torch.from_numpy(np.stack(pers)), torch.from_numpy(np.stack(mods)), y
 
 
+def optimisation_step(net: Network, batch: Sequence[torch.Tensor], opt: torch.optim.Optimizer,
+                      sched: torch.optim.lr_scheduler.LRScheduler, params: Iterable[torch.nn.Parameter],
+                      cfg: TrainConfig) -> float:
+    """One step of the Poisson loss on ``batch`` = (video, perspective, modulation, responses), the first
+    ``cfg.burn_in`` frames left out (the recurrent state is still settling); gradients clipped. Returns the loss."""
+    video, per, mod, y = batch
+    log_rate, _ = net.run(video, per, mod, log=True)
+    loss = poisson_loss(log_rate[:, cfg.burn_in:], y[:, cfg.burn_in:])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | Path, clips: list[Path] | None = None,
           parameters: Iterable[torch.nn.Parameter] | None = None, scale: np.ndarray | None = None,
           progress: bool = True, log: Callable[[str], None] | None = None, stop_after: int | None = None) -> dict:
@@ -152,16 +168,9 @@ def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | 
     t0 = time.time() - history["seconds"]
     end = cfg.steps if stop_after is None else min(cfg.steps, step + int(stop_after))
     while step < end:
-        video, per, mod, y = (t.to(device) for t in sampler.batch())
-        log_rate, _ = net.run(video, per, mod, log=True)
-        loss = poisson_loss(log_rate[:, cfg.burn_in:], y[:, cfg.burn_in:])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
-        opt.step()
-        sched.step()
+        loss = optimisation_step(net, [t.to(device) for t in sampler.batch()], opt, sched, params, cfg)
         step += 1
-        history["loss"].append(float(loss.detach()))
+        history["loss"].append(loss)
         history["seconds"] = time.time() - t0
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(history['loss'][-20:]):.4f}")
