@@ -331,7 +331,8 @@ def test_passes_are_equal_in_size(twin):
     assert strict.chunk_plan(1, 10, 6) == (1, 5)
     guided = Twin(twin.network, cache_mb=0)  # the default budget is a guide on CPU
     guided.memory_budget_bytes = 5 * per_frame
-    assert guided.chunk_plan(40, 10, 6) == (14, 1)  # 3 passes of ≤ 16 videos, equal in size
-    assert guided.chunk_plan(16, 10, 6) == (16, 1)  # never split below 16 videos on CPU (as the frame loop)
+    assert guided.chunk_plan(40, 10, 6) == (4, 4)  # 16 video-frames a pass, at least 4 frames of each video
+    assert guided.chunk_plan(16, 10, 6) == (4, 4)  # not 16 videos x 1 frame: short passes re-read history
+    assert guided.chunk_plan(16, 2, 6) == (8, 2)  # 2-frame videos: 8 a pass
     assert guided.chunk_plan(1, 10, 6) == (1, 10)  # one video: up to 16 frames a pass
     assert guided.chunk_plan(4, 10, 6) == (4, 4)  # 4 videos: 4 frames a pass, not 1

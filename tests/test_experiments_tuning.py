@@ -301,3 +301,7 @@ def test_progress_flag_is_accepted():
     assert out.shape == (3, 4, 2) and np.allclose(out[:, 0, 0], [10, 20, 30])
     run_conditions(Flat(), videos, progress=lambda done, total: calls.append((done, total)), batch_size=1)
     assert calls[-1] == (3, 3) and len(calls) == 3
+    calls.clear()  # a smaller first batch, then full ones; the same responses
+    again = run_conditions(Flat(), videos, progress=lambda done, total: calls.append((done, total)), batch_size=2,
+                           first_batch=1)
+    assert calls == [(1, 3), (3, 3)] and np.array_equal(again, out)

@@ -50,6 +50,16 @@ def test_streamed_tuning_delivers_partials_and_the_same_final_result():
     _identical(streamed, plain)
 
 
+def test_streaming_runs_two_opposite_directions_first_then_full_batches():
+    parts = []
+    kw = dict(directions=8, duration_s=0.5, batch_size=4, show_progress=False)
+    streamed = direction_tuning(SyntheticMouse(**SMALL), partial=parts.append, **kw)
+    # the first batch holds 2 directions (a first result sooner), the rest 4 at a time
+    assert [p.attrs["directions_done"] for p in parts] == [2, 6]
+    assert parts[0]["direction"].values.tolist() == [0.0, 180.0]
+    _identical(streamed, direction_tuning(SyntheticMouse(**SMALL), **kw))
+
+
 def test_tuning_view_draws_partial_results_while_measuring(monkeypatch):
     monkeypatch.setattr(tuning_ui, "TUNING_BATCH", 2)
     view = tuning_ui.TuningView(SyntheticMouse(**SMALL), directions=8, duration_s=0.5)

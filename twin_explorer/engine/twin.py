@@ -30,6 +30,8 @@ from .graphs import BUCKETS, GraphedSteps, bucket_for, pad_batch
 
 #: video-frames a CPU pass may hold even when that exceeds the default memory budget (see Twin.chunk_plan)
 CPU_MIN_VIDEO_FRAMES_PER_PASS = 16
+#: frames of each video a CPU pass holds at least, under the default budget (see Twin.chunk_plan)
+CPU_MIN_FRAMES_PER_PASS = 4
 #: what a twin's ``truth()`` calls: the ground truth behind it (a DataFrame indexed by readout_id) or None
 TruthProvider = Callable[[], "pd.DataFrame | None"]
 
@@ -168,15 +170,20 @@ class Twin:
         per_frame = estimate_frame_bytes(self.network, n_units)
         frame_videos = max(1, self.memory_budget_bytes // per_frame)
         if self.device.type == "cpu" and self.budget_is_default:
-            # measured (MICrONS network, 10,000 units, 2 cores): a pass of one frame of 16 videos ran 1.6-2.2x the
-            # frames/s of passes of 4, and 4 videos ran 1.8x faster in passes of 4 frames than of 1 frame (then
-            # slower than one video at a time); a single video gained 1.3x from 8 frames a pass over 5. Below
-            # 16 video-frames a pass, meeting the budget cost more speed than the memory it saved
+            # measured (MICrONS network, 10,000 units, 2 cores): 4 videos ran 1.8x faster in passes of 4 frames
+            # than of 1 frame; a single video gained 1.3x from 8 frames a pass over 5. Below 16 video-frames a
+            # pass, meeting the budget cost more speed than the memory it saved
             frame_videos = max(frame_videos, CPU_MIN_VIDEO_FRAMES_PER_PASS)
         if self.batch_buckets:
             frame_videos = min(frame_videos, BUCKETS[-1])
+        videos_cap = frame_videos
+        if self.device.type == "cpu" and self.budget_is_default:
+            # measured (10,000 units, 2 quiet cores): 8 videos in passes of 2 frames ran at 0.87x one video's
+            # frames/s, 4 videos in passes of 4 at 1.02x; each pass re-reads the causal convolutions' history, so
+            # passes shorter than 4 frames spend more on it than more videos a pass gain
+            videos_cap = max(1, frame_videos // min(n_frames, CPU_MIN_FRAMES_PER_PASS))
         # equal passes: 16 videos in a budget of 5 run as 4 passes of 4, not 5 + 5 + 5 + 1 (one shape, no tail)
-        passes = -(-n_videos // frame_videos)
+        passes = -(-n_videos // min(frame_videos, videos_cap))
         videos = -(-n_videos // passes)
         frames = max(1, min(n_frames, frame_videos // videos))
         return videos, frames

@@ -97,14 +97,15 @@ def run_conditions(twin: TwinLike, videos: Sequence[np.ndarray] | Callable[[int]
                    max_frames_per_call: int = MAX_FRAMES_PER_CALL, progress: ProgressCallback | None = None,
                    desc: str = "conditions", show_progress: bool = True,
                    reduce: Callable[[int, np.ndarray], np.ndarray] | None = None,
-                   cancel: threading.Event | None = None) -> np.ndarray:
+                   cancel: threading.Event | None = None, first_batch: int | None = None) -> np.ndarray:
     """Run N condition videos (each uint8 [T, H, W], all the same T) through ``twin.predict`` in batches.
 
     ``videos`` is a sequence or a callable ``i -> video`` (rendered lazily so memory stays bounded). Each call
     stacks up to ``batch_size`` videos (default: as many as fit in ``max_frames_per_call`` frames) into one
     [B, T, H, W] batch. Returns float32 [N, T, U], or, if ``reduce(i, response[T, U])`` is given, the stacked
     reductions (lets long experiments keep only window means). ``cancel`` (an Event) stops the run between
-    batches with :class:`Cancelled`.
+    batches with :class:`Cancelled`. ``first_batch`` (< ``batch_size``) makes the first call smaller, so a
+    streaming display gets its first result sooner (it costs one more pass over the shared grey prefix).
     """
     if isinstance(progress, bool):  # progress=True/False means "show a bar or not", not a callback
         show_progress, progress = progress, None
@@ -119,12 +120,15 @@ def run_conditions(twin: TwinLike, videos: Sequence[np.ndarray] | Callable[[int]
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     unit_arg = None if units is None else np.asarray(units)
+    starts = list(range(0, n, batch_size))
+    if first_batch is not None and 0 < int(first_batch) < min(batch_size, n):
+        starts = [0] + list(range(int(first_batch), n, batch_size))
     out: list[np.ndarray] = []
     with tqdm(total=n, desc=desc, disable=not show_progress, leave=False) as bar:
-        for b0 in range(0, n, batch_size):
+        for b0, b1 in zip(starts, starts[1:] + [n]):
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"{desc} cancelled after {b0} of {n} conditions")
-            idx = range(b0, min(n, b0 + batch_size))
+            idx = range(b0, b1)
             batch = np.stack([first if i == 0 else np.asarray(get(i)) for i in idx])
             if batch.shape[1] != T:
                 raise ValueError("all condition videos of one experiment must have the same length")

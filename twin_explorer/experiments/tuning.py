@@ -381,7 +381,9 @@ def direction_tuning(twin: TwinLike, directions: int | Any = 16, sf_cpd: float |
 
         run_conditions(twin, video, n_cond, ids[members], batch_size=batch_size, progress=after_batch, reduce=keep,
                        desc="direction tuning" + (f" ({gi + 1}/{len(pairs)})" if len(pairs) > 1 else ""),
-                       show_progress=show_progress, cancel=cancel)
+                       show_progress=show_progress, cancel=cancel,
+                       # streaming: two opposite directions first, so the first provisional result comes sooner
+                       first_batch=2 * n_phase if partial is not None and len(pairs) == 1 else None)
         resp[:, :, members] = raw.mean(axis=1)
     curves = window_mean(resp, start, stop).T  # [U, D]
     baseline = window_mean(resp, BURN_IN_FRAMES, timing.pre).mean(0) if timing.pre > BURN_IN_FRAMES else np.full(len(ids), np.nan)
