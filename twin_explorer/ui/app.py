@@ -12,7 +12,8 @@ network may have no internet).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import panel as pn
 from panel.io.resources import LOCAL_DIST, use_cdn
@@ -24,7 +25,7 @@ from .designer import StimulusDesigner
 from .experiment import SpecView
 from .mei import MEIView
 from .receptive_fields import ReceptiveFieldView
-from .state import ExplorerState, anatomy_source, get_twin, twin_options
+from .state import ExplorerState, anatomy_is_synthetic, anatomy_source, get_anatomy, get_twin, twin_options
 from .tasks import release_session, session_key
 from .tuning import TuningView
 
@@ -50,6 +51,28 @@ def serve_offline() -> None:
 VIEWS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("Stimulus designer", StimulusDesigner), ("Tuning", TuningView), ("Receptive fields", ReceptiveFieldView),
     ("MEI", MEIView), ("Experiments", SpecView), ("Neurons", NeuronBrowser), ("Anatomy", AnatomyView))
+
+
+class LazyViews(Mapping):
+    """The explorer's views by title, each made on first access (``built`` holds those made so far)."""
+
+    def __init__(self, state: ExplorerState, views: Sequence[tuple[str, type]], shown: Callable[[str], bool]
+                 ) -> None:
+        self._state, self._classes, self._shown = state, dict(views), shown
+        self.built: dict[str, Any] = {}
+
+    def __getitem__(self, title: str) -> Any:
+        if title not in self.built:
+            cls = self._classes[title]  # KeyError for an unknown title, as a dict
+            extra = {"shown": self._shown(title)} if "shown" in cls.param else {}
+            self.built[title] = cls(state=self._state, **extra)
+        return self.built[title]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
 
 
 class Explorer(pn.viewable.Viewer):
@@ -83,24 +106,42 @@ class Explorer(pn.viewable.Viewer):
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
         self.closed = False
-        # a view with a ``shown`` parameter draws its plots only once its tab opens (first tab open at start)
-        self.views = {title: view(state=self.state, **({"shown": i == 0} if "shown" in view.param else {}))
-                      for i, (title, view) in enumerate(VIEWS)}
-        # Dynamic: a view's Bokeh models are made when its tab first opens (most of a new session's server cost
-        # was making every tab's models at page load), and a hidden tab's models leave the page.
-        self.tabs = pn.Tabs(*[(self._tab_title(title, view), view) for title, view in self.views.items()],
+        # Views are made when first asked for: the first tab's now, the others when their tab first opens (a
+        # lazy pane in dynamic tabs). Making every view and its Bokeh models at page load was most of a new
+        # session's server CPU (1.0 s of 1.1 s, quiet machine); a hidden tab's models also leave the page.
+        self.views = LazyViews(self.state, VIEWS, shown=lambda title: self.active_title == title)
+        self.views[VIEWS[0][0]]
+        self.tabs = pn.Tabs(*[(self._tab_title(title, cls), self._tab_content(title)) for title, cls in VIEWS],
                             dynamic=True, sizing_mode="stretch_width")
         self.tabs.param.watch(self._sync_shown, "active")
 
-    def _sync_shown(self, *_events: Any) -> None:
-        for i, view in enumerate(self.views.values()):
-            if "shown" in view.param:
-                view.shown = i == self.tabs.active
+    @property
+    def active_title(self) -> str:
+        return VIEWS[self.tabs.active][0] if hasattr(self, "tabs") else VIEWS[0][0]
 
-    @staticmethod
-    def _tab_title(title: str, view: Any) -> str:
-        """The tab's title; the anatomy tab says when its volume is the synthetic sample."""
-        return f"{title} ({SYNTHETIC_LABEL})" if getattr(view, "synthetic", False) else title
+    def _tab_content(self, title: str) -> Any:
+        if title in self.views.built:
+            return self.views[title]
+        def make() -> Any:
+            return self.views[title]
+
+        return pn.param.ParamFunction(make, lazy=True, sizing_mode="stretch_width")
+
+    def _sync_shown(self, *_events: Any) -> None:
+        for title, view in self.views.built.items():
+            if "shown" in view.param:
+                view.shown = title == self.active_title
+
+    def _tab_title(self, title: str, cls: type) -> str:
+        """The tab's title; the anatomy tab says when its volume is the synthetic sample (known before the view
+        is made: the volume is loaded once per process)."""
+        if not issubclass(cls, AnatomyView):
+            return title
+        try:
+            synthetic = anatomy_is_synthetic(get_anatomy(self.state.anatomy))
+        except (OSError, ValueError):  # a volume that can't be opened: the view says why when it opens
+            synthetic = False
+        return f"{title} ({SYNTHETIC_LABEL})" if synthetic else title
 
     def _show_twin_name(self, name: str) -> None:
         """The state changed twin (e.g. from code): the picker follows, offering that twin if it was not listed."""
@@ -144,7 +185,7 @@ class Explorer(pn.viewable.Viewer):
     def close(self) -> None:
         """Release the session: cancel its running and queued computations (the shared results stay cached)."""
         self.closed = True
-        for view in self.views.values():
+        for view in self.views.built.values():
             runner = getattr(view, "runner", None)
             if runner is not None:
                 runner.cancel()
