@@ -44,3 +44,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def twin():
+    """The synthetic mouse as the explorer's twin (the UI tests' default; a module may define its own)."""
+    from twin_explorer.ui.state import get_twin  # start-up time: only the UI tests need the UI stack
+
+    return get_twin("synthetic")
+
+
+@pytest.fixture
+def state(twin):
+    """A fresh explorer state on ``twin``."""
+    from twin_explorer.ui.state import ExplorerState
+
+    return ExplorerState(twin)

@@ -13,18 +13,8 @@ from bokeh.models import ColumnDataSource
 
 pn = pytest.importorskip("panel")
 
-from twin_explorer.ui.state import ExplorerState, get_twin  # noqa: E402
+from twin_explorer.ui.state import ExplorerState  # noqa: E402
 from twin_explorer.ui.tasks import Cancelled, ResultCache, TaskRunner  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def twin():
-    return get_twin("synthetic")
-
-
-@pytest.fixture
-def state(twin):
-    return ExplorerState(twin)
 
 
 def _sources(root) -> list[ColumnDataSource]:

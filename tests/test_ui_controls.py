@@ -18,16 +18,6 @@ from twin_explorer.ui.designer import MAX_PREVIEW_DURATION_S, StimulusDesigner  
 from twin_explorer.ui.state import ExplorerState, get_twin  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def twin():
-    return get_twin("synthetic")
-
-
-@pytest.fixture
-def state(twin):
-    return ExplorerState(twin)
-
-
 def _release(widget, value) -> None:
     """What a slider's release sends from the browser (``value_throttled`` is read-only from Python)."""
     widget.value = value

@@ -12,13 +12,8 @@ from bokeh.document import Document  # noqa: E402
 
 from twin_explorer.ui.experiment import SELECTED, SpecView  # noqa: E402
 from twin_explorer.ui.mei import MEIView  # noqa: E402
-from twin_explorer.ui.state import ExplorerState, get_twin  # noqa: E402
+from twin_explorer.ui.state import ExplorerState  # noqa: E402
 from twin_explorer.ui.tasks import RESULTS, ResultCache  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def twin():
-    return get_twin("synthetic")
 
 
 @pytest.fixture
