@@ -225,9 +225,10 @@ def _run_directions(twin: TwinLike, ids: np.ndarray, dirs: np.ndarray, phases: n
                     show_progress: bool, cancel: threading.Event | None, partial: PartialCallback | None) -> np.ndarray:
     """Run every (direction, phase) condition for each SF/TF pair's units; returns responses [D, T, U] (mean over
     phases). Directions run in :func:`spread_order`, in rounds of ``batch_size`` conditions (one ``predict`` call per
-    pair and round; the pairs with the most units first); streaming (``partial``) makes the first round two
-    opposite directions, and delivers a provisional result after each round (and, in the first, after each pair:
-    its units appear). Each pair's calls are the same whether streamed or not, so the result is too."""
+    pair and round; the pairs with the most units first), the first round two opposite directions only (a first
+    provisional result sooner). ``partial`` gets a provisional result after each round (and, in the first, after
+    each pair: its units appear). The calls are the same whether streamed or not (a batch's composition can change
+    a twin's float rounding), so the result is too."""
     if isinstance(progress, bool):  # progress=True/False means "show a bar or not", as in run_conditions
         show_progress, progress = progress, None
     n_phase = len(phases)
@@ -238,7 +239,7 @@ def _run_directions(twin: TwinLike, ids: np.ndarray, dirs: np.ndarray, phases: n
     size = int(batch_size) if batch_size is not None else max(1, MAX_FRAMES_PER_CALL // frames)
     if size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-    first = 2 * n_phase if partial is not None and 2 * n_phase < min(size, n_cond) else size
+    first = 2 * n_phase if 2 * n_phase < min(size, n_cond) else size
     bounds = [0] + list(range(first, n_cond, size)) + [n_cond]
     members = [np.flatnonzero(group == g) for g in range(len(pairs))]
     pair_order = sorted(range(len(pairs)), key=lambda g: -len(members[g]))
