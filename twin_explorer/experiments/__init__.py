@@ -6,6 +6,7 @@ Parts, each in its own module:
 * ``checks`` — input validation (unit selection, numbers, choices);
 * ``runner`` — the one runner: condition videos padded with grey (``Timing``), batched ``predict`` calls sharing
   the grey prefix, progress callback, cancel event, latency-shifted response windows;
+* ``streaming`` — partial results: provisional, labelled Datasets an experiment hands over while it runs;
 * ``grid`` — grating-grid experiments (condition value × direction, read at each unit's preferred direction);
 * ``fitting`` — the batched Levenberg–Marquardt solver behind every per-unit fit;
 * ``provenance`` — the attrs of a result; ``plotting`` — HoloViews plots of results;
@@ -30,6 +31,8 @@ How to add an experiment
    ``ds.attrs.update(provenance(twin, "my_experiment", params, seed=seed, monitor=mon))``.
 2. Register it at the end of the file: ``register(ExperimentSpec("my_experiment", my_experiment, "one line",
    median_summary("my_index"), plot_one_unit, plot_population))``. Its parameters are read from the signature.
+   A grid experiment that takes ``partial=None`` and passes it (and its analysis, ``analyse=``) to ``run_grid``
+   registers with ``streams=True``: the explorer then shows provisional results while it runs (:mod:`.streaming`).
 3. Import the module in this package's ``__init__`` (below). Then ``twin-explorer run my_experiment --param
    key=value`` runs it, the explorer's *Experiments* view offers it, and ``run_batch`` can chunk it.
 4. Test a real property on the synthetic mouse (``twin_explorer.load_twin("synthetic", n_neurons=...)``), as

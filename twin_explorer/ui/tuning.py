@@ -202,7 +202,9 @@ class TuningView(ExperimentView):
         if ds is None or unit is None:
             return
         if unit not in ds["unit"].values:
-            self.indices.object = f"Neuron {unit} was not measured; choose *all neurons* or select it and rerun."
+            self.indices.object = (f"{self._partial_note(ds)}\n\nNeuron {unit} is not measured yet." if
+                                   ds.attrs.get("partial") else
+                                   f"Neuron {unit} was not measured; choose *all neurons* or select it and rerun.")
             return
         self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_direction_tuning(ds, unit, polar=True))]
         self.linear_pane[:] = [pn.pane.HoloViews(split_layout(plot_direction_tuning(ds, unit, polar=False))[0])]
