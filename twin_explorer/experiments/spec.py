@@ -125,7 +125,10 @@ def register(spec: ExperimentSpec) -> ExperimentSpec:
 
 
 def get_experiment(name: str) -> ExperimentSpec:
-    """The registered spec called ``name``."""
+    """The registered spec called ``name`` (the built-in experiments register themselves when first asked for)."""
+    if name not in REGISTRY:
+        # start-up time: they load torch, which a batch worker sent a plain function never needs
+        from . import monet2_tuning, specs, surround  # noqa: F401
     try:
         return REGISTRY[name]
     except KeyError:
