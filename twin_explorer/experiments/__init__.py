@@ -6,6 +6,7 @@ Parts, each in its own module:
 * ``checks`` — input validation (unit selection, numbers, choices);
 * ``runner`` — the one runner: condition videos padded with grey (``Timing``), batched ``predict`` calls sharing
   the grey prefix, progress callback, cancel event, latency-shifted response windows;
+* ``streaming`` — partial results: provisional, labelled Datasets an experiment hands over while it runs;
 * ``grid`` — grating-grid experiments (condition value × direction, read at each unit's preferred direction);
 * ``fitting`` — the batched Levenberg–Marquardt solver behind every per-unit fit;
 * ``provenance`` — the attrs of a result; ``plotting`` — HoloViews plots of results;
@@ -30,6 +31,8 @@ How to add an experiment
    ``ds.attrs.update(provenance(twin, "my_experiment", params, seed=seed, monitor=mon))``.
 2. Register it at the end of the file: ``register(ExperimentSpec("my_experiment", my_experiment, "one line",
    median_summary("my_index"), plot_one_unit, plot_population))``. Its parameters are read from the signature.
+   A grid experiment that takes ``partial=None`` and passes it (and its analysis, ``analyse=``) to ``run_grid``
+   registers with ``streams=True``: the explorer then shows provisional results while it runs (:mod:`.streaming`).
 3. Import the module in this package's ``__init__`` (below). Then ``twin-explorer run my_experiment --param
    key=value`` runs it, the explorer's *Experiments* view offers it, and ``run_batch`` can chunk it.
 4. Test a real property on the synthetic mouse (``twin_explorer.load_twin("synthetic", n_neurons=...)``), as
@@ -38,29 +41,71 @@ How to add an experiment
 
 from __future__ import annotations
 
-from . import monet2_tuning, specs, surround  # noqa: F401  (registers the built-in experiments, surround, Monet2)
-from .batch import BatchRunner, TwinSpec, cache_key, experiment_name, run_batch
-from .checks import resolve_units
-from .cluster import gpu_worker_specs, local_cluster
-from .compare import PropertyComparison, circular_error, compare_properties, save_comparison, twin_properties
-from .fitting import batched_lm, fit_log_gaussian, fit_naka_rushton, naka_rushton
-from .monet2_tuning import monet2_direction_tuning
-from .mei import MEIState, mei, mei_steps, mei_structure
-from .metrics import cc_abs, cc_max, cc_norm, oracle_correlation, performance, plot_performance, twin_performance
-from .plotting import (plot_direction_tuning, plot_mei, plot_receptive_field, plot_rf_centres, plot_tuning_population,
-                       plot_value_population, plot_value_tuning)
-from .provenance import provenance
-from .published import download_properties, read_properties, write_properties
-from .readout_rf import readout_rf, readout_rf_from_network
-from .receptive_fields import (dot_stimulus, fit_gaussian_2d, gaussian2d, receptive_fields, spatial_selectivity_index,
-                               sta_maps)
-from .results_store import read_results, write_results
-from .runner import Cancelled, run_conditions, window_mean
-from .spatial_temporal import contrast_response, preferred_sf_tf, sf_tf_tuning, sf_tuning, size_tuning, tf_tuning
-from .spec import REGISTRY, ExperimentSpec, get_experiment, register
-from .surround import surround_suppression
-from .tuning import (allen_osi_dsi, bivonmises, direction_tuning, fit_bivonmises, from_v3, global_dsi, global_osi,
-                     to_v3, tuning_indices)
+import importlib
+import sys
+import types
+from typing import Any
+
+#: the submodule defining each public name; they are imported at the first use of any of them (the package stays
+#: cheap to import: a batch worker unpickling :func:`.chunk.run_chunk` loads neither torch nor plotting)
+_HOMES = {name: module for module, names in {
+    "batch": ("BatchRunner", "TwinSpec", "cache_key", "experiment_name", "run_batch"),
+    "checks": ("resolve_units",),
+    "cluster": ("gpu_worker_specs", "local_cluster"),
+    "compare": ("PropertyComparison", "circular_error", "compare_properties", "save_comparison", "twin_properties"),
+    "fitting": ("batched_lm", "fit_log_gaussian", "fit_naka_rushton", "naka_rushton"),
+    "mei": ("MEIState", "mei", "mei_steps", "mei_structure"),
+    "metrics": ("cc_abs", "cc_max", "cc_norm", "oracle_correlation", "performance", "plot_performance",
+                "twin_performance"),
+    "monet2_tuning": ("monet2_direction_tuning",),
+    "plotting": ("plot_direction_tuning", "plot_mei", "plot_receptive_field", "plot_rf_centres",
+                 "plot_tuning_population", "plot_value_population", "plot_value_tuning"),
+    "provenance": ("provenance",),
+    "published": ("download_properties", "read_properties", "write_properties"),
+    "readout_rf": ("readout_rf", "readout_rf_from_network"),
+    "receptive_fields": ("dot_stimulus", "fit_gaussian_2d", "gaussian2d", "receptive_fields",
+                         "spatial_selectivity_index", "sta_maps"),
+    "results_store": ("read_results", "write_results"),
+    "runner": ("Cancelled", "run_conditions", "window_mean"),
+    "spatial_temporal": ("contrast_response", "preferred_sf_tf", "sf_tf_tuning", "sf_tuning", "size_tuning",
+                         "tf_tuning"),
+    "spec": ("REGISTRY", "ExperimentSpec", "get_experiment", "register"),
+    "surround": ("surround_suppression",),
+    "tuning": ("allen_osi_dsi", "bivonmises", "direction_tuning", "fit_bivonmises", "from_v3", "global_dsi",
+               "global_osi", "to_v3", "tuning_indices"),
+}.items() for name in names}
+#: public functions named like their submodule: here the name is the function, as ``from .mei import mei`` made it
+_CLASHES = frozenset(name for name, module in _HOMES.items() if name == module)
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, on first use: every public name is imported then (and the built-in experiments registered)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    package = sys.modules[__name__]
+    for module in sorted(set(_HOMES.values())):  # importlib, not `import`: the point is to import them late
+        loaded = importlib.import_module(f"{__name__}.{module}")
+        for public in (n for n, home in _HOMES.items() if home == module):
+            types.ModuleType.__setattr__(package, public, getattr(loaded, public))
+    importlib.import_module(f"{__name__}.specs")  # registers the built-in experiments
+    return getattr(package, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
+
+class _Facade(types.ModuleType):
+    """This package's module: importing a submodule binds its name here, which must not hide the public function
+    of the same name (``mei``, ``provenance``, ``readout_rf``, ``receptive_fields``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _CLASHES and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Facade
 
 __all__ = [
     "provenance", "resolve_units", "run_conditions", "window_mean", "Cancelled",

@@ -19,7 +19,8 @@ dimension listing those units in order.
   ``twin_explorer.load_twin``. With a dask ``client``, a spec is sent to the workers and built there once per worker
   process (cached); a twin object is scattered to the workers, so it must be picklable for process-based clusters
   (threads-only ``LocalCluster(processes=False)`` needs no pickling). Experiments must be importable
-  module-level functions for the same reason. :func:`.cluster.local_cluster` starts a process-based cluster with
+  module-level functions for the same reason. The task itself is :func:`.chunk.run_chunk`, in a module a worker
+  imports without torch or plotting (a twin built by name, or a spec's experiment, brings what it needs). :func:`.cluster.local_cluster` starts a process-based cluster with
   one worker per GPU when GPUs exist; when the workers advertise the ``GPU`` resource each task asks for one.
 * **Killed workers.** Dask reschedules the chunks of a worker that dies on the other workers; chunks finished
   before are already on disk, so a rerun after the whole run died recomputes only what is missing.
@@ -30,12 +31,10 @@ dimension listing those units in order.
 from __future__ import annotations
 
 import json
-import math
 import re
-import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +45,9 @@ import xarray as xr
 import twin_explorer  # the package version goes into cache keys (read at call time)
 
 from ..engine.contract import TwinLike
-from ..twins import load_twin
 from ..store import atomic_path, content_hash, write_text_atomic
 from .checks import resolve_units
+from .chunk import TwinSpec, canonical, experiment_name, run_chunk
 from .cluster import GPU_RESOURCE, wants_gpu
 from .results_store import write_results
 from .spec import ExperimentSpec, get_experiment
@@ -58,84 +57,9 @@ __all__ = ["TwinSpec", "BatchRunner", "run_batch", "experiment_name", "cache_key
 ProgressArg = bool | Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class TwinSpec:
-    """A recipe that builds a twin wherever it runs: ``load_twin(name, **options)`` or ``factory(**options)``
-    (factory: an importable module-level callable)."""
-
-    name: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    factory: Callable[..., Any] | None = None
-
-    def __post_init__(self) -> None:
-        if (self.name is None) == (self.factory is None):
-            raise ValueError("TwinSpec needs exactly one of name= (a load_twin name such as 'synthetic') or factory=")
-        if not isinstance(self.options, dict):
-            raise ValueError(f"TwinSpec.options must be a dict of keyword arguments, got {type(self.options).__name__}")
-
-    @property
-    def token(self) -> str:
-        """Stable text identifying the recipe (used to cache built twins per process)."""
-        what = self.name if self.factory is None else f"{self.factory.__module__}.{self.factory.__qualname__}"
-        return json.dumps({"twin": what, "options": _canonical(self.options)}, sort_keys=True)
-
-    def build(self) -> Any:
-        """The twin, built once per process and then reused."""
-        with _TWIN_LOCK:
-            twin = _TWINS.get(self.token)
-            if twin is None:
-                if self.factory is not None:
-                    twin = self.factory(**self.options)
-                else:
-                    twin = load_twin(self.name, **self.options)
-                _TWINS[self.token] = twin
-            return twin
-
-
-_TWINS: dict[str, Any] = {}
-_TWIN_LOCK = threading.Lock()
-
-
-def _canonical(value: Any) -> Any:
-    """JSON-able canonical form of experiment parameters; refuses values without a stable text form."""
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return {"ndarray": value.tolist(), "dtype": str(value.dtype)}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if hasattr(value, "to_dict") and callable(value.to_dict):  # Monitor and similar value objects
-        return {type(value).__name__: _canonical(value.to_dict())}
-    if hasattr(value, "params_dict") and callable(value.params_dict):  # stimulus objects
-        return {type(value).__name__: _canonical(value.params_dict())}
-    if callable(value) and hasattr(value, "__qualname__"):
-        return {"callable": f"{value.__module__}.{value.__qualname__}"}
-    text = repr(value)
-    if re.search(r" at 0x[0-9a-fA-F]+", text):
-        raise ValueError(f"parameter value {text} has no stable text form, so it cannot key the cache; "
-                         "pass plain numbers, strings, lists, dicts, arrays or objects with to_dict()")
-    return text
-
-
-def experiment_name(experiment: ExperimentSpec | Callable[..., Any]) -> str:
-    """The spec's name, or ``module.qualname`` of an experiment function (the cache and the task names use it)."""
-    if isinstance(experiment, ExperimentSpec):
-        return experiment.name
-    if not callable(experiment):
-        raise ValueError(f"experiment must be a callable experiment(twin, units=..., **params), got {experiment!r}")
-    inner = getattr(experiment, "func", experiment)  # functools.partial
-    return f"{getattr(inner, '__module__', 'unknown')}.{getattr(inner, '__qualname__', type(inner).__name__)}"
-
-
 def cache_key(name: str, params: dict[str, Any], twin_id: str, units: Sequence[int]) -> str:
     """SHA-256 hex of (experiment name, parameters, twin id, units, package version)."""
-    return content_hash({"experiment": name, "params": _canonical(params), "twin_id": str(twin_id),
+    return content_hash({"experiment": name, "params": canonical(params), "twin_id": str(twin_id),
                          "units": [int(u) for u in units], "version": twin_explorer.__version__})
 
 
@@ -151,7 +75,7 @@ def _netcdf_safe(ds: xr.Dataset) -> xr.Dataset:
             if isinstance(v, (bool, np.bool_)):
                 v = int(v)
             elif v is None or isinstance(v, (dict, list, tuple)):
-                v = json.dumps(_canonical(v))
+                v = json.dumps(canonical(v))
             out[str(k)] = v
         return out
 
@@ -159,23 +83,6 @@ def _netcdf_safe(ds: xr.Dataset) -> xr.Dataset:
     ds.attrs = fix(ds.attrs)
     for name in ds.variables:
         ds[name].attrs = fix(ds[name].attrs)
-    return ds
-
-
-def _run_chunk(experiment: ExperimentSpec | Callable[..., Any], twin: TwinLike | TwinSpec, units: list[int], params: dict[str, Any]) -> xr.Dataset:
-    """One task: build/receive the twin, run the experiment on the chunk, check the result's shape."""
-    if isinstance(twin, TwinSpec):
-        twin = twin.build()
-    ds = experiment(twin, units=list(units), **params)
-    if not isinstance(ds, xr.Dataset):
-        raise ValueError(f"{experiment_name(experiment)} returned {type(ds).__name__}; the batch runner needs an "
-                         "xarray.Dataset with a 'unit' dimension")
-    if "unit" not in ds.dims or ds.sizes["unit"] != len(units):
-        raise ValueError(f"{experiment_name(experiment)} returned dims {dict(ds.sizes)} for {len(units)} units; "
-                         "the result must have a 'unit' dimension with one entry per requested unit")
-    if "unit" in ds.coords and not np.array_equal(np.asarray(ds["unit"].values).astype(np.int64), units):
-        raise ValueError(f"{experiment_name(experiment)} returned units {ds['unit'].values[:5].tolist()}… but "
-                         f"{units[:5]}… were requested (same order expected)")
     return ds
 
 
@@ -275,7 +182,7 @@ class BatchRunner:
         with atomic_path(chunk.path) as tmp:
             _netcdf_safe(ds).to_netcdf(tmp, engine="h5netcdf")
         meta = {"experiment": self.name, "twin_id": chunk.twin_id, "units": chunk.units, "key": chunk.key,
-                "params": _canonical(params)}
+                "params": canonical(params)}
         write_text_atomic(chunk.path.with_suffix(".json"), json.dumps(meta, indent=1))
 
     @staticmethod
@@ -329,7 +236,7 @@ class BatchRunner:
         try:
             if self.client is None:
                 for local, _, c in todo:
-                    finished(c, _run_chunk(self.experiment, local, c.units, params))
+                    finished(c, run_chunk(self.experiment, local, c.units, params))
             else:
                 self._run_distributed(todo, params, finished)
         finally:
@@ -343,7 +250,7 @@ class BatchRunner:
                 parts, dim="unit", data_vars="minimal", coords="minimal", compat="override", join="exact",
                 combine_attrs="drop_conflicts")
         if self.store is not None:
-            write_results(self.store, combined, {"experiment": self.name, "params": _canonical(params)},
+            write_results(self.store, combined, {"experiment": self.name, "params": canonical(params)},
                           prepare=_netcdf_safe)
         return combined if several else combined[ids[0]]
 
@@ -370,7 +277,7 @@ class BatchRunner:
                                          "themselves") from exc
                 payload = sent[id(remote)]
             # a fresh task key per run: a failed task of an earlier run must not be reused
-            fut = client.submit(_run_chunk, self.experiment, payload, c.units, params,
+            fut = client.submit(run_chunk, self.experiment, payload, c.units, params,
                                 key=f"{_safe(self.name)}-{c.key[:16]}-{uuid.uuid4().hex[:8]}", resources=resources)
             futures[fut] = c
         errors: list[BaseException] = []

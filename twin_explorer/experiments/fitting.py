@@ -2,8 +2,8 @@
 
 :func:`batched_lm` solves many independent small least-squares problems at once (box bounds by clipping);
 :func:`best_of_starts` runs it from several starting points and keeps each unit's best. The log-Gaussian
-(SF/TF preference) and Naka–Rushton (contrast response) fits live here; the bi-von-Mises (direction tuning) and
-2-D Gaussian (receptive field) models live with their experiments and call the same solver.
+(SF/TF preference), Naka–Rushton (contrast response) and bi-von-Mises (direction tuning) fits live here; the 2-D
+Gaussian (receptive field) model lives with its experiment and calls the same solver.
 """
 
 from __future__ import annotations
@@ -182,3 +182,90 @@ def fit_naka_rushton_many(contrasts: np.ndarray, curves: np.ndarray) -> dict[str
 def fit_naka_rushton(contrasts: np.ndarray, curve: np.ndarray) -> dict[str, float]:
     """One curve's Naka–Rushton fit (see :func:`fit_naka_rushton_many`): r0, rmax, c50, n, r2."""
     return {k: float(v[0]) for k, v in fit_naka_rushton_many(contrasts, np.asarray(curve, dtype=float)[None]).items()}
+
+
+# --- bi-von-Mises (direction tuning) -------------------------------------------------------------------------
+
+def bivonmises(theta_rad: np.ndarray, mu: float, kappa: float, phi: float, amplitude: float,
+               baseline: float) -> np.ndarray:
+    """The pipeline's bi-von-Mises: φ·A·e^{κ(cos(θ−μ)−1)} + (1−φ)·A·e^{κ(cos(θ+π−μ)−1)} + baseline."""
+    th = np.asarray(theta_rad, dtype=float)
+    return (phi * amplitude * np.exp(kappa * (np.cos(th - mu) - 1))
+            + (1 - phi) * amplitude * np.exp(kappa * (np.cos(th + np.pi - mu) - 1)) + baseline)
+
+
+_FIT_KEYS = ("mu", "kappa", "phi", "amplitude", "baseline", "r2")
+KAPPA_MAX = 60.0
+
+
+def _bvm_model(th: np.ndarray):
+    def model(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mu, kappa, phi, amp, base = (p[:, i:i + 1] for i in range(5))
+        c = np.cos(th[None] - mu)
+        s = np.sin(th[None] - mu)
+        e1 = np.exp(kappa * (c - 1))
+        e2 = np.exp(kappa * (-c - 1))
+        mix = phi * e1 + (1 - phi) * e2
+        f = amp * mix + base
+        J = np.stack([amp * kappa * s * (phi * e1 - (1 - phi) * e2),
+                      amp * (phi * e1 * (c - 1) + (1 - phi) * e2 * (-c - 1)),
+                      amp * (e1 - e2), mix, np.ones_like(f)], -1)
+        return f, J
+    return model
+
+
+def fit_bivonmises_many(curves: np.ndarray, directions_deg: np.ndarray) -> dict[str, np.ndarray]:
+    """Bi-von-Mises fits of every row of curves [U, D] at once. Each unit starts from the best point of a grid
+    over (μ every 5°, κ, φ ∈ {0.5, 0.75, 1}) with amplitude and baseline solved linearly, then Levenberg–Marquardt with
+    the bounds κ ∈ [0, 60], φ ∈ [0, 1], A, b ≥ 0. Returns arrays mu (deg, peak with weight ≥ 0.5), kappa, phi,
+    amplitude, baseline, r2."""
+    y = np.atleast_2d(np.asarray(curves, dtype=float))
+    th = np.radians(np.asarray(directions_deg, dtype=float))
+    if y.shape[1] != th.size or th.size < 5:
+        raise ValueError(f"need one value per direction (≥ 5 directions), got curves {y.shape} for {th.size} directions")
+    U = len(y)
+    out = {k: np.full(U, np.nan) for k in _FIT_KEYS}
+    ok = np.all(np.isfinite(y), axis=1) & (np.ptp(y, axis=1) > 0)
+    if not ok.any():
+        return out
+    yy = y[ok]
+    # grid start: basis curves E [C, D]; A, b by least squares per (unit, candidate)
+    mus = np.radians(np.arange(0, 360, 5.0))
+    kappas = np.array([0.3, 0.7, 1.5, 3, 6, 12, 25, 50])
+    phis = np.linspace(0.5, 1, 3)
+    M, K, P = np.meshgrid(mus, kappas, phis, indexing="ij")
+    M, K, P = M.ravel(), K.ravel(), P.ravel()
+    E = (P[:, None] * np.exp(K[:, None] * (np.cos(th[None] - M[:, None]) - 1))
+         + (1 - P[:, None]) * np.exp(K[:, None] * (np.cos(th[None] + np.pi - M[:, None]) - 1)))
+    Ec = E - E.mean(1, keepdims=True)
+    yc = yy - yy.mean(1, keepdims=True)
+    # the grid only picks a starting point, so float32 [U, C] arrays serve (half the memory traffic)
+    f32 = np.float32
+    A = np.clip((yc.astype(f32) @ Ec.T.astype(f32)) / (Ec**2).sum(1).astype(f32)[None], 0, None)  # [U, C]
+    b = np.clip(yy.mean(1, keepdims=True).astype(f32) - A * E.mean(1).astype(f32)[None], 0, None)
+    sse = ((yy**2).sum(1).astype(f32)[:, None] + A * (A * (E**2).sum(1).astype(f32)[None]
+                                                        - 2 * (yy.astype(f32) @ E.T.astype(f32)))
+           + b * (b * th.size - 2 * yy.sum(1, keepdims=True).astype(f32) + 2 * A * E.sum(1).astype(f32)[None]))
+    best = np.argmin(sse, axis=1)
+    p0 = np.c_[M[best], K[best], P[best], A[np.arange(len(yy)), best], b[np.arange(len(yy)), best]]
+    p, cost = batched_lm(_bvm_model(th), yy, p0, [-np.inf, 0, 0, 0, 0], [np.inf, KAPPA_MAX, 1, np.inf, np.inf])
+    mu, kappa, phi, amp, base = p.T
+    swap = phi < 0.5  # report the peak that carries the larger weight
+    mu = np.where(swap, mu + np.pi, mu)
+    phi = np.where(swap, 1 - phi, phi)
+    ss_tot = (yc**2).sum(1)
+    vals = {"mu": np.mod(np.degrees(mu), 360), "kappa": kappa, "phi": phi, "amplitude": amp, "baseline": base,
+            "r2": 1 - cost / np.where(ss_tot > 0, ss_tot, np.nan)}
+    for k, v in vals.items():
+        out[k][ok] = v
+    return out
+
+
+def fit_bivonmises(curve: np.ndarray, directions_deg: np.ndarray) -> dict[str, float]:
+    """Bi-von-Mises fit of one tuning curve (see :func:`fit_bivonmises_many`): mu (deg), kappa, phi ≥ 0.5,
+    amplitude, baseline, r2."""
+    y = np.asarray(curve, dtype=float)
+    if y.ndim != 1 or y.shape != np.shape(directions_deg) or y.size < 5:
+        raise ValueError(f"need a 1-D curve with one value per direction (≥ 5), got {y.shape} vs "
+                         f"{np.shape(directions_deg)}")
+    return {k: float(v[0]) for k, v in fit_bivonmises_many(y[None], directions_deg).items()}

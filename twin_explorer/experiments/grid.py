@@ -24,6 +24,7 @@ from ..monitor import DEFAULT_MONITOR, FRAME_RATE, Monitor
 from ..stimuli.gratings import DriftingGrating
 from .checks import resolve_units, twin_frame_rate, unit_coords
 from .runner import BURN_IN_FRAMES, ProgressCallback, Timing, run_conditions
+from .streaming import PartialCallback, label_provisional, spread_order
 
 Frames = Callable[[Any, float], np.ndarray]
 """``frames(value, direction_deg) -> uint8 [T, H, W]`` of one condition (at least the stimulus duration)."""
@@ -69,38 +70,76 @@ class GratingGrid:
         return [(v, d) for v in self.values for d in self.directions]
 
 
+Analysis = Callable[[xr.Dataset, np.ndarray], xr.Dataset]
+"""``analyse(ds, curves [U, V]) -> ds``: a family's per-unit analysis of a grid result (fits, indices)."""
+
+
 def run_grid(twin: TwinLike, grid: GratingGrid, *, duration_s: float, latency_s: float, pre_s: float, units: Any,
              batch_size: int | None = None, progress: ProgressCallback | None = None, show_progress: bool = True,
-             cancel: threading.Event | None = None) -> tuple[xr.Dataset, np.ndarray]:
-    """Run a grating grid (see the module docstring); returns (Dataset, curves [U, V] at the preferred direction)."""
+             cancel: threading.Event | None = None, analyse: Analysis | None = None,
+             partial: PartialCallback | None = None) -> tuple[xr.Dataset, np.ndarray]:
+    """Run a grating grid (see the module docstring); returns (Dataset, curves [U, V] at the preferred direction),
+    the Dataset passed through ``analyse`` when given.
+
+    Conditions run direction by direction (in :func:`~.streaming.spread_order`, every value of one direction
+    together). With ``partial``, after every batch that completes a direction ``partial`` gets a provisional
+    result: the same analysis on the directions done so far (each unit's curve at the best of them), labelled by
+    :func:`~.streaming.label_provisional`. The batches are the same streamed or not (a batch's composition can
+    change a twin's float rounding), so the final result is too; a batch of at least one direction's values
+    (``len(grid.values)`` conditions) gives the first provisional result after the first batch."""
     timing = Timing.make(duration_s, latency_s, twin_frame_rate(twin), pre_s)
     ids = resolve_units(twin, units)
-    conds = grid.conditions
+    nv, nd = len(grid.values), len(grid.directions)
+    order = spread_order(grid.directions)
+    conds = [(vi, di) for di in order for vi in range(nv)]
     start, stop = timing.window(latency_s)
     base_start = min(BURN_IN_FRAMES, timing.pre - 1)
+    responses = np.empty((nv, nd, len(ids)), dtype=np.float32)  # window means at their (value, direction) place
+    grey = np.empty((nv, nd, len(ids)), dtype=np.float32)
+    shown = [0]  # directions in the last provisional result
 
     def video(i: int) -> np.ndarray:
-        v, d = conds[i]
-        return timing.pad(grid.frames(v, d)[:timing.stim])
+        vi, di = conds[i]
+        return timing.pad(grid.frames(grid.values[vi], grid.directions[di])[:timing.stim])
 
     def reduce(i: int, r: np.ndarray) -> np.ndarray:
-        return np.stack([r[start:stop].mean(0), r[base_start:timing.pre].mean(0)])
+        vi, di = conds[i]
+        responses[vi, di], grey[vi, di] = r[start:stop].mean(0), r[base_start:timing.pre].mean(0)
+        return np.zeros(0, dtype=np.float32)
 
-    out = run_conditions(twin, video, len(conds), ids, batch_size=batch_size, progress=progress, desc=grid.label,
-                         show_progress=show_progress, reduce=reduce, cancel=cancel)  # [C, 2, U]
-    nv, nd = len(grid.values), len(grid.directions)
-    responses = out[:, 0].reshape(nv, nd, -1).transpose(2, 0, 1)  # [U, V, D]
-    baseline = out[:, 1].mean(0)
+    def after_batch(done: int, n: int) -> None:
+        if callable(progress):
+            progress(done, n)
+        k = done // nv
+        if partial is not None and shown[0] < k < nd:
+            shown[0] = k
+            dirs = np.sort(order[:k])
+            ds, curves = _grid_dataset(twin, ids, grid, dirs, responses[:, dirs], grey[:, dirs], (start, stop))
+            partial(label_provisional(analyse(ds, curves) if analyse is not None else ds, done, n))
+
+    run_conditions(twin, video, len(conds), ids, batch_size=batch_size, progress=after_batch, desc=grid.label,
+                   show_progress=show_progress if not isinstance(progress, bool) else progress, reduce=reduce,
+                   cancel=cancel)
+    ds, curves = _grid_dataset(twin, ids, grid, np.arange(nd), responses, grey, (start, stop))
+    return (analyse(ds, curves) if analyse is not None else ds), curves
+
+
+def _grid_dataset(twin: TwinLike, ids: np.ndarray, grid: GratingGrid, dirs: np.ndarray, responses: np.ndarray,
+                  grey: np.ndarray, window: tuple[int, int]) -> tuple[xr.Dataset, np.ndarray]:
+    """The grid Dataset of the directions ``dirs`` (indices) from window means [V, D, U] and grey means [V, D, U]."""
+    responses = responses.transpose(2, 0, 1)  # [U, V, D]
+    baseline = grey.reshape(-1, grey.shape[-1]).mean(0)
     best = np.argmax(responses.mean(axis=1), axis=1)  # preferred direction per unit
     curves = responses[np.arange(len(ids)), :, best]  # [U, V]
+    directions = grid.directions[dirs]
     coords = unit_coords(twin, ids)
     coords[grid.dim] = (grid.dim, grid.values, dict(grid.value_attrs))
-    coords["direction"] = ("direction", grid.directions, {"units": "deg", "convention": "v2"})
+    coords["direction"] = ("direction", directions, {"units": "deg", "convention": "v2"})
     ds = xr.Dataset({"response": (("unit", grid.dim, "direction"), responses.astype(np.float32)),
                      "tuning": (("unit", grid.dim), curves.astype(np.float32),
                                 {"long_name": "response at the unit's preferred direction"}),
-                     "best_direction": (("unit",), grid.directions[best], {"units": "deg"}),
+                     "best_direction": (("unit",), directions[best], {"units": "deg"}),
                      "baseline": (("unit",), baseline.astype(np.float32), {"long_name": "mean response to grey"})},
                     coords=coords)
-    ds.attrs["window_frames"] = [start, stop]
+    ds.attrs["window_frames"] = list(window)
     return ds, curves

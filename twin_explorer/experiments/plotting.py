@@ -1,5 +1,5 @@
-"""Plots of experiment results (HoloViews with the Bokeh backend, registered once, at the first plot: loading it
-costs seconds that runs without plots should not pay): direction tuning, SF/TF/contrast/size tuning, receptive
+"""Plots of experiment results (HoloViews with the Bokeh backend, imported and registered once, at the first plot:
+loading them costs seconds that runs without plots, such as batch workers, should not pay): direction tuning, SF/TF/contrast/size tuning, receptive
 fields, MEIs and prediction performance, each from the result Dataset alone."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from typing import Any
 
 import functools
 
-import holoviews as hv
 import numpy as np
 import xarray as xr
 
@@ -49,6 +48,7 @@ def angle_colour(angle_deg: float, period: float = 360.0) -> str:
 @functools.cache
 def hv_bokeh() -> Any:
     """holoviews with the bokeh backend registered (once per process), so bokeh options can be applied."""
+    import holoviews as hv  # here, not at the top: see the module docstring (a batch worker never plots)
     import holoviews.plotting.bokeh  # noqa: F401  (registers the backend; see the module docstring for why here)
 
     if hv.Store.current_backend != "bokeh" and not hv.Store.renderers.get(hv.Store.current_backend):
@@ -64,7 +64,7 @@ def _unit_sel(ds: xr.Dataset, unit: int) -> xr.Dataset:
 
 def plot_direction_tuning(ds: xr.Dataset, unit: int, polar: bool = True) -> Any:
     """Tuning curve of one unit with its bi-von-Mises fit: polar (default) or linear, plus response traces."""
-    hv_bokeh()
+    hv = hv_bokeh()
     u = _unit_sel(ds, unit)
     d = ds["direction"].values
     y = u["tuning"].values
@@ -104,7 +104,7 @@ def plot_direction_tuning(ds: xr.Dataset, unit: int, polar: bool = True) -> Any:
 
 def plot_tuning_population(ds: xr.Dataset) -> Any:
     """Population histograms of gOSI, gDSI, OSI, DSI and the preferred direction."""
-    hv_bokeh()
+    hv = hv_bokeh()
     panels = []
     for k, rng, n in (("gosi", (0, 1), 20), ("gdsi", (0, 1), 20), ("osi", (-0.2, 1), 24), ("dsi", (-0.2, 1), 24),
                       ("pref_dir", (0, 360), 24)):
@@ -127,7 +127,7 @@ def _value_dim(ds: xr.Dataset) -> str:
 
 def plot_value_tuning(ds: xr.Dataset, unit: int) -> Any:
     """One unit's SF / TF / contrast / size tuning curve (log x axis except size) with its fit and grey level."""
-    hv_bokeh()
+    hv = hv_bokeh()
     dim = _value_dim(ds)
     if int(unit) not in set(ds["unit"].values.tolist()):
         raise ValueError(f"unit {unit} is not in this Dataset")
@@ -160,7 +160,7 @@ def plot_value_tuning(ds: xr.Dataset, unit: int) -> Any:
 
 def plot_value_population(ds: xr.Dataset) -> Any:
     """Population histogram of the experiment's main per-unit number (pref SF/TF, c50 or SI)."""
-    hv_bokeh()
+    hv = hv_bokeh()
     dim = _value_dim(ds)
     key = {"sf": "pref_sf", "tf": "pref_tf", "contrast": "c50", "diameter": "si", "outer_diameter": "surround_si"}[dim]
     v = ds[key].values
@@ -180,7 +180,7 @@ def _ellipse(az0: float, el0: float, s1: float, s2: float, ang: float, k: float 
 
 def plot_receptive_field(ds: xr.Dataset, unit: int, polarities: tuple[str, ...] = POLARITIES) -> Any:
     """STA heatmaps in degrees (one per polarity) with the fitted 2-σ ellipse and centre."""
-    hv_bokeh()
+    hv = hv_bokeh()
     if int(unit) not in set(ds["unit"].values.tolist()):
         raise ValueError(f"unit {unit} is not in this Dataset")
     u = ds.sel(unit=int(unit))
@@ -205,7 +205,7 @@ def plot_receptive_field(ds: xr.Dataset, unit: int, polarities: tuple[str, ...] 
 
 def plot_rf_centres(ds: xr.Dataset, polarity: str = "on_off") -> Any:
     """Fitted RF centres of all units on the monitor, with the screen outline."""
-    hv_bokeh()
+    hv = hv_bokeh()
     p = ds.sel(polarity=polarity)
     az, el = p["rf_az"].values, p["rf_el"].values
     left, right, bottom, top = DEFAULT_MONITOR.extent_deg
@@ -217,7 +217,7 @@ def plot_rf_centres(ds: xr.Dataset, polarity: str = "on_off") -> Any:
 def plot_mei(ds: xr.Dataset, unit: int | None = None, variant: int = 0, frame: int | None = None):
     """HoloViews layout: the MEI in degrees (grey, 0–255) next to its activation over optimisation steps.
     ``unit`` is a readout id (default: the first); video MEIs show ``frame`` (default: most contrast energy)."""
-    hv_bokeh()
+    hv = hv_bokeh()
     if "mei" not in ds or "activation" not in ds:
         raise ValueError("dataset lacks 'mei'/'activation'; pass the output of twin_explorer.experiments.mei.mei()")
     units = ds["unit"].values
@@ -247,7 +247,7 @@ def plot_mei(ds: xr.Dataset, unit: int | None = None, variant: int = 0, frame: i
 
 def plot_performance(ds: xr.Dataset) -> Any:
     """HoloViews layout: histogram of CC_norm and scatter of CC_abs against CC_max (with the y = x bound)."""
-    hv_bokeh()
+    hv = hv_bokeh()
     for name in ("cc_abs", "cc_max", "cc_norm"):
         if name not in ds:
             raise ValueError(f"dataset lacks {name!r}; pass the output of performance()")

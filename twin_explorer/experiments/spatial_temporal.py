@@ -26,6 +26,7 @@ from .fitting import (LOG_GAUSSIAN_KEYS, fit_log_gaussian, fit_log_gaussian_many
 from .grid import GratingGrid, grating_frames, run_grid
 from .provenance import provenance
 from .runner import DEFAULT_LATENCY_S, ProgressCallback
+from .streaming import PartialCallback
 from .tuning import directions_from
 
 __all__ = ["sf_tuning", "tf_tuning", "sf_tf_tuning", "contrast_response", "size_tuning", "fit_log_gaussian",
@@ -53,7 +54,7 @@ def add_log_fits(ds: xr.Dataset, values: np.ndarray, curves: np.ndarray, prefix:
 def _frequency_tuning(twin: TwinLike, axis: str, values: Any, directions: Any, other: float, duration_s: float,
                       contrast: float, units: Any, latency_s: float, pre_s: float, monitor: Monitor | None,
                       batch_size: int | None, progress: ProgressCallback | None, show_progress: bool, seed: int,
-                      cancel: threading.Event | None) -> xr.Dataset:
+                      cancel: threading.Event | None, partial: PartialCallback | None) -> xr.Dataset:
     """SF or TF tuning (``axis`` 'sf' or 'tf'): the one code path behind :func:`sf_tuning` and :func:`tf_tuning`."""
     name, label, unit = _FREQ[axis]
     if axis == "sf":
@@ -70,10 +71,14 @@ def _frequency_tuning(twin: TwinLike, axis: str, values: Any, directions: Any, o
         sf, tf = (v, other) if axis == "sf" else (other, v)
         return grating_frames(d, sf, tf, duration_s, contrast=contrast, frame_rate=fr, monitor=mon)
 
+    def analyse(ds: xr.Dataset, curves: np.ndarray) -> xr.Dataset:
+        add_log_fits(ds, vals, curves, axis)
+        return ds
+
     grid = GratingGrid(axis, vals, dirs, frames, label, {"units": unit})
-    ds, curves = run_grid(twin, grid, duration_s=duration_s, latency_s=latency_s, pre_s=pre_s, units=units,
-                          batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel)
-    add_log_fits(ds, vals, curves, axis)
+    ds, _ = run_grid(twin, grid, duration_s=duration_s, latency_s=latency_s, pre_s=pre_s, units=units,
+                     batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel,
+                     analyse=analyse, partial=partial)
     other_name = "tf_hz" if axis == "sf" else "sf_cpd"
     params = {name: vals, "directions": dirs, other_name: other, "duration_s": duration_s, "contrast": contrast,
               "latency_s": latency_s, "pre_s": pre_s}
@@ -85,28 +90,46 @@ def sf_tuning(twin: TwinLike, sf_cpd: Any = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32)
               tf_hz: float = 2.0, duration_s: float = 1.0, contrast: float = 1.0, units: Any = None, *,
               latency_s: float = DEFAULT_LATENCY_S, pre_s: float = 0.5, monitor: Monitor | None = None,
               batch_size: int | None = None, progress: ProgressCallback | None = None, show_progress: bool = True,
-              seed: int = 0, cancel: threading.Event | None = None) -> xr.Dataset:
+              seed: int = 0, cancel: threading.Event | None = None,
+              partial: PartialCallback | None = None) -> xr.Dataset:
     """Spatial-frequency tuning (cycles/degree) at each unit's preferred direction; ``pref_sf`` from a log-Gaussian
     fit, ``argmax_sf`` the best tested value."""
     return _frequency_tuning(twin, "sf", sf_cpd, directions, tf_hz, duration_s, contrast, units, latency_s, pre_s,
-                             monitor, batch_size, progress, show_progress, seed, cancel)
+                             monitor, batch_size, progress, show_progress, seed, cancel, partial)
 
 
 def tf_tuning(twin: TwinLike, tf_hz: Any = (0.5, 1, 2, 4, 8, 14), directions: int | Any = 8, sf_cpd: float = 0.04,
               duration_s: float = 2.0, contrast: float = 1.0, units: Any = None, *,
               latency_s: float = DEFAULT_LATENCY_S, pre_s: float = 0.5, monitor: Monitor | None = None,
               batch_size: int | None = None, progress: ProgressCallback | None = None, show_progress: bool = True,
-              seed: int = 0, cancel: threading.Event | None = None) -> xr.Dataset:
+              seed: int = 0, cancel: threading.Event | None = None,
+              partial: PartialCallback | None = None) -> xr.Dataset:
     """Temporal-frequency tuning (Hz) at each unit's preferred direction; ``pref_tf`` from a log-Gaussian fit."""
     return _frequency_tuning(twin, "tf", tf_hz, directions, sf_cpd, duration_s, contrast, units, latency_s, pre_s,
-                             monitor, batch_size, progress, show_progress, seed, cancel)
+                             monitor, batch_size, progress, show_progress, seed, cancel, partial)
+
+
+def _sf_tf_analysis(ds: xr.Dataset, curve: np.ndarray, sfs: np.ndarray, tfs: np.ndarray) -> xr.Dataset:
+    """The pair grid as (sf, tf) axes, with log-Gaussian fits along SF at the best TF and along TF at the best SF."""
+    U = curve.shape[0]
+    responses = ds["response"].values.reshape(U, len(sfs), len(tfs), ds.sizes["direction"])
+    tuning = curve.reshape(U, len(sfs), len(tfs))
+    out = ds.drop_vars(["response", "tuning"]).drop_dims("pair")
+    out = out.assign_coords(sf=("sf", sfs, {"units": "cycles/deg"}), tf=("tf", tfs, {"units": "Hz"}))
+    out["response"] = (("unit", "sf", "tf", "direction"), responses)
+    out["tuning"] = (("unit", "sf", "tf"), tuning, {"long_name": "response at the unit's preferred direction"})
+    bi, bj = np.unravel_index(np.argmax(tuning.reshape(U, -1), axis=1), tuning.shape[1:])
+    add_log_fits(out, sfs, tuning[np.arange(U), :, bj], "sf")
+    add_log_fits(out, tfs, tuning[np.arange(U), bi, :], "tf")
+    return out
 
 
 def sf_tf_tuning(twin: TwinLike, sf_cpd: Any = (0.02, 0.04, 0.08, 0.16, 0.3), tf_hz: Any = (1, 2, 4, 8),
                  directions: int | Any = 8, duration_s: float = 1.0, contrast: float = 1.0, units: Any = None, *,
                  latency_s: float = DEFAULT_LATENCY_S, pre_s: float = 0.5, monitor: Monitor | None = None,
                  batch_size: int | None = None, progress: ProgressCallback | None = None, show_progress: bool = True,
-                 seed: int = 0, cancel: threading.Event | None = None) -> xr.Dataset:
+                 seed: int = 0, cancel: threading.Event | None = None,
+                 partial: PartialCallback | None = None) -> xr.Dataset:
     """Joint SF × TF tuning (every pair × direction). ``response`` (unit, sf, tf, direction); ``tuning`` (unit, sf,
     tf) at the unit's preferred direction; ``pref_sf`` from a log-Gaussian fit along SF at the best TF and
     ``pref_tf`` along TF at the best SF (plus ``argmax_sf``/``argmax_tf``)."""
@@ -119,18 +142,9 @@ def sf_tf_tuning(twin: TwinLike, sf_cpd: Any = (0.02, 0.04, 0.08, 0.16, 0.3), tf
     grid = GratingGrid("pair", np.arange(len(pairs)), dirs, lambda v, d: grating_frames(
         d, pairs[int(v)][0], pairs[int(v)][1], duration_s, contrast=contrast, frame_rate=fr, monitor=mon),
         "SF × TF tuning")
-    ds, curve = run_grid(twin, grid, duration_s=duration_s, latency_s=latency_s, pre_s=pre_s, units=units,
-                         batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel)
-    U = curve.shape[0]
-    responses = ds["response"].values.reshape(U, len(sfs), len(tfs), len(dirs))
-    tuning = curve.reshape(U, len(sfs), len(tfs))
-    out = ds.drop_vars(["response", "tuning"]).drop_dims("pair")
-    out = out.assign_coords(sf=("sf", sfs, {"units": "cycles/deg"}), tf=("tf", tfs, {"units": "Hz"}))
-    out["response"] = (("unit", "sf", "tf", "direction"), responses)
-    out["tuning"] = (("unit", "sf", "tf"), tuning, {"long_name": "response at the unit's preferred direction"})
-    bi, bj = np.unravel_index(np.argmax(tuning.reshape(U, -1), axis=1), tuning.shape[1:])
-    add_log_fits(out, sfs, tuning[np.arange(U), :, bj], "sf")
-    add_log_fits(out, tfs, tuning[np.arange(U), bi, :], "tf")
+    out, _ = run_grid(twin, grid, duration_s=duration_s, latency_s=latency_s, pre_s=pre_s, units=units,
+                      batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel,
+                      analyse=lambda ds, curve: _sf_tf_analysis(ds, curve, sfs, tfs), partial=partial)
     out.attrs.update(provenance(twin, "sf_tf_tuning", dict(sf_cpd=sfs, tf_hz=tfs, directions=dirs,
                                                            duration_s=duration_s, contrast=contrast,
                                                            latency_s=latency_s, pre_s=pre_s), seed=seed, monitor=mon))
@@ -142,7 +156,8 @@ def contrast_response(twin: TwinLike, contrasts: Any = (0.02, 0.05, 0.1, 0.2, 0.
                       units: Any = None, *, latency_s: float = DEFAULT_LATENCY_S, pre_s: float = 0.5,
                       monitor: Monitor | None = None, batch_size: int | None = None,
                       progress: ProgressCallback | None = None, show_progress: bool = True, seed: int = 0,
-                      cancel: threading.Event | None = None) -> xr.Dataset:
+                      cancel: threading.Event | None = None,
+                      partial: PartialCallback | None = None) -> xr.Dataset:
     """Contrast-response function at each unit's preferred direction with a Naka–Rushton fit (``c50``, ``n``,
     ``rmax``, ``r0``, ``nr_r2``)."""
     cs = np.sort(check_values("contrasts", contrasts, positive=True, hi=1.0, min_len=4))
@@ -151,12 +166,17 @@ def contrast_response(twin: TwinLike, contrasts: Any = (0.02, 0.05, 0.1, 0.2, 0.
     fr = twin_frame_rate(twin)
     grid = GratingGrid("contrast", cs, dirs, lambda v, d: grating_frames(
         d, sf_cpd, tf_hz, duration_s, contrast=v, frame_rate=fr, monitor=mon), "contrast response")
-    ds, curve = run_grid(twin, grid, duration_s=duration_s, latency_s=latency_s, pre_s=pre_s, units=units,
-                         batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel)
-    fits = fit_naka_rushton_many(cs, curve)
-    for k in ("r0", "rmax", "c50", "n"):
-        ds[k] = (("unit",), fits[k])
-    ds["nr_r2"] = (("unit",), fits["r2"])
+
+    def analyse(ds: xr.Dataset, curve: np.ndarray) -> xr.Dataset:
+        fits = fit_naka_rushton_many(cs, curve)
+        for k in ("r0", "rmax", "c50", "n"):
+            ds[k] = (("unit",), fits[k])
+        ds["nr_r2"] = (("unit",), fits["r2"])
+        return ds
+
+    ds, _ = run_grid(twin, grid, duration_s=duration_s, latency_s=latency_s, pre_s=pre_s, units=units,
+                     batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel,
+                     analyse=analyse, partial=partial)
     ds.attrs.update(provenance(twin, "contrast_response", dict(contrasts=cs, directions=dirs, sf_cpd=sf_cpd, tf_hz=tf_hz,
                                                                duration_s=duration_s, latency_s=latency_s, pre_s=pre_s),
                                seed=seed, monitor=mon))
@@ -168,7 +188,8 @@ def size_tuning(twin: TwinLike, center_deg: tuple[float, float] = (0.0, 0.0),
                 tf_hz: float = 2.0, duration_s: float = 1.0, contrast: float = 1.0, units: Any = None, *,
                 latency_s: float = DEFAULT_LATENCY_S, pre_s: float = 0.5, monitor: Monitor | None = None,
                 batch_size: int | None = None, progress: ProgressCallback | None = None, show_progress: bool = True,
-                seed: int = 0, cancel: threading.Event | None = None) -> xr.Dataset:
+                seed: int = 0, cancel: threading.Event | None = None,
+                partial: PartialCallback | None = None) -> xr.Dataset:
     """Size tuning with circular grating apertures of growing diameter centred at ``center_deg`` (az, el; e.g. a
     unit's RF centre from :func:`receptive_fields`). Gives ``pref_size`` (argmax diameter) and the suppression index
     ``si`` = (R_peak − R_largest)/(R_peak − R_grey), clipped to [0, 1]."""
@@ -180,13 +201,18 @@ def size_tuning(twin: TwinLike, center_deg: tuple[float, float] = (0.0, 0.0),
     grid = GratingGrid("diameter", sizes, dirs, lambda v, d: grating_frames(
         d, sf_cpd, tf_hz, duration_s, contrast=contrast, frame_rate=fr, monitor=mon, aperture=(cen[0], cen[1], v)),
         "size tuning", {"units": "deg"})
-    ds, curve = run_grid(twin, grid, duration_s=duration_s, latency_s=latency_s, pre_s=pre_s, units=units,
-                         batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel)
-    peak = curve.max(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        si = np.clip((peak - curve[:, -1]) / (peak - ds["baseline"].values), 0, 1)
-    ds["pref_size"] = (("unit",), sizes[np.argmax(curve, axis=1)], {"units": "deg"})
-    ds["si"] = (("unit",), si, {"long_name": "surround suppression index"})
+
+    def analyse(ds: xr.Dataset, curve: np.ndarray) -> xr.Dataset:
+        peak = curve.max(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            si = np.clip((peak - curve[:, -1]) / (peak - ds["baseline"].values), 0, 1)
+        ds["pref_size"] = (("unit",), sizes[np.argmax(curve, axis=1)], {"units": "deg"})
+        ds["si"] = (("unit",), si, {"long_name": "surround suppression index"})
+        return ds
+
+    ds, _ = run_grid(twin, grid, duration_s=duration_s, latency_s=latency_s, pre_s=pre_s, units=units,
+                     batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel,
+                     analyse=analyse, partial=partial)
     ds.attrs.update(provenance(twin, "size_tuning", dict(center_deg=cen, diameters_deg=sizes, directions=dirs,
                                                          sf_cpd=sf_cpd, tf_hz=tf_hz, duration_s=duration_s,
                                                          contrast=contrast, latency_s=latency_s, pre_s=pre_s),

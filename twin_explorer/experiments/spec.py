@@ -20,10 +20,11 @@ import numpy as np
 import xarray as xr
 
 from ..engine.contract import TwinLike
+from .streaming import PartialCallback
 
 #: Arguments every experiment function takes that are not parameters of the experiment itself.
 RUN_ARGUMENTS = frozenset({"twin", "units", "unit", "progress", "cancel", "show_progress", "batch_size", "monitor",
-                           "stimulus", "perspectives", "modulations", "options"})
+                           "stimulus", "perspectives", "modulations", "options", "partial"})
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class ExperimentSpec:
     """One experiment: ``name`` (registry key, CLI name), ``run`` (the experiment function), ``description``,
     ``summary(ds) -> str``, ``plot(ds, unit)`` (one unit) and ``population_plot(ds)`` (all units), and ``kind``:
     'conditions' (stimuli through the runner) or 'optimisation' (MEI); ``options``/``options_from``: keyword
-    options ``run`` takes through ``**options`` and the function whose signature documents them."""
+    options ``run`` takes through ``**options`` and the function whose signature documents them; ``streams``: ``run``
+    takes ``partial=`` and calls it with provisional results while it runs (:mod:`.streaming`)."""
 
     name: str
     run: Callable[..., xr.Dataset]
@@ -43,6 +45,7 @@ class ExperimentSpec:
     #: keyword options ``run`` passes on (``**options``) and the function whose signature gives their defaults
     options: frozenset[str] = frozenset()
     options_from: Callable[..., Any] | None = None
+    streams: bool = False
 
     def defaults(self) -> dict[str, Any]:
         """The experiment's parameters and their defaults (from ``run``'s signature, JSON-able values only)."""
@@ -80,14 +83,25 @@ class ExperimentSpec:
         return out
 
     def __call__(self, twin: TwinLike, units: Any = None, *, progress: Callable[[int, int], None] | None = None,
-                 cancel: threading.Event | None = None, **params: Any) -> xr.Dataset:
-        """Run the experiment; ``progress(done, total)`` and ``cancel`` (an Event) go to the runner."""
+                 cancel: threading.Event | None = None, partial: PartialCallback | None = None,
+                 batch_size: int | None = None, **params: Any) -> xr.Dataset:
+        """Run the experiment; ``progress(done, total)``, ``cancel`` (an Event) and ``batch_size`` (condition videos
+        per ``predict`` call) go to the runner; ``partial`` gets provisional results, for a spec that ``streams``."""
+        if partial is not None and not self.streams:
+            raise ValueError(f"{self.name} does not stream partial results; streaming experiments: "
+                             f"{', '.join(sorted(n for n, s in REGISTRY.items() if s.streams))}")
         known = self.defaults()
         unknown = set(params) - set(known)
         if unknown:
             raise ValueError(f"{self.name} has no parameter(s) {sorted(unknown)}; accepted: {', '.join(sorted(known))}")
         accepted = inspect.signature(self.run).parameters
         extra: dict[str, Any] = {"cancel": cancel}
+        if partial is not None:
+            extra["partial"] = partial
+        if batch_size is not None:
+            if "batch_size" not in accepted:
+                raise ValueError(f"{self.name} takes no batch_size")
+            extra["batch_size"] = batch_size
         if progress is not None:
             extra["progress"] = progress
         if "show_progress" in accepted:
@@ -111,7 +125,10 @@ def register(spec: ExperimentSpec) -> ExperimentSpec:
 
 
 def get_experiment(name: str) -> ExperimentSpec:
-    """The registered spec called ``name``."""
+    """The registered spec called ``name`` (the built-in experiments register themselves when first asked for)."""
+    if name not in REGISTRY:
+        # start-up time: they load torch, which a batch worker sent a plain function never needs
+        from . import monet2_tuning, specs, surround  # noqa: F401
     try:
         return REGISTRY[name]
     except KeyError:

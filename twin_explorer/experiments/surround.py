@@ -27,6 +27,7 @@ from .plotting import plot_value_population, plot_value_tuning
 from .provenance import provenance
 from .runner import DEFAULT_LATENCY_S, ProgressCallback
 from .spec import ExperimentSpec, median_summary, register
+from .streaming import PartialCallback
 from .tuning import directions_from
 
 __all__ = ["surround_suppression"]
@@ -49,6 +50,15 @@ def centre_surround_frames(direction_deg: float, outer_deg: float, *, center_deg
     return np.where(inside[None], centre, surround)
 
 
+def _suppression(ds: xr.Dataset, curve: np.ndarray) -> xr.Dataset:
+    """``center_response`` and ``surround_si`` from the curves [U, outer diameters] (the first is the centre alone)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        si = (curve[:, 0] - curve[:, -1]) / (curve[:, 0] - ds["baseline"].values)
+    ds["center_response"] = (("unit",), curve[:, 0], {"long_name": "response to the centre grating alone"})
+    ds["surround_si"] = (("unit",), si, {"long_name": "surround suppression index (R_c − R_largest)/(R_c − R_grey)"})
+    return ds
+
+
 def surround_suppression(twin: TwinLike, center_deg: tuple[float, float] = (0.0, 0.0),
                          center_diameter_deg: float = 20.0, outer_diameters_deg: Any = (20, 30, 45, 60, 90),
                          directions: int | Any = 8, sf_cpd: float = 0.04, tf_hz: float = 2.0,
@@ -56,7 +66,7 @@ def surround_suppression(twin: TwinLike, center_deg: tuple[float, float] = (0.0,
                          surround_offset_deg: float = 0.0, units: Any = None, *, latency_s: float = DEFAULT_LATENCY_S,
                          pre_s: float = 0.5, monitor: Monitor | None = None, batch_size: int | None = None,
                          progress: ProgressCallback | None = None, show_progress: bool = True, seed: int = 0,
-                         cancel: threading.Event | None = None) -> xr.Dataset:
+                         cancel: threading.Event | None = None, partial: PartialCallback | None = None) -> xr.Dataset:
     """Centre grating plus surround annuli (see the module docstring). Returns ``response`` (unit, outer_diameter,
     direction), ``tuning`` (unit, outer_diameter) at the preferred direction, ``baseline`` (grey),
     ``surround_si`` and ``center_response`` per unit."""
@@ -75,12 +85,9 @@ def surround_suppression(twin: TwinLike, center_deg: tuple[float, float] = (0.0,
                 surround_contrast=surround_contrast, surround_offset_deg=float(surround_offset_deg))
     grid = GratingGrid("outer_diameter", outer, dirs, lambda v, d: centre_surround_frames(
         d, v, frame_rate=twin_frame_rate(twin), monitor=mon, **look), "surround suppression", {"units": "deg"})
-    ds, curve = run_grid(twin, grid, duration_s=duration_s, latency_s=latency_s, pre_s=pre_s, units=units,
-                         batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        si = (curve[:, 0] - curve[:, -1]) / (curve[:, 0] - ds["baseline"].values)
-    ds["center_response"] = (("unit",), curve[:, 0], {"long_name": "response to the centre grating alone"})
-    ds["surround_si"] = (("unit",), si, {"long_name": "surround suppression index (R_c − R_largest)/(R_c − R_grey)"})
+    ds, _ = run_grid(twin, grid, duration_s=duration_s, latency_s=latency_s, pre_s=pre_s, units=units,
+                     batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel,
+                     analyse=_suppression, partial=partial)
     ds.attrs.update(provenance(twin, "surround_suppression", dict(look, outer_diameters_deg=outer, directions=dirs,
                                                                   latency_s=latency_s, pre_s=pre_s),
                                seed=seed, monitor=mon))
@@ -90,4 +97,4 @@ def surround_suppression(twin: TwinLike, center_deg: tuple[float, float] = (0.0,
 SPEC = register(ExperimentSpec(
     "surround_suppression", surround_suppression,
     "Centre grating with a surround annulus of growing size: how much the surround suppresses.",
-    median_summary("surround_si"), plot_value_tuning, plot_value_population))
+    median_summary("surround_si"), plot_value_tuning, plot_value_population, streams=True))

@@ -27,14 +27,17 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from tqdm.auto import tqdm
 
 from ..engine.contract import TwinLike
 from ..monitor import Monitor
 from .checks import check_positive, check_values, resolve_units, twin_frame_rate, twin_monitor, unit_coords
-from .fitting import batched_lm
+from .fitting import bivonmises, fit_bivonmises, fit_bivonmises_many
 from .grid import grating_frames
 from .provenance import provenance
-from .runner import BURN_IN_FRAMES, DEFAULT_LATENCY_S, ProgressCallback, Timing, run_conditions, window_mean
+from .runner import (BURN_IN_FRAMES, DEFAULT_LATENCY_S, MAX_FRAMES_PER_CALL, ProgressCallback, Timing, run_conditions,
+                     window_mean)
+from .streaming import PartialCallback, label_provisional, spread_order
 
 __all__ = ["direction_tuning", "directions_from", "spread_order", "partial_indices", "global_osi", "global_dsi", "allen_osi_dsi", "bivonmises",
            "fit_bivonmises", "fit_bivonmises_many", "tuning_indices", "to_v3", "from_v3"]
@@ -71,22 +74,6 @@ def directions_from(directions: int | Any) -> np.ndarray:
     if len(np.unique(np.round(arr, 6))) != arr.size:
         raise ValueError(f"directions contain duplicates (mod 360): {arr.tolist()}")
     return arr
-
-
-def spread_order(directions_deg: Any) -> np.ndarray:
-    """Indices of ``directions_deg`` in an order that covers the circle early: each next direction is the one
-    farthest from all before it (ties: the first), e.g. 0°, 180°, 90°, 270°, 45°, 135°, … for 16 directions."""
-    d = np.mod(np.asarray(directions_deg, dtype=float).ravel(), 360.0)
-    if not d.size:
-        return np.zeros(0, dtype=int)
-    order = [0]
-    gap = np.full(d.size, np.inf)
-    for _ in range(d.size - 1):
-        diff = np.abs(d - d[order[-1]])
-        gap = np.minimum(gap, np.minimum(diff, 360.0 - diff))
-        gap[order[-1]] = -1.0
-        order.append(int(np.argmax(gap)))
-    return np.asarray(order, dtype=int)
 
 
 # --- indices -------------------------------------------------------------------------------------------------
@@ -135,93 +122,6 @@ def allen_osi_dsi(curves: np.ndarray, directions_deg: np.ndarray) -> tuple[np.nd
         osi = (r_pref - r_orth) / (r_pref + r_orth)
         dsi = (r_pref - r_null) / (r_pref + r_null)
     return osi, dsi, pref
-
-
-# --- bi-von-Mises --------------------------------------------------------------------------------------------
-
-def bivonmises(theta_rad: np.ndarray, mu: float, kappa: float, phi: float, amplitude: float,
-               baseline: float) -> np.ndarray:
-    """The pipeline's bi-von-Mises: φ·A·e^{κ(cos(θ−μ)−1)} + (1−φ)·A·e^{κ(cos(θ+π−μ)−1)} + baseline."""
-    th = np.asarray(theta_rad, dtype=float)
-    return (phi * amplitude * np.exp(kappa * (np.cos(th - mu) - 1))
-            + (1 - phi) * amplitude * np.exp(kappa * (np.cos(th + np.pi - mu) - 1)) + baseline)
-
-
-_FIT_KEYS = ("mu", "kappa", "phi", "amplitude", "baseline", "r2")
-KAPPA_MAX = 60.0
-
-
-def _bvm_model(th: np.ndarray):
-    def model(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mu, kappa, phi, amp, base = (p[:, i:i + 1] for i in range(5))
-        c = np.cos(th[None] - mu)
-        s = np.sin(th[None] - mu)
-        e1 = np.exp(kappa * (c - 1))
-        e2 = np.exp(kappa * (-c - 1))
-        mix = phi * e1 + (1 - phi) * e2
-        f = amp * mix + base
-        J = np.stack([amp * kappa * s * (phi * e1 - (1 - phi) * e2),
-                      amp * (phi * e1 * (c - 1) + (1 - phi) * e2 * (-c - 1)),
-                      amp * (e1 - e2), mix, np.ones_like(f)], -1)
-        return f, J
-    return model
-
-
-def fit_bivonmises_many(curves: np.ndarray, directions_deg: np.ndarray) -> dict[str, np.ndarray]:
-    """Bi-von-Mises fits of every row of curves [U, D] at once. Each unit starts from the best point of a grid
-    over (μ every 5°, κ, φ ∈ {0.5, 0.75, 1}) with amplitude and baseline solved linearly, then Levenberg–Marquardt with
-    the bounds κ ∈ [0, 60], φ ∈ [0, 1], A, b ≥ 0. Returns arrays mu (deg, peak with weight ≥ 0.5), kappa, phi,
-    amplitude, baseline, r2."""
-    y = np.atleast_2d(np.asarray(curves, dtype=float))
-    th = np.radians(np.asarray(directions_deg, dtype=float))
-    if y.shape[1] != th.size or th.size < 5:
-        raise ValueError(f"need one value per direction (≥ 5 directions), got curves {y.shape} for {th.size} directions")
-    U = len(y)
-    out = {k: np.full(U, np.nan) for k in _FIT_KEYS}
-    ok = np.all(np.isfinite(y), axis=1) & (np.ptp(y, axis=1) > 0)
-    if not ok.any():
-        return out
-    yy = y[ok]
-    # grid start: basis curves E [C, D]; A, b by least squares per (unit, candidate)
-    mus = np.radians(np.arange(0, 360, 5.0))
-    kappas = np.array([0.3, 0.7, 1.5, 3, 6, 12, 25, 50])
-    phis = np.linspace(0.5, 1, 3)
-    M, K, P = np.meshgrid(mus, kappas, phis, indexing="ij")
-    M, K, P = M.ravel(), K.ravel(), P.ravel()
-    E = (P[:, None] * np.exp(K[:, None] * (np.cos(th[None] - M[:, None]) - 1))
-         + (1 - P[:, None]) * np.exp(K[:, None] * (np.cos(th[None] + np.pi - M[:, None]) - 1)))
-    Ec = E - E.mean(1, keepdims=True)
-    yc = yy - yy.mean(1, keepdims=True)
-    # the grid only picks a starting point, so float32 [U, C] arrays serve (half the memory traffic)
-    f32 = np.float32
-    A = np.clip((yc.astype(f32) @ Ec.T.astype(f32)) / (Ec**2).sum(1).astype(f32)[None], 0, None)  # [U, C]
-    b = np.clip(yy.mean(1, keepdims=True).astype(f32) - A * E.mean(1).astype(f32)[None], 0, None)
-    sse = ((yy**2).sum(1).astype(f32)[:, None] + A * (A * (E**2).sum(1).astype(f32)[None]
-                                                        - 2 * (yy.astype(f32) @ E.T.astype(f32)))
-           + b * (b * th.size - 2 * yy.sum(1, keepdims=True).astype(f32) + 2 * A * E.sum(1).astype(f32)[None]))
-    best = np.argmin(sse, axis=1)
-    p0 = np.c_[M[best], K[best], P[best], A[np.arange(len(yy)), best], b[np.arange(len(yy)), best]]
-    p, cost = batched_lm(_bvm_model(th), yy, p0, [-np.inf, 0, 0, 0, 0], [np.inf, KAPPA_MAX, 1, np.inf, np.inf])
-    mu, kappa, phi, amp, base = p.T
-    swap = phi < 0.5  # report the peak that carries the larger weight
-    mu = np.where(swap, mu + np.pi, mu)
-    phi = np.where(swap, 1 - phi, phi)
-    ss_tot = (yc**2).sum(1)
-    vals = {"mu": np.mod(np.degrees(mu), 360), "kappa": kappa, "phi": phi, "amplitude": amp, "baseline": base,
-            "r2": 1 - cost / np.where(ss_tot > 0, ss_tot, np.nan)}
-    for k, v in vals.items():
-        out[k][ok] = v
-    return out
-
-
-def fit_bivonmises(curve: np.ndarray, directions_deg: np.ndarray) -> dict[str, float]:
-    """Bi-von-Mises fit of one tuning curve (see :func:`fit_bivonmises_many`): mu (deg), kappa, phi ≥ 0.5,
-    amplitude, baseline, r2."""
-    y = np.asarray(curve, dtype=float)
-    if y.ndim != 1 or y.shape != np.shape(directions_deg) or y.size < 5:
-        raise ValueError(f"need a 1-D curve with one value per direction (≥ 5), got {y.shape} vs "
-                         f"{np.shape(directions_deg)}")
-    return {k: float(v[0]) for k, v in fit_bivonmises_many(y[None], directions_deg).items()}
 
 
 def with_tuning_indices(data: dict[str, Any], coords: dict[str, Any], indices: dict[str, Any], zero_direction: str,
@@ -291,17 +191,19 @@ def partial_indices(curves: np.ndarray, directions_deg: np.ndarray) -> dict[str,
             "vector_ori": vector_ori, "fit_osi": nan, "fit_dsi": nan, **{f"fit_{k}": nan for k in _NO_FIT}}
 
 
-def _partial_dataset(twin: TwinLike, ids: np.ndarray, dirs: np.ndarray, curves: np.ndarray, total: int
-                     ) -> xr.Dataset:
-    """A provisional direction-tuning Dataset of the directions done so far (sorted), for streaming displays."""
+def _partial_dataset(twin: TwinLike, ids: np.ndarray, dirs: np.ndarray, curves: np.ndarray, per_unit: dict[str, Any],
+                     **counts: int) -> xr.Dataset:
+    """A provisional direction-tuning Dataset of the directions done so far (sorted) for the units measured so far,
+    for streaming displays; ``counts``: conditions_done/_total (videos), directions_total, units_total."""
     order = np.argsort(dirs)
     dirs, curves = dirs[order], curves[:, order]
     coords = unit_coords(twin, ids)
     coords["direction"] = ("direction", dirs, {"units": "deg"})
     data = {"tuning": (("unit", "direction"), curves.astype(np.float32))}
+    data.update({k: (("unit",), np.asarray(v, dtype=np.float64)) for k, v in per_unit.items()})
     data.update({k: (("unit",), np.asarray(v, dtype=np.float64)) for k, v in partial_indices(curves, dirs).items()})
-    return xr.Dataset(data, coords=coords, attrs={"partial": 1, "directions_done": len(dirs),
-                                                  "directions_total": int(total)})
+    return label_provisional(xr.Dataset(data, coords=coords), counts.pop("conditions_done"),
+                             counts.pop("conditions_total"), directions_done=len(dirs), units_done=len(ids), **counts)
 
 
 # --- the experiment ------------------------------------------------------------------------------------------
@@ -317,6 +219,58 @@ def _per_unit(name: str, value: Any, n: int, allow_zero: bool = False) -> np.nda
     return arr
 
 
+def _run_directions(twin: TwinLike, ids: np.ndarray, dirs: np.ndarray, phases: np.ndarray, pairs: np.ndarray,
+                    group: np.ndarray, video: Callable[[float, float, float, float], np.ndarray], frames: int,
+                    window: tuple[int, int], *, batch_size: int | None, progress: ProgressCallback | None,
+                    show_progress: bool, cancel: threading.Event | None, partial: PartialCallback | None) -> np.ndarray:
+    """Run every (direction, phase) condition for each SF/TF pair's units; returns responses [D, T, U] (mean over
+    phases). Directions run in :func:`spread_order`, in rounds of ``batch_size`` conditions (one ``predict`` call per
+    pair and round; the pairs with the most units first), the first round two opposite directions only (a first
+    provisional result sooner). ``partial`` gets a provisional result after each round (and, in the first, after
+    each pair: its units appear). The calls are the same whether streamed or not (a batch's composition can change
+    a twin's float rounding), so the result is too."""
+    if isinstance(progress, bool):  # progress=True/False means "show a bar or not", as in run_conditions
+        show_progress, progress = progress, None
+    n_phase = len(phases)
+    n_cond = len(dirs) * n_phase
+    total = n_cond * len(pairs)
+    order = spread_order(dirs)
+    conds = [(dirs[k], p) for k in order for p in phases]
+    size = int(batch_size) if batch_size is not None else max(1, MAX_FRAMES_PER_CALL // frames)
+    if size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    first = 2 * n_phase if 2 * n_phase < min(size, n_cond) else size
+    bounds = [0] + list(range(first, n_cond, size)) + [n_cond]
+    members = [np.flatnonzero(group == g) for g in range(len(pairs))]
+    pair_order = sorted(range(len(pairs)), key=lambda g: -len(members[g]))
+    raw = np.empty((len(dirs), n_phase, frames, len(ids)), dtype=np.float32)
+    done = 0
+    with tqdm(total=total, desc="direction tuning", disable=not show_progress, leave=False) as bar:
+        for a, b in zip(bounds, bounds[1:]):
+            for j, g in enumerate(pair_order):
+                def keep(i: int, r: np.ndarray, a: int = a, cols: np.ndarray = members[g]) -> np.ndarray:
+                    raw[order[(a + i) // n_phase], (a + i) % n_phase][:, cols] = r  # at its direction's place
+                    return np.zeros(0, dtype=np.float32)
+
+                sf, tf = pairs[g]
+                run_conditions(twin, lambda i, a=a, sf=sf, tf=tf: video(*conds[a + i], sf, tf), b - a, ids[members[g]],
+                               batch_size=b - a, reduce=keep, show_progress=False, cancel=cancel)
+                done += b - a
+                bar.update(b - a)
+                if progress is not None:
+                    progress(done, total)
+                k = b // n_phase
+                if partial is not None and 0 < k < len(dirs) and (a == 0 or j == len(pair_order) - 1):
+                    cols = np.sort(np.concatenate([members[h] for h in pair_order[:j + 1]])) if a == 0 else \
+                        np.arange(len(ids))
+                    curves = window_mean(raw[order[:k]].mean(axis=1), *window).T[cols]
+                    per_unit = {"sf_cpd": pairs[group[cols], 0], "tf_hz": pairs[group[cols], 1]}
+                    partial(_partial_dataset(twin, ids[cols], dirs[order[:k]], curves, per_unit,
+                                             conditions_done=done, conditions_total=total,
+                                             directions_total=len(dirs), units_total=len(ids)))
+    return raw.mean(axis=1) if n_phase > 1 else raw[:, 0]
+
+
 def direction_tuning(twin: TwinLike, directions: int | Any = 16, sf_cpd: float | Any = 0.04, tf_hz: float | Any = 2.0,
                      duration_s: float = 2.0, contrast: float = 1.0, units: Any = None, *,
                      latency_s: float = DEFAULT_LATENCY_S, pre_s: float = 0.5,
@@ -324,7 +278,7 @@ def direction_tuning(twin: TwinLike, directions: int | Any = 16, sf_cpd: float |
                      monitor: Monitor | None = None, keep_traces: bool = True, batch_size: int | None = None,
                      progress: ProgressCallback | None = None, show_progress: bool = True,
                      seed: int = 0, cancel: threading.Event | None = None,
-                     partial: Callable[[xr.Dataset], None] | None = None) -> xr.Dataset:
+                     partial: PartialCallback | None = None) -> xr.Dataset:
     """Drifting-grating direction tuning of every selected unit.
 
     One condition video per direction (grey pre-blank ≥ burn-in, ``duration_s`` of grating, grey tail ≥ latency),
@@ -333,7 +287,8 @@ def direction_tuning(twin: TwinLike, directions: int | Any = 16, sf_cpd: float |
     videos. ``repeats_phase`` > 1 repeats every direction at evenly spaced starting phases and averages. Returns a
     Dataset with ``tuning`` (unit, direction) window means, ``response`` (unit, direction, time) traces when
     ``keep_traces``, ``baseline`` (grey response), per-unit ``sf_cpd``/``tf_hz`` used, and osi, dsi, gosi, gdsi,
-    pref_dir, pref_ori, fit_* (see :func:`tuning_indices`). Provenance in ``.attrs``.
+    pref_dir, pref_ori, fit_* (see :func:`tuning_indices`). Provenance in ``.attrs``. ``partial`` streams
+    provisional results (:mod:`.streaming`; the indices of :func:`partial_indices`, no fit) while it runs.
     """
     dirs = directions_from(directions)
     contrast = check_positive("contrast", contrast)
@@ -350,41 +305,15 @@ def direction_tuning(twin: TwinLike, directions: int | Any = 16, sf_cpd: float |
     phases = np.arange(int(repeats_phase)) * 360.0 / int(repeats_phase)
     pairs, group = np.unique(np.c_[sfs, tfs], axis=0, return_inverse=True)
     group = np.asarray(group).ravel()
-    n_cond = len(dirs) * len(phases)
-    total = n_cond * len(pairs)
-    resp = np.empty((len(dirs), timing.total, len(ids)), dtype=np.float32)
-    order = spread_order(dirs)
-    n_phase = len(phases)
     start, stop = timing.window(latency_s)
-    for gi, (sf, tf) in enumerate(pairs):
-        members = np.flatnonzero(group == gi)
-        conds = [(dirs[k], p) for k in order for p in phases]
-        raw = np.empty((len(dirs), n_phase, timing.total, len(members)), dtype=np.float32)
 
-        def video(i: int, sf: float = sf, tf: float = tf, conds: list = conds) -> np.ndarray:
-            d, p = conds[i]
-            return timing.pad(grating_frames(d, sf, tf, duration_s, contrast=contrast, phase_deg=p,
-                                             aperture=aperture, frame_rate=fr, monitor=mon)[:timing.stim])
+    def video(d: float, phase: float, sf: float, tf: float) -> np.ndarray:
+        return timing.pad(grating_frames(d, sf, tf, duration_s, contrast=contrast, phase_deg=phase, aperture=aperture,
+                                         frame_rate=fr, monitor=mon)[:timing.stim])
 
-        def keep(i: int, r: np.ndarray, raw: np.ndarray = raw) -> np.ndarray:
-            raw[order[i // n_phase], i % n_phase] = r  # stored at its direction's place, whatever the run order
-            return np.zeros(0, dtype=np.float32)
-
-        def after_batch(done: int, _n: int, g0: int = gi * n_cond, raw: np.ndarray = raw) -> None:
-            if progress is not None:
-                progress(g0 + done, total)
-            k = done // n_phase
-            if partial is not None and len(pairs) == 1 and 0 < k < len(dirs):
-                idx = order[:k]
-                curves = window_mean(raw[idx].mean(axis=1), start, stop).T
-                partial(_partial_dataset(twin, ids, dirs[idx], curves, len(dirs)))
-
-        run_conditions(twin, video, n_cond, ids[members], batch_size=batch_size, progress=after_batch, reduce=keep,
-                       desc="direction tuning" + (f" ({gi + 1}/{len(pairs)})" if len(pairs) > 1 else ""),
-                       show_progress=show_progress, cancel=cancel,
-                       # streaming: two opposite directions first, so the first provisional result comes sooner
-                       first_batch=2 * n_phase if partial is not None and len(pairs) == 1 else None)
-        resp[:, :, members] = raw.mean(axis=1)
+    resp = _run_directions(twin, ids, dirs, phases, pairs, group, video, timing.total, (start, stop),
+                           batch_size=batch_size, progress=progress, show_progress=show_progress, cancel=cancel,
+                           partial=partial)
     curves = window_mean(resp, start, stop).T  # [U, D]
     baseline = window_mean(resp, BURN_IN_FRAMES, timing.pre).mean(0) if timing.pre > BURN_IN_FRAMES else np.full(len(ids), np.nan)
     idx = tuning_indices(curves, dirs)

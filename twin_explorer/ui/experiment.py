@@ -3,7 +3,9 @@ that runs any registered experiment spec (:mod:`twin_explorer.experiments.spec`)
 
 A subclass of :class:`ExperimentView` names its experiment (``kind``), says which parameters define a result
 (``experiment_params``), how to compute it (``compute``) and how to show it (``show_result``); the base class runs
-it in a worker thread with progress and Cancel, and serves repeated requests from the per-twin result cache.
+it in a worker thread with progress and Cancel, and serves repeated requests from the per-twin result cache. A
+view whose experiment streams passes ``self.stream.sink(job)`` as its ``partial`` callback and draws provisional
+results in ``show_provisional`` (:mod:`.streaming`); a run that ends without a result puts the last result back.
 :class:`SpecView` is such a view for every registered spec: its parameter widgets come from the spec.
 """
 
@@ -17,12 +19,15 @@ import param
 
 from twin_explorer.engine.contract import TwinLike
 from twin_explorer.experiments import REGISTRY, get_experiment
+from twin_explorer.experiments.streaming import provisional_note
 
 from .controls import human_label
 from .state import ExplorerState, deferred
+from .streaming import ProvisionalStream, paced_progress
 from .tasks import RESULTS, Job, TaskRunner
 
 ALL, SELECTED = "all neurons", "selected neurons"
+SPEC_BATCH = 8  # condition videos per predict call in the generic view: a provisional result every few seconds
 
 
 def split_layout(obj: Any, size: tuple[int, int] | None = None) -> list[Any]:
@@ -53,6 +58,8 @@ class ExperimentView(pn.viewable.Viewer):
         self.state = state if state is not None else ExplorerState(twin)
         super().__init__(**params)
         self.runner = TaskRunner()
+        self.stream = ProvisionalStream(self._show_provisional)
+        self.shown: Any = None  # the Dataset on screen: the result, or a provisional one while measuring
 
     # ---- to implement ----------------------------------------------------------------------------------
     def experiment_params(self) -> dict[str, Any]:
@@ -67,9 +74,14 @@ class ExperimentView(pn.viewable.Viewer):
         """Draw a finished result."""
         raise NotImplementedError
 
+    def show_provisional(self, ds: Any) -> None:
+        """Draw a provisional result (``ds.attrs['partial']``) while the experiment runs (views that stream)."""
+        raise NotImplementedError
+
     def clear_result(self) -> None:
         """Forget the shown result (the twin changed and nothing is cached for it)."""
-        self.result = None
+        self.stream.stop()
+        self.result = self.shown = None
 
     # ---- shared ----------------------------------------------------------------------------------------
     def scoped_units(self) -> list[int] | None:
@@ -87,13 +99,30 @@ class ExperimentView(pn.viewable.Viewer):
             self.clear_result()
 
     def _set_result(self, ds: Any) -> None:
-        self.result = ds
+        self.stream.stop()  # provisional results still on their way are dropped
+        self.result = self.shown = ds
         self.show_result(ds)
+
+    def _show_provisional(self, ds: Any) -> None:
+        self.shown = ds
+        self.show_provisional(ds)
+
+    def _abandon(self) -> None:
+        """The run ended without a result (cancelled, failed): the last result goes back on screen, if a provisional
+        one had replaced it."""
+        self.stream.stop()
+        if self.shown is not None and self.shown is not self.result:
+            if self.result is not None:
+                self._set_result(self.result)
+            else:
+                self.clear_result()
 
     def run(self, wait: bool = False) -> bool:
         """Measure in the background (cached per twin and parameters); ``wait=True`` blocks until done."""
         params = self.experiment_params()
         twin = self.state.twin
+        if not self.runner.running:  # (a busy runner refuses the run; its own provisional results keep coming)
+            self.stream.start()
         hit = RESULTS.get(twin, self.kind, params)
         if hit is not None:
             self._set_result(hit)
@@ -106,7 +135,7 @@ class ExperimentView(pn.viewable.Viewer):
             if twin is self.state.twin:  # the user may have switched twins meanwhile
                 self._set_result(ds)
 
-        started = self.runner.run(work, on_done=done, label=self.label)
+        started = self.runner.run(work, on_done=done, label=self.label, on_abort=self._abandon)
         if started and wait:
             self.runner.wait()
             if self.runner.error:
@@ -157,7 +186,10 @@ class SpecView(ExperimentView):
     def compute(self, twin: TwinLike, params: dict[str, Any], job: Job) -> Any:
         kw = {k: v for k, v in params.items() if k not in ("experiment", "units")}
         spec = get_experiment(params["experiment"])
-        return spec(twin, units=params["units"], progress=job_progress(job, "step"), cancel=job.cancel_event, **kw)
+        if spec.streams:  # smaller batches than a batch run's, so provisional results come every few seconds
+            kw.update(partial=self.stream.sink(job), batch_size=SPEC_BATCH)
+        what = "condition videos" if spec.kind == "conditions" else "steps"
+        return spec(twin, units=params["units"], progress=paced_progress(job, what), cancel=job.cancel_event, **kw)
 
     def clear_result(self) -> None:
         super().clear_result()
@@ -165,17 +197,24 @@ class SpecView(ExperimentView):
             self.summary.object, self.unit_pane[:], self.population_pane[:] = "", [], []
 
     def show_result(self, ds: Any) -> None:
-        spec = get_experiment(ds.attrs.get("experiment", self.experiment))
-        self.summary.object = f"**{spec.name}**: {spec.summary(ds)}"
+        spec = self._spec_of(ds)
+        note = provisional_note(ds)
+        self.summary.object = (f"**{note[0].upper() + note[1:]}** (the rest are still being measured; the numbers "
+                               "change as they come)\n\n" if note else "") + f"**{spec.name}**: {spec.summary(ds)}"
         if spec.population_plot is not None:
             self.population_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(spec.population_plot(ds))]
         self._show_unit()
 
+    show_provisional = show_result  # a provisional result has the final one's variables, and the label says so
+
+    def _spec_of(self, ds: Any) -> Any:
+        return get_experiment(ds.attrs.get("experiment", self.experiment))
+
     def _show_unit(self) -> None:
-        ds, unit = self.result, self.state.unit
+        ds, unit = self.shown, self.state.unit
         if ds is None or unit is None or unit not in ds["unit"].values:
             return
-        spec = get_experiment(ds.attrs.get("experiment", self.experiment))
+        spec = self._spec_of(ds)
         if spec.plot is not None:
             self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(spec.plot(ds, unit))]
 

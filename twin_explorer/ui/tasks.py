@@ -300,9 +300,10 @@ class TaskRunner(pn.viewable.Viewer):
             self.status.object = message
 
     def run(self, fn: Callable[[Job], Any], on_done: Callable[[Any], None] | None = None,
-            label: str = "Working") -> bool:
+            label: str = "Working", on_abort: Callable[[], None] | None = None) -> bool:
         """Queue ``fn(job)`` in the shared :data:`EXPERIMENTS` pool (this session's turn among all sessions');
-        ``on_done(result)`` runs in the session when it finishes (not if cancelled).
+        ``on_done(result)`` runs in the session when it finishes (not if cancelled), ``on_abort()`` when it started
+        but ended without a result (cancelled or failed).
 
         Returns False (and starts nothing) while another task of this runner is still running.
         """
@@ -327,9 +328,13 @@ class TaskRunner(pn.viewable.Viewer):
                 self.message = f"{label}: done in {time.perf_counter() - t0:.1f} s"
             except Cancelled:
                 self.message = f"{label}: cancelled"
+                if on_abort is not None:
+                    in_session(doc, on_abort)
             except Exception as exc:  # shown to the user instead of killing the session
                 self.error = traceback.format_exc()
                 self.message = f"{label} failed: {exc}"
+                if on_abort is not None:
+                    in_session(doc, on_abort)
             finally:
                 self._finish()
 

@@ -2,12 +2,13 @@
 population histograms, and the preferred-direction map over cortical position.
 
 The population experiment (``twin_explorer.experiments.direction_tuning``) runs in a worker thread
-with progress and Cancel; results are cached per twin and parameters.
+with progress and Cancel; results are cached per twin and parameters. Provisional results stream in as the
+directions are measured (:mod:`.streaming`), at one SF/TF or at each neuron's preferred SF/TF (then the neurons of
+one SF/TF pair after another appear with the first directions, before the rest of the directions fill in).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ from .experiment import ALL, ExperimentView, job_progress, split_layout
 from .raster import neuron_map
 from .reliability import opacity, reliability_lines
 from .state import ExplorerState, deferred, twin_truth
+from .streaming import time_left
 from .tasks import Job
 
 __all__ = ["TuningView", "split_layout"]
@@ -36,14 +38,6 @@ MONET2_TRIALS = 2  # Monet2 movies (other noise, other direction order) averaged
 TUNING_BATCH = 4  # condition videos per predict call in the view (progress granularity vs shared work)
 
 
-def time_left(elapsed_s: float, done: int, total: int) -> str:
-    """"about 40 s left" from the pace so far (empty before anything is done)."""
-    if done <= 0 or done >= total:
-        return ""
-    left = elapsed_s / done * (total - done)
-    return f" · about {left:.0f} s left" if left < 120 else f" · about {left / 60:.1f} min left"
-
-
 def _direction_progress(job: Job, n_dirs: int, offset: float, share: float):
     """Progress in the user's terms: "k of n directions" of the one SF/TF, or directions × SF/TF pairs (one set
     of gratings per distinct preferred pair) rather than a bare count of condition videos; with the time left."""
@@ -52,7 +46,7 @@ def _direction_progress(job: Job, n_dirs: int, offset: float, share: float):
     def report(done: int, total: int) -> None:
         pairs = max(1, total // max(n_dirs, 1))
         message = (f"{done} of {n_dirs} directions" if pairs == 1 else
-                   f"{done}/{total} grating videos ({n_dirs} directions × {pairs} distinct preferred SF/TF pairs)")
+                   f"{done} of {total} grating videos ({n_dirs} directions × {pairs} distinct preferred SF/TF pairs)")
         job.update(offset + share * done / max(total, 1), message + time_left(time.perf_counter() - t0, done, total))
     return report
 
@@ -101,11 +95,6 @@ class TuningView(ExperimentView):
         self._measured = pd.DataFrame(columns=["pref_dir", "gdsi"], dtype=float)
         self._tap = hv.streams.Tap(x=None, y=None)
         self._tap.add_subscriber(self._on_map_tap)
-        # streaming: the newest provisional result waiting to be drawn, and the run it belongs to
-        self._partial_lock = threading.Lock()
-        self._partial: Any = None
-        self._stream_run: object | None = None
-        self.shown: Any = None  # the Dataset on screen: the result, or a provisional one while measuring
         self.state.param.watch(deferred(self._show_unit), "unit")
         self.state.param.watch(lambda _e: self._on_twin(), "twin")
         self._on_sf_tf()
@@ -124,7 +113,6 @@ class TuningView(ExperimentView):
     def run(self, wait: bool = False) -> bool:
         """Measure in the background (see :meth:`ExperimentView.run`); the "press Measure" hint goes at once."""
         self.hint.visible = False
-        self._stream_run = object()
         return super().run(wait)
 
     # ---- computation -------------------------------------------------------------------------------
@@ -152,28 +140,20 @@ class TuningView(ExperimentView):
                 offset, share = 0.5, 0.5
         # four directions per batch: progress still moves in steps, and the batch shares its grey pre-blank
         # (one direction per batch made a 16-direction run 3× slower: 3.3 s instead of 1.1 s on 2 cores)
-        run = self._stream_run
         ds = direction_tuning(twin, **kw, batch_size=TUNING_BATCH, show_progress=False, cancel=job.cancel_event,
                               progress=_direction_progress(job, params["directions"], offset, share),
-                              partial=lambda part: self._deliver_partial(job, run, part))
+                              partial=self._sink(job, source))
         ds.attrs["sf_tf_source"] = source
         return ds
 
-    def _deliver_partial(self, job: Job, run: object | None, ds: Any) -> None:
-        """From the worker: keep only the newest provisional result and draw it on the session's next tick (a
-        redraw slower than a batch skips the provisional results it missed, never queues them)."""
-        with self._partial_lock:
-            waiting = self._partial is not None
-            self._partial = (run, ds)
-        if not waiting:
-            job.ui(self._draw_partial)
+    def _sink(self, job: Job, source: str) -> Any:
+        """The stream's ``partial`` callback, labelling provisional results with where their SF/TF came from."""
+        sink = self.stream.sink(job)
 
-    def _draw_partial(self) -> None:
-        with self._partial_lock:
-            item, self._partial = self._partial, None
-        if item is None or item[0] is not self._stream_run or self._stream_run is None:
-            return  # the final result (or another run) came first
-        self._draw(item[1])
+        def deliver(part: Any) -> None:
+            part.attrs["sf_tf_source"] = source
+            sink(part)
+        return deliver
 
     def _on_twin(self) -> None:
         self._measured = self._measured.iloc[0:0]
@@ -183,13 +163,14 @@ class TuningView(ExperimentView):
         super().clear_result()
         self.unit_pane[:], self.linear_pane[:], self.population[:] = [], [], []
         self.map_pane.object, self.indices.object, self.map_note.object = None, "", ""
-        self.shown, self._stream_run = None, None
         self.hint.visible = True
 
     def show_result(self, ds: Any) -> None:
-        self._stream_run = None  # provisional results still on their way are dropped
         if ds.sizes.get("unit", 0) == self.state.twin.n_units:
             self.state.tuning = ds  # the neuron table gains the twin's tuning columns
+        self._draw(ds)
+
+    def show_provisional(self, ds: Any) -> None:
         self._draw(ds)
 
     def _draw(self, ds: Any) -> None:
@@ -209,9 +190,11 @@ class TuningView(ExperimentView):
     def _partial_note(ds: Any) -> str:
         if not ds.attrs.get("partial"):
             return ""
+        units = ds.attrs.get("units_done", 0), ds.attrs.get("units_total", 0)
+        of_units = f" for {units[0]} of {units[1]} neurons" if units[0] < units[1] else ""
         return (f"**Provisional: {ds.attrs['directions_done']} of {ds.attrs['directions_total']} directions "
-                "measured**; preferred directions are vector sums (the bi-von-Mises fit comes with the last "
-                "direction).")
+                f"measured{of_units}**; preferred directions are vector sums (the bi-von-Mises fit comes with the "
+                "last direction)." + (" The other neurons, at other preferred SF/TF, follow." if of_units else ""))
 
     # ---- plots -------------------------------------------------------------------------------------
     def _show_unit(self) -> None:
@@ -219,7 +202,9 @@ class TuningView(ExperimentView):
         if ds is None or unit is None:
             return
         if unit not in ds["unit"].values:
-            self.indices.object = f"Neuron {unit} was not measured; choose *all neurons* or select it and rerun."
+            self.indices.object = (f"{self._partial_note(ds)}\n\nNeuron {unit} is not measured yet." if
+                                   ds.attrs.get("partial") else
+                                   f"Neuron {unit} was not measured; choose *all neurons* or select it and rerun.")
             return
         self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_direction_tuning(ds, unit, polar=True))]
         self.linear_pane[:] = [pn.pane.HoloViews(split_layout(plot_direction_tuning(ds, unit, polar=False))[0])]

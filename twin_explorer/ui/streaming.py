@@ -1,0 +1,85 @@
+"""Provisional results on their way from an experiment's worker thread to a view, for every view that streams.
+
+The experiment calls ``partial(ds)`` after each batch (:mod:`twin_explorer.experiments.streaming`); a
+:class:`ProvisionalStream` keeps only the newest one and draws it on the session's next tick, so a redraw slower than
+a batch skips the provisional results it missed instead of queueing them; one from a run that was superseded (a
+newer run, the final result, a cancel, a cleared view) is dropped. :func:`paced_progress` reports "k of n …" with the
+time left.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twin_explorer.experiments.streaming import PartialCallback
+
+from .tasks import Job
+
+__all__ = ["ProvisionalStream", "time_left", "paced_progress"]
+
+
+def time_left(elapsed_s: float, done: int, total: int) -> str:
+    """" · about 40 s left" from the pace so far (empty before anything is done and once all is)."""
+    if done <= 0 or done >= total:
+        return ""
+    left = elapsed_s / done * (total - done)
+    return f" · about {left:.0f} s left" if left < 120 else f" · about {left / 60:.1f} min left"
+
+
+def paced_progress(job: Job, what: str = "conditions", offset: float = 0.0, share: float = 1.0
+                   ) -> Callable[[int, int], None]:
+    """A runner ``progress(done, total)`` callback reporting "k of n <what> · about … left" to ``job`` (its share
+    of the bar from ``offset``)."""
+    t0 = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        job.update(offset + share * done / max(total, 1),
+                   f"{done} of {total} {what}" + time_left(time.perf_counter() - t0, done, total))
+    return report
+
+
+class ProvisionalStream:
+    """Delivery of one view's provisional results: ``start()`` when a run begins, ``sink(job)`` (in the worker) is
+    the experiment's ``partial`` callback, ``stop()`` when the final result is shown or the run ends without one;
+    ``draw(ds)`` runs in the session for the newest provisional result of the current run only."""
+
+    def __init__(self, draw: Callable[[Any], None]) -> None:
+        self._draw = draw
+        self._lock = threading.Lock()
+        self._pending: tuple[object, Any] | None = None
+        self._run: object | None = None
+
+    @property
+    def active(self) -> bool:
+        """True from ``start()`` until ``stop()``: provisional results of the current run are still drawn."""
+        return self._run is not None
+
+    def start(self) -> None:
+        """A new run: provisional results of any earlier run are dropped from now on."""
+        self._run = object()
+
+    def stop(self) -> None:
+        """No more provisional results (the final one came, or the run ended without one)."""
+        self._run = None
+
+    def sink(self, job: Job) -> PartialCallback:
+        """The ``partial`` callback of the run started last, delivering to the session through ``job``."""
+        run = self._run
+        return lambda ds: self._deliver(job, run, ds)
+
+    def _deliver(self, job: Job, run: object | None, ds: Any) -> None:
+        with self._lock:
+            waiting = self._pending is not None
+            self._pending = (run, ds)
+        if not waiting:
+            job.ui(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            item, self._pending = self._pending, None
+        if item is None or self._run is None or item[0] is not self._run:
+            return  # the final result (or another run) came first
+        self._draw(item[1])
