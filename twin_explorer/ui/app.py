@@ -5,8 +5,8 @@ the server, syncs the focused neuron with the URL (``?unit=<readout_id>``) and o
 page when the URL names one, and releases the session's work and memory when its page closes. ``anatomy`` (a folder
 or an ``Anatomy``; default $TWIN_EXPLORER_ANATOMY, else the bundled synthetic sample) is the volume the neuron table
 and the anatomy view link the twin's units to. :data:`SERVE_OPTIONS` are the server settings ``twin-explorer serve``
-and the browser harness share: every script and stylesheet comes from the app's own server (no CDN: a classroom
-network may have no internet).
+and the browser harness share, with :func:`prepare_server`'s process settings: every script and stylesheet comes from
+the app's own server (no CDN: a classroom network may have no internet).
 """
 
 from __future__ import annotations
@@ -46,6 +46,14 @@ def serve_offline() -> None:
     """Make Bokeh and Panel load every script and stylesheet from this server, never from a CDN (also when the
     environment says otherwise: a classroom network may have no internet)."""
     os.environ["BOKEH_RESOURCES"] = "server"
+
+
+def prepare_server() -> None:
+    """The process settings of a served explorer: :func:`serve_offline`, and none of Bokeh's error diagnostics (they
+    check each callback's signature with ``inspect`` as it is registered, some 350 per page: a tenth of a new
+    session's CPU, spent to help whoever writes the callbacks, not a class using the app)."""
+    serve_offline()
+    os.environ["BOKEH_PERFORM_ERROR_DIAGNOSTICS"] = "false"
 
 #: (tab title, view class) in tab order; every view is imported above, so a broken one fails the app at start
 VIEWS: tuple[tuple[str, Callable[..., Any]], ...] = (
