@@ -14,7 +14,7 @@ import panel as pn
 import twin_explorer
 from twin_explorer.ui import get_twin
 
-pn.extension("tabulator", "plotly")
+pn.extension("tabulator", "plotly", "filedropper")  # filedropper: the designer's video upload
 twin = get_twin()  # the demo twin when its files are present, else the synthetic mouse
 print(twin.id, twin.n_units, "neurons")"""
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import panel as pn
 from playwright.sync_api import sync_playwright
 
-from twin_explorer.ui.app import SERVE_OPTIONS, create_app, serve_offline
+from twin_explorer.ui.app import SERVE_OPTIONS, create_app, prepare_server
 from twin_explorer.ui.state import get_anatomy, get_twin, unit_table
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,7 +38,7 @@ def free_port() -> int:
 def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0, **serve_kwargs: Any) -> Iterator[str]:
     """Serve ``app_factory`` on a free localhost port in a background thread; yields the page URL."""
     port = free_port()
-    serve_offline()
+    prepare_server()
     server = pn.serve({"explorer": app_factory}, port=port, address="127.0.0.1", show=False, threaded=True,
                       websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], liveness=True, **{**SERVE_OPTIONS, **serve_kwargs})
     url = f"http://127.0.0.1:{port}/explorer"

@@ -500,3 +500,39 @@ def test_browser_video_upload_shows_the_video_and_refuses_bad_files(served):
         assert designer.stimulus is video and designer.n_updates == n + 1
         page.get_by_text("12 frames (0.40 s)").first.wait_for(timeout=5_000)  # the video's plots still shown
         assert not errors, f"browser console errors: {errors}"
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(400)
+def test_browser_refuses_a_video_over_the_websocket_limit_with_a_message(served):
+    """A file over Bokeh's 20 MB websocket message limit used to vanish (the user saw nothing): the picker refuses it
+    in the browser with a visible message, the stimulus shown stays and the session goes on working."""
+    _need_chromium()
+    import io
+
+    import numpy as np
+
+    url, apps = served
+    with harness.chromium_page() as (page, errors):
+        n_before = len(apps)
+        harness.open_explorer(page, url, timeout_ms=180_000)
+        designer = apps[n_before].explorer.views["Stimulus designer"]
+        picker = page.locator('input[type="file"]').first
+        grating, n = designer.stimulus, harness.designer_updates(page)
+        picker.set_input_files(files=[{"name": "lecture.mp4", "mimeType": "video/mp4",
+                                       "buffer": b"\0" * (21 * 2**20)}])
+        page.get_by_text("File is too large").first.wait_for(timeout=60_000)
+        assert page.get_by_text("Maximum file size is 10 MB").first.is_visible()
+        page.wait_for_timeout(1000)
+        assert designer.stimulus is grating and designer.family == "DriftingGrating" and designer.n_updates == n
+
+        # the session is alive: a parameter change still redraws, and a small video after the refused one is shown
+        harness.nudge_slider(page, "Direction")
+        page.locator(f'.te-designer-status[data-updates="{n + 1}"]').wait_for(timeout=60_000)
+        buf = io.BytesIO()
+        np.save(buf, np.random.default_rng(2).integers(0, 256, size=(9, 36, 64), dtype=np.uint8))
+        picker.set_input_files(files=[{"name": "small.npy", "mimeType": "application/octet-stream",
+                                       "buffer": buf.getvalue()}])
+        page.get_by_text("9 frames (0.30 s)").first.wait_for(timeout=60_000)
+        assert designer.family == "VideoFile" and designer._result["frames"].shape[0] == 9
+        assert not errors, f"browser console errors: {errors}"

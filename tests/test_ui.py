@@ -80,7 +80,7 @@ def test_designer_parameter_change_reaches_bokeh(state):
     root = d.__panel__().get_root(Document())
     assert d.n_updates == 1 and not d.error.visible
     images = [m for m in root.select({"type": ColumnDataSource}) if "image" in m.data]
-    assert len(images) == 1 and images[0] is d._heat_source  # the Bokeh model the browser draws
+    assert len(images) == 1 and images[0] is d.plots.heat_source  # the Bokeh model the browser draws
     before = np.array(images[0].data["image"][0])
     assert before.shape == (state.twin.n_units, d._result["responses"].shape[0])
     gif_before = d.preview.object
@@ -89,7 +89,7 @@ def test_designer_parameter_change_reaches_bokeh(state):
     after = np.asarray(images[0].data["image"][0])
     assert not np.allclose(before, after), "heatmap data did not change"
     # a click on a heatmap row focuses the neuron drawn there
-    d._on_tap(events.Tap(d._heat_fig, x=0.5, y=3.5))
+    d.plots.on_tap(events.Tap(d.plots.heat_fig, x=0.5, y=3.5))
     assert state.unit == int(state.twin.units.index[d._order[3]])
     assert d.preview.object != gif_before
     # the Bokeh model of the status marker carries the new count

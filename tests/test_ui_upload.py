@@ -1,9 +1,11 @@
 """The designer's video upload: a video becomes the stimulus shown; an empty, too large, non-video or unreadable file
-shows why and the previous stimulus stays."""
+shows why and the previous stimulus stays; a file arrives in chunks, and the browser refuses one over the limit."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +15,8 @@ pn = pytest.importorskip("panel")
 from twin_explorer.stimuli import save_mp4  # noqa: E402
 from twin_explorer.ui.designer import MAX_PREVIEW_DURATION_S, StimulusDesigner  # noqa: E402
 from twin_explorer.ui.state import ExplorerState, get_twin  # noqa: E402
-from twin_explorer.ui.upload import ACCEPTED_UPLOADS, video_from_upload  # noqa: E402
+from twin_explorer.ui.upload import (  # noqa: E402
+    ACCEPTED_UPLOADS, CHUNK_BYTES, MAX_UPLOAD_BYTES, MB, video_from_upload)
 
 
 def _npy_bytes(frames: np.ndarray) -> bytes:
@@ -83,3 +86,46 @@ def test_designer_shows_an_upload_and_keeps_it_when_the_next_is_malformed(design
     # the previous families still work after a video
     designer.family = "DriftingGrating"
     assert designer._result["params"]["family"] == "DriftingGrating" and designer.stimulus is before
+
+
+def _send_in_chunks(dropper, data: bytes, name: str, mime: str = "application/octet-stream") -> None:
+    """What the browser's picker sends for one file: ``chunk_size`` pieces, each its own websocket message."""
+    size = dropper.chunk_size
+    total = -(-(len(data) + 1) // size)  # the picker's count (+1: an empty file is one chunk)
+    for i in range(total):
+        dropper._process_event(SimpleNamespace(event_name="upload_event", data={
+            "chunk": i + 1, "data": data[i * size:(i + 1) * size], "name": name, "total_chunks": total,
+            "type": mime}))
+
+
+def test_the_picker_refuses_large_files_in_the_browser_and_sends_in_chunks(designer):
+    dropper = designer.upload.file_input
+    assert isinstance(dropper, pn.widgets.FileDropper) and not dropper.multiple
+    # the browser refuses a file over the limit before sending any of it (no websocket message to lose)
+    assert dropper.max_file_size == f"{MAX_UPLOAD_BYTES // MB}MB" and MAX_UPLOAD_BYTES == 10 * MB
+    assert CHUNK_BYTES <= 5 * MB < 20 * 2**20 // 2  # each chunk far under Bokeh's websocket message limit
+
+
+def test_a_chunked_upload_becomes_the_stimulus_and_leaves_no_copy(designer):
+    dropper = designer.upload.file_input
+    dropper.chunk_size = 1000  # several chunks for this small video
+    frames = _ramp(15)
+    data = _npy_bytes(frames)
+    assert len(data) > 3 * dropper.chunk_size
+    _send_in_chunks(dropper, data, "mine.npy")
+    assert designer.family == "VideoFile" and designer._result["frames"].shape[0] == 15
+    assert Path(designer.stimulus.path).read_bytes() == data  # the chunks joined in order
+    assert dropper.value == {}  # received once, then dropped from the session
+
+
+def test_a_too_large_file_that_arrives_anyway_is_refused_and_the_stimulus_stays(designer):
+    """A browser that skipped the picker's size check: the server refuses the file with the reason."""
+    dropper, upload = designer.upload.file_input, designer.upload
+    before, shown, n = designer.stimulus, designer._result, designer.n_updates
+    _send_in_chunks(dropper, b"\0" * (MAX_UPLOAD_BYTES + 1), "huge.mp4", "video/mp4")
+    assert upload.message.visible and "'huge.mp4' is 10.0 MB, over the 10 MB limit" in upload.message.object
+    assert "previous stimulus is still shown" in upload.message.object
+    assert designer.stimulus is before and designer._result is shown and designer.n_updates == n
+    _send_in_chunks(dropper, b"hello", "notes.txt", "text/plain")  # text arrives decoded: still refused by name
+    assert "'notes.txt' is not a video file" in upload.message.object and designer.stimulus is before
+    assert dropper.value == {}

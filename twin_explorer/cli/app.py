@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         """Serve the interactive explorer (localhost only unless --address says otherwise)."""
         import panel as pn
 
-        from ..ui.app import SERVE_OPTIONS, create_app, serve_offline  # start-up time: Panel loads only to serve
+        from ..ui.app import SERVE_OPTIONS, create_app, prepare_server  # start-up time: Panel loads only to serve
         from ..ui import state as explorer_state
         from ..ui.state import anatomy_is_synthetic, get_anatomy, get_twin, unit_table
 
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
             typer.echo("anatomy: the bundled synthetic sample (not MICrONS data); --anatomy DIR opens a real folder")
         else:
             typer.echo(f"anatomy: {volume.folder} (materialization v{volume.materialization_version})")
-        serve_offline()
+        prepare_server()
         typer.echo("loading the twin…")
         unit_table(get_twin(twin), folder)  # warm the shared twin and its unit table before the first page load
         origins = [f"{host}:{port}" for host in {address, "localhost", "127.0.0.1"}]

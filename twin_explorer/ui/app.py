@@ -5,8 +5,8 @@ the server, syncs the focused neuron with the URL (``?unit=<readout_id>``) and o
 page when the URL names one, and releases the session's work and memory when its page closes. ``anatomy`` (a folder
 or an ``Anatomy``; default $TWIN_EXPLORER_ANATOMY, else the bundled synthetic sample) is the volume the neuron table
 and the anatomy view link the twin's units to. :data:`SERVE_OPTIONS` are the server settings ``twin-explorer serve``
-and the browser harness share: every script and stylesheet comes from the app's own server (no CDN: a classroom
-network may have no internet).
+and the browser harness share, with :func:`prepare_server`'s process settings: every script and stylesheet comes from
+the app's own server (no CDN: a classroom network may have no internet).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .state import ExplorerState, anatomy_is_synthetic, anatomy_source, get_anat
 from .tasks import release_session, session_key
 from .tuning import TuningView
 
-EXTENSIONS = ("tabulator", "plotly")
+EXTENSIONS = ("tabulator", "plotly", "filedropper")  # filedropper: the designer's video upload
 
 #: ``pn.serve`` settings of the explorer: a closed page's session (and its memory) is dropped within seconds
 #: instead of Bokeh's default 15-17 s, so a class opening and closing tabs does not pile sessions up.
@@ -46,6 +46,14 @@ def serve_offline() -> None:
     """Make Bokeh and Panel load every script and stylesheet from this server, never from a CDN (also when the
     environment says otherwise: a classroom network may have no internet)."""
     os.environ["BOKEH_RESOURCES"] = "server"
+
+
+def prepare_server() -> None:
+    """The process settings of a served explorer: :func:`serve_offline`, and none of Bokeh's error diagnostics (they
+    check each callback's signature with ``inspect`` as it is registered, some 350 per page: making the designer's
+    models took 137 instead of 152 ms, best of 8, to help whoever writes the callbacks, not a class using the app)."""
+    serve_offline()
+    os.environ["BOKEH_PERFORM_ERROR_DIAGNOSTICS"] = "false"
 
 #: (tab title, view class) in tab order; every view is imported above, so a broken one fails the app at start
 VIEWS: tuple[tuple[str, Callable[..., Any]], ...] = (
@@ -106,28 +114,26 @@ class Explorer(pn.viewable.Viewer):
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
         self.closed = False
-        # Views are made when first asked for: the first tab's now, the others when their tab first opens (a
-        # lazy pane in dynamic tabs). Making every view and its Bokeh models at page load was most of a new
-        # session's server CPU (1.0 s of 1.1 s, quiet machine); a hidden tab's models also leave the page.
+        # Views are made when first asked for: the first tab's now, the others when their tab first opens (an
+        # empty column in the dynamic tabs, filled then). Making every view and its Bokeh models at page load was
+        # most of a new session's server CPU (1.0 s of 1.1 s, quiet machine); a hidden tab's models also leave the
+        # page. (A lazy ParamFunction per tab cost 25 ms of CPU each at page load.)
         self.views = LazyViews(self.state, VIEWS, shown=lambda title: self.active_title == title)
-        self.views[VIEWS[0][0]]
-        self.tabs = pn.Tabs(*[(self._tab_title(title, cls), self._tab_content(title)) for title, cls in VIEWS],
+        self._holders = {title: pn.Column(sizing_mode="stretch_width") for title, _cls in VIEWS[1:]}
+        self.tabs = pn.Tabs(*[(self._tab_title(title, cls), self._holders[title] if title in self._holders
+                               else self.views[title]) for title, cls in VIEWS],
                             dynamic=True, sizing_mode="stretch_width")
-        self.tabs.param.watch(self._sync_shown, "active")
+        self.tabs.param.watch(self._on_tab, "active")
 
     @property
     def active_title(self) -> str:
         return VIEWS[self.tabs.active][0] if hasattr(self, "tabs") else VIEWS[0][0]
 
-    def _tab_content(self, title: str) -> Any:
-        if title in self.views.built:
-            return self.views[title]
-        def make() -> Any:
-            return self.views[title]
-
-        return pn.param.ParamFunction(make, lazy=True, sizing_mode="stretch_width")
-
-    def _sync_shown(self, *_events: Any) -> None:
+    def _on_tab(self, *_events: Any) -> None:
+        """A tab opened: its view is made the first time, and each view knows whether it is the one shown."""
+        holder = self._holders.get(self.active_title)
+        if holder is not None and not holder.objects:
+            holder.objects = [self.views[self.active_title]]
         for title, view in self.views.built.items():
             if "shown" in view.param:
                 view.shown = title == self.active_title
@@ -233,6 +239,20 @@ def hold_until_connected(doc: Any, grace_s: float | None = None) -> None:
     pn.state.onload(unblock)
 
 
+class ExplorerPage(pn.template.BootstrapTemplate):
+    """The explorer's page template: Bootstrap (the one built-in template that fetches nothing from the internet:
+    offline labs, CI), whose models join a session's document in one step."""
+
+    def server_doc(self, doc: Any = None, title: str | None = None, location: Any = True) -> Any:
+        """As the template's, with the document's model graph walked once at the end instead of after each of the
+        page's dozen roots (each walk visits every model added so far: a quarter of a new session's CPU)."""
+        doc = doc if doc is not None else pn.state.curdoc
+        if doc is None:
+            return super().server_doc(doc, title, location)
+        with doc.models.freeze():
+            return super().server_doc(doc, title, location)
+
+
 def _same_number(text: str, value: Any) -> bool:
     """Whether the link's text is the value the URL sync parsed from it (then the message quotes the text as typed)."""
     try:
@@ -241,7 +261,7 @@ def _same_number(text: str, value: Any) -> bool:
         return False
 
 
-def create_app(twin: Any = None, anatomy: Any = None) -> pn.template.BootstrapTemplate:
+def create_app(twin: Any = None, anatomy: Any = None) -> ExplorerPage:
     """Build one session's explorer page (a new state per call, so each browser session is independent) on ``twin``
     and the anatomy folder ``anatomy`` (see :class:`Explorer`)."""
     pn.extension(*EXTENSIONS, notifications=True)
@@ -252,8 +272,7 @@ def create_app(twin: Any = None, anatomy: Any = None) -> pn.template.BootstrapTe
         doc._template_variables.setdefault("dist_url", f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path
                                            else LOCAL_DIST)
     explorer = Explorer(twin, anatomy=anatomy)
-    # Bootstrap: the one built-in template that fetches nothing from the internet (offline labs, CI).
-    template = pn.template.BootstrapTemplate(
+    template = ExplorerPage(
         title="twin_explorer", sidebar=explorer.sidebar(), main=[explorer.tabs], sidebar_width=300,
         header_background="#3b6ea5")
     if pn.state.location is not None:

@@ -1,13 +1,13 @@
 """The stimulus designer: pick a stimulus family, set its parameters, watch the twin respond.
 
-Shows an animated preview of the stimulus, the predicted population response (neurons × time
-heatmap) and the traces of the selected neurons; behaviour inputs (eye position, pupil, running)
-feed the prediction; the stimulus (mp4/npy) and the responses (NetCDF) can be downloaded.
+Builds each family's controls, renders and predicts in the shared worker pool, and shows an animated preview of the
+stimulus (:mod:`.preview`), the predicted population response (neurons × time heatmap) and the traces of the selected
+neurons (:mod:`.response_plots`); behaviour inputs (eye position, pupil, running) feed the prediction; the stimulus
+(mp4/npy) and the responses (NetCDF) can be downloaded.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import time
 from typing import Any
@@ -17,14 +17,11 @@ import panel as pn
 import param
 import xarray as xr
 
-from bokeh import events
-from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper, Range1d
-from bokeh.palettes import Category10_10, Viridis256
-from bokeh.plotting import figure
-
 from twin_explorer.stimuli import FAMILIES, INTERACTIVE_FAMILIES
 
 from .controls import ParamControls
+from .preview import preview_html
+from .response_plots import ResponsePlots
 from .state import ExplorerState, deferred
 from .tasks import INTERACTIVE, RESULTS, in_session, session_key
 from .upload import VideoUpload
@@ -83,59 +80,6 @@ def render_and_predict(twin: Any, stim: Any, behaviour: tuple[float, float, floa
     return RESULTS.compute_once(twin, "designer", params, compute)
 
 
-def preview_gif(frames: np.ndarray, fps: float, step: int = 2) -> bytes:
-    """An animated GIF (half resolution) of a uint8 [T, H, W] video for the browser preview.
-
-    Written as 8-bit greyscale frames, so no per-frame colour quantisation is needed (5× faster than through
-    imageio's RGB path, which was a fifth of a redraw)."""
-    from PIL import Image
-
-    small = np.ascontiguousarray(frames[:, ::step, ::step])
-    images = [Image.fromarray(f, mode="L") for f in small]
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0,
-                   optimize=False)
-    return buf.getvalue()
-
-
-def _still_png(frame: np.ndarray, step: int = 2) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(frame[::step, ::step]), mode="L").save(buf, format="PNG")
-    return buf.getvalue()
-
-
-#: The animated preview plays this many times each time it comes into view (or is clicked), then shows its still
-#: frame: a looping GIF costs the browser CPU on every frame, also on a page left idle.
-PREVIEW_PLAYS = 3
-
-# Shows the still frame while the preview is off screen (another tab, scrolled away) or the page is hidden, and the
-# animation while it can be seen, for data-play-ms (then the still frame; a click, a return to view or to the page
-# plays it again). Set up from the image's own onload (scripts in an HTML pane do not run; event attributes do),
-# once per image.
-_WATCH_VISIBILITY = (
-    "if(!this.__te){this.__te=1;var i=this,seen=false,done=false,t=null,set=function(){"
-    "var a=seen&&!document.hidden&&!done,s=a?i.dataset.anim:i.dataset.still;"
-    "if(i.getAttribute('src')!==s){i.setAttribute('src',s);clearTimeout(t);"
-    "if(a)t=setTimeout(function(){done=true;set();},+i.dataset.playMs);}};"
-    "new IntersectionObserver(function(es){var now=es[es.length-1].isIntersecting;if(now&&!seen)done=false;"
-    "seen=now;set();}).observe(i);"
-    "document.addEventListener('visibilitychange',function(){if(!document.hidden)done=false;set();});"
-    "i.addEventListener('click',function(){done=false;set();});}")
-
-
-def preview_html(frames: np.ndarray, fps: float) -> str:
-    """An ``<img>`` that animates the stimulus (GIF) :data:`PREVIEW_PLAYS` times when it comes into view or is
-    clicked, and shows its first frame (PNG) otherwise."""
-    play_ms = int(PREVIEW_PLAYS * 1000 * len(frames) / fps)
-    gif = "data:image/gif;base64," + base64.b64encode(preview_gif(frames, fps)).decode()
-    still = "data:image/png;base64," + base64.b64encode(_still_png(frames[0])).decode()
-    return (f'<img class="te-preview" width="384" height="216" alt="stimulus preview" src="{still}" '
-            f'data-still="{still}" data-anim="{gif}" style="image-rendering:pixelated" '
-            f'data-play-ms="{play_ms}" title="click to play again" onload="{_WATCH_VISIBILITY}">')
-
-
 class StimulusDesigner(pn.viewable.Viewer):
     """Design a stimulus and see the twin's population response; usable alone: ``StimulusDesigner(twin)``."""
 
@@ -167,10 +111,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         # a refused control value (the previous valid value stays): separate from the stimulus error above
         self.refusal = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["te-refusal"])
         self._shown_family = self.family
-        # Plain Bokeh figures whose data sources are updated in place: a redraw then changes no model references,
-        # so Bokeh never re-walks the app's model graph (HoloViews plots cost a walk plus ~50 ms per redraw)
-        self.heatmap = pn.pane.Bokeh(self._heat_figure(), sizing_mode="stretch_width")
-        self.traces = pn.pane.Bokeh(self._trace_figure(), sizing_mode="stretch_width")
+        self.plots = ResponsePlots(on_row=self._on_row)
         self.upload = VideoUpload(self.use_video, max_s=MAX_PREVIEW_DURATION_S)
         self.downloads = pn.Column(
             pn.widgets.FileDownload(callback=self._export_mp4, filename="stimulus.mp4", label="Stimulus .mp4",
@@ -246,9 +187,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         """Show nothing rather than another family's preview and predictions under the current family's name."""
         self._result = None
         self.preview.object = ""
-        self._heat_source.data = {"image": [np.zeros((1, 1), np.float32)], "x": [0.0], "y": [0.0], "dw": [1.0],
-                                  "dh": [1.0]}
-        self._trace_source.data = {"xs": [], "ys": [], "unit": [], "label": [], "color": []}
+        self.plots.clear()
         self.info.object = (f'<span class="te-designer-status" data-updates="{self.n_updates}">'
                             f"nothing shown for {self.family}</span>")
 
@@ -266,13 +205,10 @@ class StimulusDesigner(pn.viewable.Viewer):
             with pn.io.hold():
                 self._show_traces()
 
-    def _on_tap(self, event: Any) -> None:
-        """A click on a heatmap row focuses that neuron (row y from the top is neuron ``_order[y]``)."""
-        y = getattr(event, "y", None)
-        if y is None or self._order is None:
-            return
-        row = int(np.clip(np.floor(y), 0, len(self._order) - 1))
-        self.state.unit = int(self.state.twin.units.index[self._order[row]])
+    def _on_row(self, row: int) -> None:
+        """A click on a heatmap row focuses that neuron (row ``row`` from the top is neuron ``_order[row]``)."""
+        if self._order is not None and row < len(self._order):
+            self.state.unit = int(self.state.twin.units.index[self._order[row]])
 
     # ---- computation -------------------------------------------------------------------------------
     def update(self) -> None:
@@ -343,6 +279,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         if token is self._pending:  # a newer stimulus has not replaced it meanwhile
             self.preview.object = result["preview"]
 
+    # ---- plots -------------------------------------------------------------------------------------
     def _unit_order(self) -> np.ndarray:
         table = self.state.table
         for col in ("pref_dir", "true_pref_dir_deg"):
@@ -362,50 +299,9 @@ class StimulusDesigner(pn.viewable.Viewer):
         label = "neuron (sorted by preferred direction)" if sorted_ else "neuron"
         return z, resp.shape[0] / fps, label
 
-    # ---- plots -------------------------------------------------------------------------------------
-    def _heat_figure(self) -> Any:
-        self._heat_source = ColumnDataSource(data={"image": [np.zeros((1, 1), np.float32)], "x": [0.0], "y": [0.0],
-                                                   "dw": [1.0], "dh": [1.0]})
-        self._heat_mapper = LinearColorMapper(palette=Viridis256, low=0.0, high=1.0)
-        fig = figure(height=320, sizing_mode="stretch_width", x_range=Range1d(0, 1), y_range=Range1d(0, 1),
-                     tools="tap,reset,save", toolbar_location="above", title="Predicted population response",
-                     x_axis_label="time (s)", y_axis_label="neuron")
-        image = fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self._heat_source,
-                          color_mapper=self._heat_mapper)
-        fig.add_tools(HoverTool(renderers=[image], tooltips=[("time (s)", "$x{0.00}"), ("neuron (row)", "$y{0}"),
-                                                             ("response", "@image{0.000}")]))
-        self._heat_bar = ColorBar(color_mapper=self._heat_mapper, title="relative response", width=12)
-        fig.add_layout(self._heat_bar, "right")
-        fig.on_event(events.Tap, self._on_tap)
-        self._heat_fig = fig
-        return fig
-
     def _show_heat(self) -> None:
         z, duration, label = self._heat_data()
-        n = z.shape[0]
-        # the y axis runs downwards (row 0, the first neuron of the order, on top; y = row index for hover and tap)
-        self._heat_source.data = {"image": [np.ascontiguousarray(z, dtype=np.float32)], "x": [0.0],
-                                  "y": [0.0], "dw": [duration], "dh": [float(n)]}
-        self._heat_mapper.update(low=0.0, high=float(max(np.nanmax(z), 1e-9)) if z.size else 1.0)
-        fig = self._heat_fig
-        fig.x_range.update(start=0.0, end=duration)
-        fig.y_range.update(start=float(n), end=0.0)
-        fig.yaxis.axis_label = label
-        fig.title.text = "Predicted population response" + (" (per-neuron max = 1)" if self.normalise else "")
-        self._heat_bar.title = "relative response" if self.normalise else "response"
-
-    def _trace_figure(self) -> Any:
-        self._trace_source = ColumnDataSource(data={"xs": [], "ys": [], "unit": [], "label": [], "color": []})
-        fig = figure(height=260, sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset,save",
-                     toolbar_location="above", title="Selected neurons", x_axis_label="time (s)",
-                     y_axis_label="predicted response")
-        lines = fig.multi_line(xs="xs", ys="ys", line_color="color", line_width=2, source=self._trace_source,
-                               legend_field="label")
-        fig.add_tools(HoverTool(renderers=[lines], tooltips=[("neuron", "@label"), ("time (s)", "$x{0.00}"),
-                                                             ("response", "$y{0.000}")]))
-        fig.legend.location = "top_left"
-        fig.add_layout(fig.legend[0], "right")
-        return fig
+        self.plots.show_heat(z, duration, label, self.normalise)
 
     def _show_traces(self) -> None:
         """One line per focused/selected neuron (the focused one first)."""
@@ -413,10 +309,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         t = np.arange(resp.shape[0]) / float(getattr(self.state.twin, "frame_rate", 30.0))
         ids = self.state.twin.units.index
         units = [u for u in self.state.focus_units if u in ids]
-        cols = ids.get_indexer(units)
-        self._trace_source.data = {
-            "xs": [t] * len(units), "ys": [resp[:, c] for c in cols], "unit": [str(u) for u in units],
-            "label": [f"unit {u}" for u in units], "color": [Category10_10[i % 10] for i in range(len(units))]}
+        self.plots.show_traces(t, units, [resp[:, c] for c in ids.get_indexer(units)])
 
     # ---- exports -----------------------------------------------------------------------------------
     def _export_mp4(self) -> io.BytesIO:
@@ -462,5 +355,5 @@ class StimulusDesigner(pn.viewable.Viewer):
         return pn.Row(
             self.controls(),
             pn.Column(pn.Row(self.preview, pn.Column(self.info, self.error, self.refusal, self.downloads)),
-                      self.heatmap, self.traces, sizing_mode="stretch_width"),
+                      self.plots.heatmap, self.plots.traces, sizing_mode="stretch_width"),
             sizing_mode="stretch_width")

@@ -1,6 +1,12 @@
 """The designer's video upload: a file picker that turns the user's video into a ``VideoFile`` stimulus, or says
 what was wrong with the file and keeps the stimulus shown before.
 
+The picker is Panel's ``FileDropper``: the browser refuses a file over :data:`MAX_UPLOAD_BYTES` itself, saying so
+next to the file, before sending anything (a plain file input sends the whole file as one websocket message, and
+one over Bokeh's 20 MB message limit never arrived: the user saw nothing), and an accepted file travels in
+:data:`CHUNK_BYTES` pieces. Its scripts are the ``filedropper`` extension (``pn.extension("filedropper")``), served by
+the app itself.
+
 Uploads are stored under the cache folder ``uploads``, named by their content hash (the same video uploaded by
 several sessions is stored once, and the designer's result cache keys on that name).
 """
@@ -17,10 +23,13 @@ from twin_explorer.stimuli import VideoFile
 from twin_explorer.stimuli.video import ARRAY_EXTS, VIDEO_EXTS
 from twin_explorer.store import atomic_path, content_hash
 
-MAX_UPLOAD_BYTES = 10 * 2**20
+MB = 10**6  # decimal megabytes, as the browser's picker counts them (its limit and ours then say the same)
+MAX_UPLOAD_BYTES = 10 * MB
+#: One websocket message per chunk, well under Bokeh's 20 MB message limit.
+CHUNK_BYTES = 4 * MB
 UPLOAD_EXTS = VIDEO_EXTS + ARRAY_EXTS
 ACCEPTED_UPLOADS = (f"a video ({', '.join(e.lstrip('.') for e in VIDEO_EXTS)}) or a .npy array of frames, "
-                    f"at most {MAX_UPLOAD_BYTES // 2**20} MB")
+                    f"at most {MAX_UPLOAD_BYTES // MB} MB")
 
 
 def video_from_upload(data: bytes | None, filename: str | None, max_s: float, folder: str | Path | None = None,
@@ -36,7 +45,7 @@ def video_from_upload(data: bytes | None, filename: str | None, max_s: float, fo
     if not data:
         raise ValueError(f"{name!r} is empty; accepted: {ACCEPTED_UPLOADS}")
     if len(data) > max_bytes:
-        raise ValueError(f"{name!r} is {len(data) / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit; "
+        raise ValueError(f"{name!r} is {len(data) / MB:.1f} MB, over the {max_bytes / MB:.0f} MB limit; "
                          "shorten or shrink the video")
     target_dir = cache_dir("uploads", folder)
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -57,19 +66,29 @@ def video_from_upload(data: bytes | None, filename: str | None, max_s: float, fo
 
 class VideoUpload(pn.viewable.Viewer):
     """A file picker; ``on_video(stimulus, filename)`` gets each upload that reads as a video, and a refused one
-    shows why under the picker."""
+    shows why under the picker (a file over the size limit: in the picker, from the browser)."""
 
     def __init__(self, on_video: Callable[[VideoFile, str], None], max_s: float, folder: str | Path | None = None,
                  **params: Any) -> None:
         super().__init__(**params)
         self._on_video, self._max_s, self._folder = on_video, max_s, folder
-        self.file_input = pn.widgets.FileInput(accept=",".join(UPLOAD_EXTS), multiple=False,
-                                               sizing_mode="stretch_width")
+        # no accepted_filetypes: browsers give .npy no MIME type, and the picker would refuse it without a reason
+        self.file_input = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_UPLOAD_BYTES // MB}MB",
+                                                 chunk_size=CHUNK_BYTES, previews=[], layout="compact",
+                                                 sizing_mode="stretch_width")
         self.help = pn.pane.Markdown(f"**Your own video**: {ACCEPTED_UPLOADS}; the first {max_s:g} s are shown.",
                                      margin=(10, 10, 0, 10), styles={"font-size": "0.9em"})
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["te-upload-message"],
                                      sizing_mode="stretch_width")
-        self.file_input.param.watch(lambda e: self.receive(e.obj.value, e.obj.filename), "value")
+        self.file_input.param.watch(self._on_files, "value")
+
+    def _on_files(self, event: Any) -> None:
+        """Each file the picker completed (its last chunk arrived): checked once and then dropped from the picker's
+        value, so a session holds no copy of it."""
+        files = event.new
+        for name in list(files):
+            data = files.pop(name)
+            self.receive(data.encode() if isinstance(data, str) else data, name)  # text/* arrive decoded
 
     def receive(self, data: bytes | None, filename: str | None) -> bool:
         """Check an uploaded file and hand it on; a refused file shows why (the stimulus shown stays). True if
