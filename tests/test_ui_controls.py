@@ -62,6 +62,25 @@ def test_param_controls_refuse_bad_values_and_keep_the_last_valid_one():
     assert controls.widgets["duration_s"].value == 1.5
 
 
+def test_a_slider_drag_value_arriving_after_its_refusal_is_put_back():
+    rdk = RandomDotKinematogram()
+    messages: list = []
+    controls = ParamControls(rdk, ["duration_s"], messages.append,
+                             check=lambda s: "too long" if s.duration > 3 else None)
+    slider = controls.widgets["duration_s"]
+    with param.edit_constant(slider):
+        slider.value_throttled = 5.0  # the released value first: refused
+    assert rdk.duration_s == 2.0 and slider.value == 2.0 and "too long" in messages[-1]
+    slider.value = 5.0  # the same gesture's drag value, late: the slider goes back to the valid value
+    assert slider.value == 2.0 and rdk.duration_s == 2.0
+    slider.value = 2.5  # another drag value is the user's, left alone until released
+    assert slider.value == 2.5 and rdk.duration_s == 2.0
+    _release(slider, 2.5)
+    assert rdk.duration_s == 2.5 and messages[-1] is None
+    slider.value = 5.0  # once a value was accepted, the old refusal no longer applies
+    assert slider.value == 5.0
+
+
 @pytest.mark.parametrize("text, why", [("-5", "not a neuron"), ("1e9", "not a neuron"), ("1000", "not a neuron"),
                                        ("NaN", "not a finite"), ("abc", "not a number"), ("3.7", "not a whole"),
                                        ("", "no neuron id"), (None, "no neuron id"), ("99999", "not a neuron")])

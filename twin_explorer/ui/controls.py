@@ -125,6 +125,7 @@ class ParamControls:
                  check: Callable[[Any], str | None] | None = None, max_duration_s: float | None = None,
                  labels: dict[str, str] | None = None) -> None:
         self.obj, self.on_error, self.check = obj, on_error, check
+        self._refused: dict[str, Any] = {}  # a slider's last refused value, until a value is accepted
         self.widgets: dict[str, pn.widgets.Widget] = {}
         for name in names:
             widget = make_widget(obj, name, max_duration_s, (labels or {}).get(name))
@@ -135,6 +136,8 @@ class ParamControls:
             event = "value_throttled" if isinstance(widget, (pn.widgets.FloatSlider, pn.widgets.IntSlider)) \
                 else "value"
             widget.param.watch(lambda e, n=name: self._from_widget(n, e.new), event)
+            if event == "value_throttled":
+                widget.param.watch(lambda e, n=name: self._undo_refused(n, e.new), "value")
         if self.widgets:
             obj.param.watch(self._from_object, list(self.widgets))
 
@@ -157,9 +160,17 @@ class ParamControls:
             setattr(self.obj, name, value)
         except Exception as exc:  # refused: say why, show the last valid value again
             self.on_error(f"{self.widgets[name].label} = {value!r} was not accepted: {_reason(exc)}")
+            self._refused[name] = value
             self._set_widget(name, old)
             return
+        self._refused.pop(name, None)
         self.on_error(None)
+
+    def _undo_refused(self, name: str, value: Any) -> None:
+        # a slider's drag value can reach the server after its released (throttled) value was refused; it would put
+        # the refused value back on the slider while the stimulus keeps the last valid one
+        if name in self._refused and value == self._refused[name]:
+            self._set_widget(name, getattr(self.obj, name))
 
     def _from_object(self, *events: Any) -> None:
         for e in events:
