@@ -31,6 +31,7 @@ import urllib.request
 from typing import Any
 
 import psutil
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 from twin_explorer.ui.app import create_app
@@ -229,7 +230,10 @@ async def run(url: str, args: argparse.Namespace, report: dict[str, Any]) -> Non
             wall, server, brw = meter.since(snap)
             report.update(idle_page_cores=brw / wall / len(pages), idle_server_cores=server / wall)
             report["redraw_ms"] = await redraws_while_busy(pages, args.redraws, args.timeout)
-            report["tunings"] = await tunings_at_once(pages[:3], args.timeout)
+            try:
+                report["tunings"] = await tunings_at_once(pages[:3], args.timeout)
+            except PlaywrightTimeout as exc:  # the other numbers still count; say what did not come
+                report["tunings"], report["tunings_failed"] = [], str(exc).splitlines()[0]
             await close_pages(pages)
             base = await wait_released(0)
             rss = []
@@ -255,7 +259,10 @@ def print_report(r: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"3. idle: {r['idle_page_cores']:.4f} core per browser page, server {r['idle_server_cores']:.4f} core")
     print(f"4. designer redraw on one page while {args.pages - 1} others move sliders: "
           f"{summary(r['redraw_ms'], 'ms')}")
-    print(f"5. three all-neuron tunings started at once (cold cache), click to shown done: {summary(r['tunings'])}")
+    if r["tunings"]:
+        print(f"5. three all-neuron tunings started at once (cold cache), click to shown done: {summary(r['tunings'])}")
+    else:
+        print(f"5. three all-neuron tunings started at once: NOT shown on every page ({r['tunings_failed']})")
     rss = r["rss"]
     print("6. server RSS after each open/close cycle of", args.cycle_pages, "pages:",
           ", ".join(f"{m:.0f} MB ({n} sessions alive)" for m, n in rss))
@@ -266,7 +273,7 @@ def print_report(r: dict[str, Any], args: argparse.Namespace) -> None:
     print(goal(f"page load p95, {args.pages} browser pages", pct(r["page_load"], 95), 20, "s"))
     print(goal("designer redraw p95 while others work", pct(r["redraw_ms"], 95) / 1000, 2, "s"))
     print(goal("idle page", r["idle_page_cores"], 0.02, "core"))
-    print(goal("three simultaneous tunings shown done (slowest)", max(r["tunings"]), 10, "s"))
+    print(goal("three simultaneous tunings shown done (slowest)", max(r["tunings"], default=float("inf")), 10, "s"))
     if rss:
         growth = (rss[-1][0] - rss[0][0]) / rss[0][0] * 100
         print(goal("RSS growth from the first cycle to the last", abs(growth), 10, "%"))
