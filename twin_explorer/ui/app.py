@@ -114,26 +114,32 @@ class Explorer(pn.viewable.Viewer):
         self.state.param.watch(self._update_summary, ["unit", "selection", "twin"])
         self._update_summary()
         self.closed = False
-        # Views are made when first asked for: the first tab's now, the others when their tab first opens (an
-        # empty column in the dynamic tabs, filled then). Making every view and its Bokeh models at page load was
-        # most of a new session's server CPU (1.0 s of 1.1 s, quiet machine); a hidden tab's models also leave the
-        # page. (A lazy ParamFunction per tab cost 25 ms of CPU each at page load.)
+        # Views are made when first asked for: the first tab's now, the others when their tab first opens (a
+        # lazy pane in dynamic tabs). Making every view and its Bokeh models at page load was most of a new
+        # session's server CPU (1.0 s of 1.1 s, quiet machine); a hidden tab's models also leave the page.
+        # (An empty column per tab, filled when the tab opened, saved 25 ms a tab at page load, but a result drawn
+        # later into that tab sometimes never reached the page: 2 of 3 classroom load runs, 10 pages)
         self.views = LazyViews(self.state, VIEWS, shown=lambda title: self.active_title == title)
-        self._holders = {title: pn.Column(sizing_mode="stretch_width") for title, _cls in VIEWS[1:]}
-        self.tabs = pn.Tabs(*[(self._tab_title(title, cls), self._holders[title] if title in self._holders
-                               else self.views[title]) for title, cls in VIEWS],
+        self.views[VIEWS[0][0]]
+        self.tabs = pn.Tabs(*[(self._tab_title(title, cls), self._tab_content(title)) for title, cls in VIEWS],
                             dynamic=True, sizing_mode="stretch_width")
-        self.tabs.param.watch(self._on_tab, "active")
+        self.tabs.param.watch(self._sync_shown, "active")
 
     @property
     def active_title(self) -> str:
         return VIEWS[self.tabs.active][0] if hasattr(self, "tabs") else VIEWS[0][0]
 
-    def _on_tab(self, *_events: Any) -> None:
-        """A tab opened: its view is made the first time, and each view knows whether it is the one shown."""
-        holder = self._holders.get(self.active_title)
-        if holder is not None and not holder.objects:
-            holder.objects = [self.views[self.active_title]]
+    def _tab_content(self, title: str) -> Any:
+        if title in self.views.built:
+            return self.views[title]
+
+        def make() -> Any:
+            return self.views[title]
+
+        return pn.param.ParamFunction(make, lazy=True, sizing_mode="stretch_width")
+
+    def _sync_shown(self, *_events: Any) -> None:
+        """A tab opened: each view knows whether it is the one shown."""
         for title, view in self.views.built.items():
             if "shown" in view.param:
                 view.shown = title == self.active_title
