@@ -234,6 +234,7 @@ async def run(url: str, args: argparse.Namespace, report: dict[str, Any]) -> Non
                 report["tunings"] = await tunings_at_once(pages[:3], args.timeout)
             except PlaywrightTimeout as exc:  # the other numbers still count; say what did not come
                 report["tunings"], report["tunings_failed"] = [], str(exc).splitlines()[0]
+            print(f"tunings: {report['tunings'] or report['tunings_failed']}", flush=True)  # before the long cycles
             await close_pages(pages)
             base = await wait_released(0)
             rss = []
