@@ -464,32 +464,43 @@ def test_three_sessions_at_once_keep_their_own_state_and_are_released(served, tm
         assert all(a.explorer.closed for a in sessions), "a closed page's session was not released"
 
 
+def _designer_with_picker(page, url, apps):
+    """Open the explorer on ``page``: (its session's designer, the upload picker)."""
+    n_before = len(apps)
+    harness.open_explorer(page, url, timeout_ms=180_000)
+    return apps[n_before].explorer.views["Stimulus designer"], page.locator('input[type="file"]').first
+
+
+def _npy(frames) -> bytes:
+    """``frames`` as the bytes of a .npy file (an upload)."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, frames)
+    return buf.getvalue()
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(400)
 def test_browser_video_upload_shows_the_video_and_refuses_bad_files(served):
     """A video uploaded from the page becomes the designer's stimulus; a broken or non-video file says why and the
     video stays shown."""
     _need_chromium()
-    import io
-
     import numpy as np
 
     url, apps = served
-    frames = np.random.default_rng(1).integers(0, 256, size=(12, 36, 64), dtype=np.uint8)
-    buf = io.BytesIO()
-    np.save(buf, frames)
+    video_npy = _npy(np.random.default_rng(1).integers(0, 256, size=(12, 36, 64), dtype=np.uint8))
     with harness.chromium_page() as (page, errors):
-        n_before = len(apps)
-        harness.open_explorer(page, url, timeout_ms=180_000)
-        designer = apps[n_before].explorer.views["Stimulus designer"]
-        picker = page.locator('input[type="file"]').first
+        designer, picker = _designer_with_picker(page, url, apps)
         grating, n = designer.stimulus, harness.designer_updates(page)
         picker.set_input_files(files=[{"name": "broken.mp4", "mimeType": "video/mp4", "buffer": b"junk" * 100}])
         page.get_by_text("cannot read 'broken.mp4' as a video").first.wait_for(timeout=60_000)
         assert designer.stimulus is grating and designer.family == "DriftingGrating"
 
         picker.set_input_files(files=[{"name": "mine.npy", "mimeType": "application/octet-stream",
-                                       "buffer": buf.getvalue()}])
+                                       "buffer": video_npy}])
         page.locator(f'.te-designer-status[data-updates="{n + 1}"]').wait_for(timeout=60_000)
         page.get_by_text("12 frames (0.40 s)").first.wait_for(timeout=30_000)
         assert designer.family == "VideoFile" and designer._result["frames"].shape[0] == 12
@@ -511,16 +522,11 @@ def test_browser_refuses_a_video_over_the_websocket_limit_with_a_message(served)
     """A file over Bokeh's 20 MB websocket message limit used to vanish (the user saw nothing): the picker refuses it
     in the browser with a visible message, the stimulus shown stays and the session goes on working."""
     _need_chromium()
-    import io
-
     import numpy as np
 
     url, apps = served
     with harness.chromium_page() as (page, errors):
-        n_before = len(apps)
-        harness.open_explorer(page, url, timeout_ms=180_000)
-        designer = apps[n_before].explorer.views["Stimulus designer"]
-        picker = page.locator('input[type="file"]').first
+        designer, picker = _designer_with_picker(page, url, apps)
         grating, n = designer.stimulus, harness.designer_updates(page)
         picker.set_input_files(files=[{"name": "lecture.mp4", "mimeType": "video/mp4",
                                        "buffer": b"\0" * (21 * 2**20)}])
@@ -532,10 +538,9 @@ def test_browser_refuses_a_video_over_the_websocket_limit_with_a_message(served)
         # the session is alive: a parameter change still redraws, and a small video after the refused one is shown
         harness.nudge_slider(page, "Direction")
         page.locator(f'.te-designer-status[data-updates="{n + 1}"]').wait_for(timeout=60_000)
-        buf = io.BytesIO()
-        np.save(buf, np.random.default_rng(2).integers(0, 256, size=(9, 36, 64), dtype=np.uint8))
+        small = _npy(np.random.default_rng(2).integers(0, 256, size=(9, 36, 64), dtype=np.uint8))
         picker.set_input_files(files=[{"name": "small.npy", "mimeType": "application/octet-stream",
-                                       "buffer": buf.getvalue()}])
+                                       "buffer": small}])
         page.get_by_text("9 frames (0.30 s)").first.wait_for(timeout=60_000)
         assert designer.family == "VideoFile" and designer._result["frames"].shape[0] == 9
         assert not errors, f"browser console errors: {errors}"
