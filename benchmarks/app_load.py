@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import gc
 import os
-import statistics
 import threading
 import time
 import urllib.request
