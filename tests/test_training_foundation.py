@@ -4,6 +4,7 @@ weights after an interruption, and the demo mouse (a mouse the core never saw) g
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,56 @@ def test_shared_core_resumes_to_identical_weights(recordings, tmp_path):
     with pytest.raises(ValueError, match="another foundation run"):
         train_core(SPEC, TrainConfig(steps=5, batch=1, sample_frames=16, burn_in=2, threads=1), tmp_path / "split",
                    tiny_config, recordings, progress=False)
+    assert hist["steps_on_device"] == {"cpu": 4} and hist2["steps_on_device"] == {"cpu": 4}
+
+
+def test_a_stop_signal_ends_the_core_training_after_a_whole_step_and_resumes_identically(recordings, tmp_path,
+                                                                                          monkeypatch):
+    """SIGTERM (a scheduler's or ``timeout``'s stop) mid-run: the step under way finishes, a checkpoint is written,
+    KeyboardInterrupt is raised; the rerun ends with the weights of an uninterrupted run."""
+    import os
+    import signal
+
+    import twin_explorer.training.foundation as foundation
+
+    whole, _ = train_core(SPEC, CFG, tmp_path / "whole", tiny_config, recordings, progress=False)
+    real_step, calls = foundation.optimisation_step, []
+
+    def step_then_signal(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives during step 2
+        return real_step(*args)
+
+    monkeypatch.setattr(foundation, "optimisation_step", step_then_signal)
+    with pytest.raises(KeyboardInterrupt, match="checkpoint is saved"):
+        train_core(SPEC, CFG, tmp_path / "stopped", tiny_config, recordings, progress=False)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
+    saved = torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=True)["history"]
+    assert saved["step"] == 2 and len(calls) == 2
+    monkeypatch.setattr(foundation, "optimisation_step", real_step)
+    resumed, hist = train_core(SPEC, CFG, tmp_path / "stopped", tiny_config, recordings, progress=False)
+    assert hist["step"] == CFG.steps
+    for (k, va), vb in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(va, vb, msg=k)
+
+
+def test_a_finished_core_is_read_back_without_the_recordings(recordings, tmp_path):
+    """A core trained elsewhere (a GPU machine) is finished here from its checkpoint alone: no recording is made."""
+    trained, _ = train_core(SPEC, CFG, tmp_path / "work", tiny_config, recordings, progress=False)
+    empty = tmp_path / "no-recordings"
+    again, hist = train_core(SPEC, CFG, tmp_path / "work", tiny_config, empty, progress=False)
+    assert hist["step"] == CFG.steps and not empty.exists()
+    for (k, va), vb in zip(trained.state_dict().items(), again.state_dict().values()):
+        torch.testing.assert_close(va, vb, msg=k)
+    kw = dict(net_config=tiny_config, finetune_steps=1, tuning=False, cache_dir=recordings, progress=False)
+    cores = foundation_curve([1, 2], SPEC, CFG, tmp_path / "curve", core_only=True, **kw)
+    assert cores.empty and not (tmp_path / "curve" / "mice1").exists()
+    assert all(torch.load(tmp_path / "curve" / f"mice{n}-work" / "checkpoint.pt", weights_only=True)["history"]["step"]
+               == CFG.steps for n in (1, 2))
+    unfinished = replace(CFG, steps=CFG.steps + 1)
+    with pytest.raises(ValueError, match="another foundation run"):  # a longer recipe is another run, not a resume
+        train_core(SPEC, unfinished, tmp_path / "work", tiny_config, empty, progress=False)
 
 
 def test_curve_fits_the_unseen_demo_mouse_on_the_frozen_core(recordings, tmp_path):
@@ -110,6 +161,9 @@ def test_cli_train_foundation(monkeypatch, tmp_path):
     assert res.exit_code == 0, res.output
     counts, spec, cfg, kw = seen[-1]
     assert counts == [1, 2] and spec.n_mice == 2 and spec.minutes == 3 and cfg.steps == 7 and kw["tuning"] is False
+    assert kw["device"] == torch.device("cpu") and kw["core_only"] is False
+    bad = CliRunner().invoke(typer_app, ["train", "foundation", "-o", str(tmp_path), "--device", "tpu"])
+    assert bad.exit_code == 1 and "unknown device 'tpu'" in bad.output
     bad = CliRunner().invoke(typer_app, ["train", "foundation", "-o", str(tmp_path), "--first-seed", "0"])
     assert bad.exit_code == 1 and "held-out" in bad.output
     bad = CliRunner().invoke(typer_app, ["train", "foundation", "-o", str(tmp_path), "--mice", "two"])

@@ -64,12 +64,6 @@ def measure_reference(net: Network, clips: np.ndarray) -> dict | str:
     return {"fps": frames / (time.perf_counter() - t0), "responses": out}
 
 
-def reference_fps(net: Network, clip: np.ndarray) -> float | str:
-    """Frames/s of the reference implementation on the same weights and one video (or a batch), or why not."""
-    measured = measure_reference(net, clip)
-    return measured if isinstance(measured, str) else measured["fps"]
-
-
 def make_network(units: int, device: torch.device, seed: int = 0) -> Network:
     """The MICrONS configuration with the full-size bundle maker's random weights: speed does not depend on values.
 

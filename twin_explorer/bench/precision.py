@@ -3,7 +3,9 @@
 For every precision this machine accepts on the device (float32 always; bfloat16 on GPUs and on CPUs with
 AMX / AVX-512-BF16; float16 on GPUs) it prints, from one run: frames/s of a natural video through the engine,
 the deviation of its responses from float32 (max and median relative error over the video, 300 frames by
-default), and the change of each unit's preferred direction and gOSI in a 16-direction drifting-grating tuning.
+default), the seconds an all-unit 16-direction drifting-grating tuning takes (1 s gratings; on a GPU also a second,
+warm run: the first one captures the CUDA graphs and picks the kernels), and the change of each unit's preferred
+direction and gOSI in that tuning.
 """
 
 from __future__ import annotations
@@ -64,18 +66,26 @@ def run_precision_bench(units: int = 10_000, frames: int = 300, directions: int 
         t0 = time.perf_counter()
         responses = twin.predict(video, use_cache=False)
         fps = frames / (time.perf_counter() - t0)
-        tuning = direction_tuning(twin, directions=directions, duration_s=duration_s, keep_traces=False,
-                                  show_progress=False)
         row = {"fps": fps, "provenance_precision": twin.metadata.precision}
+        for run in ("tuning_s", "tuning_warm_s") if device.type != "cpu" else ("tuning_s",):
+            t0 = time.perf_counter()
+            tuning = direction_tuning(twin, directions=directions, duration_s=duration_s, keep_traces=False,
+                                      show_progress=False)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            row[run] = time.perf_counter() - t0
+        timing = f"{directions}-direction tuning of all {units} units " + (
+            f"{row['tuning_s']:.2f} s (warm: {row['tuning_warm_s']:.2f} s)" if "tuning_warm_s" in row
+            else f"{row['tuning_s']:.1f} s")
         if exact is None:
             exact, exact_tuning = responses, tuning
-            print(f"{precision:9s}: {fps:7.2f} frames/s (reference for the deviations)")
+            print(f"{precision:9s}: {fps:7.2f} frames/s (reference for the deviations) | {timing}")
         else:
             row.update(deviation(responses, exact), **tuning_change(tuning, exact_tuning))
             print(f"{precision:9s}: {fps:7.2f} frames/s ({fps / results['float32']['fps']:.2f}x float32) | responses "
                   f"over {frames} natural frames: max rel {row['max_rel']:.2e}, median rel {row['median_rel']:.2e} | "
                   f"{directions}-direction tuning: |Δ pref dir| median {row['median_dpref_deg']:.2f}°, max "
                   f"{row['max_dpref_deg']:.1f}°; |Δ gOSI| median {row['median_dgosi']:.4f}, "
-                  f"max {row['max_dgosi']:.3f}")
+                  f"max {row['max_dgosi']:.3f} | {timing}")
         results[precision] = row
     return results

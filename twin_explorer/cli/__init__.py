@@ -67,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if message:  # empty when a bare command group has just printed its help
             typer.echo(f"{command}: error: {message} (see `{command} --help`)", err=True)
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
-        typer.echo("interrupted", err=True)
+    except (KeyboardInterrupt, typer.Abort) as exc:  # a training run says that its checkpoint is saved
+        typer.echo(f"interrupted: {exc}" if str(exc) else "interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # one line for the user; the traceback only on request
         if debug:

@@ -79,6 +79,10 @@ def register(app: typer.Typer) -> None:
         tuning: bool = typer.Option(True, help="Also score the demo twin's tuning against the ground truth"),
         output: Path = typer.Option(..., "--output", "-o", help="Folder for the twins (mice<N>/) and the curve"),
         seed: int = typer.Option(0, help="Training seed"),
+        device: str = typer.Option("cpu", help="Where the core trains: cpu, cuda, cuda:1 (the demo readout is "
+                                               "fitted on the CPU)"),
+        core_only: bool = typer.Option(False, help="Train the cores and stop (e.g. on a GPU machine); rerun without "
+                                                   "it, on any machine, to fit and score the demo mouse"),
         progress: bool = typer.Option(True),
     ) -> None:
         """Foundation core: trained on several synthetic mice's natural video only, frozen, the demo mouse's readout
@@ -96,11 +100,14 @@ def register(app: typer.Typer) -> None:
             overrides = {k: v for k, v in (("steps", steps), ("batch", batch)) if v is not None}
             cfg = _modules().train.TrainConfig(seed=seed, **overrides)
             table = foundation_module.foundation_curve(counts, spec, cfg, output, finetune_steps=finetune_steps,
-                                                       tuning=tuning, progress=progress)
+                                                       tuning=tuning, progress=progress,
+                                                       device=load("engine.devices", "resolve_device")(device),
+                                                       core_only=core_only)
         except ValueError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1)
-        typer.echo(table.to_string(index=False))
+        typer.echo(table.to_string(index=False) if len(table) else
+                   f"cores trained in {output}/mice<N>-work; rerun without --core-only to fit the demo mouse")
 
     @app.command()
     def report(

@@ -96,8 +96,10 @@ class Twin:
             disable_tf32()
         # GPU: passes padded to fixed batch buckets, the recurrent step replayed as one CUDA graph per bucket
         self.batch_buckets = self.device.type == "cuda" if batch_buckets is None else bool(batch_buckets)
-        if self.device.type == "cuda" and self.batch_buckets:
-            self.network.core.recurrent.stepper = GraphedSteps(self.network.core.recurrent)
+        # the twin's own stepper, put on the network at each pass: twins sharing one network (a benchmark's graphed
+        # and plain twins) each run their own way
+        self._stepper = (GraphedSteps(self.network.core.recurrent)
+                         if self.device.type == "cuda" and self.batch_buckets else None)
         # the default budget is a guide (CPU passes may exceed it, see chunk_plan); a budget given is a hard limit
         self.budget_is_default = memory_budget_mb is None
         if memory_budget_mb is None:
@@ -191,6 +193,7 @@ class Twin:
     def _run(self, video: torch.Tensor, persp: torch.Tensor, mod: torch.Tensor, index, frames_per_pass: int,
              progress: Callable[[int, int], None] | None = None, done: int = 0, total: int = 0) -> torch.Tensor:
         n = video.shape[0]
+        self.network.core.recurrent.stepper = self._stepper
         shared = shared_prefix(video, persp, mod)
         if shared < MIN_SHARED_PREFIX:
             return self._run_frames(video, persp, mod, None, index, frames_per_pass, progress, done, total,
@@ -358,6 +361,7 @@ class StreamingSession:
         persp = self._behaviour("perspective", perspective, n, batched)
         mod = self._behaviour("modulation", modulation, n, batched)
         t = self.twin
+        t.network.core.recurrent.stepper = t._stepper
         with torch.inference_mode(), t.precision_context():
             out, self.state = t.network.run(_pixels(t._tensor(video)), t._tensor(persp), t._tensor(mod),
                                             self.state, self.index)

@@ -40,7 +40,8 @@ from .data import RecordingCache, RecordingSpec
 from .readout import (cached_features, fit_readout, fold_scale, init_perspective, init_readout,
                       position_search)
 from .report import tuning_vs_truth
-from .train import Sampler, TrainConfig, demo_network_config, lr_factor, optimisation_step, train
+from .train import (GracefulStop, Sampler, TrainConfig, demo_network_config, lr_factor, optimisation_step,
+                    train)
 
 DEMO_MOUSE_SEED = 0  # the demo twin's mouse
 ADAPT_MOUSE_SEED = 1  # the adaptation experiment's new mouse (adapt_experiment's default)
@@ -110,18 +111,30 @@ def mouse_networks(spec: FoundationSpec, net_config: Callable[[int], NetworkConf
 
 def train_core(spec: FoundationSpec, cfg: TrainConfig, work_dir: str | Path,
                net_config: Callable[[int], NetworkConfig] = demo_network_config, cache_dir: str | Path | None = None,
-               progress: bool = True, stop_after: int | None = None) -> tuple[torch.nn.ModuleDict, dict]:
-    """Train the shared core (and each mouse's readout, perspective, modulation) for ``cfg.steps`` steps,
-    resuming from ``work_dir/checkpoint.pt``; ``stop_after`` ends this session after that many steps
-    (checkpointed). Returns the networks and the history (``history['step']`` says how far it got)."""
+               progress: bool = True, stop_after: int | None = None,
+               device: str | torch.device = "cpu") -> tuple[torch.nn.ModuleDict, dict]:
+    """Train the shared core (and each mouse's readout, perspective, modulation) for ``cfg.steps`` steps on
+    ``device``, resuming from ``work_dir/checkpoint.pt`` (written on any device, resumed on any);
+    ``stop_after`` ends this session after that many steps (checkpointed). Returns the networks, on the CPU, and
+    the history (``history['step']`` says how far it got; ``history['steps_on_device']`` where the steps ran).
+    A finished checkpoint is read back without the training mice's recordings (a core trained on a GPU machine
+    is finished on another)."""
     torch.set_num_threads(cfg.threads)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    caches = [RecordingCache(spec.recording(s), cache_dir, progress) for s in spec.mouse_seeds()]
     nets = mouse_networks(spec, net_config, cfg.seed)
     ckpt = work / "checkpoint.pt"
     saved_config = {"train": asdict(cfg), "foundation": asdict(spec)}
-    if not ckpt.exists():  # a resumed run takes everything from its checkpoint
+    state = torch.load(ckpt, weights_only=True, map_location="cpu") if ckpt.exists() else None  # tensors, no code
+    if state is not None and state["config"] != saved_config:
+        raise ValueError(f"{ckpt} was written for another foundation run; use a fresh work folder "
+                         f"(saved: {state['config']}, now: {saved_config})")
+    if state is not None and state["history"]["step"] >= cfg.steps:
+        nets.load_state_dict(state["model"])
+        return nets.eval(), state["history"]
+    caches = [RecordingCache(spec.recording(s), cache_dir, progress) for s in spec.mouse_seeds()]
+    nets.to(device)
+    if state is None:  # a resumed run takes everything from its checkpoint
         for net, cache in zip(nets.values(), caches):
             init_perspective(net)
             init_readout(net, cache, cache.train_clips(), seed=cfg.seed)
@@ -131,12 +144,8 @@ def train_core(spec: FoundationSpec, cfg: TrainConfig, work_dir: str | Path,
     samplers = [Sampler(c, c.train_clips(), replace(cfg, seed=cfg.seed + i), c.mean_response())
                 for i, c in enumerate(caches)]
     torch.manual_seed(cfg.seed)
-    history: dict[str, Any] = {"loss": [], "mouse": [], "seconds": 0.0, "step": 0}
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True, map_location="cpu")  # plain tensors and numbers: no code
-        if state["config"] != saved_config:
-            raise ValueError(f"{ckpt} was written for another foundation run; use a fresh work folder "
-                             f"(saved: {state['config']}, now: {saved_config})")
+    history: dict[str, Any] = {"loss": [], "mouse": [], "seconds": 0.0, "step": 0, "steps_on_device": {}}
+    if state is not None:
         nets.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -147,7 +156,7 @@ def train_core(spec: FoundationSpec, cfg: TrainConfig, work_dir: str | Path,
 
     def save() -> None:
         tmp = work / "checkpoint.pt.tmp"
-        torch.save({"model": nets.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        torch.save({"model": {k: v.cpu() for k, v in nets.state_dict().items()}, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "samplers": [s.rng.bit_generator.state for s in samplers], "torch_rng": torch.get_rng_state(),
                     "history": history, "config": saved_config}, tmp)
         tmp.replace(ckpt)
@@ -156,11 +165,15 @@ def train_core(spec: FoundationSpec, cfg: TrainConfig, work_dir: str | Path,
     networks = list(nets.values())
     end = cfg.steps if stop_after is None else min(cfg.steps, history["step"] + int(stop_after))
     t0, last_save = time.time() - history["seconds"], time.time()
-    with tqdm(total=cfg.steps, initial=history["step"], desc="foundation core", disable=not progress) as bar:
+    with tqdm(total=cfg.steps, initial=history["step"], desc="foundation core", disable=not progress) as bar, \
+            GracefulStop() as stop:
         while history["step"] < end:
             k = history["step"] % len(networks)  # the mice in turn
-            loss = optimisation_step(networks[k], samplers[k].batch(), opt, sched, params, cfg)
+            batch = [t.to(device) for t in samplers[k].batch()]
+            loss = optimisation_step(networks[k], batch, opt, sched, params, cfg)
             history["step"] += 1
+            on_device = history.setdefault("steps_on_device", {})  # absent from checkpoints of older runs
+            on_device[str(device)] = on_device.get(str(device), 0) + 1
             history["loss"].append(loss)
             history["mouse"].append(spec.mouse_seeds()[k])
             history["seconds"] = time.time() - t0
@@ -168,8 +181,8 @@ def train_core(spec: FoundationSpec, cfg: TrainConfig, work_dir: str | Path,
             if time.time() - last_save > cfg.checkpoint_every_s or history["step"] == end:
                 save()
                 last_save = time.time()
-    nets.eval()
-    return nets, history
+            stop.check(save)
+    return nets.cpu().eval(), history
 
 
 def fit_demo_readout(core_net: Network, spec: FoundationSpec, work_dir: str | Path,
@@ -198,14 +211,16 @@ def fit_demo_readout(core_net: Network, spec: FoundationSpec, work_dir: str | Pa
 def train_foundation(spec: FoundationSpec, cfg: TrainConfig, out_dir: str | Path, work_dir: str | Path | None = None,
                      net_config: Callable[[int], NetworkConfig] = demo_network_config, finetune_steps: int = 60,
                      tuning: bool = True, cache_dir: str | Path | None = None, progress: bool = True,
-                     stop_after: int | None = None) -> dict | None:
-    """Train the shared core, freeze it, fit the demo mouse on it, save the twin to ``out_dir`` and score it
-    (``foundation.json`` there). Resumable: rerun with the same folders. Returns the scores, or None when
-    ``stop_after`` ended the session before the last step."""
+                     stop_after: int | None = None, device: str | torch.device = "cpu",
+                     core_only: bool = False) -> dict | None:
+    """Train the shared core on ``device``, freeze it, fit the demo mouse on it (on the CPU), save the twin to
+    ``out_dir`` and score it (``foundation.json`` there). Resumable: rerun with the same folders. Returns the
+    scores, or None when ``stop_after`` ended the session before the last step or ``core_only`` asked for the core
+    alone (its checkpoint in the work folder; a later call, on any machine, fits and scores the demo mouse)."""
     out = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out.parent / f"{out.name}-work"
-    nets, history = train_core(spec, cfg, work, net_config, cache_dir, progress, stop_after)
-    if history["step"] < cfg.steps:
+    nets, history = train_core(spec, cfg, work, net_config, cache_dir, progress, stop_after, device)
+    if history["step"] < cfg.steps or core_only:
         return None
     core_net = next(iter(nets.values()))
     t0 = time.perf_counter()
@@ -213,6 +228,7 @@ def train_foundation(spec: FoundationSpec, cfg: TrainConfig, out_dir: str | Path
     meta = {"id": f"foundation-{spec.n_mice}mice", "trained_on": asdict(spec.demo_recording()),
             "foundation": {**asdict(spec), "core_mouse_seeds": spec.mouse_seeds(), "training": asdict(cfg),
                            "core_seconds": round(history["seconds"], 1),
+                           "core_steps_on_device": history.get("steps_on_device", {}),
                            "final_loss_avg20": float(np.mean(history["loss"][-20:]))}}
     units = cache.mouse.units
     save_network(net, out, units, meta)
@@ -222,6 +238,7 @@ def train_foundation(spec: FoundationSpec, cfg: TrainConfig, out_dir: str | Path
     result: dict[str, Any] = {"n_mice": spec.n_mice, "minutes_per_mouse": float(spec.minutes),
                               "core_mouse_seeds": spec.mouse_seeds(), "demo_seed": spec.demo_seed,
                               "steps": cfg.steps, "core_seconds": round(history["seconds"], 1),
+                              "core_device": ", ".join(history.get("steps_on_device", {})) or "cpu",
                               "readout_seconds": round(time.perf_counter() - t0, 1),
                               **{k: float(np.nanmedian(per_unit[k])) for k in per_unit}}
     if tuning:
@@ -236,7 +253,8 @@ def train_foundation(spec: FoundationSpec, cfg: TrainConfig, out_dir: str | Path
 def foundation_curve(mice: Sequence[int], spec: FoundationSpec, cfg: TrainConfig, out_dir: str | Path,
                      **kwargs: Any) -> pd.DataFrame:
     """Fidelity against the number of training mice: :func:`train_foundation` for each count in ``mice`` (into
-    ``out_dir/mice<N>``; counts already finished are read back), rows written to ``foundation_curve.csv``."""
+    ``out_dir/mice<N>``; counts already finished are read back), rows written to ``foundation_curve.csv``.
+    With ``core_only=True`` every count's core is trained and nothing else (an empty table)."""
     if not mice or any(isinstance(n, bool) or int(n) != n or n < 1 for n in mice):
         raise ValueError(f"mice must be positive whole numbers, got {list(mice)!r}")
     out = Path(out_dir)
@@ -246,6 +264,8 @@ def foundation_curve(mice: Sequence[int], spec: FoundationSpec, cfg: TrainConfig
         done = folder / "foundation.json"
         row = (json.loads(done.read_text()) if done.exists()
                else train_foundation(replace(spec, n_mice=int(n)), cfg, folder, **kwargs))
+        if row is None and kwargs.get("core_only"):
+            continue
         if row is None:  # stopped early (stop_after): the rest waits for the next call
             break
         rows.append(row)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -73,6 +75,35 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 # --------------------------------------------------------------------------- the loop
+class GracefulStop:
+    """While training: SIGINT (Ctrl-C) or SIGTERM (``timeout``, a batch scheduler) asks the loop to stop after the
+    step under way; the loop checkpoints and raises KeyboardInterrupt, so a rerun resumes from that very step. A
+    second signal stops at once. Signal handlers can only be set in the main thread; elsewhere nothing changes."""
+
+    def __enter__(self) -> "GracefulStop":
+        self.requested = False
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._request)
+        return self
+
+    def _request(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def check(self, save: Callable[[], None]) -> None:
+        """Between steps: when a stop was asked for, checkpoint and raise KeyboardInterrupt."""
+        if self.requested:
+            save()
+            raise KeyboardInterrupt("training stopped on request; the checkpoint is saved, rerun to resume")
+
+
 class Sampler:
     """Random (clip, start) samples from training clips; its state is a numpy Generator (checkpointed)."""
 
@@ -167,19 +198,21 @@ def train(net: Network, cache: RecordingCache, cfg: TrainConfig, out_dir: str | 
     bar = tqdm(total=cfg.steps, initial=step, desc="training", disable=not progress)
     t0 = time.time() - history["seconds"]
     end = cfg.steps if stop_after is None else min(cfg.steps, step + int(stop_after))
-    while step < end:
-        loss = optimisation_step(net, [t.to(device) for t in sampler.batch()], opt, sched, params, cfg)
-        step += 1
-        history["loss"].append(loss)
-        history["seconds"] = time.time() - t0
-        bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(history['loss'][-20:]):.4f}")
-        if log is not None and step % 10 == 0:
-            log(f"step {step}/{cfg.steps} loss(avg20) {np.mean(history['loss'][-20:]):.4f} "
-                f"t {history['seconds']:.0f}s")
-        if time.time() - last_save > cfg.checkpoint_every_s or step == end:
-            save()
-            last_save = time.time()
+    with GracefulStop() as stop:
+        while step < end:
+            loss = optimisation_step(net, [t.to(device) for t in sampler.batch()], opt, sched, params, cfg)
+            step += 1
+            history["loss"].append(loss)
+            history["seconds"] = time.time() - t0
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(history['loss'][-20:]):.4f}")
+            if log is not None and step % 10 == 0:
+                log(f"step {step}/{cfg.steps} loss(avg20) {np.mean(history['loss'][-20:]):.4f} "
+                    f"t {history['seconds']:.0f}s")
+            if time.time() - last_save > cfg.checkpoint_every_s or step == end:
+                save()
+                last_save = time.time()
+            stop.check(save)
     bar.close()
     net.eval()
     (out / "history.json").write_text(json.dumps(history))
