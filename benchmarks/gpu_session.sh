@@ -7,6 +7,8 @@
 #   recordings made on the other cores while the benchmarks run. Logs and the cores' checkpoints land in $OUT;
 #   finish the cores anywhere with `twin-explorer train foundation` (same options, without --core-only).
 # Sizes can be shrunk for a dry run: UNITS, FRAMES, NAT_FRAMES, MICE, MINUTES, NEURONS, STEPS, DEVICE, BUDGET_S.
+# BENCH=0 runs the GPU tests and the cores only; CORES_FROM=cores.tgz (a previous run's foundation-cores.tgz)
+# resumes those cores from their checkpoints.
 set -u
 OUT=${OUT:-/tmp/gpu_session}
 mkdir -p "$OUT"
@@ -15,6 +17,8 @@ BUDGET_S=${BUDGET_S:-560}  # everything, the copy of the cores included, ends be
 UNITS=${UNITS:-10000} FRAMES=${FRAMES:-30} NAT_FRAMES=${NAT_FRAMES:-300}
 MICE=${MICE:-1,2,4,8} MINUTES=${MINUTES:-10} NEURONS=${NEURONS:-500} STEPS=${STEPS:-1600} DEVICE=${DEVICE:-cuda}
 FOUNDATION=${FOUNDATION:-/tmp/foundation}
+BENCH=${BENCH:-1}
+[ -n "${CORES_FROM:-}" ] && mkdir -p "$FOUNDATION" && tar -C "$FOUNDATION" -xzf "$CORES_FROM"
 LOGS=$(mktemp -d)  # $OUT brings back 8 files at most: the per-process logs are gathered into foundation.log
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 te() { python3 -m twin_explorer "$@"; }
@@ -61,7 +65,9 @@ EOF
 RECORDINGS=$!
 
 # CPU reduced precision on 2 cores, beside the GPU work (which keeps to cores 0-1)
-if grep -q -w -E "amx_bf16|avx512_bf16" /proc/cpuinfo && [ "$(nproc)" -ge 8 ]; then
+if [ "$BENCH" != 1 ]; then
+  echo "BENCH=$BENCH: CPU benchmarks not run" > "$OUT/cpu.log"; CPU_BENCH=
+elif grep -q -w -E "amx_bf16|avx512_bf16" /proc/cpuinfo && [ "$(nproc)" -ge 8 ]; then
   ( step "CPU engine, 2 threads" 200 taskset -c 2,3 python3 -m twin_explorer bench engine --device cpu --threads 2 \
       --units "$UNITS" --frames 8 --batch 16
     step "CPU precision, 2 threads" 300 taskset -c 2,3 python3 -m twin_explorer bench precision --device cpu \
@@ -73,13 +79,14 @@ fi
 
 {
   step "GPU tests" 120 taskset -c 0,1 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py
+  [ "$BENCH" = 1 ] || exit 0
   step "bench gpu" 150 taskset -c 0,1 python3 -m twin_explorer bench gpu --units "$UNITS" --frames "$FRAMES" --float16
   step "bench precision (GPU)" 120 taskset -c 0,1 python3 -m twin_explorer bench precision --device "$DEVICE" \
     --units "$UNITS" --frames "$NAT_FRAMES"
 } 2>&1 | tee "$OUT/gpu.log"
 
 {
-  step "recordings" "$(( $(left) - 200 ))" tail --pid=$RECORDINGS -f /dev/null
+  step "recordings" "$(( $(left) - 60 ))" tail --pid=$RECORDINGS -f /dev/null
   cat "$LOGS/recordings.log"
   pids=()
   for n in ${MICE//,/ }; do  # one process a count: each core trains alone, the GPU is shared

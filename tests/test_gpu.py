@@ -13,6 +13,7 @@ import torch
 from twin_explorer.engine.devices import disable_tf32
 from twin_explorer.engine.twin import Twin
 from twin_explorer.model import Network, NetworkConfig
+from twin_explorer.twins.fullsize import randomize
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -22,8 +23,15 @@ SMALL = NetworkConfig(units=6, streams=2, ff_channels=(8, 16, 16), ff_groups=(1,
 
 @pytest.fixture(scope="module")
 def small_net():
-    torch.manual_seed(0)
-    return Network(SMALL).eval()
+    net = Network(SMALL)
+    randomize(net, torch.Generator().manual_seed(0))  # a fresh network's readout is zero: every output the same
+    return net.eval()
+
+
+def varied(out: np.ndarray) -> np.ndarray:
+    """The responses, after checking they differ between units and frames (a comparison of constants proves nothing)."""
+    assert out.std(axis=-1).min() > 1e-3 and out.std(axis=-2).min() > 1e-3
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +65,7 @@ def test_cuda_graph_replay_equals_plain_launches_and_the_cpu(small_net, videos):
     disable_tf32()
     graphed = Twin(small_net, id="g", device="cuda", cache_mb=0)
     plain = Twin(small_net, id="p", device="cuda", cache_mb=0, batch_buckets=False)
-    out_graphed = graphed.predict(videos, use_cache=False)
+    out_graphed = varied(graphed.predict(videos, use_cache=False))
     out_plain = plain.predict(videos, use_cache=False)
     np.testing.assert_allclose(out_graphed, out_plain, rtol=1e-5, atol=1e-6)
     assert graphed._stepper.graphs and plain._stepper is None  # graphs were captured and replayed
@@ -70,7 +78,7 @@ def test_cuda_graph_replay_equals_plain_launches_and_the_cpu(small_net, videos):
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_reduced_precision_on_cuda_is_close_to_float32_and_recorded(small_net, videos, precision):
-    exact = Twin(small_net, id="x", device="cuda", cache_mb=0).predict(videos, use_cache=False)
+    exact = varied(Twin(small_net, id="x", device="cuda", cache_mb=0).predict(videos, use_cache=False))
     low = Twin(small_net, id="x", device="cuda", precision=precision, cache_mb=0)
     approx = low.predict(videos, use_cache=False)
     assert low.metadata.precision == precision and approx.dtype == np.float32
