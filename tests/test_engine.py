@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from twin_explorer.engine.chunks import estimate_frame_bytes
 from twin_explorer.engine.contract import TwinLike, validate_behaviour, validate_stimuli
 from twin_explorer.engine.devices import autocast_dtype, resolve_device
 from twin_explorer.engine.twin import Twin
@@ -312,6 +313,9 @@ def test_batch_buckets_pad_passes_without_changing_results(twin, video):
     plain = twin.predict(three, use_cache=False)
     bucketed = Twin(twin.network, id="small-test", batch_buckets=True, cache_mb=0)
     assert bucketed.chunk_plan(100, 10, 6)[0] <= BUCKETS[-1]
+    bucketed.memory_budget_bytes, bucketed.budget_is_default = 640 * estimate_frame_bytes(twin.network, 6), False
+    assert bucketed.chunk_plan(64, 30, 6) == (64, 10)  # 64 videos a pass, 10 frames each: not one frame a pass
+    assert bucketed.chunk_plan(100, 30, 6) == (50, 12)  # two equal passes of at most the largest bucket
     seen = []
     out = bucketed.predict(three, use_cache=False, progress=lambda done, total: seen.append((done, total)))
     np.testing.assert_allclose(out, plain, rtol=1e-5, atol=1e-7)
@@ -322,8 +326,6 @@ def test_passes_are_equal_in_size(twin):
     """A batch larger than the budget runs in equal passes (one kernel shape, no one-video tail), and on CPU a pass
     holds up to 16 video-frames even past the default budget (smaller passes were slower than the frame-by-frame
     loop, and batches slower than one video at a time)."""
-    from twin_explorer.engine.chunks import estimate_frame_bytes
-
     per_frame = estimate_frame_bytes(twin.network, 6)
     strict = Twin(twin.network, memory_budget_mb=5 * per_frame / 2**20, cache_mb=0)  # a budget given is a limit
     assert strict.chunk_plan(16, 10, 6) == (4, 1)  # 4 passes of 4, not 5 + 5 + 5 + 1
@@ -336,3 +338,18 @@ def test_passes_are_equal_in_size(twin):
     assert guided.chunk_plan(16, 2, 6) == (8, 2)  # 2-frame videos: 8 a pass
     assert guided.chunk_plan(1, 10, 6) == (1, 10)  # one video: up to 16 frames a pass
     assert guided.chunk_plan(4, 10, 6) == (4, 4)  # 4 videos: 4 frames a pass, not 1
+
+
+def test_gpu_default_budget_follows_the_free_memory(monkeypatch):
+    """On CUDA a pass may use a share of the memory free when the twin is made (bounded both ways); CPU keeps its
+    small budget."""
+    from twin_explorer.engine.chunks import default_budget_mb
+
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100 * 2**30, 141 * 2**30))  # an H200
+    assert default_budget_mb(cuda) == 0.4 * 100 * 1024
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (200 * 2**30, 200 * 2**30))
+    assert default_budget_mb(cuda) == 48 * 1024
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 * 2**30, 8 * 2**30))  # a busy laptop GPU
+    assert default_budget_mb(cuda) == 1024
+    assert default_budget_mb(torch.device("cpu")) == 384

@@ -103,7 +103,19 @@ def shared_prefix(video: torch.Tensor, persp: torch.Tensor, mod: torch.Tensor) -
     return k
 
 
+GPU_BUDGET_FRACTION = 0.4  # of the memory free on the GPU when the twin is made: the estimate is rough (cuDNN
+# workspaces, autocast copies and the caller's own tensors come on top)
+GPU_BUDGET_MAX_MB = 48 * 1024
+
+
 def default_budget_mb(device: torch.device) -> float:
     """Activation memory per pass: small on CPU, where batching buys no speed but big blocks cost page faults
-    (glibc maps blocks over 32 MB afresh each time); large on GPUs, where batching is what makes them fast."""
-    return 384 if device.type == "cpu" else 8192
+    (glibc maps blocks over 32 MB afresh each time); on CUDA a share of the memory free now (long passes of many
+    videos are what make a GPU fast: the published network needs ~75 MB a video-frame, so a fixed 8 GB left a
+    batch of 64 videos one frame a pass); 8 GB elsewhere (MPS, which reports no free memory)."""
+    if device.type == "cpu":
+        return 384
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return max(1024.0, min(GPU_BUDGET_FRACTION * free / 2**20, GPU_BUDGET_MAX_MB))
+    return 8192
