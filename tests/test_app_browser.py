@@ -465,10 +465,17 @@ def test_three_sessions_at_once_keep_their_own_state_and_are_released(served, tm
 
 
 def _designer_with_picker(page, url, apps):
-    """Open the explorer on ``page``: (its session's designer, the upload picker)."""
+    """Open the explorer on ``page`` and ask for the upload picker: (its session's designer, the picker). The page
+    loads the picker's scripts (FilePond, whose animation loop would keep an idle page busy) only then."""
     n_before = len(apps)
     harness.open_explorer(page, url, timeout_ms=180_000)
-    return apps[n_before].explorer.views["Stimulus designer"], page.locator('input[type="file"]').first
+    assert page.evaluate("() => typeof window.FilePond") == "undefined"
+    assert page.locator('script[src*="filepond"]').count() == 0
+    page.get_by_role("button", name="Choose a video file…").click()
+    picker = page.locator('input[type="file"]').first
+    picker.wait_for(state="attached", timeout=60_000)
+    assert page.evaluate("() => typeof window.FilePond") == "object"
+    return apps[n_before].explorer.views["Stimulus designer"], picker
 
 
 def _npy(frames) -> bytes:

@@ -98,6 +98,20 @@ def _send_in_chunks(dropper, data: bytes, name: str, mime: str = "application/oc
             "type": mime}))
 
 
+def test_the_picker_is_shown_once_its_scripts_are_in_the_page(designer):
+    """Until the user asks (the button's browser code loads FilePond, then ticks the hidden box), the page holds a
+    button, not the picker."""
+    upload = designer.upload
+    upload._slot[:] = [upload.open_button, upload._scripts_ready]  # as a new page has it
+    assert upload.file_input not in upload._slot.objects
+    from panel.links import Callback
+
+    code = [c.code.get("event:button_click", "") for c in Callback.registry.get(upload.open_button, [])]
+    assert any("window.FilePond" in c and "ready.active = true" in c for c in code)
+    upload._scripts_ready.value = True  # what the browser sends once the scripts ran
+    assert upload._slot.objects == [upload.file_input]
+
+
 def test_the_picker_refuses_large_files_in_the_browser_and_sends_in_chunks(designer):
     dropper = designer.upload.file_input
     assert isinstance(dropper, pn.widgets.FileDropper) and not dropper.multiple

@@ -29,7 +29,9 @@ from .state import ExplorerState, anatomy_is_synthetic, anatomy_source, get_anat
 from .tasks import release_session, session_key
 from .tuning import TuningView
 
-EXTENSIONS = ("tabulator", "plotly", "filedropper")  # filedropper: the designer's video upload
+#: the video upload's picker loads its scripts itself when asked for (ui/upload.py: FilePond's animation loop would
+#: otherwise run on every idle page)
+EXTENSIONS = ("tabulator", "plotly")
 
 #: ``pn.serve`` settings of the explorer: a closed page's session (and its memory) is dropped within seconds
 #: instead of Bokeh's default 15-17 s, so a class opening and closing tabs does not pile sessions up.

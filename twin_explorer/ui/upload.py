@@ -4,8 +4,9 @@ what was wrong with the file and keeps the stimulus shown before.
 The picker is Panel's ``FileDropper``: the browser refuses a file over :data:`MAX_UPLOAD_BYTES` itself, saying so
 next to the file, before sending anything (a plain file input sends the whole file as one websocket message, and
 one over Bokeh's 20 MB message limit never arrived: the user saw nothing), and an accepted file travels in
-:data:`CHUNK_BYTES` pieces. Its scripts are the ``filedropper`` extension (``pn.extension("filedropper")``), served by
-the app itself.
+:data:`CHUNK_BYTES` pieces. Its scripts (FilePond, served by the app itself) load only when the user asks for the
+picker: FilePond runs an animation-frame loop from the moment its script runs, and every idle page that loaded it
+used 0.06 of a core instead of about 0.02. A notebook that ran ``pn.extension("filedropper")`` has them already.
 
 Uploads are stored under the cache folder ``uploads``, named by their content hash (the same video uploaded by
 several sessions is stored once, and the designer's result cache keys on that name).
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import panel as pn
+from panel.models.file_dropper import FileDropper as FileDropperModel
 
 from twin_explorer.paths import cache_dir
 from twin_explorer.stimuli import VideoFile
@@ -64,6 +66,30 @@ def video_from_upload(data: bytes | None, filename: str | None, max_s: float, fo
     return stim
 
 
+#: Browser side of "Choose a video file…": load the picker's stylesheets and scripts (once a page, in order), then
+#: tick the hidden ``ready`` box so the server shows the picker; a script that fails to load says so on the button.
+_LOAD_PICKER_JS = """
+if (window.FilePond) { ready.active = true; return; }
+if (window.__teFilePondLoading) { return; }
+window.__teFilePondLoading = true;
+for (const href of css) {
+  const link = document.createElement('link');
+  link.rel = 'stylesheet'; link.href = href; document.head.appendChild(link);
+}
+let left = scripts.length;
+for (const src of scripts) {
+  const script = document.createElement('script');
+  script.src = src; script.async = false;  // run in the listed order
+  script.onload = () => { if (--left === 0) { ready.active = true; } };
+  script.onerror = () => {
+    window.__teFilePondLoading = false;
+    cb_obj.label = 'The file picker did not load: reload the page to try again';
+  };
+  document.head.appendChild(script);
+}
+"""
+
+
 class VideoUpload(pn.viewable.Viewer):
     """A file picker; ``on_video(stimulus, filename)`` gets each upload that reads as a video, and a refused one
     shows why under the picker (a file over the size limit: in the picker, from the browser)."""
@@ -73,14 +99,32 @@ class VideoUpload(pn.viewable.Viewer):
         super().__init__(**params)
         self._on_video, self._max_s, self._folder = on_video, max_s, folder
         # no accepted_filetypes: browsers give .npy no MIME type, and the picker would refuse it without a reason
+        # shown once its scripts are in the page (see the module docstring)
         self.file_input = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_UPLOAD_BYTES // MB}MB",
                                                  chunk_size=CHUNK_BYTES, previews=[], layout="compact",
                                                  sizing_mode="stretch_width")
+        self.open_button = pn.widgets.Button(name="Choose a video file…",  # no icon: icons come from a CDN
+                                             css_classes=["te-upload-open"], margin=(5, 10))
+        self._scripts_ready = pn.widgets.Checkbox(value=False, visible=False)
+        self.open_button.js_on_click(args={"ready": self._scripts_ready, "scripts": FileDropperModel.__javascript__,
+                                           "css": FileDropperModel.__css__}, code=_LOAD_PICKER_JS)
+        self._scripts_ready.param.watch(self._show_picker, "value")
+        self._slot = pn.Column(self.open_button, self._scripts_ready, sizing_mode="stretch_width")
         self.help = pn.pane.Markdown(f"**Your own video**: {ACCEPTED_UPLOADS}; the first {max_s:g} s are shown.",
                                      margin=(10, 10, 0, 10), styles={"font-size": "0.9em"})
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["te-upload-message"],
                                      sizing_mode="stretch_width")
         self.file_input.param.watch(self._on_files, "value")
+
+    def _show_picker(self, event: Any) -> None:
+        if not event.new:
+            return
+        # the page has the picker's scripts now: tell Panel, which otherwise warns on every page that the extension
+        # was not declared when the page was made (``state._extensions``: this page's list; private in Panel 1.9)
+        declared = getattr(pn.state, "_extensions", None)
+        if isinstance(declared, list) and "filedropper" not in declared:
+            declared.append("filedropper")
+        self._slot[:] = [self.file_input]
 
     def _on_files(self, event: Any) -> None:
         """Each file the picker completed (its last chunk arrived): checked once and then dropped from the picker's
@@ -104,4 +148,4 @@ class VideoUpload(pn.viewable.Viewer):
         return True
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self.help, self.file_input, self.message, sizing_mode="stretch_width")
+        return pn.Column(self.help, self._slot, self.message, sizing_mode="stretch_width")
