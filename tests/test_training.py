@@ -254,7 +254,33 @@ def test_model_card_figures(tmp_path):
     pd.DataFrame({"minutes": [2, 5, 2, 5], "model": ["a", "a", "b", "b"], "cc_norm": [0.5, 0.6, 0.2, 0.4]}
                  ).to_csv(tmp_path / "adaptation.csv", index=False)
     (tmp_path / "history.json").write_text(json.dumps({"loss": list(1 - np.linspace(0, 0.1, 120))}))
+    pd.DataFrame({"n_mice": [1, 2, 4], "cc_norm": [0.79, 0.78, 0.77], "pref_dir_median_err_deg": [17, 26, 49],
+                  "pref_ori_median_err_deg": [7, 10, 13], "sf_within_1.5x_fraction": [0.34, 0.51, 0.69],
+                  "gosi_pearson_r": [0.55, 0.53, 0.54]}).to_csv(tmp_path / "foundation_curve.csv", index=False)
     paths = all_figures(tmp_path)
-    assert sorted(p.name for p in paths) == ["accuracy.png", "adaptation.png", "loss.png", "tuning_vs_truth.png"]
+    assert sorted(p.name for p in paths) == ["accuracy.png", "adaptation.png", "foundation_curve.png", "loss.png",
+                                             "tuning_vs_truth.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5_000
+
+
+def test_model_card_shows_the_number_of_mice_curve(tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from twin_explorer.paths import bundled
+    from twin_explorer.training.ship import write_model_card
+
+    card = tmp_path / "twin"
+    shutil.copytree(bundled("demo_twin"), card)
+    (card / "foundation_curve.csv").unlink(missing_ok=True)
+    assert "number of training mice" not in write_model_card(card).read_text()  # no curve, no section
+    own = json.loads((card / "report.json").read_text())["natural"]["cc_norm"]
+    pd.DataFrame({"n_mice": [1, 2], "minutes_per_mouse": 10.0, "steps": 1600, "core_device": "cuda",
+                  "cc_norm": [own - 0.01, own + 0.02], "pref_dir_median_err_deg": [17.0, 26.0]}
+                 ).to_csv(card / "foundation_curve.csv", index=False)
+    text = write_model_card(card).read_text()
+    section = text.split("## Foundation cores: fidelity against the number of training mice")[1].split("\n## ")[0]
+    assert "| 2 | 10.000 | 1600 | cuda |" in section and "(1600)" in section
+    assert f"CC_norm {own + 0.02:.3f} (2 mice), above this twin's {own:.3f}" in section

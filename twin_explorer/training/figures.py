@@ -102,6 +102,38 @@ def adaptation_figure(out_dir: str | Path) -> Path | None:
     return _save(fig, out / "adaptation.png")
 
 
+#: (column of foundation_curve.csv, axis label) of each panel of :func:`foundation_curve_figure`
+FOUNDATION_PANELS = (("cc_norm", "median CC_norm (held out)"),
+                     (("pref_dir_median_err_deg", "pref_ori_median_err_deg"), "median error (°)"),
+                     (("sf_within_1.5x_fraction", "gosi_pearson_r"), "fraction / r"))
+
+
+def foundation_curve_figure(out_dir: str | Path) -> Path | None:
+    """Accuracy and tuning fidelity of the demo mouse on foundation cores trained on 1, 2, 4 … mice
+    (``foundation_curve.csv`` of ``twin-explorer train foundation``)."""
+    out = Path(out_dir)
+    if not (out / "foundation_curve.csv").exists():
+        return None
+    table = pd.read_csv(out / "foundation_curve.csv").sort_values("n_mice")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(FOUNDATION_PANELS), figsize=(10, 3.2), dpi=110)
+    labels = {"cc_norm": "CC_norm", "pref_dir_median_err_deg": "preferred direction",
+              "pref_ori_median_err_deg": "preferred orientation", "sf_within_1.5x_fraction": "SF within 1.5×",
+              "gosi_pearson_r": "gOSI r (twin, truth)"}
+    for ax, (columns, ylabel) in zip(axes, FOUNDATION_PANELS):
+        for column, marker in zip((columns,) if isinstance(columns, str) else columns, "os"):
+            if column in table:
+                ax.plot(table["n_mice"], table[column], marker=marker, label=labels[column])
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(table["n_mice"], [str(n) for n in table["n_mice"]])
+        ax.set_xlabel("training mice")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7, frameon=False)
+    fig.suptitle("Demo mouse on a frozen core trained on n other synthetic mice", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out / "foundation_curve.png")
+
+
 def loss_figure(out_dir: str | Path) -> Path | None:
     """Training loss per step (and its running mean)."""
     out = Path(out_dir)
@@ -124,5 +156,6 @@ def loss_figure(out_dir: str | Path) -> Path | None:
 
 def all_figures(out_dir: str | Path) -> list[Path]:
     """Every figure whose numbers are in ``out_dir``."""
-    made = [f(out_dir) for f in (accuracy_figure, tuning_figure, adaptation_figure, loss_figure)]
+    made = [f(out_dir) for f in (accuracy_figure, tuning_figure, adaptation_figure, foundation_curve_figure,
+                                 loss_figure)]
     return [p for p in made if p is not None]

@@ -114,6 +114,33 @@ def _table(rows: list[dict], cols: list[str], fmt: str = "{:.3f}") -> str:
     return head + body
 
 
+FOUNDATION_COLUMNS = ["n_mice", "minutes_per_mouse", "steps", "core_device", "cc_norm", "pref_dir_median_err_deg",
+                      "pref_ori_median_err_deg", "gosi_pearson_r", "gosi_slope (twin on true)",
+                      "rf_centre_median_err_deg", "sf_within_1.5x_fraction"]
+
+
+def _foundation_section(out: Path, rep: dict) -> list[str]:
+    """The number-of-mice curve (``foundation_curve.csv``), next to this twin's own held-out CC_norm."""
+    curve = pd.read_csv(out / "foundation_curve.csv").sort_values("n_mice")
+    cols = [c for c in FOUNDATION_COLUMNS if c in curve]
+    best = curve.loc[curve["cc_norm"].idxmax()]
+    lines = ["## Foundation cores: fidelity against the number of training mice", "",
+             "Cores trained on the natural-video recordings of 1, 2, 4 … other synthetic mice (never the demo mouse "
+             "or the adaptation mouse), each mouse with its own readout, perspective and modulation, the mice in turn "
+             "at equal steps; then frozen, and the demo mouse's readout, perspective and modulation fitted on it. "
+             "`twin-explorer train foundation` (`--device cuda --core-only` trains the cores on a GPU). Held-out "
+             "scores of the demo mouse (medians; tuning against the ground truth, all neurons):", "",
+             _table(curve[cols].to_dict(orient="records"), cols),
+             f"Every core had the same number of steps ({', '.join(sorted({str(int(x)) for x in curve['steps']}))}), "
+             "so more mice also means fewer steps per mouse. The best of them reaches CC_norm "
+             f"{best['cc_norm']:.3f} ({int(best['n_mice'])} mice), "
+             + ("above" if best["cc_norm"] > rep["natural"]["cc_norm"] else "below")
+             + f" this twin's {rep['natural']['cc_norm']:.3f} (trained on the demo mouse itself).", ""]
+    if (out / "foundation_curve.png").exists():
+        lines += ["![fidelity against the number of training mice](foundation_curve.png)", ""]
+    return lines
+
+
 def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
     """MODEL_CARD.md from the files in ``out_dir`` (config.json, report.json, and when present history.json,
     adaptation.csv, bench.json, the figures of :mod:`.figures` and ``limitations.md``)."""
@@ -187,6 +214,8 @@ def write_model_card(out_dir: str | Path, notes: str = "") -> Path:
                   _table(ad.to_dict(orient="records"), cols)]
         if (out / "adaptation.png").exists():
             lines += ["![accuracy against minutes of data](adaptation.png)", ""]
+    if (out / "foundation_curve.csv").exists():
+        lines += _foundation_section(out, rep)
     if (out / "bench.json").exists():
         b = json.loads((out / "bench.json").read_text())
         lines += ["## Interaction speed", "",
