@@ -83,6 +83,8 @@ def register(app: typer.Typer) -> None:
                                                "fitted on the CPU)"),
         core_only: bool = typer.Option(False, help="Train the cores and stop (e.g. on a GPU machine); rerun without "
                                                    "it, on any machine, to fit and score the demo mouse"),
+        card: Optional[Path] = typer.Option(None, help="A shipped twin's folder (e.g. assets/demo_twin) whose model "
+                                                       "card gets the curve (foundation_curve.csv and its figure)"),
         progress: bool = typer.Option(True),
     ) -> None:
         """Foundation core: trained on several synthetic mice's natural video only, frozen, the demo mouse's readout
@@ -108,6 +110,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         typer.echo(table.to_string(index=False) if len(table) else
                    f"cores trained in {output}/mice<N>-work; rerun without --core-only to fit the demo mouse")
+        if card is not None and len(table):
+            table.to_csv(card / "foundation_curve.csv", index=False)
+            _refresh_card(card)
+            typer.echo(f"the curve is in {card / 'MODEL_CARD.md'}")
 
     @app.command()
     def report(
