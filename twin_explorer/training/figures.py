@@ -120,10 +120,13 @@ def foundation_curve_figure(out_dir: str | Path) -> Path | None:
     labels = {"cc_norm": "CC_norm", "pref_dir_median_err_deg": "preferred direction",
               "pref_ori_median_err_deg": "preferred orientation", "sf_within_1.5x_fraction": "SF within 1.5×",
               "gosi_pearson_r": "gOSI r (twin, truth)"}
+    own = json.loads((out / "report.json").read_text())["natural"]["cc_norm"] if (out / "report.json").exists() else None
     for ax, (columns, ylabel) in zip(axes, FOUNDATION_PANELS):
         for column, marker in zip((columns,) if isinstance(columns, str) else columns, "os"):
             if column in table:
                 ax.plot(table["n_mice"], table[column], marker=marker, label=labels[column])
+        if columns == "cc_norm" and own is not None:  # the twin whose card this is, trained on the demo mouse itself
+            ax.axhline(own, color="grey", ls="--", lw=1, label="this twin (own mouse)")
         ax.set_xscale("log", base=2)
         ax.set_xticks(table["n_mice"], [str(n) for n in table["n_mice"]])
         ax.set_xlabel("training mice")

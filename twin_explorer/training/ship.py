@@ -133,7 +133,7 @@ def _foundation_section(out: Path, rep: dict) -> list[str]:
              _table(curve[cols].to_dict(orient="records"), cols),
              f"Every core had the same number of steps ({', '.join(sorted({str(int(x)) for x in curve['steps']}))}), "
              "so more mice also means fewer steps per mouse. The best of them reaches CC_norm "
-             f"{best['cc_norm']:.3f} ({int(best['n_mice'])} mice), "
+             f"{best['cc_norm']:.3f} ({int(best['n_mice'])} {'mouse' if int(best['n_mice']) == 1 else 'mice'}), "
              + ("above" if best["cc_norm"] > rep["natural"]["cc_norm"] else "below")
              + f" this twin's {rep['natural']['cc_norm']:.3f} (trained on the demo mouse itself).", ""]
     if (out / "foundation_curve.png").exists():
