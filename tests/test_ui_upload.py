@@ -16,7 +16,7 @@ from twin_explorer.stimuli import save_mp4  # noqa: E402
 from twin_explorer.ui.designer import MAX_PREVIEW_DURATION_S, StimulusDesigner  # noqa: E402
 from twin_explorer.ui.state import ExplorerState, get_twin  # noqa: E402
 from twin_explorer.ui.upload import (  # noqa: E402
-    ACCEPTED_UPLOADS, CHUNK_BYTES, MAX_UPLOAD_BYTES, MB, video_from_upload)
+    ACCEPTED_UPLOADS, CHUNK_BYTES, MAX_UPLOAD_BYTES, MB, VideoUpload, video_from_upload)
 
 
 def _npy_bytes(frames: np.ndarray) -> bytes:
@@ -143,3 +143,18 @@ def test_a_too_large_file_that_arrives_anyway_is_refused_and_the_stimulus_stays(
     _send_in_chunks(dropper, b"hello", "notes.txt", "text/plain")  # text arrives decoded: still refused by name
     assert "'notes.txt' is not a video file" in upload.message.object and designer.stimulus is before
     assert dropper.value == {}
+
+
+def test_an_upload_is_released_when_nothing_holds_it():
+    """Panel's js-callback registry holds the button's callback args strongly: the picker's watcher must not lead from
+    them back to the button, or every session's upload (and its session) stays alive after the page closed."""
+    import gc
+    import weakref
+
+    upload = VideoUpload(lambda stim, name: None, max_s=10.0)
+    upload._scripts_ready.value = True  # the watcher still works
+    assert upload._slot.objects == [upload.file_input]
+    ref = weakref.ref(upload)
+    del upload
+    gc.collect()
+    assert ref() is None

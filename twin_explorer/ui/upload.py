@@ -14,6 +14,7 @@ several sessions is stored once, and the designer's result cache keys on that na
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -108,7 +109,11 @@ class VideoUpload(pn.viewable.Viewer):
         self._scripts_ready = pn.widgets.Checkbox(value=False, visible=False)
         self.open_button.js_on_click(args={"ready": self._scripts_ready, "scripts": FileDropperModel.__javascript__,
                                            "css": FileDropperModel.__css__}, code=_LOAD_PICKER_JS)
-        self._scripts_ready.param.watch(self._show_picker, "value")
+        # Panel keeps a js callback in a registry keyed weakly by its source (the button) but holding its args
+        # strongly: a watcher bound to this object would lead from the args back to the button, and every session's
+        # upload (and with it the session) would stay alive. The watcher holds this object weakly.
+        show_picker = weakref.WeakMethod(self._show_picker)
+        self._scripts_ready.param.watch(lambda event: (show_picker() or (lambda _: None))(event), "value")
         self._slot = pn.Column(self.open_button, self._scripts_ready, sizing_mode="stretch_width")
         self.help = pn.pane.Markdown(f"**Your own video**: {ACCEPTED_UPLOADS}; the first {max_s:g} s are shown.",
                                      margin=(10, 10, 0, 10), styles={"font-size": "0.9em"})
