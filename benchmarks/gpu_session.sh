@@ -6,7 +6,8 @@
 #   the foundation cores of 1, 2, 4 and 8 synthetic mice trained on the GPU (`train foundation --core-only`), their
 #   recordings made on the other cores while the benchmarks run. Logs and the cores' checkpoints land in $OUT;
 #   finish the cores anywhere with `twin-explorer train foundation` (same options, without --core-only).
-# Sizes can be shrunk for a dry run: UNITS, FRAMES, NAT_FRAMES, MICE, MINUTES, NEURONS, STEPS, DEVICE, BUDGET_S.
+# Sizes can be shrunk for a dry run: UNITS, FRAMES, NAT_FRAMES, MICE, MINUTES, NEURONS, STEPS (or STEPS_PER_MOUSE),
+# DEVICE, BUDGET_S.
 # BENCH=0 runs the GPU tests and the cores only; CORES_FROM=cores.tgz (a previous run's foundation-cores.tgz)
 # resumes those cores from their checkpoints.
 set -u
@@ -15,7 +16,9 @@ mkdir -p "$OUT"
 START=$(date +%s)
 BUDGET_S=${BUDGET_S:-560}  # everything, the copy of the cores included, ends before this many seconds
 UNITS=${UNITS:-10000} FRAMES=${FRAMES:-30} NAT_FRAMES=${NAT_FRAMES:-300}
-MICE=${MICE:-1,2,4,8} MINUTES=${MINUTES:-10} NEURONS=${NEURONS:-500} STEPS=${STEPS:-1600} DEVICE=${DEVICE:-cuda}
+MICE=${MICE:-1,2,4,8} MINUTES=${MINUTES:-10} NEURONS=${NEURONS:-500} DEVICE=${DEVICE:-cuda}
+STEPS_OPTION=${STEPS_PER_MOUSE:+--steps-per-mouse $STEPS_PER_MOUSE}  # STEPS_PER_MOUSE=400: n mice train n × 400 steps
+STEPS_OPTION=${STEPS_OPTION:---steps ${STEPS:-1600}}
 FOUNDATION=${FOUNDATION:-/tmp/foundation}
 BENCH=${BENCH:-1}
 [ -n "${CORES_FROM:-}" ] && mkdir -p "$FOUNDATION" && tar -C "$FOUNDATION" -xzf "$CORES_FROM"
@@ -91,7 +94,7 @@ fi
   pids=()
   for n in ${MICE//,/ }; do  # one process a count: each core trains alone, the GPU is shared
     ( step "foundation core, $n mice" "$(( $(left) - 45 ))" python3 -m twin_explorer train foundation --core-only \
-        --mice "$n" --minutes "$MINUTES" --neurons "$NEURONS" --steps "$STEPS" --device "$DEVICE" \
+        --mice "$n" --minutes "$MINUTES" --neurons "$NEURONS" $STEPS_OPTION --device "$DEVICE" \
         -o "$FOUNDATION/count$n" --no-progress ) > "$LOGS/foundation-$n.txt" 2>&1 &
     pids+=($!)
   done

@@ -122,6 +122,11 @@ def test_a_finished_core_is_read_back_without_the_recordings(recordings, tmp_pat
     assert cores.empty and not (tmp_path / "curve" / "mice1").exists()
     assert all(torch.load(tmp_path / "curve" / f"mice{n}-work" / "checkpoint.pt", weights_only=True)["history"]["step"]
                == CFG.steps for n in (1, 2))
+    foundation_curve([1, 2], SPEC, CFG, tmp_path / "per-mouse", core_only=True, steps_per_mouse=2, **kw)
+    assert [torch.load(tmp_path / "per-mouse" / f"mice{n}-work" / "checkpoint.pt", weights_only=True)["history"]["step"]
+            for n in (1, 2)] == [2, 4]  # n mice, n times the steps
+    with pytest.raises(ValueError, match="steps_per_mouse"):
+        foundation_curve([1], SPEC, CFG, tmp_path / "bad", steps_per_mouse=0, **kw)
     unfinished = replace(CFG, steps=CFG.steps + 1)
     with pytest.raises(ValueError, match="another foundation run"):  # a longer recipe is another run, not a resume
         train_core(SPEC, unfinished, tmp_path / "work", tiny_config, empty, progress=False)
@@ -161,7 +166,12 @@ def test_cli_train_foundation(monkeypatch, tmp_path):
     assert res.exit_code == 0, res.output
     counts, spec, cfg, kw = seen[-1]
     assert counts == [1, 2] and spec.n_mice == 2 and spec.minutes == 3 and cfg.steps == 7 and kw["tuning"] is False
-    assert kw["device"] == torch.device("cpu") and kw["core_only"] is False
+    assert kw["device"] == torch.device("cpu") and kw["core_only"] is False and kw["steps_per_mouse"] is None
+    res = CliRunner().invoke(typer_app, ["train", "foundation", "-o", str(tmp_path), "--steps-per-mouse", "400"])
+    assert res.exit_code == 0 and seen[-1][3]["steps_per_mouse"] == 400
+    both = CliRunner().invoke(typer_app, ["train", "foundation", "-o", str(tmp_path), "--steps", "5",
+                                          "--steps-per-mouse", "4"])
+    assert both.exit_code == 1 and "not both" in both.output
     bad = CliRunner().invoke(typer_app, ["train", "foundation", "-o", str(tmp_path), "--device", "tpu"])
     assert bad.exit_code == 1 and "unknown device 'tpu'" in bad.output
     bad = CliRunner().invoke(typer_app, ["train", "foundation", "-o", str(tmp_path), "--first-seed", "0"])

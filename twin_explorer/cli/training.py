@@ -74,6 +74,9 @@ def register(app: typer.Typer) -> None:
         demo_neurons: int = typer.Option(1000, help="Neurons of the demo mouse (its readout is fitted on the core)"),
         demo_minutes: float = typer.Option(10.0, help="Minutes of the demo mouse's data for its readout fit"),
         steps: Optional[int] = typer.Option(None, help="Core training steps (default: the recipe's, TrainConfig)"),
+        steps_per_mouse: Optional[int] = typer.Option(None, min=1, help="Core steps per training mouse instead of "
+                                                      "--steps: a core of n mice trains n times as long (each mouse "
+                                                      "then gets as many steps whatever the count)"),
         batch: Optional[int] = typer.Option(None, help="Samples per step (default: the recipe's, TrainConfig)"),
         finetune_steps: int = typer.Option(60, help="End-to-end steps of the demo readout on the frozen core"),
         tuning: bool = typer.Option(True, help="Also score the demo twin's tuning against the ground truth"),
@@ -95,6 +98,9 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             typer.echo(f"--mice must be comma-separated whole numbers, got {mice!r}", err=True)
             raise typer.Exit(1)
+        if steps is not None and steps_per_mouse is not None:
+            typer.echo("give --steps or --steps-per-mouse, not both", err=True)
+            raise typer.Exit(1)
         try:
             spec = foundation_module.FoundationSpec(n_mice=max(counts), minutes=minutes, n_neurons=neurons,
                                                     first_seed=first_seed, demo_neurons=demo_neurons,
@@ -104,7 +110,7 @@ def register(app: typer.Typer) -> None:
             table = foundation_module.foundation_curve(counts, spec, cfg, output, finetune_steps=finetune_steps,
                                                        tuning=tuning, progress=progress,
                                                        device=load("engine.devices", "resolve_device")(device),
-                                                       core_only=core_only)
+                                                       core_only=core_only, steps_per_mouse=steps_per_mouse)
         except ValueError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1)
