@@ -163,6 +163,7 @@ def train_core(spec: FoundationSpec, cfg: TrainConfig, work_dir: str | Path,
 
     nets.train()
     networks = list(nets.values())
+    on_device = history.setdefault("steps_on_device", {})  # absent from checkpoints of older runs
     end = cfg.steps if stop_after is None else min(cfg.steps, history["step"] + int(stop_after))
     t0, last_save = time.time() - history["seconds"], time.time()
     with tqdm(total=cfg.steps, initial=history["step"], desc="foundation core", disable=not progress) as bar, \
@@ -172,7 +173,6 @@ def train_core(spec: FoundationSpec, cfg: TrainConfig, work_dir: str | Path,
             batch = [t.to(device) for t in samplers[k].batch()]
             loss = optimisation_step(networks[k], batch, opt, sched, params, cfg)
             history["step"] += 1
-            on_device = history.setdefault("steps_on_device", {})  # absent from checkpoints of older runs
             on_device[str(device)] = on_device.get(str(device), 0) + 1
             history["loss"].append(loss)
             history["mouse"].append(spec.mouse_seeds()[k])

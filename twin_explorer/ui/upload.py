@@ -113,7 +113,13 @@ class VideoUpload(pn.viewable.Viewer):
         # strongly: a watcher bound to this object would lead from the args back to the button, and every session's
         # upload (and with it the session) would stay alive. The watcher holds this object weakly.
         show_picker = weakref.WeakMethod(self._show_picker)
-        self._scripts_ready.param.watch(lambda event: (show_picker() or (lambda _: None))(event), "value")
+
+        def on_ready(event: Any) -> None:
+            method = show_picker()
+            if method is not None:
+                method(event)
+
+        self._scripts_ready.param.watch(on_ready, "value")
         self._slot = pn.Column(self.open_button, self._scripts_ready, sizing_mode="stretch_width")
         self.help = pn.pane.Markdown(f"**Your own video**: {ACCEPTED_UPLOADS}; the first {max_s:g} s are shown.",
                                      margin=(10, 10, 0, 10), styles={"font-size": "0.9em"})
