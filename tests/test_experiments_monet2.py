@@ -111,6 +111,6 @@ def test_tuning_view_offers_monet2_next_to_gratings():
     assert tv.controls._widgets["sf_cpd"].disabled and tv.controls._widgets["contrast"].disabled
     assert tv.run(wait=True)
     assert tv.result.attrs["experiment"] == "monet2_direction_tuning" and tv.result.sizes["unit"] == 2
-    assert "directional pink noise (Monet2)" in tv.indices.object and len(tv.unit_pane) >= 1
+    assert "directional pink noise (Monet2)" in tv.indices.object and tv.unit_pane.visible
     tv.stimulus = GRATINGS
     assert not tv.controls._widgets["sf_cpd"].disabled

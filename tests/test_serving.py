@@ -196,3 +196,24 @@ def test_a_new_session_waits_for_its_page_to_connect(monkeypatch):
         while not pages[0].explorer.closed and time.monotonic() < deadline:
             time.sleep(0.2)
         assert pages[0].explorer.closed and time.monotonic() - created >= 4.0, "not released after the grace period"
+
+
+def test_task_progress_reaches_the_page_merged_and_in_order(monkeypatch):
+    """Progress from the worker goes through the session's next tick; reports faster than the session takes them
+    are merged into the newest, and the end of the task comes after them."""
+    from twin_explorer.ui import tasks as tasks_module
+
+    queued = []
+    monkeypatch.setattr(tasks_module, "in_session", lambda doc, fn, freeze=False: queued.append(fn))
+    runner = TaskRunner()
+    runner.running = True
+    for k in range(1, 4):
+        runner._report(k / 4, f"{k} of 4 directions")
+    assert len(queued) == 1 and runner.status.object == ""  # one tick scheduled, nothing shown before it
+    queued.pop()()
+    assert runner.progress.value == 750 and runner.status.object == "3 of 4 directions"
+    runner._report(1.0, "4 of 4 directions")  # the last report is still on its way when the task ends
+    queued.append(lambda: runner._finish("x: done in 1.0 s"))
+    for fn in queued:
+        fn()
+    assert runner.status.object == "x: done in 1.0 s" and not runner.running and not runner.progress.visible

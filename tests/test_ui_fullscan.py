@@ -16,6 +16,7 @@ from twin_explorer.synthetic.mouse import SyntheticMouse  # noqa: E402
 from twin_explorer.twins.fullsize import make_bundle  # noqa: E402
 from twin_explorer.ui import raster, tuning as tuning_ui  # noqa: E402
 from twin_explorer.ui import state as st  # noqa: E402
+from twin_explorer.ui import streaming as streaming_ui  # noqa: E402
 from twin_explorer.ui.browser import NeuronBrowser  # noqa: E402
 from twin_explorer.ui.state import ExplorerState  # noqa: E402
 
@@ -62,6 +63,7 @@ def test_streaming_runs_two_opposite_directions_first_then_full_batches():
 
 def test_tuning_view_draws_partial_results_while_measuring(monkeypatch):
     monkeypatch.setattr(tuning_ui, "TUNING_BATCH", 2)
+    monkeypatch.setattr(streaming_ui, "MIN_GAP_S", 0.0)  # every batch's result drawn (pacing: test_ui_streaming)
     view = tuning_ui.TuningView(SyntheticMouse(**SMALL), directions=8, duration_s=0.5)
     drawn, messages = [], []
     draw = view._draw
@@ -99,14 +101,45 @@ def test_direction_map_is_binned_for_many_neurons_and_a_click_still_picks_one(mo
     view = tuning_ui.TuningView(SyntheticMouse(n_neurons=400, seed=1))
     table = view.state.table
     measured = pd.DataFrame({"pref_dir": np.linspace(0, 359, len(table)), "gdsi": 0.5}, index=table.index)
-    assert any(isinstance(layer, hv.Points) for layer in _layers(view._direction_map(measured)))  # 400 ≤ MAX_POINTS
+    dmap = view.direction_map
+    assert view._direction_map(measured)  # 400 ≤ MAX_POINTS: points
+    assert len(dmap.points.data["unit"]) == 400 and not dmap.binned.visible and dmap.pane.visible
+    assert dmap.points.data["pref_dir"][-1] == 359.0 and "binned" not in dmap.plot.title.text
     monkeypatch.setattr(raster, "MAX_POINTS", 100)
-    plot = view._direction_map(measured)
-    assert any(isinstance(layer, hv.Image) for layer in _layers(plot))
-    assert "binned" in plot.opts.get().kwargs["title"]
+    assert view._direction_map(measured)
+    assert dmap.binned.visible and len(dmap.points.data["unit"]) == 0
+    image = dmap.image.data["image"][0]
+    assert image.ndim == 2 and np.nanmax(image) <= 360 and "binned" in dmap.plot.title.text
+    assert "400 neurons binned" in view.map_note.object
     unit = int(table.index[17])
     view._on_map_tap(float(table.loc[unit, "x_um"]), float(table.loc[unit, "y_um"]))
     assert view.state.unit == unit
+
+
+def test_tuning_view_redraws_its_plots_in_place():
+    """A new result changes the plots' data, never their models: no model is made, Bokeh re-walks nothing."""
+    twin = SyntheticMouse(**SMALL)
+    view = tuning_ui.TuningView(twin, directions=8, duration_s=0.5, contrast=0.7)  # parameters no other test caches
+    view.__panel__().get_root(Document())
+    assert not view.unit_pane.visible and not view.population.visible  # nothing measured yet: plots hidden
+    assert view.run(wait=True)
+    assert view.unit_pane.visible and view.linear_pane.visible and view.population.visible
+    models = {id(m) for pane in [*view.unit_pane, *view.linear_pane, *view.population] for m in pane.object.references()}
+    polar_x = np.array(view.unit_plots.polar_data.data["x"])
+    gosi_counts = np.array(view.histograms.sources["gosi"].data["top"])
+    assert gosi_counts.sum() == twin.n_units and view.map_pane.visible
+    other = int(view.result["unit"].values[5])
+    view.state.unit = other
+    view._show_unit()
+    assert f"unit {other}:" in view.unit_plots.polar.title.text
+    assert not np.allclose(polar_x, view.unit_plots.polar_data.data["x"])
+    view.contrast = 0.5
+    assert view.run(wait=True)
+    again = {id(m) for pane in [*view.unit_pane, *view.linear_pane, *view.population] for m in pane.object.references()}
+    assert again == models
+    assert not np.array_equal(gosi_counts, view.histograms.sources["gosi"].data["top"])
+    view.clear_result()
+    assert not view.unit_pane.visible and not view.population.visible and not view.map_pane.visible
 
 
 def test_neuron_table_pages_on_the_server():

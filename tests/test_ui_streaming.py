@@ -4,6 +4,8 @@ the last result back after a cancel, and a final result equal to a run without s
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,7 @@ from twin_explorer.ui import experiment as experiment_ui  # noqa: E402
 from twin_explorer.ui import tuning as tuning_ui  # noqa: E402
 from twin_explorer.ui.experiment import SELECTED, SpecView  # noqa: E402
 from twin_explorer.ui.state import ExplorerState, twin_truth  # noqa: E402
+from twin_explorer.ui import streaming as streaming_ui  # noqa: E402
 from twin_explorer.ui.streaming import ProvisionalStream  # noqa: E402
 
 SMALL = {"n_neurons": 120, "seed": 3}
@@ -34,13 +37,40 @@ class _Job:
     def __init__(self) -> None:
         self.queued = []
 
-    def ui(self, fn, *args) -> None:
+    def ui(self, fn, *args, freeze=False) -> None:
         self.queued.append(lambda: fn(*args))
 
     def tick(self) -> None:
         queued, self.queued = self.queued, []
         for fn in queued:
             fn()
+
+
+@pytest.fixture(autouse=True)
+def every_batch_drawn(monkeypatch):
+    """These tests check what each batch draws: no pacing between provisional draws (tested on its own below)."""
+    monkeypatch.setattr(streaming_ui, "MIN_GAP_S", 0.0)
+
+
+def test_stream_paces_provisional_draws_but_draws_the_first_at_once():
+    drawn, job = [], _Job()
+    stream = ProvisionalStream(drawn.append, min_gap_s=0.3)
+    stream.start()
+    sink = stream.sink(job)
+    sink("a")
+    job.tick()
+    assert drawn == ["a"]  # the run's first provisional result: at once
+    sink("b")
+    sink("c")
+    assert job.queued == []  # within the gap: nothing scheduled, "c" waits as the newest
+    time.sleep(0.35)
+    sink("d")  # the gap is over: the newest is drawn
+    job.tick()
+    assert drawn == ["a", "d"]
+    stream.start()  # a new run draws its first result at once again
+    stream.sink(job)("e")
+    job.tick()
+    assert drawn == ["a", "d", "e"]
 
 
 def test_stream_draws_only_the_newest_result_of_the_current_run():

@@ -25,12 +25,13 @@ _EMPTY_IMAGE = {"image": [np.zeros((1, 1), np.float32)], "x": [0.0], "y": [0.0],
 _NO_TRACES: dict[str, list] = {"xs": [], "ys": [], "unit": [], "label": [], "color": []}
 
 
-def _plot(title: str, x_label: str, y_label: str, height: int, tools: list[Any], x_range: Any, y_range: Any,
-          grid: bool) -> tuple[Plot, LinearAxis]:
-    """A stretch-width plot with a title, two labelled axes, the toolbar above and grid lines if ``grid``; returns
-    it and its y axis."""
-    plot = Plot(height=height, sizing_mode="stretch_width", x_range=x_range, y_range=y_range, title=Title(text=title),
-                toolbar=Toolbar(tools=tools), toolbar_location="above")
+def plain_plot(title: str, x_label: str, y_label: str, height: int, tools: list[Any], x_range: Any, y_range: Any,
+               grid: bool, **plot: Any) -> tuple[Plot, LinearAxis]:
+    """A plot with a title, two labelled axes, the toolbar above and grid lines if ``grid`` (stretch-width unless
+    ``plot`` says otherwise, e.g. ``width=300, sizing_mode="fixed"``); returns it and its y axis."""
+    plot = Plot(**{"height": height, "sizing_mode": "stretch_width", "x_range": x_range, "y_range": y_range,
+                   "title": Title(text=title), "toolbar": Toolbar(tools=tools, logo=None), "toolbar_location": "above",
+                   **plot})
     x_axis, y_axis = LinearAxis(axis_label=x_label), LinearAxis(axis_label=y_label)
     plot.add_layout(x_axis, "below")
     plot.add_layout(y_axis, "left")
@@ -52,9 +53,9 @@ class ResponsePlots:
             image="image", x="x", y="y", dw="dw", dh="dh", color_mapper=self.heat_mapper))
         hover = HoverTool(renderers=[image], tooltips=[("time (s)", "$x{0.00}"), ("neuron (row)", "$y{0}"),
                                                        ("response", "@image{0.000}")])
-        self.heat_fig, self._heat_y_axis = _plot(HEAT_TITLE, "time (s)", "neuron", 320,
-                                                 [TapTool(), ResetTool(), SaveTool(), hover],
-                                                 Range1d(0, 1), Range1d(0, 1), grid=False)
+        self.heat_fig, self._heat_y_axis = plain_plot(HEAT_TITLE, "time (s)", "neuron", 320,
+                                                      [TapTool(), ResetTool(), SaveTool(), hover],
+                                                      Range1d(0, 1), Range1d(0, 1), grid=False)
         self.heat_fig.renderers.append(image)
         self.heat_bar = ColorBar(color_mapper=self.heat_mapper, title="relative response", width=12)
         self.heat_fig.add_layout(self.heat_bar, "right")
@@ -65,9 +66,9 @@ class ResponsePlots:
             xs="xs", ys="ys", line_color="color", line_width=2))
         hover = HoverTool(renderers=[lines], tooltips=[("neuron", "@label"), ("time (s)", "$x{0.00}"),
                                                        ("response", "$y{0.000}")])
-        self.trace_fig, _ = _plot("Selected neurons", "time (s)", "predicted response", 260,
-                                  [PanTool(), WheelZoomTool(), BoxZoomTool(), ResetTool(), SaveTool(), hover],
-                                  DataRange1d(), DataRange1d(), grid=True)
+        self.trace_fig, _ = plain_plot("Selected neurons", "time (s)", "predicted response", 260,
+                                       [PanTool(), WheelZoomTool(), BoxZoomTool(), ResetTool(), SaveTool(), hover],
+                                       DataRange1d(), DataRange1d(), grid=True)
         self.trace_fig.renderers.append(lines)
         # one legend entry per distinct label (Bokeh groups a field-valued item by the column's values)
         self.trace_fig.add_layout(Legend(items=[LegendItem(label=field("label"), renderers=[lines])],

@@ -3,7 +3,9 @@
 The experiment calls ``partial(ds)`` after each batch (:mod:`twin_explorer.experiments.streaming`); a
 :class:`ProvisionalStream` keeps only the newest one and draws it on the session's next tick, so a redraw slower than
 a batch skips the provisional results it missed instead of queueing them; one from a run that was superseded (a
-newer run, the final result, a cancel, a cleared view) is dropped. :func:`paced_progress` reports "k of n …" with the
+newer run, the final result, a cancel, a cleared view) is dropped. The first provisional result of a run is drawn at
+once, later ones at most every :data:`MIN_GAP_S` (each costs the browser far more than the server: ~0.5 s of CPU for
+the tuning view's nine plots on 2 cores, so a draw per batch of a quick run kept a classroom's pages busy). :func:`paced_progress` reports "k of n …" with the
 time left.
 """
 
@@ -18,7 +20,10 @@ from twin_explorer.experiments.streaming import PartialCallback
 
 from .tasks import Job
 
-__all__ = ["ProvisionalStream", "time_left", "paced_progress"]
+__all__ = ["ProvisionalStream", "time_left", "paced_progress", "MIN_GAP_S"]
+
+#: Seconds between the starts of two provisional draws of one view (the newest result waits; the final one never does)
+MIN_GAP_S = 1.5
 
 
 def time_left(elapsed_s: float, done: int, total: int) -> str:
@@ -46,10 +51,13 @@ class ProvisionalStream:
     the experiment's ``partial`` callback, ``stop()`` when the final result is shown or the run ends without one;
     ``draw(ds)`` runs in the session for the newest provisional result of the current run only."""
 
-    def __init__(self, draw: Callable[[Any], None]) -> None:
+    def __init__(self, draw: Callable[[Any], None], min_gap_s: float | None = None) -> None:
         self._draw = draw
+        self.min_gap_s = MIN_GAP_S if min_gap_s is None else float(min_gap_s)
         self._lock = threading.Lock()
         self._pending: tuple[object, Any] | None = None
+        self._scheduled = False  # a flush is on its way to the session
+        self._last_draw = -float("inf")  # time.monotonic() of this run's last provisional draw
         self._run: object | None = None
 
     @property
@@ -60,6 +68,7 @@ class ProvisionalStream:
     def start(self) -> None:
         """A new run: provisional results of any earlier run are dropped from now on."""
         self._run = object()
+        self._last_draw = -float("inf")
 
     def stop(self) -> None:
         """No more provisional results (the final one came, or the run ended without one)."""
@@ -72,14 +81,17 @@ class ProvisionalStream:
 
     def _deliver(self, job: Job, run: object | None, ds: Any) -> None:
         with self._lock:
-            waiting = self._pending is not None
             self._pending = (run, ds)
-        if not waiting:
-            job.ui(self._flush)
+            # too soon after the last draw: this result waits for the next batch's (or is superseded by the final)
+            if self._scheduled or time.monotonic() - self._last_draw < self.min_gap_s:
+                return
+            self._scheduled = True
+        job.ui(self._flush, freeze=True)
 
     def _flush(self) -> None:
         with self._lock:
-            item, self._pending = self._pending, None
-        if item is None or self._run is None or item[0] is not self._run:
-            return  # the final result (or another run) came first
+            item, self._pending, self._scheduled = self._pending, None, False
+            if item is None or self._run is None or item[0] is not self._run:
+                return  # the final result (or another run) came first
+            self._last_draw = time.monotonic()
         self._draw(item[1])

@@ -21,6 +21,7 @@ from typing import Any, Callable, Hashable
 
 import panel as pn
 import param
+from panel.io.document import hold
 
 from twin_explorer.engine.contract import TwinLike
 from twin_explorer.experiments.runner import Cancelled
@@ -224,16 +225,21 @@ class ResultCache:
 RESULTS = ResultCache()
 
 
-def in_session(doc: Any, fn: Callable[[], None]) -> None:
+def in_session(doc: Any, fn: Callable[[], None], freeze: bool = False) -> None:
     """Run ``fn`` on ``doc``'s server session (next tick, document lock held, ``pn.state.curdoc`` set), so that
-    models it creates from a worker thread get the session's resource URLs; without a server session, now."""
+    models it creates from a worker thread get the session's resource URLs; without a server session, now.
+
+    Everything ``fn`` changes reaches the page as one message: sent one change at a time, a tuning result's dozens
+    of changes made the browser lay the whole page out again for each (a third of a second each on 2 cores).
+    ``freeze``: ``fn`` may add models (a result drawn as new plots), so the document walks its model graph once at
+    the end instead of after each (the walk always visits every model: not for a progress message)."""
     if doc is None or getattr(doc, "session_context", None) is None:
         fn()
         return
     from panel.io.state import set_curdoc
 
     def callback() -> None:
-        with set_curdoc(doc):
+        with set_curdoc(doc), hold(doc, freeze=freeze):
             fn()
 
     doc.add_next_tick_callback(callback)  # the one thread-safe Document method
@@ -253,9 +259,10 @@ class Job:
         """Set when the user pressed Cancel; experiments given it stop between batches."""
         return self._cancel
 
-    def ui(self, fn: Callable[..., None], *args: Any) -> None:
-        """Call ``fn(*args)`` in the browser session that started the task (or now, in a notebook)."""
-        in_session(self._doc, lambda: fn(*args))
+    def ui(self, fn: Callable[..., None], *args: Any, freeze: bool = False) -> None:
+        """Call ``fn(*args)`` in the browser session that started the task (or now, in a notebook); ``freeze`` as
+        in :func:`in_session`."""
+        in_session(self._doc, lambda: fn(*args), freeze=freeze)
 
     @property
     def cancelled(self) -> bool:
@@ -274,7 +281,11 @@ class Job:
 
 
 class TaskRunner(pn.viewable.Viewer):
-    """Runs one function at a time in a worker thread, with a progress bar and a Cancel button."""
+    """Runs one function at a time in a worker thread, with a progress bar and a Cancel button.
+
+    The worker's progress reaches the page through the session's next tick, the bar and its message in one message,
+    and reports that arrive faster than the session takes them are merged (only the newest is shown): each change
+    sent on its own made the browser lay the page out again (a third of a second each on a busy 2-core machine)."""
 
     running = param.Boolean(default=False, doc="True while a task runs.")
     message = param.String(default="", doc="Last progress or status message.")
@@ -284,6 +295,9 @@ class TaskRunner(pn.viewable.Viewer):
         super().__init__(**params)
         self._job: Job | None = None
         self._future: Future | None = None
+        self._doc: Any = None  # the session of the running task (None in a notebook or test: shown at once)
+        self._report_lock = threading.Lock()
+        self._latest_report: tuple[float, str] | None = None  # newest progress not yet on the page
         self.progress = pn.indicators.Progress(value=0, max=1000, width=220, visible=False, bar_color="primary")
         self.cancel_button = pn.widgets.Button(label="Cancel", color="warning", visible=False, width=90)
         self.cancel_button.on_click(lambda _event: self.cancel())
@@ -294,6 +308,18 @@ class TaskRunner(pn.viewable.Viewer):
         return pn.Column(pn.Row(self.progress, self.cancel_button), self.status, sizing_mode="stretch_width")
 
     def _report(self, fraction: float, message: str) -> None:
+        with self._report_lock:
+            scheduled = self._latest_report is not None
+            self._latest_report = (fraction, message)
+        if not scheduled:
+            in_session(self._doc, self._show_report)
+
+    def _show_report(self) -> None:
+        with self._report_lock:
+            report, self._latest_report = self._latest_report, None
+        if report is None:
+            return
+        fraction, message = report
         self.progress.value = int(max(0.0, min(1.0, float(fraction))) * 1000)
         if message:
             self.message = message
@@ -312,37 +338,47 @@ class TaskRunner(pn.viewable.Viewer):
             return False
         doc = pn.state.curdoc
         job = Job(self, doc)
-        self._job = job
-        self.running, self.error = True, ""
-        self.progress.value, self.progress.visible, self.cancel_button.visible = 0, True, True
-        self.status.object = f"{label}: queued…" if EXPERIMENTS.active >= EXPERIMENTS.workers else f"{label}…"
+        self._job, self._doc = job, doc
+        with self._report_lock:
+            self._latest_report = None
+        with hold():  # the page gets the bar, the Cancel button and the message in one message
+            self.running, self.error = True, ""
+            self.progress.value, self.progress.visible, self.cancel_button.visible = 0, True, True
+            self.status.object = f"{label}: queued…" if EXPERIMENTS.active >= EXPERIMENTS.workers else f"{label}…"
         t0 = time.perf_counter()
 
         def work() -> None:
+            outcome = ""
             try:
                 job.check()
                 result = fn(job)
                 job.check()
                 if on_done is not None:
-                    in_session(doc, lambda: on_done(result))
-                self.message = f"{label}: done in {time.perf_counter() - t0:.1f} s"
+                    in_session(doc, lambda: on_done(result), freeze=True)
+                outcome = f"{label}: done in {time.perf_counter() - t0:.1f} s"
             except Cancelled:
-                self.message = f"{label}: cancelled"
+                outcome = f"{label}: cancelled"
                 if on_abort is not None:
-                    in_session(doc, on_abort)
+                    in_session(doc, on_abort, freeze=True)
             except Exception as exc:  # shown to the user instead of killing the session
                 self.error = traceback.format_exc()
-                self.message = f"{label} failed: {exc}"
+                outcome = f"{label} failed: {exc}"
                 if on_abort is not None:
-                    in_session(doc, on_abort)
+                    in_session(doc, on_abort, freeze=True)
             finally:
-                self._finish()
+                # in the session, after the result's drawing and any progress report still on its way
+                in_session(doc, lambda: self._finish(outcome))
 
         self._future = EXPERIMENTS.submit(session_key(doc), work)
-        self._future.add_done_callback(lambda f: self._finish() if f.cancelled() else None)
+        self._future.add_done_callback(lambda f: in_session(doc, self._finish) if f.cancelled() else None)
         return True
 
-    def _finish(self) -> None:
+    def _finish(self, outcome: str = "") -> None:
+        """The task ended: its outcome (``outcome``, else the message so far) replaces the progress."""
+        with self._report_lock:
+            self._latest_report = None
+        if outcome:
+            self.message = outcome
         if self._job is not None and self._job.cancelled and not self.message.endswith("cancelled"):
             self.message = "cancelled"
         self.status.object = self.message

@@ -12,23 +12,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
 
 from twin_explorer.engine.contract import TwinLike
-from twin_explorer.experiments import (direction_tuning, monet2_direction_tuning, plot_direction_tuning,
-                                       plot_tuning_population, preferred_sf_tf)
-from twin_explorer.experiments.plotting import angle_cmap
+from twin_explorer.experiments import direction_tuning, monet2_direction_tuning, preferred_sf_tf
 
 from .experiment import ALL, ExperimentView, job_progress, split_layout
-from .raster import neuron_map
 from .reliability import opacity, reliability_lines
 from .state import ExplorerState, deferred, twin_truth
 from .streaming import time_left
 from .tasks import Job
+from .tuning_plots import DirectionMap, PopulationHistograms, UnitPlots
 
 __all__ = ["TuningView", "split_layout"]
 
@@ -84,17 +81,21 @@ class TuningView(ExperimentView):
                                  widgets={p: {"throttled": True} for p in ("sf_cpd", "tf_hz", "duration_s", "contrast")},
                                  show_name=False, width=300)
         # stacked and two columns: wider rows of fixed-size plots were clipped at the right edge at 1280-1400 px
-        self.unit_pane = pn.Column()
-        self.linear_pane = pn.Row()
+        # Bokeh plots made once and redrawn in place (see .tuning_plots: a draw of fresh HoloViews panes held the
+        # server's event loop ~2 s, every session's page waiting). They are on the page, hidden, from the start: the
+        # browser builds them when the tab opens, not all at once when the first result arrives.
+        self.unit_plots, self.histograms = UnitPlots(), PopulationHistograms()
+        self.direction_map = DirectionMap(self._on_map_tap)
+        polar, traces, linear = self.unit_plots.panes
+        self.unit_pane = pn.Column(polar, traces, visible=False)
+        self.linear_pane = pn.Row(linear, visible=False)
         self.indices = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.population = pn.GridBox(ncols=2)
-        self.map_pane = pn.pane.HoloViews(None)
+        self.population = pn.GridBox(*self.histograms.panes, ncols=2, visible=False)
+        self.map_pane = self.direction_map.pane
         self.map_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.hint = pn.pane.Markdown("Press **Measure tuning** to run drifting gratings through the twin.")
         # Preferred directions measured so far on this twin (latest wins), for the cortical map.
         self._measured = pd.DataFrame(columns=["pref_dir", "gdsi"], dtype=float)
-        self._tap = hv.streams.Tap(x=None, y=None)
-        self._tap.add_subscriber(self._on_map_tap)
         self.state.param.watch(deferred(self._show_unit), "unit")
         self.state.param.watch(lambda _e: self._on_twin(), "twin")
         self._on_sf_tf()
@@ -161,8 +162,9 @@ class TuningView(ExperimentView):
 
     def clear_result(self) -> None:
         super().clear_result()
-        self.unit_pane[:], self.linear_pane[:], self.population[:] = [], [], []
-        self.map_pane.object, self.indices.object, self.map_note.object = None, "", ""
+        self.unit_pane.visible = self.linear_pane.visible = self.population.visible = False
+        self.direction_map.clear()
+        self.indices.object, self.map_note.object = "", ""
         self.hint.visible = True
 
     def show_result(self, ds: Any) -> None:
@@ -182,8 +184,9 @@ class TuningView(ExperimentView):
         if not ds.attrs.get("partial"):  # provisional preferred directions are never kept
             self._measured = measured
         self.hint.visible = False
-        self.population[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_tuning_population(ds), (300, 240))]
-        self.map_pane.object = self._direction_map(measured, self._partial_note(ds))
+        self.histograms.show(ds)
+        self.population.visible = True
+        self._direction_map(measured, self._partial_note(ds))
         self._show_unit()
 
     @staticmethod
@@ -206,8 +209,8 @@ class TuningView(ExperimentView):
                                    ds.attrs.get("partial") else
                                    f"Neuron {unit} was not measured; choose *all neurons* or select it and rerun.")
             return
-        self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_direction_tuning(ds, unit, polar=True))]
-        self.linear_pane[:] = [pn.pane.HoloViews(split_layout(plot_direction_tuning(ds, unit, polar=False))[0])]
+        self.unit_plots.show(ds, unit)
+        self.unit_pane.visible = self.linear_pane.visible = True
         self.indices.object = "\n\n".join(filter(None, [self._partial_note(ds), self._indices_table(ds, unit)]))
 
     def _indices_table(self, ds: Any, unit: int) -> str:
@@ -247,42 +250,33 @@ class TuningView(ExperimentView):
         lines += reliability_lines(self.state.twin, unit, float(u["gosi"]) if "gosi" in u else None)
         return "\n".join(lines)
 
-    def _direction_map(self, measured: pd.DataFrame, partial_note: str = "") -> Any:
+    def _direction_map(self, measured: pd.DataFrame, partial_note: str = "") -> bool:
+        """Redraw the preferred-direction map with every neuron measured so far (``measured``); False when there is
+        nothing to map (no cortical positions, or nothing measured)."""
         table = self.state.table
         if not {"x_um", "y_um"} <= set(table.columns) or not len(measured):
             self.map_note.object = partial_note
-            return None
+            self.direction_map.clear()
+            return False
         measured = measured[measured.index.isin(table.index)]
         ids = measured.index.to_numpy()
         xy = table.loc[ids, ["x_um", "y_um"]].to_numpy(float)
-        rest = table.loc[~table.index.isin(ids), ["x_um", "y_um"]]
+        rest = table.loc[~table.index.isin(ids), ["x_um", "y_um"]].to_numpy(float)
         n, total = len(ids), len(table)
-        self.map_note.object = partial_note or (
+        note = partial_note or (
             "" if n == total else f"{n} of {total} neurons measured so far (grey: not yet). Set *Scope* to "
                                   f"*{ALL}* and press **Measure tuning** to fill the map.")
         alpha = opacity(self.state.twin, ids)  # neurons below the paper's inclusion thresholds drawn faint
-        pts = neuron_map(xy[:, 0], xy[:, 1], "x_um", "y_um", measured["pref_dir"].to_numpy(), "pref_dir",
-                         vdims={"gdsi": measured["gdsi"].to_numpy(), "unit": ids, "opacity": alpha}, period=360.0,
-                         cmap=list(angle_cmap()), clim=(0, 360), size=6 if n > 50 else 9, colorbar=True,
-                         clabel="preferred direction (°)")
-        if isinstance(pts, hv.Points) and (alpha < 1).any():
-            pts = pts.opts(alpha="opacity")
-            self.map_note.object += ("\n\nFaint: neurons below the paper's inclusion thresholds (cc_max > 0.4, "
-                                     "cc_abs > 0.2).")
-        self._tap.source = pts
         self._map_ids = xy, ids
-        layers = pts
-        if len(rest):
-            background = neuron_map(rest["x_um"].to_numpy(float), rest["y_um"].to_numpy(float), "x_um", "y_um",
-                                    cmap=["lightgrey", "lightgrey"])
-            layers = background.opts(alpha=0.6, **({"color": "lightgrey", "size": 4, "tools": []}
-                                                  if isinstance(background, hv.Points) else {})) * pts
-        binned = ", binned" if isinstance(pts, hv.Image) else ""
+        binned = self.direction_map.show(xy, measured["pref_dir"].to_numpy(), measured["gdsi"].to_numpy(), ids,
+                                         alpha, rest, total)
+        if not binned and (alpha < 1).any():
+            note += "\n\nFaint: neurons below the paper's inclusion thresholds (cc_max > 0.4, cc_abs > 0.2)."
         if binned:  # the title has no room for it
-            self.map_note.object += (" " if self.map_note.object else "") + \
+            note += (" " if note else "") + \
                 f"{n} neurons binned on the map: colour = circular mean of the preferred directions per bin."
-        return layers.opts(width=460, height=420, data_aspect=1, xlabel="x (µm)", ylabel="y (µm)",
-                           title=f"Preferred direction over cortex ({n}/{total}{binned}; click a neuron)")
+        self.map_note.object = note
+        return True
 
     def _on_map_tap(self, x: float | None = None, y: float | None = None) -> None:
         if hasattr(self, "_map_ids"):
