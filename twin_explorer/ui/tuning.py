@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from panel.io.document import hold
 
 from twin_explorer.engine.contract import TwinLike
 from twin_explorer.experiments import direction_tuning, monet2_direction_tuning, preferred_sf_tf
@@ -113,8 +114,9 @@ class TuningView(ExperimentView):
 
     def run(self, wait: bool = False) -> bool:
         """Measure in the background (see :meth:`ExperimentView.run`); the "press Measure" hint goes at once."""
-        self.hint.visible = False
-        return super().run(wait)
+        with hold():  # one message to the page with the runner's bar and message
+            self.hint.visible = False
+            return super().run(wait)
 
     # ---- computation -------------------------------------------------------------------------------
     def experiment_params(self) -> dict[str, Any]:
