@@ -30,43 +30,50 @@ def batched_lm(model: Model, y: np.ndarray, p0: np.ndarray, lo: Sequence[float],
     """
     lo_a, hi_a = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
     y = np.asarray(y, dtype=float)
-    w_all = np.isfinite(y).astype(float) if weights is None else np.asarray(weights, dtype=float) * np.isfinite(y)
-    y_all = np.nan_to_num(y)
+    w = np.isfinite(y).astype(float) if weights is None else np.asarray(weights, dtype=float) * np.isfinite(y)
+    y0 = np.nan_to_num(y)
     p = np.clip(np.asarray(p0, dtype=float), lo_a, hi_a)
     f, J = model(p)
-    r = (f - y_all) * w_all
+    r = (f - y0) * w
     cost = (r**2).sum(1)
+    out_p, out_cost = p.copy(), cost.copy()
     lam = np.full(len(p), 1e-2)
     eye = np.eye(p.shape[1])
-    active = np.arange(len(p))
+    # The working arrays hold the units still iterating, row i being unit units[i]; a unit that converges is written
+    # out and dropped from them (gathering the active rows from full-size arrays and scattering them back at every
+    # iteration was half of the solver's own time).
+    units = np.arange(len(p))
     for _ in range(int(n_iter)):
-        if active.size == 0:
+        if units.size == 0:
             break
-        pa, Ja, ra, w, y0 = p[active], J[active], r[active], w_all[active], y_all[active]
-        Jw = Ja * w[..., None]
+        Jw = J * w[..., None]
         Jt = Jw.transpose(0, 2, 1)
         JtJ = Jt @ Jw  # batched matmul: numpy's einsum does not use BLAS here and was a quarter of a fit
-        g = (Jt @ ra[..., None])[..., 0]
-        A = JtJ + lam[active, None, None] * (JtJ * eye + 1e-12 * eye)
+        g = (Jt @ r[..., None])[..., 0]
+        A = JtJ + lam[:, None, None] * (JtJ * eye + 1e-12 * eye)
         try:
             step = -np.linalg.solve(A, g[..., None])[..., 0]
         except np.linalg.LinAlgError:  # some unit's system is singular: pseudo-inverse for all
             step = -np.einsum("ukl,ul->uk", np.linalg.pinv(A), g)
         step = np.nan_to_num(step)
-        p_new = np.clip(pa + step, lo_a, hi_a)
+        p_new = np.clip(p + step, lo_a, hi_a)
         f_new, J_new = model(p_new)
         r_new = (f_new - y0) * w
         cost_new = (r_new**2).sum(1)
-        old = cost[active]
-        better = np.isfinite(cost_new) & (cost_new < old)
-        p[active] = np.where(better[:, None], p_new, pa)
-        J[active] = np.where(better[:, None, None], J_new, Ja)
-        r[active] = np.where(better[:, None], r_new, ra)
-        cost[active] = np.where(better, cost_new, old)
-        lam[active] = np.where(better, lam[active] / 3, lam[active] * 4).clip(1e-9, 1e9)
-        done = (better & (old - cost_new <= rtol * old)) | (lam[active] >= 1e9) | (cost[active] == 0)
-        active = active[~done]
-    return p, cost
+        better = np.isfinite(cost_new) & (cost_new < cost)
+        old = cost
+        p = np.where(better[:, None], p_new, p)
+        J = np.where(better[:, None, None], J_new, J)
+        r = np.where(better[:, None], r_new, r)
+        cost = np.where(better, cost_new, cost)
+        lam = np.where(better, lam / 3, lam * 4).clip(1e-9, 1e9)
+        done = (better & (old - cost_new <= rtol * old)) | (lam >= 1e9) | (cost == 0)
+        if done.any():
+            out_p[units[done]], out_cost[units[done]] = p[done], cost[done]
+            keep = ~done
+            units, p, J, r, w, y0, cost, lam = (a[keep] for a in (units, p, J, r, w, y0, cost, lam))
+    out_p[units], out_cost[units] = p, cost
+    return out_p, out_cost
 
 
 def best_of_starts(model: Model, y: np.ndarray, starts: Sequence[np.ndarray], lo: Sequence[float],
@@ -239,15 +246,15 @@ def fit_bivonmises_many(curves: np.ndarray, directions_deg: np.ndarray) -> dict[
          + (1 - P[:, None]) * np.exp(K[:, None] * (np.cos(th[None] + np.pi - M[:, None]) - 1)))
     Ec = E - E.mean(1, keepdims=True)
     yc = yy - yy.mean(1, keepdims=True)
-    # the grid only picks a starting point, so float32 [U, C] arrays serve (half the memory traffic)
-    f32 = np.float32
-    A = np.clip((yc.astype(f32) @ Ec.T.astype(f32)) / (Ec**2).sum(1).astype(f32)[None], 0, None)  # [U, C]
-    b = np.clip(yy.mean(1, keepdims=True).astype(f32) - A * E.mean(1).astype(f32)[None], 0, None)
-    sse = ((yy**2).sum(1).astype(f32)[:, None] + A * (A * (E**2).sum(1).astype(f32)[None]
-                                                        - 2 * (yy.astype(f32) @ E.T.astype(f32)))
-           + b * (b * th.size - 2 * yy.sum(1, keepdims=True).astype(f32) + 2 * A * E.sum(1).astype(f32)[None]))
-    best = np.argmin(sse, axis=1)
-    p0 = np.c_[M[best], K[best], P[best], A[np.arange(len(yy)), best], b[np.arange(len(yy)), best]]
+    # With A and b fitted freely, a candidate leaves sse = |yc|² − (yc·Ec)²/|Ec|², so the best candidate (A ≥ 0) is the
+    # one whose unit-norm centred curve has the largest positive projection: one [U, D] × [D, C] product and an
+    # argmax (float32: the grid only picks a starting point). Computing each candidate's clipped A, b and sse over
+    # [U, C] arrays instead took 0.3 s of a 1 s fit at 10,000 units; b ≥ 0 is left to Levenberg–Marquardt.
+    norm = np.sqrt((Ec**2).sum(1))
+    best = np.argmax(yc.astype(np.float32) @ (Ec / norm[:, None]).T.astype(np.float32), axis=1)
+    A = np.clip(np.einsum("ud,ud->u", yc, Ec[best]) / norm[best] ** 2, 0, None)
+    b = np.clip(yy.mean(1) - A * E[best].mean(1), 0, None)
+    p0 = np.c_[M[best], K[best], P[best], A, b]
     p, cost = batched_lm(_bvm_model(th), yy, p0, [-np.inf, 0, 0, 0, 0], [np.inf, KAPPA_MAX, 1, np.inf, np.inf])
     mu, kappa, phi, amp, base = p.T
     swap = phi < 0.5  # report the peak that carries the larger weight
