@@ -78,14 +78,14 @@ class UnitPlots:
 
         self.linear_data = ColumnDataSource({"direction": [], "response": []})
         self.linear_fit = ColumnDataSource({"direction": [], "response": []})
-        self.linear, _ = plain_plot("", "direction (°)", "response", 320, tools(), Range1d(0, 360), DataRange1d(),
+        self.linear, _ = plain_plot("", "direction (°)", "response", 340, tools(), Range1d(0, 360), DataRange1d(),
                                     grid=True, width=520, sizing_mode="fixed")
         self.linear.title.text_font_size = "9pt"
         measured = _renderer(self.linear_data, Line(x="direction", y="response", line_color="black", line_width=2))
         fit = _renderer(self.linear_fit, Line(x="direction", y="response", line_color="crimson", line_width=2))
         self.linear.renderers += [measured, _renderer(self.linear_data, Scatter(
             x="direction", y="response", size=6, fill_color="black", line_color="black")), fit]
-        self.linear.add_layout(_legend(measured, fit), "right")
+        self.linear.add_layout(_legend(measured, fit), "below")
 
         self.trace_source = ColumnDataSource({"xs": [], "ys": [], "color": [], "direction": []})
         lines = _renderer(self.trace_source, MultiLine(xs="xs", ys="ys", line_color="color", line_width=1))
