@@ -124,7 +124,9 @@ def test_tuning_view_redraws_its_plots_in_place():
     assert not view.unit_pane.visible and not view.population.visible  # nothing measured yet: plots hidden
     assert view.run(wait=True)
     assert view.unit_pane.visible and view.linear_pane.visible and view.population.visible
-    models = {id(m) for pane in [*view.unit_pane, *view.linear_pane, *view.population] for m in pane.object.references()}
+    panes = [view.unit_plots.polar, view.unit_plots.traces, view.unit_plots.linear, *view.histograms.plots.values(),
+             view.direction_map.plot]
+    models = {id(m) for plot in panes for m in plot.references()}
     polar_x = np.array(view.unit_plots.polar_data.data["x"])
     gosi_counts = np.array(view.histograms.sources["gosi"].data["top"])
     assert gosi_counts.sum() == twin.n_units and view.map_pane.visible
@@ -135,7 +137,7 @@ def test_tuning_view_redraws_its_plots_in_place():
     assert not np.allclose(polar_x, view.unit_plots.polar_data.data["x"])
     view.contrast = 0.5
     assert view.run(wait=True)
-    again = {id(m) for pane in [*view.unit_pane, *view.linear_pane, *view.population] for m in pane.object.references()}
+    again = {id(m) for plot in panes for m in plot.references()}
     assert again == models
     assert not np.array_equal(gosi_counts, view.histograms.sources["gosi"].data["top"])
     view.clear_result()

@@ -95,7 +95,9 @@ class UnitPlots:
                                     [*tools(), hover], DataRange1d(), DataRange1d(), grid=True, width=420,
                                     sizing_mode="fixed")
         self.traces.renderers.append(lines)
-        self.panes = [pn.pane.Bokeh(self.polar), pn.pane.Bokeh(self.traces, visible=False),
+        # shown and hidden through a Column: setting ``visible`` on a Bokeh pane of a served page makes Panel copy
+        # the model's stylesheets back into the pane, which refuses them (TypeError, the draw lost)
+        self.panes = [pn.pane.Bokeh(self.polar), pn.Column(pn.pane.Bokeh(self.traces), visible=False),
                       pn.pane.Bokeh(self.linear)]
 
     def show(self, ds: Any, unit: int) -> None:
@@ -182,7 +184,7 @@ class DirectionMap:
         self.plot.renderers += [background, self.binned, measured]
         self.plot.add_layout(ColorBar(color_mapper=self.mapper, title="preferred direction (°)", width=12), "right")
         self.plot.on_event(events.Tap, self._tap)
-        self.pane = pn.pane.Bokeh(self.plot, visible=False)
+        self.pane = pn.Column(pn.pane.Bokeh(self.plot), visible=False)  # a Column: see UnitPlots.panes
 
     def _tap(self, event: Any) -> None:
         if getattr(event, "x", None) is not None and getattr(event, "y", None) is not None:
