@@ -5,8 +5,8 @@ The experiment calls ``partial(ds)`` after each batch (:mod:`twin_explorer.exper
 a batch skips the provisional results it missed instead of queueing them; one from a run that was superseded (a
 newer run, the final result, a cancel, a cleared view) is dropped. The first provisional result of a run is drawn at
 once, later ones at most every :data:`MIN_GAP_S` (each costs the browser far more than the server: ~0.5 s of CPU for
-the tuning view's nine plots on 2 cores, so a draw per batch of a quick run kept a classroom's pages busy). :func:`paced_progress` reports "k of n …" with the
-time left.
+the tuning view's nine plots on 2 cores, so a draw per batch of a quick run kept a classroom's pages busy).
+:func:`paced_progress` reports "k of n …" with the time left.
 """
 
 from __future__ import annotations

@@ -175,8 +175,8 @@ class DirectionMap:
         measured = _renderer(self.points, self.point_glyph)
         self.binned = _renderer(self.image, Image(image="image", x="x", y="y", dw="dw", dh="dh",
                                                   color_mapper=self.mapper), visible=False)
-        hover = HoverTool(renderers=[measured], tooltips=[("neuron", "@unit"), ("preferred direction (°)",
-                                                                               "@pref_dir{0}"), ("gDSI", "@gdsi{0.00}")])
+        tips = [("neuron", "@unit"), ("preferred direction (°)", "@pref_dir{0}"), ("gDSI", "@gdsi{0.00}")]
+        hover = HoverTool(renderers=[measured], tooltips=tips)
         self.plot, _ = plain_plot("Preferred direction over cortex", "x (µm)", "y (µm)", height,
                                   [TapTool(), PanTool(), WheelZoomTool(), BoxZoomTool(), ResetTool(), SaveTool(),
                                    hover], DataRange1d(), DataRange1d(), grid=True, width=width, sizing_mode="fixed",
