@@ -102,15 +102,25 @@ def plot_direction_tuning(ds: xr.Dataset, unit: int, polar: bool = True) -> Any:
     return (main + traces).cols(2)
 
 
+#: (index, value range, bins) of each population histogram of a direction tuning, in order (notebooks and the app)
+TUNING_HISTOGRAMS: tuple[tuple[str, tuple[float, float], int], ...] = (
+    ("gosi", (0.0, 1.0), 20), ("gdsi", (0.0, 1.0), 20), ("osi", (-0.2, 1.0), 24), ("dsi", (-0.2, 1.0), 24),
+    ("pref_dir", (0.0, 360.0), 24))
+
+
+def index_histogram(ds: xr.Dataset, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, bin edges) of the finite values of the tuning index ``key`` (one of :data:`TUNING_HISTOGRAMS`)."""
+    value_range, bins = next((r, n) for k, r, n in TUNING_HISTOGRAMS if k == key)
+    v = np.asarray(ds[key].values, float)
+    return np.histogram(v[np.isfinite(v)], bins=bins, range=value_range)
+
+
 def plot_tuning_population(ds: xr.Dataset) -> Any:
     """Population histograms of gOSI, gDSI, OSI, DSI and the preferred direction."""
     hv = hv_bokeh()
     panels = []
-    for k, rng, n in (("gosi", (0, 1), 20), ("gdsi", (0, 1), 20), ("osi", (-0.2, 1), 24), ("dsi", (-0.2, 1), 24),
-                      ("pref_dir", (0, 360), 24)):
-        v = ds[k].values
-        v = v[np.isfinite(v)]
-        freq, edges = np.histogram(v, bins=n, range=rng)
+    for k, _range, _bins in TUNING_HISTOGRAMS:
+        freq, edges = index_histogram(ds, k)
         panels.append(hv.Histogram((edges, freq), kdims=[INDEX_LABELS[k]], vdims=["neurons"]).opts(
             width=260, height=200, title=INDEX_LABELS[k]))
     return hv.Layout(panels).cols(3)

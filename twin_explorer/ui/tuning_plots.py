@@ -27,17 +27,13 @@ from bokeh.models import (BoxZoomTool, ColorBar, ColumnDataSource, DataRange1d, 
                           SaveTool, Scatter, TapTool, WheelZoomTool)
 
 from twin_explorer.experiments.fitting import bivonmises
-from twin_explorer.experiments.plotting import INDEX_LABELS, angle_cmap, angle_colour
+from twin_explorer.experiments.plotting import (INDEX_LABELS, TUNING_HISTOGRAMS, angle_cmap, angle_colour,
+                                                index_histogram)
 
 from . import raster
 from .response_plots import plain_plot
 
-__all__ = ["UnitPlots", "PopulationHistograms", "DirectionMap", "HISTOGRAMS"]
-
-#: (index, value range, bins) of each population histogram, in order
-HISTOGRAMS: tuple[tuple[str, tuple[float, float], int], ...] = (
-    ("gosi", (0.0, 1.0), 20), ("gdsi", (0.0, 1.0), 20), ("osi", (-0.2, 1.0), 24), ("dsi", (-0.2, 1.0), 24),
-    ("pref_dir", (0.0, 360.0), 24))
+__all__ = ["UnitPlots", "PopulationHistograms", "DirectionMap"]
 _FINE = np.linspace(0.0, 360.0, 361)
 
 
@@ -137,7 +133,7 @@ class PopulationHistograms:
     def __init__(self, size: tuple[int, int] = (300, 240)) -> None:
         self.sources: dict[str, ColumnDataSource] = {}
         self.plots: dict[str, Any] = {}
-        for key, (lo, hi), _bins in HISTOGRAMS:
+        for key, (lo, hi), _bins in TUNING_HISTOGRAMS:
             source = ColumnDataSource({"left": [], "right": [], "top": []})
             hover = HoverTool(tooltips=[(INDEX_LABELS[key], "@left{0.00} – @right{0.00}"), ("neurons", "@top")])
             plot, _ = plain_plot(INDEX_LABELS[key], INDEX_LABELS[key], "neurons", size[1],
@@ -150,9 +146,8 @@ class PopulationHistograms:
 
     def show(self, ds: Any) -> None:
         """Count ``ds``'s finite values of each index into its bins."""
-        for key, value_range, bins in HISTOGRAMS:
-            v = np.asarray(ds[key].values, float)
-            counts, edges = np.histogram(v[np.isfinite(v)], bins=bins, range=value_range)
+        for key in self.sources:
+            counts, edges = index_histogram(ds, key)
             self.sources[key].data = {"left": edges[:-1], "right": edges[1:], "top": counts}
 
 
