@@ -284,3 +284,7 @@ def test_model_card_shows_the_number_of_mice_curve(tmp_path):
     section = text.split("## Foundation cores: fidelity against the number of training mice")[1].split("\n## ")[0]
     assert "| 2 | 10.000 | 1600 | cuda |" in section and "(1600)" in section
     assert f"CC_norm {own + 0.02:.3f} (2 mice), above this twin's {own:.3f}" in section
+    pd.DataFrame({"n_mice": [1, 2], "minutes_per_mouse": 10.0, "steps": [400, 800], "core_device": "cuda",
+                  "cc_norm": [own - 0.01, own - 0.02]}).to_csv(card / "foundation_curve.csv", index=False)
+    section = write_model_card(card).read_text().split("number of training mice")[1]
+    assert "400 steps per training mouse" in section and "same number of steps" not in section  # --steps-per-mouse

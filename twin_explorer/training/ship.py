@@ -119,6 +119,19 @@ FOUNDATION_COLUMNS = ["n_mice", "minutes_per_mouse", "steps", "core_device", "cc
                       "rf_centre_median_err_deg", "sf_within_1.5x_fraction"]
 
 
+def _steps_sentence(curve: pd.DataFrame) -> str:
+    """How the curve's cores were trained: at equal steps (``--steps``) or at equal steps per mouse."""
+    steps = curve["steps"].astype(int)
+    if steps.nunique() == 1:
+        return (f"Every core had the same number of steps ({steps.iloc[0]}), so more mice also means fewer steps per "
+                "mouse.")
+    per_mouse = steps / curve["n_mice"].astype(int)
+    if per_mouse.nunique() == 1:
+        return (f"Every core had {int(per_mouse.iloc[0])} steps per training mouse (`--steps-per-mouse`), so a core of "
+                "more mice also trained longer.")
+    return f"The cores had {', '.join(str(x) for x in steps)} steps."
+
+
 def _foundation_section(out: Path, rep: dict) -> list[str]:
     """The number-of-mice curve (``foundation_curve.csv``), next to this twin's own held-out CC_norm."""
     curve = pd.read_csv(out / "foundation_curve.csv").sort_values("n_mice")
@@ -131,8 +144,7 @@ def _foundation_section(out: Path, rep: dict) -> list[str]:
              "`twin-explorer train foundation` (`--device cuda --core-only` trains the cores on a GPU). Held-out "
              "scores of the demo mouse (medians; tuning against the ground truth, all neurons):", "",
              _table(curve[cols].to_dict(orient="records"), cols),
-             f"Every core had the same number of steps ({', '.join(sorted({str(int(x)) for x in curve['steps']}))}), "
-             "so more mice also means fewer steps per mouse. The best of them reaches CC_norm "
+             _steps_sentence(curve) + " The best of them reaches CC_norm "
              f"{best['cc_norm']:.3f} ({int(best['n_mice'])} {'mouse' if int(best['n_mice']) == 1 else 'mice'}), "
              + ("above" if best["cc_norm"] > rep["natural"]["cc_norm"] else "below")
              + f" this twin's {rep['natural']['cc_norm']:.3f} (trained on the demo mouse itself).", ""]

@@ -104,7 +104,7 @@ class VideoUpload(pn.viewable.Viewer):
         self.file_input = pn.widgets.FileDropper(multiple=False, max_file_size=f"{MAX_UPLOAD_BYTES // MB}MB",
                                                  chunk_size=CHUNK_BYTES, previews=[], layout="compact",
                                                  sizing_mode="stretch_width")
-        self.open_button = pn.widgets.Button(name="Choose a video file…",  # no icon: icons come from a CDN
+        self.open_button = pn.widgets.Button(label="Choose a video file…",  # no icon: icons come from a CDN
                                              css_classes=["te-upload-open"], margin=(5, 10))
         self._scripts_ready = pn.widgets.Checkbox(value=False, visible=False)
         self.open_button.js_on_click(args={"ready": self._scripts_ready, "scripts": FileDropperModel.__javascript__,
