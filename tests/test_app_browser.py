@@ -167,6 +167,8 @@ def test_browser_shows_a_real_neuron_its_synapses_and_partners(served_real, tmp_
     shots.mkdir(parents=True, exist_ok=True)
     with harness.chromium_page(1500, 1400) as (page, errors):
         n_before = len(apps)
+        scripts: list[str] = []
+        page.on("request", lambda req: scripts.append(req.url) if req.resource_type == "script" else None)
         page.goto(f"{url}?unit=2", timeout=180_000)  # readout 2 of scan 0-0 is unit 12, coregistered to nucleus 901
         page.get_by_text("Neuron 2").first.wait_for(timeout=180_000)
         app = apps[n_before]
@@ -177,6 +179,8 @@ def test_browser_shows_a_real_neuron_its_synapses_and_partners(served_real, tmp_
         linked.first.wait_for(timeout=30_000)
         texts = linked.all_inner_texts()
         assert len(texts) == 2 and any(str(MP_NUCLEUS) in t for t in texts)
+        # Plotly (4.8 MB) is not part of every page: it loads when the anatomy view shows a 3-D morphology
+        assert [u for u in scripts if "plotly" in u] == []
         harness.open_tab(page, "Anatomy")
         page.get_by_text(f"Neuron 2 → nucleus {MP_NUCLEUS}").first.wait_for(timeout=120_000)
         page.get_by_text("12424 in, 6514 out").first.wait_for(timeout=30_000)  # its real synapses
@@ -185,6 +189,7 @@ def test_browser_shows_a_real_neuron_its_synapses_and_partners(served_real, tmp_
         partner = next(r for r in view.partners.value["partner_root_id"] if r != str(MP_ROOT))
         page.get_by_text(str(partner)).first.wait_for(timeout=30_000)  # the partner table in the page
         page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)  # its 3-D morphology
+        assert len([u for u in scripts if "plotly" in u]) == 1  # loaded once, from the app's own server
         link = page.locator("a.te-neuroglancer").first
         link.wait_for(timeout=30_000)
         assert "neuroglancer" in (link.get_attribute("href") or "")

@@ -99,16 +99,18 @@ def _send_in_chunks(dropper, data: bytes, name: str, mime: str = "application/oc
 
 
 def test_the_picker_is_shown_once_its_scripts_are_in_the_page(designer):
-    """Until the user asks (the button's browser code loads FilePond, then ticks the hidden box), the page holds a
-    button, not the picker."""
-    upload = designer.upload
-    upload._slot[:] = [upload.open_button, upload._scripts_ready]  # as a new page has it
-    assert upload.file_input not in upload._slot.objects
-    from panel.links import Callback
+    """Until the user asks, the page holds a button; then a loader of FilePond's scripts; once the browser ran them,
+    the picker."""
+    from twin_explorer.ui.scripts import ScriptLoader
 
-    code = [c.code.get("event:button_click", "") for c in Callback.registry.get(upload.open_button, [])]
-    assert any("window.FilePond" in c and "ready.active = true" in c for c in code)
-    upload._scripts_ready.value = True  # what the browser sends once the scripts ran
+    upload = designer.upload
+    upload._slot[:] = [upload.open_button]  # as a new page has it
+    upload.open_button.clicks += 1
+    (loader,) = upload._slot.objects
+    assert isinstance(loader, ScriptLoader) and loader.global_name == "FilePond"
+    assert any("filepond" in s for s in loader.scripts) and all(s.startswith("static/") for s in loader.scripts)
+    assert upload.file_input not in upload._slot.objects
+    loader.ready = True  # what the browser sends once the scripts ran
     assert upload._slot.objects == [upload.file_input]
 
 
@@ -146,13 +148,14 @@ def test_a_too_large_file_that_arrives_anyway_is_refused_and_the_stimulus_stays(
 
 
 def test_an_upload_is_released_when_nothing_holds_it():
-    """Panel's js-callback registry holds the button's callback args strongly: the picker's watcher must not lead from
-    them back to the button, or every session's upload (and its session) stays alive after the page closed."""
+    """Nothing global (such as Panel's js-callback registry) may lead back to an upload: every session's upload (and
+    its session) would stay alive after the page closed."""
     import gc
     import weakref
 
     upload = VideoUpload(lambda stim, name: None, max_s=10.0)
-    upload._scripts_ready.value = True  # the watcher still works
+    upload.open_button.clicks += 1
+    upload._slot.objects[0].ready = True
     assert upload._slot.objects == [upload.file_input]
     ref = weakref.ref(upload)
     del upload

@@ -29,9 +29,10 @@ from .state import ExplorerState, anatomy_is_synthetic, anatomy_source, get_anat
 from .tasks import release_session, session_key
 from .tuning import TuningView
 
-#: the video upload's picker loads its scripts itself when asked for (ui/upload.py: FilePond's animation loop would
-#: otherwise run on every idle page)
-EXTENSIONS = ("tabulator", "plotly")
+#: the scripts every page loads; the video upload's picker (FilePond: its animation loop would run on every idle
+#: page) and the anatomy view's 3-D plot (Plotly: 4.8 MB to compile on every page load) load theirs when shown
+#: (ui/scripts.py)
+EXTENSIONS = ("tabulator",)
 
 #: ``pn.serve`` settings of the explorer: a closed page's session (and its memory) is dropped within seconds
 #: instead of Bokeh's default 15-17 s, so a class opening and closing tabs does not pile sessions up.

@@ -5,8 +5,8 @@ The picker is Panel's ``FileDropper``: the browser refuses a file over :data:`MA
 next to the file, before sending anything (a plain file input sends the whole file as one websocket message, and
 one over Bokeh's 20 MB message limit never arrived: the user saw nothing), and an accepted file travels in
 :data:`CHUNK_BYTES` pieces. Its scripts (FilePond, served by the app itself) load only when the user asks for the
-picker: FilePond runs an animation-frame loop from the moment its script runs, and every idle page that loaded it
-used 0.06 of a core (about 0.01 without it). A notebook that ran ``pn.extension("filedropper")`` has them already.
+picker (through a ``ui.scripts.ScriptLoader``): FilePond runs an animation-frame loop from the moment its script
+runs, and every idle page that loaded it used 0.06 of a core (about 0.01 without it). A notebook that ran ``pn.extension("filedropper")`` has them already.
 
 Uploads are stored under the cache folder ``uploads``, named by their content hash (the same video uploaded by
 several sessions is stored once, and the designer's result cache keys on that name).
@@ -14,7 +14,6 @@ several sessions is stored once, and the designer's result cache keys on that na
 
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +24,8 @@ from twin_explorer.paths import cache_dir
 from twin_explorer.stimuli import VideoFile
 from twin_explorer.stimuli.video import ARRAY_EXTS, VIDEO_EXTS
 from twin_explorer.store import atomic_path, content_hash
+
+from .scripts import ScriptLoader, declare_extension, when_ready
 
 MB = 10**6  # decimal megabytes, as the browser's picker counts them (its limit and ours then say the same)
 MAX_UPLOAD_BYTES = 10 * MB
@@ -67,30 +68,6 @@ def video_from_upload(data: bytes | None, filename: str | None, max_s: float, fo
     return stim
 
 
-#: Browser side of "Choose a video file…": load the picker's stylesheets and scripts (once a page, in order), then
-#: tick the hidden ``ready`` box so the server shows the picker; a script that fails to load says so on the button.
-_LOAD_PICKER_JS = """
-if (window.FilePond) { ready.active = true; return; }
-if (window.__teFilePondLoading) { return; }
-window.__teFilePondLoading = true;
-for (const href of css) {
-  const link = document.createElement('link');
-  link.rel = 'stylesheet'; link.href = href; document.head.appendChild(link);
-}
-let left = scripts.length;
-for (const src of scripts) {
-  const script = document.createElement('script');
-  script.src = src; script.async = false;  // run in the listed order
-  script.onload = () => { if (--left === 0) { ready.active = true; } };
-  script.onerror = () => {
-    window.__teFilePondLoading = false;
-    cb_obj.label = 'The file picker did not load: reload the page to try again';
-  };
-  document.head.appendChild(script);
-}
-"""
-
-
 class VideoUpload(pn.viewable.Viewer):
     """A file picker; ``on_video(stimulus, filename)`` gets each upload that reads as a video, and a refused one
     shows why under the picker (a file over the size limit: in the picker, from the browser)."""
@@ -106,35 +83,22 @@ class VideoUpload(pn.viewable.Viewer):
                                                  sizing_mode="stretch_width")
         self.open_button = pn.widgets.Button(label="Choose a video file…",  # no icon: icons come from a CDN
                                              css_classes=["te-upload-open"], margin=(5, 10))
-        self._scripts_ready = pn.widgets.Checkbox(value=False, visible=False)
-        self.open_button.js_on_click(args={"ready": self._scripts_ready, "scripts": FileDropperModel.__javascript__,
-                                           "css": FileDropperModel.__css__}, code=_LOAD_PICKER_JS)
-        # Panel keeps a js callback in a registry keyed weakly by its source (the button) but holding its args
-        # strongly: a watcher bound to this object would lead from the args back to the button, and every session's
-        # upload (and with it the session) would stay alive. The watcher holds this object weakly.
-        show_picker = weakref.WeakMethod(self._show_picker)
-
-        def on_ready(event: Any) -> None:
-            method = show_picker()
-            if method is not None:
-                method(event)
-
-        self._scripts_ready.param.watch(on_ready, "value")
-        self._slot = pn.Column(self.open_button, self._scripts_ready, sizing_mode="stretch_width")
+        self.open_button.on_click(self._load_picker)
+        self._slot = pn.Column(self.open_button, sizing_mode="stretch_width")
         self.help = pn.pane.Markdown(f"**Your own video**: {ACCEPTED_UPLOADS}; the first {max_s:g} s are shown.",
                                      margin=(10, 10, 0, 10), styles={"font-size": "0.9em"})
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["te-upload-message"],
                                      sizing_mode="stretch_width")
         self.file_input.param.watch(self._on_files, "value")
 
-    def _show_picker(self, event: Any) -> None:
-        if not event.new:
-            return
-        # the page has the picker's scripts now: tell Panel, which otherwise warns on every page that the extension
-        # was not declared when the page was made (``state._extensions``: this page's list; private in Panel 1.9)
-        declared = getattr(pn.state, "_extensions", None)
-        if isinstance(declared, list) and "filedropper" not in declared:
-            declared.append("filedropper")
+    def _load_picker(self, _event: Any = None) -> None:
+        """The button asked for the picker: its scripts load in the page (ui/scripts.py), then it replaces them."""
+        loader = ScriptLoader.for_model(FileDropperModel, label="Loading the file picker…")
+        self._slot[:] = [loader]
+        when_ready(loader, self._show_picker)
+
+    def _show_picker(self) -> None:
+        declare_extension("filedropper")
         self._slot[:] = [self.file_input]
 
     def _on_files(self, event: Any) -> None:

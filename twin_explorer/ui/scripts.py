@@ -1,0 +1,86 @@
+"""Extension scripts loaded into a page only when a view that needs them is shown.
+
+A page served by the explorer carries the scripts of the views every visitor sees; a large one only some visitors
+need (Plotly, 4.8 MB, for the anatomy view's 3-D morphology; FilePond for the designer's upload) would cost every
+page its download and compile (Plotly alone: ~1.4 s of browser CPU per page load on 2 cores, a third of it). A
+:class:`ScriptLoader` put in the layout where such a component will go loads its scripts and stylesheets (served by
+the app itself, like every other script) when the browser renders it, shows a line while they load, and sets
+``ready`` once they ran; the view then swaps in the component. Where the scripts are already in the page (a notebook
+that ran ``pn.extension("plotly")``, a second loader) it is ready at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import panel as pn
+import param
+from panel.custom import JSComponent
+
+
+class ScriptLoader(JSComponent):
+    """Loads ``scripts`` (in order) and ``css_files`` into the page the first time it is rendered there; ``ready``
+    turns True when the browser has run them (at once where ``global_name`` is already defined)."""
+
+    scripts = param.List(default=[], item_type=str, doc="Script URLs, run in this order.")
+    css_files = param.List(default=[], item_type=str, doc="Stylesheet URLs.")
+    global_name = param.String(default="", doc="A global the scripts define: when present, nothing is loaded.")
+    label = param.String(default="Loading…", doc="The line shown while the scripts load.")
+    ready = param.Boolean(default=False, doc="Set by the browser once the scripts ran.")
+    failed = param.Boolean(default=False, doc="Set by the browser when a script could not be loaded.")
+
+    # One load per page and global: a second loader of the same scripts waits for the first one's promise.
+    _esm = """
+    export function render({ model }) {
+      const line = document.createElement("span");
+      line.className = "te-script-loader";
+      line.textContent = model.label;
+      const key = "__teLoading_" + (model.global_name || model.scripts.join("|"));
+      if (model.global_name && window[model.global_name]) { model.ready = true; return line; }
+      if (!window[key]) {
+        for (const href of model.css_files) {
+          const link = document.createElement("link");
+          link.rel = "stylesheet"; link.href = href; document.head.appendChild(link);
+        }
+        window[key] = model.scripts.reduce((previous, src) => previous.then(() => new Promise((resolve, reject) => {
+          const script = document.createElement("script");
+          script.src = src; script.onload = resolve; script.onerror = () => reject(src);
+          document.head.appendChild(script);
+        })), Promise.resolve());
+      }
+      window[key].then(() => { model.ready = true; }, (src) => {
+        delete window[key];
+        line.textContent = "Could not load " + src + ": reload the page to try again.";
+        model.failed = true;
+      });
+      return line;
+    }
+    """
+
+    @classmethod
+    def for_model(cls, model: type, label: str) -> "ScriptLoader":
+        """A loader of a Bokeh model's (a Panel extension's) scripts and stylesheets, as the app serves them."""
+        return cls(scripts=list(model.__javascript__), css_files=list(model.__css__), label=label,
+                   global_name=next(iter(getattr(model, "__js_skip__", {}) or {}), ""))
+
+
+def declare_extension(name: str) -> None:
+    """Tell Panel that this page has ``name``'s scripts now (loaded by a :class:`ScriptLoader`): it otherwise warns on
+    every component of that extension that the extension was not declared when the page was made
+    (``state._extensions``: the page's list, private in Panel 1.9)."""
+    declared = getattr(pn.state, "_extensions", None)
+    if isinstance(declared, list) and name not in declared:
+        declared.append(name)
+
+
+def when_ready(loader: ScriptLoader, show: Callable[[], Any]) -> None:
+    """Call ``show()`` once ``loader``'s scripts are in the page (at once if they are already)."""
+    if loader.ready:
+        show()
+        return
+
+    def on_ready(event: Any) -> None:
+        if event.new:
+            show()
+
+    loader.param.watch(on_ready, "ready")
