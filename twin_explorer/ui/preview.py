@@ -1,6 +1,6 @@
-"""The designer's stimulus preview: an ``<img>`` that plays the stimulus as an animated GIF a few times when it comes
-into view (or is clicked) and shows its first frame as a PNG otherwise (a looping GIF costs the browser CPU on every
-frame, also on a page left idle)."""
+"""The designer's stimulus preview: an ``<img>`` that plays the stimulus as an animated GIF once when it arrives or
+comes into view (and when clicked) and shows its first frame as a PNG otherwise (a playing GIF costs the browser CPU
+on every frame, also on a page left idle)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import numpy as np
 from PIL import Image
 
 #: The animated preview plays this many times each time it comes into view (or is clicked), then shows its still
-#: frame.
-PREVIEW_PLAYS = 3
+#: frame. Once: each play of a 1 s preview cost the browser ~0.1 s of CPU (2 cores), and in a class whose pages
+#: redraw every second or two three plays were half of each redraw's browser work.
+PREVIEW_PLAYS = 1
 
 # Shows the still frame while the preview is off screen (another tab, scrolled away) or the page is hidden, and the
 # animation while it can be seen, for data-play-ms (then the still frame; a click, a return to view or to the page
@@ -50,8 +51,8 @@ def still_png(frame: np.ndarray, step: int = 2) -> bytes:
 
 
 def preview_html(frames: np.ndarray, fps: float) -> str:
-    """An ``<img>`` that animates the stimulus (GIF) :data:`PREVIEW_PLAYS` times when it comes into view or is
-    clicked, and shows its first frame (PNG) otherwise."""
+    """An ``<img>`` that animates the stimulus (GIF) :data:`PREVIEW_PLAYS` times when it arrives, comes into view or
+    is clicked, and shows its first frame (PNG) otherwise."""
     play_ms = int(PREVIEW_PLAYS * 1000 * len(frames) / fps)
     gif = "data:image/gif;base64," + base64.b64encode(preview_gif(frames, fps)).decode()
     still = "data:image/png;base64," + base64.b64encode(still_png(frames[0])).decode()
