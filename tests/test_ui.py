@@ -109,6 +109,44 @@ def test_designer_parameter_change_reaches_bokeh(state):
     assert ds.attrs["stimulus_family"] == "DriftingGrating"
 
 
+def test_designer_says_updating_while_a_served_redraw_is_computed(state, monkeypatch):
+    """Served, a redraw is computed in the worker pool: meanwhile the status line says "updating…" (keeping the count
+    of redraws shown), and the result or an error replaces it."""
+    import html
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from panel.io.state import set_curdoc
+
+    import twin_explorer.ui.designer as designer_module
+
+    d = designer_module.StimulusDesigner(state=state)
+    n = d.n_updates
+    futures: list[Future] = []
+
+    def submit(_key, fn, coalesce=None):
+        future = Future()
+        futures.append((future, fn))
+        return future
+
+    monkeypatch.setattr(designer_module.INTERACTIVE, "submit", submit)
+    monkeypatch.setattr(designer_module, "in_session", lambda doc, fn, freeze=False: fn())  # no server: at once
+    class ServedDoc(Document):  # a document that says it belongs to a server session
+        session_context = SimpleNamespace(id="a session")
+
+    with set_curdoc(ServedDoc()):
+        d.stimulus.direction_deg = 135.0
+        status = html.unescape(d.info.object)
+        assert "updating…" in status and f'data-updates="{n}"' in status and d.n_updates == n
+        future, fn = futures[-1]
+        future.set_result(fn())
+        status = html.unescape(d.info.object)
+        assert "updating…" not in status and f'data-updates="{n + 1}"' in status
+        d.stimulus.direction_deg = 180.0
+        futures[-1][0].set_exception(RuntimeError("the pool failed"))
+        assert d.error.visible and "updating…" not in d.info.object and d.n_updates == n + 1
+
+
 def test_designer_shows_bad_parameters_instead_of_raising(state):
     from twin_explorer.ui.designer import MAX_PREVIEW_DURATION_S, StimulusDesigner
 
@@ -167,6 +205,16 @@ def test_explorer_builds_every_view(twin):
         ex.open_view("Nope")
     ex.unit_input.value = str(int(twin.units.index[2]))
     assert ex.state.unit == int(twin.units.index[2])
+
+
+def test_the_page_carries_no_plotly_and_no_page_wide_busy_indicator(twin):
+    """What every page of a class costs its browser: Plotly loads with the anatomy view only (ui/scripts.py), and
+    no busy indicator (Panel's is set by any session's events: every page spun for every other page's work)."""
+    from twin_explorer.ui import app as app_module
+
+    assert "plotly" not in app_module.EXTENSIONS
+    page = app_module.create_app(twin)
+    assert page.busy_indicator is None
 
 
 def test_unit_table_has_area_layer_cc_tuning_and_coregistration(twin):

@@ -281,9 +281,12 @@ def create_app(twin: Any = None, anatomy: Any = None) -> ExplorerPage:
         doc._template_variables.setdefault("dist_url", f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path
                                            else LOCAL_DIST)
     explorer = Explorer(twin, anatomy=anatomy)
+    # No page-wide busy indicator: Panel's is one spinner for all sessions, set whenever *any* session handles an
+    # event, so in a class every page got two messages and a spinning animation (~0.1 s of browser CPU on 2 cores)
+    # for each other page's slider move. Each view says itself what it is doing ("updating…", progress bars).
     template = ExplorerPage(
         title="twin_explorer", sidebar=explorer.sidebar(), main=[explorer.tabs], sidebar_width=300,
-        header_background="#3b6ea5")
+        header_background="#3b6ea5", busy_indicator=None)
     if pn.state.location is not None:
         asked = (pn.state.session_args or {}).get("unit")  # read before sync() writes ?unit= itself
         link_text = None

@@ -107,6 +107,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         self.preview = pn.pane.HTML("", width=386, height=218, margin=(5, 10), styles={"border": "1px solid #ccc"})
         self._pending: object | None = None  # the latest redraw requested (older results arriving late are dropped)
         self.info = pn.pane.HTML("", margin=(0, 10))
+        self._status_text = ""
         self.error = pn.pane.Alert("", alert_type="danger", visible=False)
         # a refused control value (the previous valid value stays): separate from the stimulus error above
         self.refusal = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["te-refusal"])
@@ -188,8 +189,14 @@ class StimulusDesigner(pn.viewable.Viewer):
         self._result = None
         self.preview.object = ""
         self.plots.clear()
-        self.info.object = (f'<span class="te-designer-status" data-updates="{self.n_updates}">'
-                            f"nothing shown for {self.family}</span>")
+        self._set_status(f"nothing shown for {self.family}")
+
+    def _set_status(self, text: str, pending: bool = False) -> None:
+        """The line under the preview (``data-updates`` counts the redraws shown); ``pending`` adds "updating…" while a
+        redraw is computed (the page has no spinning busy indicator: see ui/app.py)."""
+        self._status_text = text
+        more = ' · <i class="te-updating">updating…</i>' if pending else ""
+        self.info.object = (f'<span class="te-designer-status" data-updates="{self.n_updates}">{text}{more}</span>')
 
     def _on_behaviour(self, *_events: Any) -> None:
         self.update()
@@ -233,6 +240,7 @@ class StimulusDesigner(pn.viewable.Viewer):
             return
         future = INTERACTIVE.submit(session_key(doc), lambda: render_and_predict(twin, snapshot, behaviour),
                                     coalesce=("designer", id(self)))
+        self._set_status(self._status_text, pending=True)
 
         def done(f: Any) -> None:
             if not f.cancelled():
@@ -255,6 +263,7 @@ class StimulusDesigner(pn.viewable.Viewer):
         """Say why nothing new is shown; a previous result of another family is cleared rather than left under this
         family's name."""
         self.error.object, self.error.visible = f"**Cannot show this stimulus:** {exc}", True
+        self._set_status(self._status_text)  # no longer "updating…"
         if family is not None and self._result is not None and self._result["params"]["family"] != family:
             self._clear_display()
 
@@ -269,8 +278,7 @@ class StimulusDesigner(pn.viewable.Viewer):
             self.last_update_ms = ms
             self.n_updates += 1
             T, U = result["responses"].shape
-            self.info.object = (f'<span class="te-designer-status" data-updates="{self.n_updates}">'
-                                f'{T} frames ({T / fps:.2f} s) · {U} neurons · updated in {ms:.0f} ms</span>')
+            self._set_status(f"{T} frames ({T / fps:.2f} s) · {U} neurons · updated in {ms:.0f} ms")
         # The preview follows on the next tick, so the plots' update goes out first and is not held up by the
         # browser decoding the image (at once outside a server).
         pn.state.execute(lambda: self._show_preview(token, result), schedule=True)
