@@ -9,6 +9,9 @@ median in milliseconds.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import re
 import socket
 import statistics
 import time
@@ -35,10 +38,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0, **serve_kwargs: Any) -> Iterator[str]:
-    """Serve ``app_factory`` on a free localhost port in a background thread; yields the page URL."""
+def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0, reuse_pages: bool = True,
+              **serve_kwargs: Any) -> Iterator[str]:
+    """Serve ``app_factory`` on a free localhost port in a background thread, as ``twin-explorer serve`` does
+    (``reuse_pages=False``: each page's HTML waits for a session made for it, as under a plain ``panel serve``);
+    yields the page URL."""
     port = free_port()
     prepare_server()
+    pn.config.reuse_sessions = reuse_pages
     server = pn.serve({"explorer": app_factory}, port=port, address="127.0.0.1", show=False, threaded=True,
                       websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], liveness=True, **{**SERVE_OPTIONS, **serve_kwargs})
     url = f"http://127.0.0.1:{port}/explorer"
@@ -56,6 +63,41 @@ def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0, **serve_kwa
         yield url
     finally:
         server.stop()
+
+
+class _PageSession:
+    """A Bokeh client session that connects with the token a served page carries (as the page's own scripts do)."""
+
+    @staticmethod
+    def connect(url: str, token: str) -> Any:
+        from bokeh.client.session import ClientSession
+        from bokeh.util.token import get_session_id
+
+        class Session(ClientSession):
+            @property
+            def token(self) -> str:
+                return token
+
+        websocket_url = re.sub(r"^http", "ws", url.split("?")[0]) + "/ws"
+        session = Session(session_id=get_session_id(token), websocket_url=websocket_url)
+        session.pull()  # connects and receives the session's document: the server has built the session
+        return session
+
+
+def open_page_session(url: str, timeout: float = 300.0) -> tuple[float, Any]:
+    """What a browser asks of the server for one page, without a browser: the page's HTML, then a connection to
+    its session (where the server builds it). Returns (seconds until the HTML had arrived, the connected Bokeh
+    client session: ``close()`` it). Call from a thread of its own (the client runs its own event loop)."""
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        html = resp.read().decode()
+    html_s = time.perf_counter() - t0
+    match = re.search(r'const render_items = (\[.*?\]);', html)
+    if match is None:
+        raise RuntimeError(f"no session token in the page at {url}")
+    token = json.loads(match.group(1))[0]["token"]
+    return html_s, _PageSession.connect(url, token)
 
 
 @contextmanager

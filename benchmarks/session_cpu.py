@@ -5,8 +5,9 @@ serves the explorer in this process, requests its page once to warm the shared c
 after another, and prints this process's CPU seconds per request (user + system, so the other work on a shared
 machine counts less than in wall time; the server's event loop thread's own besides) with the load average. ``--profile N`` runs the server's event loop under
 cProfile and prints its N most expensive functions (cumulative), the server thread being where a session is built.
-Each request makes a session the server drops a few seconds later (no browser connects), as
-``benchmarks.app_load``'s HTML burst does.
+Each page is what a browser asks for without the browser: the page's HTML, then a connection to its session (where
+the server builds it: the page's HTML is reused, see ``ui.app.prepare_server``), closed again; as
+``benchmarks.app_load``'s burst does.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import psutil
 from twin_explorer.ui.app import SERVE_OPTIONS, create_app, prepare_server
 from twin_explorer.ui.state import get_twin, unit_table
 
-from .browser import free_port
+from .browser import free_port, open_page_session
 
 
 def cpu_seconds() -> float:
@@ -59,7 +60,7 @@ def measure(twin_name: str, sessions: int, profile: cProfile.Profile | None) -> 
                 server.io_loop.add_callback(profile.enable)
             t0, c0 = time.perf_counter(), cpu_seconds()
             for _ in range(sessions):
-                fetch(url)
+                open_page_session(url)[1].close()
             time.sleep(1.0)  # each session's first redraw (cached) comes back from the pool
             if profile is not None:
                 server.io_loop.add_callback(profile.disable)

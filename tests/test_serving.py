@@ -117,7 +117,7 @@ def test_task_runner_runs_in_the_shared_pool():
 
 
 def test_sessions_are_independent_and_released_on_close(monkeypatch):
-    from benchmarks.browser import serve_app
+    from benchmarks.browser import open_page_session, serve_app
     from twin_explorer.ui import app as app_module
     from twin_explorer.ui.state import get_twin, unit_table
 
@@ -131,7 +131,8 @@ def test_sessions_are_independent_and_released_on_close(monkeypatch):
         real_close(self)
 
     monkeypatch.setattr(app_module.Explorer, "close", close)
-    monkeypatch.setattr(app_module, "CONNECT_GRACE_S", 0.5)  # these sessions' pages never connect
+    # these pages connect but never render, so Panel's "page loaded" never ends their sessions' connect grace
+    monkeypatch.setattr(app_module, "CONNECT_GRACE_S", 0.5)
 
     def factory():
         page = app_module.create_app(twin)
@@ -139,40 +140,49 @@ def test_sessions_are_independent_and_released_on_close(monkeypatch):
         return page
 
     with serve_app(factory, check_unused_sessions_milliseconds=300, unused_session_lifetime_milliseconds=500) as url:
-        pages = []
-        threads = [threading.Thread(target=lambda: pages.append(urllib.request.urlopen(url, timeout=300).read()))
+        first = open_page_session(url)[1]  # the first page's session also makes the page's HTML kept for reuse
+        n = len(states)
+        pages: list = []
+        threads = [threading.Thread(target=lambda: pages.append(open_page_session(f"{url}?unit=7")))
                    for _ in range(3)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(300)
-        assert len(pages) == 3 and all(b"twin_explorer" in p for p in pages)
-        assert len(states) == 3 and len({id(ref()) for ref in states}) == 3  # one state per session
-        s0, s1 = states[0](), states[1]()
+        assert len(pages) == 3 and all(html_s < 60 for html_s, _ in pages)
+        # each page connected to a session of its own, built when it connected, with its own link's neuron
+        assert len(states) == n + 3 and len({id(ref()) for ref in states}) == len(states)
+        assert all(ref().unit == 7 for ref in states[n:])
+        s0, s1 = states[n](), states[n + 1]()
         # watchers off: run from this thread, outside the session's document lock, the views' redraw raised in
         # Bokeh, and the logged traceback (kept by pytest's log capture) held the session alive
         with param.parameterized.discard_events(s0):
             s0.unit = int(twin.units.index[5])
         assert s1.unit != s0.unit  # one session's focus is not another's
         del s0, s1
-        deadline = time.monotonic() + 60  # the unused sessions expire and are destroyed
+        for _, session in pages:
+            session.close()
+        first.close()
+        pages.clear()
+        deadline = time.monotonic() + 60  # the closed pages' sessions expire and are destroyed
         while len(closed) < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert len(closed) == 3, "a closed session was not released"
+        assert len(closed) == 3, "a closed session was not released"  # the first one stays: its HTML is reused
         closed.clear()
         # Panel's own clean-up of a destroyed session (its onload and view registries) may finish on a later
         # tick than our close: poll, bounded
         deadline = time.monotonic() + 20
         while True:
             gc.collect()
-            if all(ref() is None for ref in states) or time.monotonic() > deadline:
+            if all(ref() is None for ref in states[n:]) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert all(ref() is None for ref in states), "a closed session's state is still referenced"
+        assert all(ref() is None for ref in states[n:]), "a closed session's state is still referenced"
 
 
 def test_a_new_session_waits_for_its_page_to_connect(monkeypatch):
-    """A page slower to connect than the unused-session lifetime keeps its session (before, the sweep dropped it and
+    """Served without reusing the page's HTML (a plain ``panel serve`` of the app), each HTML request makes a
+    session: a page slower to connect than the unused-session lifetime keeps it (before, the sweep dropped it and
     the server built the page a second session); one that never connects is released after the grace period."""
     from benchmarks.browser import serve_app
     from twin_explorer.ui import app as app_module
@@ -187,7 +197,8 @@ def test_a_new_session_waits_for_its_page_to_connect(monkeypatch):
         pages.append(app_module.create_app(twin))
         return pages[-1]
 
-    with serve_app(factory, check_unused_sessions_milliseconds=200, unused_session_lifetime_milliseconds=300) as url:
+    with serve_app(factory, reuse_pages=False, check_unused_sessions_milliseconds=200,
+                   unused_session_lifetime_milliseconds=300) as url:
         assert b"twin_explorer" in urllib.request.urlopen(url, timeout=300).read()
         created = time.monotonic()
         time.sleep(2.0)  # several sweeps past the 0.3 s lifetime, no page connected

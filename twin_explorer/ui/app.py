@@ -51,11 +51,27 @@ def serve_offline() -> None:
     os.environ["BOKEH_RESOURCES"] = "server"
 
 
+def page_key(request: Any) -> tuple[str, str]:
+    """Which served page's HTML a request may be answered with: one per server address and app path (the page's
+    HTML is the same for every visitor; its content, ``?unit=`` included, comes with the visitor's own session)."""
+    return str(getattr(request, "host", "")), str(getattr(request, "path", ""))
+
+
 def prepare_server() -> None:
-    """The process settings of a served explorer: :func:`serve_offline`, and none of Bokeh's error diagnostics (they
-    check each callback's signature with ``inspect`` as it is registered, some 350 per page: making the designer's
-    models took 137 instead of 152 ms, best of 8, to help whoever writes the callbacks, not a class using the app)."""
+    """The process settings of a served explorer:
+
+    - :func:`serve_offline`;
+    - the page's HTML is made once and reused (Panel's ``reuse_sessions``, keyed by :func:`page_key`): each visitor's
+      own session is then built when the page connects, not before its HTML is sent. With the HTML waiting for its
+      session, a class opening the app at once queued every page's HTML behind every other page's session on the
+      server's one event loop (20 pages: the last HTML after ~9 s, 2 cores), and no browser could start loading
+      the scripts meanwhile. One session (the page's template) stays alive for the reuse;
+    - none of Bokeh's error diagnostics (they check each callback's signature with ``inspect`` as it is
+      registered, some 350 per page: making the designer's models took 137 instead of 152 ms, best of 8, to help
+      whoever writes the callbacks, not a class using the app)."""
     serve_offline()
+    pn.config.reuse_sessions = True
+    pn.config.session_key_func = page_key
     os.environ["BOKEH_PERFORM_ERROR_DIAGNOSTICS"] = "false"
 
 #: (tab title, view class) in tab order; every view is imported above, so a broken one fails the app at start
