@@ -2,9 +2,10 @@
 
 ``python -m benchmarks.session_cpu [--sessions 5] [--twin synthetic] [--profile 25]`` (from the repository root)
 serves the explorer in this process, requests its page once to warm the shared caches, then ``--sessions`` times one
-after another, and prints this process's CPU seconds per request (user + system, so the other work on a shared
-machine counts less than in wall time; the server's event loop thread's own besides) with the load average. ``--profile N`` runs the server's event loop under
-cProfile and prints its N most expensive functions (cumulative), the server thread being where a session is built.
+after another, and prints the CPU seconds per page of the server's event loop thread (where sessions are built; user
++ system, so the other work on a shared machine counts less than in wall time) and of the whole process (which also
+runs the client), with the load average. ``--profile N`` runs the server's event loop under cProfile and prints its
+N most expensive functions (cumulative).
 Each page is what a browser asks for without the browser: the page's HTML, then a connection to its session (where
 the server builds it: the page's HTML is reused, see ``ui.app.prepare_server``), closed again; as
 ``benchmarks.app_load``'s burst does.
@@ -90,8 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     load0 = os.getloadavg()
     profile = cProfile.Profile() if args.profile else None
     r = measure(args.twin, args.sessions, profile)
-    print(f"server CPU per new session {r['cpu']:.3f} s (its event loop thread {r['thread_cpu']:.3f} s; wall "
-          f"{r['wall']:.3f} s per page HTML), "
+    print(f"server CPU per new session {r['thread_cpu']:.3f} s (its event loop thread, where sessions are built; "
+          f"this whole process {r['cpu']:.3f} s, with the client that receives each page's document; wall "
+          f"{r['wall']:.3f} s per page), "
           f"{args.sessions} sessions, twin {args.twin}; load average before / after {load0} / {os.getloadavg()}, "
           f"{os.cpu_count()} cores")
     if profile is not None:
