@@ -192,8 +192,8 @@ class StimulusDesigner(pn.viewable.Viewer):
         self._set_status(f"nothing shown for {self.family}")
 
     def _set_status(self, text: str, pending: bool = False) -> None:
-        """The line under the preview (``data-updates`` counts the redraws shown); ``pending`` adds "updating…" while a
-        redraw is computed (the page has no spinning busy indicator: see ui/app.py)."""
+        """The line under the preview (``data-updates`` counts the redraws shown); ``pending`` adds "updating…"
+        while a redraw is computed (the page has no spinning busy indicator: see ui/app.py)."""
         self._status_text = text
         more = ' · <i class="te-updating">updating…</i>' if pending else ""
         self.info.object = (f'<span class="te-designer-status" data-updates="{self.n_updates}">{text}{more}</span>')

@@ -6,7 +6,8 @@ next to the file, before sending anything (a plain file input sends the whole fi
 one over Bokeh's 20 MB message limit never arrived: the user saw nothing), and an accepted file travels in
 :data:`CHUNK_BYTES` pieces. Its scripts (FilePond, served by the app itself) load only when the user asks for the
 picker (through a ``ui.scripts.ScriptLoader``): FilePond runs an animation-frame loop from the moment its script
-runs, and every idle page that loaded it used 0.06 of a core (about 0.01 without it). A notebook that ran ``pn.extension("filedropper")`` has them already.
+runs, and every idle page that loaded it used 0.06 of a core (about 0.01 without it). A notebook that ran
+``pn.extension("filedropper")`` has them already.
 
 Uploads are stored under the cache folder ``uploads``, named by their content hash (the same video uploaded by
 several sessions is stored once, and the designer's result cache keys on that name).
