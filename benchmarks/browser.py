@@ -93,11 +93,15 @@ def open_page_session(url: str, timeout: float = 300.0) -> tuple[float, Any]:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         html = resp.read().decode()
     html_s = time.perf_counter() - t0
+    return html_s, _PageSession.connect(url, page_token(html))
+
+
+def page_token(html: str) -> str:
+    """The session token a served page's HTML carries (its session's id: ``bokeh.util.token.get_session_id``)."""
     match = re.search(r'const render_items = (\[.*?\]);', html)
     if match is None:
-        raise RuntimeError(f"no session token in the page at {url}")
-    token = json.loads(match.group(1))[0]["token"]
-    return html_s, _PageSession.connect(url, token)
+        raise RuntimeError("no session token in the page")
+    return json.loads(match.group(1))[0]["token"]
 
 
 @contextmanager

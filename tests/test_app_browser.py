@@ -8,6 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import panel as pn
 import pytest
 
 from benchmarks import browser as harness
@@ -28,11 +29,20 @@ def served():
 
     def factory():
         app = create_app(twin)
+        app.session_id = pn.state.curdoc.session_context.id  # which page it serves (see _session_of)
         apps.append(app)
         return app
 
     with harness.serve_app(factory) as url:
         yield url, apps
+
+
+def _session_of(page, apps):
+    """The app object of ``page``'s session (sessions are built when their page connects, in any order)."""
+    from bokeh.util.token import get_session_id
+
+    session_id = get_session_id(harness.page_token(page.content()))
+    return next(app for app in apps if app.session_id == session_id)
 
 
 def test_served_app_answers(served):
@@ -432,8 +442,8 @@ def test_three_sessions_at_once_keep_their_own_state_and_are_released(served, tm
             page.goto(url, timeout=180_000, wait_until="commit")
         for page in pages:
             page.locator(".te-designer-status").first.wait_for(timeout=300_000)
-        sessions = apps[n_before:n_before + 3]
-        assert len(sessions) == 3 and len({id(a.explorer.state) for a in sessions}) == 3
+        sessions = [_session_of(page, apps[n_before:]) for page in pages]
+        assert len(apps) == n_before + 3 and len({id(a.explorer.state) for a in sessions}) == 3
         designers = [a.explorer.views["Stimulus designer"] for a in sessions]
         directions = [d.stimulus.direction_deg for d in designers]
 
