@@ -65,23 +65,20 @@ def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0, reuse_pages
         server.stop()
 
 
-class _PageSession:
-    """A Bokeh client session that connects with the token a served page carries (as the page's own scripts do)."""
+def _connect_page(url: str, token: str) -> Any:
+    """A Bokeh client session connected with the token a served page carries (as the page's own scripts do)."""
+    from bokeh.client.session import ClientSession
+    from bokeh.util.token import get_session_id
 
-    @staticmethod
-    def connect(url: str, token: str) -> Any:
-        from bokeh.client.session import ClientSession
-        from bokeh.util.token import get_session_id
+    class PageSession(ClientSession):
+        @property
+        def token(self) -> str:
+            return token
 
-        class Session(ClientSession):
-            @property
-            def token(self) -> str:
-                return token
-
-        websocket_url = re.sub(r"^http", "ws", url.split("?")[0]) + "/ws"
-        session = Session(session_id=get_session_id(token), websocket_url=websocket_url)
-        session.pull()  # connects and receives the session's document: the server has built the session
-        return session
+    websocket_url = re.sub(r"^http", "ws", url.split("?")[0]) + "/ws"
+    session = PageSession(session_id=get_session_id(token), websocket_url=websocket_url)
+    session.pull()  # connects and receives the session's document: the server has built the session
+    return session
 
 
 def open_page_session(url: str, timeout: float = 300.0) -> tuple[float, Any]:
@@ -93,7 +90,7 @@ def open_page_session(url: str, timeout: float = 300.0) -> tuple[float, Any]:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         html = resp.read().decode()
     html_s = time.perf_counter() - t0
-    return html_s, _PageSession.connect(url, page_token(html))
+    return html_s, _connect_page(url, page_token(html))
 
 
 def page_token(html: str) -> str:

@@ -54,7 +54,7 @@ def serve_offline() -> None:
 def page_key(request: Any) -> tuple[str, str]:
     """Which served page's HTML a request may be answered with: one per server address and app path (the page's
     HTML is the same for every visitor; its content, ``?unit=`` included, comes with the visitor's own session)."""
-    return str(getattr(request, "host", "")), str(getattr(request, "path", ""))
+    return request.host, request.path
 
 
 def prepare_server() -> None:
