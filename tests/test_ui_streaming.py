@@ -130,6 +130,56 @@ def test_tuning_view_streams_at_each_neurons_preferred_sf_tf(monkeypatch):
     _identical(view.result, plain)
 
 
+def test_tuning_view_streams_the_sf_tf_probe_of_a_twin_without_truth(monkeypatch):
+    """A twin without ground-truth SF/TF (every real one) measures each neuron's preferred SF/TF first: that probe's
+    directions are drawn as they come (each neuron at its best pair so far), then only direction-tuning results with
+    at least as many directions for every neuron, then the final result, equal to a run without streaming."""
+    monkeypatch.setattr(tuning_ui, "TUNING_BATCH", 4)
+    monkeypatch.setattr(tuning_ui, "twin_truth", lambda twin: None)
+    twin = SyntheticMouse(**SMALL)
+    view = tuning_ui.TuningView(twin, directions=16, duration_s=0.5, sf_tf=tuning_ui.PREFERRED)
+    drawn, notes = [], []
+    draw = view._draw
+
+    def record(ds):
+        drawn.append((ds.attrs.get("sf_tf_pairs"), ds.attrs.get("units_done"), ds.attrs.get("directions_done")))
+        draw(ds)
+        notes.append(view.map_note.object)
+
+    monkeypatch.setattr(view, "_draw", record)
+    assert view.run(wait=True)
+    probe = [d for d in drawn if d[0]]
+    assert [d for _, _, d in probe] == [2, 3, 4, 5, 6, 7, 8]  # from the second direction, then the whole probe
+    assert all(pairs == 20 and units == 120 for pairs, units, _ in probe)
+    assert "from the SF × TF probe: 2 of 8 directions at each neuron's best of 20 SF/TF pairs" in notes[0]
+    rest = drawn[len(probe):]
+    assert drawn[:len(probe)] == probe and rest[-1] == (None, None, None)
+    assert rest[:-1] and all(units == 120 and dirs >= 8 for _, units, dirs in rest[:-1])
+    assert view.result.attrs["sf_tf_source"] == "measured" and not view.result.attrs.get("partial")
+    sf, tf, source = preferred_sf_tf(twin, None)
+    assert source == "measured"
+    plain = direction_tuning(SyntheticMouse(**SMALL), directions=16, sf_cpd=sf, tf_hz=tf, duration_s=0.5,
+                             contrast=1.0, batch_size=4, show_progress=False)
+    _identical(view.result, plain)
+
+
+def test_tuning_from_sf_tf_reads_each_units_best_pair():
+    from twin_explorer.experiments import sf_tf_tuning, tuning_from_sf_tf
+
+    twin = SyntheticMouse(**SMALL)
+    grid = sf_tf_tuning(twin, sf_cpd=[0.02, 0.08, 0.3], tf_hz=[1, 2, 4], directions=4, duration_s=0.5, units=[0, 5, 9],
+                        show_progress=False)
+    ds = tuning_from_sf_tf(twin, grid)
+    best = grid["tuning"].stack(pair=("sf", "tf")).argmax("pair").values
+    for i, unit in enumerate([0, 5, 9]):
+        pair = grid["tuning"].stack(pair=("sf", "tf"))["pair"].values[best[i]]
+        assert (ds["sf_cpd"].values[i], ds["tf_hz"].values[i]) == pair
+        np.testing.assert_array_equal(ds["tuning"].values[i], grid["response"].sel(unit=unit, sf=pair[0], tf=pair[1]))
+    assert ds.attrs["partial"] and ds.attrs["sf_tf_pairs"] == 9 and ds.attrs["directions_done"] == 4
+    assert ds.attrs["directions_total"] == 4 and ds.attrs["units_done"] == ds.attrs["units_total"] == 3
+    assert np.all((ds["pref_dir"].values >= 0) & (ds["pref_dir"].values < 360))
+
+
 @pytest.fixture
 def selected(twin):
     st = ExplorerState(twin)

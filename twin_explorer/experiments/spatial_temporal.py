@@ -26,7 +26,7 @@ from .fitting import (LOG_GAUSSIAN_KEYS, fit_log_gaussian, fit_log_gaussian_many
 from .grid import GratingGrid, grating_frames, run_grid
 from .provenance import provenance
 from .runner import DEFAULT_LATENCY_S, ProgressCallback
-from .streaming import PartialCallback
+from .streaming import PartialCallback, label_provisional
 from .tuning import directions_from
 
 __all__ = ["sf_tuning", "tf_tuning", "sf_tf_tuning", "contrast_response", "size_tuning", "fit_log_gaussian",
@@ -231,16 +231,23 @@ def _round_log2(values: np.ndarray, step: float) -> np.ndarray:
 
 def preferred_sf_tf(twin: TwinLike, units: Any = None, *, truth: Any = None, step_oct: float = 1.0,
                     batch_size: int | None = None, progress: ProgressCallback | None = None,
-                    cancel: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+                    cancel: threading.Event | None = None,
+                    partial: PartialCallback | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """Each unit's preferred (SF, TF), rounded to a ``step_oct`` log2 grid (so units share grating videos), and
     where they came from: ``truth`` (a DataFrame with sf_cpd/tf_hz indexed by readout id, e.g. the synthetic
-    mouse's) when it covers the units, else a coarse SF × TF measurement (:func:`sf_tf_tuning`)."""
+    mouse's) when it covers the units, else a coarse SF × TF measurement (:func:`sf_tf_tuning`, 8 directions).
+    ``partial`` gets that measurement's provisional results while it runs and then the whole measurement, labelled
+    provisional as well (it comes before the preferences it is measured for); nothing when the truth is used."""
     ids = resolve_units(twin, units)
     if truth is not None and {"sf_cpd", "tf_hz"} <= set(truth.columns) and set(ids) <= set(truth.index):
         sf, tf, source = truth.loc[ids, "sf_cpd"].to_numpy(float), truth.loc[ids, "tf_hz"].to_numpy(float), "truth"
     else:
         probe = sf_tf_tuning(twin, sf_cpd=PROBE_SF, tf_hz=PROBE_TF, directions=8, duration_s=1.0, units=ids,
-                             batch_size=batch_size, show_progress=False, progress=progress, cancel=cancel)
+                             batch_size=batch_size, show_progress=False, progress=progress, cancel=cancel,
+                             partial=partial)
+        if partial is not None:
+            n = len(PROBE_SF) * len(PROBE_TF) * 8
+            partial(label_provisional(probe.copy(), n, n))
         sf = np.where(np.isfinite(probe["pref_sf"].values), probe["pref_sf"].values, probe["argmax_sf"].values)
         tf = np.where(np.isfinite(probe["pref_tf"].values), probe["pref_tf"].values, probe["argmax_tf"].values)
         source = "measured"

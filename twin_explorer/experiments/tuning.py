@@ -39,7 +39,7 @@ from .runner import (BURN_IN_FRAMES, DEFAULT_LATENCY_S, MAX_FRAMES_PER_CALL, Pro
                      window_mean)
 from .streaming import PartialCallback, label_provisional, spread_order
 
-__all__ = ["direction_tuning", "directions_from", "spread_order", "partial_indices", "global_osi", "global_dsi", "allen_osi_dsi", "bivonmises",
+__all__ = ["direction_tuning", "directions_from", "spread_order", "partial_indices", "tuning_from_sf_tf", "global_osi", "global_dsi", "allen_osi_dsi", "bivonmises",
            "fit_bivonmises", "fit_bivonmises_many", "tuning_indices", "to_v3", "from_v3"]
 
 
@@ -204,6 +204,27 @@ def _partial_dataset(twin: TwinLike, ids: np.ndarray, dirs: np.ndarray, curves: 
     data.update({k: (("unit",), np.asarray(v, dtype=np.float64)) for k, v in partial_indices(curves, dirs).items()})
     return label_provisional(xr.Dataset(data, coords=coords), counts.pop("conditions_done"),
                              counts.pop("conditions_total"), directions_done=len(dirs), units_done=len(ids), **counts)
+
+
+def tuning_from_sf_tf(twin: TwinLike, grid: xr.Dataset) -> xr.Dataset:
+    """A provisional direction-tuning result read off an SF × TF result (:func:`~.spatial_temporal.sf_tf_tuning`,
+    final or provisional): each unit's curve over the grid's directions at its best (SF, TF) pair (``sf_cpd``,
+    ``tf_hz``: that pair), with the indices of :func:`partial_indices`. Always labelled provisional: the grid is
+    coarse and was measured to find each unit's preferred pair, before its direction tuning there. Attrs as a
+    streamed direction-tuning result's (directions and units done and in all) plus ``sf_tf_pairs``."""
+    response = grid["response"].values  # [U, SF, TF, D]
+    n_units, n_sf, n_tf, n_dirs = response.shape
+    best = np.argmax(grid["tuning"].values.reshape(n_units, -1), axis=1)
+    bi, bj = np.unravel_index(best, (n_sf, n_tf))
+    curves = response[np.arange(n_units), bi, bj, :]
+    per_unit = {"sf_cpd": grid["sf"].values[bi], "tf_hz": grid["tf"].values[bj]}
+    done = int(grid.attrs.get("conditions_done", n_sf * n_tf * n_dirs))
+    total = int(grid.attrs.get("conditions_total", done))
+    ds = _partial_dataset(twin, grid["unit"].values, grid["direction"].values, curves, per_unit,
+                          conditions_done=done, conditions_total=total,
+                          directions_total=total // (n_sf * n_tf), units_total=n_units)
+    ds.attrs["sf_tf_pairs"] = n_sf * n_tf
+    return ds
 
 
 # --- the experiment ------------------------------------------------------------------------------------------

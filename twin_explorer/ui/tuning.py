@@ -19,7 +19,7 @@ import param
 from panel.io.document import hold
 
 from twin_explorer.engine.contract import TwinLike
-from twin_explorer.experiments import direction_tuning, monet2_direction_tuning, preferred_sf_tf
+from twin_explorer.experiments import direction_tuning, monet2_direction_tuning, preferred_sf_tf, tuning_from_sf_tf
 
 from .experiment import ALL, ExperimentView, job_progress, split_layout
 from .reliability import opacity, reliability_lines
@@ -135,26 +135,48 @@ class TuningView(ExperimentView):
                                            progress=job_progress(job, "Monet2 movie"))
         kw = {k: v for k, v in params.items() if k != "sf_tf"}
         offset, share, source = 0.0, 1.0, "fixed"
+        shown = {"directions": 0}  # directions of the SF × TF probe's provisional result shown (measured SF/TF)
         if params["sf_tf"] == "preferred":  # each neuron's preference: the truth where known, else measured
             kw["sf_cpd"], kw["tf_hz"], source = preferred_sf_tf(
                 twin, params["units"], truth=twin_truth(twin), batch_size=TUNING_BATCH,
-                progress=job_progress(job, "SF × TF probe videos", 0.0, 0.5), cancel=job.cancel_event)
+                progress=job_progress(job, "SF × TF probe videos", 0.0, 0.5), cancel=job.cancel_event,
+                partial=self._probe_sink(job, twin, shown))
             if source == "measured":
                 offset, share = 0.5, 0.5
         # four directions per batch: progress still moves in steps, and the batch shares its grey pre-blank
         # (one direction per batch made a 16-direction run 3× slower: 3.3 s instead of 1.1 s on 2 cores)
         ds = direction_tuning(twin, **kw, batch_size=TUNING_BATCH, show_progress=False, cancel=job.cancel_event,
                               progress=_direction_progress(job, params["directions"], offset, share),
-                              partial=self._sink(job, source))
+                              partial=self._sink(job, source, shown))
         ds.attrs["sf_tf_source"] = source
         return ds
 
-    def _sink(self, job: Job, source: str) -> Any:
-        """The stream's ``partial`` callback, labelling provisional results with where their SF/TF came from."""
+    def _sink(self, job: Job, source: str, shown: dict[str, int]) -> Any:
+        """The stream's ``partial`` callback, labelling provisional results with where their SF/TF came from. After
+        the SF × TF probe's result was shown (all neurons, its directions), a provisional result of fewer directions
+        or fewer neurons is not: the picture only ever fills in."""
         sink = self.stream.sink(job)
 
         def deliver(part: Any) -> None:
+            if shown["directions"] and (part.attrs["units_done"] < part.attrs["units_total"]
+                                        or part.attrs["directions_done"] < shown["directions"]):
+                return
             part.attrs["sf_tf_source"] = source
+            sink(part)
+        return deliver
+
+    def _probe_sink(self, job: Job, twin: TwinLike, shown: dict[str, int]) -> Any:
+        """The SF × TF probe's ``partial`` callback (measured preferred SF/TF): from two directions on, each
+        neuron's tuning over the probe's directions at its best SF/TF pair so far is drawn as a provisional result
+        (a real twin has no ground-truth SF/TF, and the probe is half of the run)."""
+        sink = self.stream.sink(job)
+
+        def deliver(grid: Any) -> None:
+            if grid.sizes["direction"] < 2:
+                return
+            part = tuning_from_sf_tf(twin, grid)
+            part.attrs["sf_tf_source"] = "measured"
+            shown["directions"] = part.attrs["directions_done"]
             sink(part)
         return deliver
 
@@ -195,6 +217,11 @@ class TuningView(ExperimentView):
     def _partial_note(ds: Any) -> str:
         if not ds.attrs.get("partial"):
             return ""
+        if ds.attrs.get("sf_tf_pairs"):
+            return (f"**Provisional, from the SF × TF probe: {ds.attrs['directions_done']} of "
+                    f"{ds.attrs['directions_total']} directions at each neuron's best of {ds.attrs['sf_tf_pairs']} "
+                    "SF/TF pairs so far**; preferred directions are vector sums. The tuning at each neuron's "
+                    "preferred SF/TF follows.")
         units = ds.attrs.get("units_done", 0), ds.attrs.get("units_total", 0)
         of_units = f" for {units[0]} of {units[1]} neurons" if units[0] < units[1] else ""
         return (f"**Provisional: {ds.attrs['directions_done']} of {ds.attrs['directions_total']} directions "
