@@ -135,16 +135,77 @@ def test_designer_says_updating_while_a_served_redraw_is_computed(state, monkeyp
         session_context = SimpleNamespace(id="a session")
 
     with set_curdoc(ServedDoc()):
-        d.stimulus.direction_deg = 135.0
+        d.stimulus.direction_deg = 133.0  # a stimulus no other test computed (a cached one is shown at once)
         status = html.unescape(d.info.object)
         assert "updating…" in status and f'data-updates="{n}"' in status and d.n_updates == n
         future, fn = futures[-1]
         future.set_result(fn())
         status = html.unescape(d.info.object)
         assert "updating…" not in status and f'data-updates="{n + 1}"' in status
-        d.stimulus.direction_deg = 180.0
+        d.stimulus.direction_deg = 187.0
         futures[-1][0].set_exception(RuntimeError("the pool failed"))
         assert d.error.visible and "updating…" not in d.info.object and d.n_updates == n + 1
+
+
+def test_designer_shows_a_cached_result_at_once_when_served(state, monkeypatch):
+    """A cached stimulus is drawn without a trip through the worker pool, and a new served designer whose first
+    stimulus is cached is made with its preview and plots drawn (they go out in the page's document)."""
+    from types import SimpleNamespace
+
+    from panel.io.state import set_curdoc
+
+    import twin_explorer.ui.designer as designer_module
+
+    first = designer_module.StimulusDesigner(state=state)  # not served: computes (and caches) its first stimulus
+    assert first.n_updates == 1 and first.preview.object
+    submitted: list = []
+    from concurrent.futures import Future
+
+    def submit(*args, **kwargs):
+        submitted.append(args)
+        return Future()  # never finishes: the pool is not asked in this test
+
+    monkeypatch.setattr(designer_module.INTERACTIVE, "submit", submit)
+
+    class ServedDoc(Document):  # what Panel reads of a served session while widgets are made
+        session_context = SimpleNamespace(id="a session", request=SimpleNamespace(arguments={}))
+
+    with set_curdoc(ServedDoc()):
+        d = designer_module.StimulusDesigner(state=state)
+        assert submitted == [] and d.n_updates == 1
+        assert d.preview.object == first.preview.object  # set now, not on a later tick
+        assert len(d.plots.heat_source.data["image"][0]) == state.twin.n_units
+        d.stimulus.direction_deg = 211.0  # not cached: to the pool
+        assert len(submitted) == 1 and d.n_updates == 1
+    first.stimulus.direction_deg = 211.0  # computed and cached (outside the served document)
+    with set_curdoc(ServedDoc()):
+        d.stimulus.direction_deg = 97.0  # not cached: to the pool
+        d.stimulus.direction_deg = 211.0  # now cached: drawn at once
+        assert len(submitted) == 2 and d.n_updates == 2
+        assert d._result["params"] == first._result["params"]  # the cached result of 211°, not the pending 97°
+
+
+def test_every_view_passes_bokehs_document_checks(twin):
+    """The served app skips Bokeh's per-session document validation (``prepare_server``: CPU per new session), so
+    the checks run here, over the page with every view made: no errors, and no warnings but empty columns (the
+    places results go into before the first one)."""
+    from bokeh.core.validation.check import check_integrity
+    from panel.io.state import set_curdoc
+
+    from twin_explorer.ui.app import VIEWS, create_app
+
+    doc = Document()
+    with set_curdoc(doc):
+        page = create_app(twin)
+        page.server_doc(doc)
+        models = set(doc.models)
+        for title, _cls in VIEWS:
+            page.explorer.open_view(title)
+            models |= set(doc.models)  # a tab that closes leaves the page: every tab's models while open
+    issues = check_integrity(models)
+    assert len(models) > 300
+    warnings = [issue for issue in issues.warning if issue.name != "EMPTY_LAYOUT"]
+    assert issues.error == [] and warnings == [], (issues.error, warnings)
 
 
 def test_designer_shows_bad_parameters_instead_of_raising(state):

@@ -149,6 +149,7 @@ def test_a_stimulus_that_fails_to_render_shows_nothing_of_the_previous_family(st
         raise ValueError("cannot render")
 
     monkeypatch.setattr(designer_module, "render_and_predict", fail)
+    monkeypatch.setattr(designer_module, "cached_result", lambda twin, stim, behaviour: None)
     d.family = "Flash"
     assert d.error.visible and d._result is None and not d.preview.object
     assert "nothing shown for Flash" in d.info.object

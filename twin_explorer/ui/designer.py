@@ -62,10 +62,20 @@ def stimulus_snapshot(stim: Any) -> Any:
     return type(stim)(**values)
 
 
+def result_params(stim: Any, behaviour: tuple[float, float, float, float]) -> dict[str, Any]:
+    """What a designer result is cached under (with the twin): the family, its parameters and the behaviour."""
+    return {"family": type(stim).__name__, "stim": stim.params_dict(), "behaviour": behaviour}
+
+
+def cached_result(twin: Any, stim: Any, behaviour: tuple[float, float, float, float]) -> dict[str, Any] | None:
+    """The result :func:`render_and_predict` would return, if it is cached; None otherwise."""
+    return RESULTS.get(twin, "designer", result_params(stim, behaviour))
+
+
 def render_and_predict(twin: Any, stim: Any, behaviour: tuple[float, float, float, float]) -> dict[str, Any]:
     """Render ``stim``, predict the twin's responses and encode the preview (cached per twin, stimulus and
     behaviour; computed once when several sessions ask for the same at the same time)."""
-    params = {"family": type(stim).__name__, "stim": stim.params_dict(), "behaviour": behaviour}
+    params = result_params(stim, behaviour)
     fps = float(getattr(twin, "frame_rate", 30.0))
 
     def compute() -> dict[str, Any]:
@@ -125,7 +135,9 @@ class StimulusDesigner(pn.viewable.Viewer):
         self.state.param.watch(self._on_behaviour, ["eye_x", "eye_y", "pupil", "running", "twin"])
         self.state.param.watch(deferred(self._on_focus), ["unit", "selection"])
         self._build_params()
+        self._building = True  # a cached first result goes into the page whole, preview included
         self.update()
+        self._building = False
 
     # ---- stimulus and parameters -------------------------------------------------------------------
     @property
@@ -221,7 +233,9 @@ class StimulusDesigner(pn.viewable.Viewer):
     def update(self) -> None:
         """Render, predict and redraw. In a server session, rendering and prediction run in the worker pool shared
         by all sessions and the event loop only moves the finished data to the page; in a notebook, at once
-        (both cached)."""
+        (both cached). A cached result is shown at once everywhere: a new session's first stimulus is usually
+        cached, and then its page arrives with the plots and preview drawn (sent in the page's document, not as a
+        second message that has the browser draw the plots twice)."""
         t0 = time.perf_counter()
         stim = self.stimulus
         token = self._pending = object()
@@ -231,8 +245,9 @@ class StimulusDesigner(pn.viewable.Viewer):
                 raise ValueError(problem)
             twin, behaviour = self.state.twin, self.state.behaviour_key
             doc = pn.state.curdoc
-            if doc is None or getattr(doc, "session_context", None) is None:
-                self._show_result(token, render_and_predict(twin, stim, behaviour), t0)
+            hit = cached_result(twin, stim, behaviour)
+            if hit is not None or doc is None or getattr(doc, "session_context", None) is None:
+                self._show_result(token, hit if hit is not None else render_and_predict(twin, stim, behaviour), t0)
                 return
             snapshot = stimulus_snapshot(stim)
         except Exception as exc:  # a bad parameter combination is shown, not raised into the server
@@ -280,8 +295,11 @@ class StimulusDesigner(pn.viewable.Viewer):
             T, U = result["responses"].shape
             self._set_status(f"{T} frames ({T / fps:.2f} s) · {U} neurons · updated in {ms:.0f} ms")
         # The preview follows on the next tick, so the plots' update goes out first and is not held up by the
-        # browser decoding the image (at once outside a server).
-        pn.state.execute(lambda: self._show_preview(token, result), schedule=True)
+        # browser decoding the image (at once outside a server, and while the page is being made).
+        if self._building:
+            self._show_preview(token, result)
+        else:
+            pn.state.execute(lambda: self._show_preview(token, result), schedule=True)
 
     def _show_preview(self, token: object, result: dict[str, Any]) -> None:
         if token is self._pending:  # a newer stimulus has not replaced it meanwhile
