@@ -28,7 +28,6 @@ import multiprocessing
 import os
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import psutil
@@ -43,8 +42,8 @@ from .browser import (_REDRAW_PROBE, CHROMIUM, CHROMIUM_ARGS, LOCAL_PREFIXES, op
 
 MAX_PAGES = 20  # browser pages at once (each costs the shared machine ~0.3 GB and seconds of CPU to load)
 MAX_HTML_SESSIONS = 50
-#: Sessions the server keeps while no page is open: the first page's, whose HTML is reused for every later page
-#: (``prepare_server``: Panel's reuse_sessions)
+#: Sessions the server keeps while no page is open: its own first page's, whose HTML is reused for every visitor's
+#: page (``prepare_server``: Panel's reuse_sessions; ``warm_page``)
 KEPT_SESSIONS = 1
 
 
@@ -88,13 +87,6 @@ class Meter:
     def since(self, snap: tuple[float, float, float]) -> tuple[float, float, float]:
         wall, server, browser = self.snapshot()
         return wall - snap[0], server - snap[1], browser - snap[2]
-
-
-def fetch_html(url: str, out: list[float]) -> None:
-    t0 = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=300) as resp:
-        resp.read()
-    out.append(time.perf_counter() - t0)
 
 
 def open_session(url: str, html_times: list[float], ready_times: list[float]) -> None:
@@ -336,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     twin = get_twin(args.twin)
     unit_table(twin)  # the server warms its twin before the first page (twin-explorer serve does the same)
     with serve_app(lambda: create_app(twin), num_threads=2) as url:
-        fetch_html(url, [])  # the first page: its session (kept, its HTML reused) builds the shared caches
+        # serve_app asked for the page once (its session is kept, its HTML reused, and it filled the shared caches)
         report["html"] = html_burst(url, args.html_sessions, Meter())
         time.sleep(5.0)  # the unused sessions expire
         asyncio.run(asyncio.wait_for(run(url, args, report), timeout=args.timeout * 10))

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import panel as pn
 from playwright.sync_api import sync_playwright
 
-from twin_explorer.ui.app import SERVE_OPTIONS, create_app, prepare_server
+from twin_explorer.ui.app import SERVE_OPTIONS, create_app, prepare_server, settle_startup_objects
 from twin_explorer.ui.state import get_anatomy, get_twin, unit_table
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,6 +46,7 @@ def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0, reuse_pages
     port = free_port()
     prepare_server()
     pn.config.reuse_sessions = reuse_pages
+    settle_startup_objects()  # the caller warmed its twin, as twin-explorer serve does before serving
     server = pn.serve({"explorer": app_factory}, port=port, address="127.0.0.1", show=False, threaded=True,
                       websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], liveness=True, **{**SERVE_OPTIONS, **serve_kwargs})
     url = f"http://127.0.0.1:{port}/explorer"
@@ -60,6 +61,9 @@ def serve_app(app_factory: Callable[[], Any], timeout: float = 60.0, reuse_pages
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the explorer did not answer on port {port} within {timeout:.0f} s")
                 time.sleep(0.2)
+        if reuse_pages:  # the server's own first page, kept for the reuse, as twin-explorer serve asks for it
+            with urllib.request.urlopen(url, timeout=300) as resp:  # (ui.app.warm_page)
+                resp.read()
         yield url
     finally:
         server.stop()
@@ -93,12 +97,22 @@ def open_page_session(url: str, timeout: float = 300.0) -> tuple[float, Any]:
     return html_s, _connect_page(url, page_token(html))
 
 
-def page_token(html: str) -> str:
-    """The session token a served page's HTML carries (its session's id: ``bokeh.util.token.get_session_id``)."""
+def _render_item(html: str) -> dict[str, Any]:
     match = re.search(r'const render_items = (\[.*?\]);', html)
     if match is None:
-        raise RuntimeError("no session token in the page")
-    return json.loads(match.group(1))[0]["token"]
+        raise RuntimeError("no render item (session token, roots) in the page")
+    return json.loads(match.group(1))[0]
+
+
+def page_token(html: str) -> str:
+    """The session token a served page's HTML carries (its session's id: ``bokeh.util.token.get_session_id``)."""
+    return _render_item(html)["token"]
+
+
+def page_roots_missing(html: str) -> list[str]:
+    """The ids of the page's roots that have no element in its HTML to be drawn into: a page that lists one shows
+    nothing (the browser stops at "could not find #… HTML tag")."""
+    return [root for root, element in _render_item(html).get("roots", {}).items() if f'id="{element}"' not in html]
 
 
 @contextmanager

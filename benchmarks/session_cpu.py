@@ -24,7 +24,7 @@ import urllib.request
 import panel as pn
 import psutil
 
-from twin_explorer.ui.app import SERVE_OPTIONS, create_app, prepare_server
+from twin_explorer.ui.app import SERVE_OPTIONS, create_app, prepare_server, settle_startup_objects
 from twin_explorer.ui.state import get_twin, unit_table
 
 from .browser import free_port, open_page_session
@@ -46,6 +46,7 @@ def measure(twin_name: str, sessions: int, profile: cProfile.Profile | None) -> 
     unit_table(twin)  # warmed before the first page, as twin-explorer serve does
     port = free_port()
     prepare_server()
+    settle_startup_objects()
     server = pn.serve({"explorer": lambda: create_app(twin)}, port=port, address="127.0.0.1", show=False,
                       start=False, websocket_origin=[f"127.0.0.1:{port}"], **SERVE_OPTIONS)
     url = f"http://127.0.0.1:{port}/explorer"

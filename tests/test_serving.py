@@ -140,7 +140,7 @@ def test_sessions_are_independent_and_released_on_close(monkeypatch):
         return page
 
     with serve_app(factory, check_unused_sessions_milliseconds=300, unused_session_lifetime_milliseconds=500) as url:
-        first = open_page_session(url)[1]  # the first page's session also makes the page's HTML kept for reuse
+        first = open_page_session(url)[1]
         n = len(states)
         pages: list = []
         threads = [threading.Thread(target=lambda: pages.append(open_page_session(f"{url}?unit=7")))
@@ -165,19 +165,21 @@ def test_sessions_are_independent_and_released_on_close(monkeypatch):
         first.close()
         pages.clear()
         deadline = time.monotonic() + 60  # the closed pages' sessions expire and are destroyed
-        while len(closed) < 3 and time.monotonic() < deadline:
+        while len(closed) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert len(closed) == 3, "a closed session was not released"  # the first one stays: its HTML is reused
+        # every visitor's session is released (the one whose HTML is reused is the server's own: states[0])
+        assert len(closed) == 4, "a closed session was not released"
         closed.clear()
         # Panel's own clean-up of a destroyed session (its onload and view registries) may finish on a later
         # tick than our close: poll, bounded
         deadline = time.monotonic() + 20
         while True:
             gc.collect()
-            if all(ref() is None for ref in states[n:]) or time.monotonic() > deadline:
+            if all(ref() is None for ref in states[1:]) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert all(ref() is None for ref in states[n:]), "a closed session's state is still referenced"
+        assert all(ref() is None for ref in states[1:]), "a closed session's state is still referenced"
+        assert states[0]() is not None
 
 
 def test_a_new_session_waits_for_its_page_to_connect(monkeypatch):
@@ -228,3 +230,87 @@ def test_task_progress_reaches_the_page_merged_and_in_order(monkeypatch):
     for fn in queued:
         fn()
     assert runner.status.object == "x: done in 1.0 s" and not runner.running and not runner.progress.visible
+
+
+def test_page_roots_keep_their_places_when_a_session_changes():
+    """The template places each root of the page by tags on its model; the page's HTML is made from a live session
+    (the kept one, ``prepare_server``), so a visitor's changes must not move a root out of its place: a pane redrawn
+    at the top level resets its model's tags (a focused neuron redraws the sidebar's summary)."""
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from twin_explorer.ui.app import create_app
+    from twin_explorer.ui.state import get_twin
+
+    twin = get_twin("demo")
+    doc = Document()
+    with set_curdoc(doc):
+        page = create_app(twin)
+        page.server_doc(doc)
+        places = [(root.id, tuple(root.tags)) for root in doc.roots]
+        assert ("nav",) in [tags for _, tags in places] and ("main",) in [tags for _, tags in places]
+        explorer = page.explorer
+        explorer.state.unit = int(twin.units.index[4])  # the summary and the link change
+        explorer.focus_text("-5")  # a refused id: the message shows
+        explorer.switch_twin("no such twin")  # a refused twin: its message shows
+        explorer.open_view("Neurons")
+        explorer.state.selection = [int(u) for u in twin.units.index[:3]]
+        assert [(root.id, tuple(root.tags)) for root in doc.roots] == places
+
+
+def test_served_page_is_complete_for_every_visitor_after_the_first_works_in_it():
+    """`twin-explorer serve` asks for its own page before serving anyone, so the session whose page is reused is
+    none a visitor works in; a visitor's focus change leaves the next visitors' pages complete."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from benchmarks.browser import _connect_page, page_roots_missing, page_token
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "twin_explorer", "serve", "--port", str(port), "--no-show",
+                               "--twin", "demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines = []
+        for line in server.stdout:  # start-up messages, then the page's address
+            lines.append(line)
+            if "twin_explorer on http://" in line:
+                break
+        assert lines and "/explorer" in lines[-1], "".join(lines)
+        url = f"http://127.0.0.1:{port}/explorer"
+        results: dict = {}
+
+        def visitor() -> None:
+            import asyncio
+
+            asyncio.set_event_loop(asyncio.new_event_loop())
+            html = urllib.request.urlopen(url, timeout=300).read().decode()
+            results["first"] = (html, page_roots_missing(html))
+            session = _connect_page(url, page_token(html))
+            box = None
+            for root in session.document.roots:
+                for model in root.references():
+                    if type(model).__name__ == "TextInput" and "Focused neuron" in str(getattr(model, "title", "")):
+                        box = model
+            assert box is not None
+            box.value = "7"  # the first visitor focuses another neuron (its sidebar redraws)
+            session.request_server_info()  # a round trip: the change has been handled
+            time.sleep(1.0)
+            html = urllib.request.urlopen(url, timeout=300).read().decode()
+            results["next"] = (html, page_roots_missing(html))
+            session.close()
+
+        thread = threading.Thread(target=visitor)
+        thread.start()
+        thread.join(300)
+        assert "first" in results and "next" in results
+        for name, (html, missing) in results.items():
+            assert missing == [], f"the {name} page lists roots it has no place for: {missing}"
+        assert page_token(results["first"][0]) != page_token(results["next"][0])
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -530,8 +530,16 @@ def test_serve_opens_the_anatomy_folder(monkeypatch, tmp_path):
 
     from twin_explorer.cli import typer_app
 
+    from types import SimpleNamespace
+
     served = {}
-    monkeypatch.setattr(pn_mod, "serve", lambda apps, **kw: served.update(apps))
+
+    def serve(apps, **kw):  # what the command asks of the server it starts, without serving
+        served.update(apps)
+        return SimpleNamespace(port=5006, start=lambda: None,
+                               io_loop=SimpleNamespace(add_callback=lambda *a: None, start=lambda: None))
+
+    monkeypatch.setattr(pn_mod, "serve", serve)
     res = CliRunner().invoke(typer_app, ["serve", "--no-show", "--twin", "synthetic", "--anatomy",
                                          str(tmp_path / "nope")])
     assert res.exit_code != 0 and "anatomy" in res.output and not served

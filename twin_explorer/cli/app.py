@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
         """Serve the interactive explorer (localhost only unless --address says otherwise)."""
         import panel as pn
 
-        from ..ui.app import SERVE_OPTIONS, create_app, prepare_server  # start-up time: Panel loads only to serve
+        # imported here for start-up time: Panel loads only to serve
+        from ..ui.app import SERVE_OPTIONS, create_app, prepare_server, settle_startup_objects, warm_page
         from ..ui import state as explorer_state
         from ..ui.state import anatomy_is_synthetic, get_anatomy, get_twin, unit_table
 
@@ -53,11 +54,16 @@ def register(app: typer.Typer) -> None:
         prepare_server()
         typer.echo("loading the twin…")
         unit_table(get_twin(twin), folder)  # warm the shared twin and its unit table before the first page load
+        settle_startup_objects()
         origins = [f"{host}:{port}" for host in {address, "localhost", "127.0.0.1"}]
-        typer.echo(f"twin_explorer on http://{address}:{port}/explorer (Ctrl+C to stop)")
-        pn.serve({"explorer": lambda: create_app(twin, anatomy=folder)}, port=port, address=address, show=show,
-                 websocket_origin=origins if port else "*", num_threads=num_threads, title="twin_explorer",
-                 **SERVE_OPTIONS)
+        server = pn.serve({"explorer": lambda: create_app(twin, anatomy=folder)}, port=port, address=address,
+                          show=show, start=False, websocket_origin=origins if port else "*", num_threads=num_threads,
+                          title="twin_explorer", **SERVE_OPTIONS)
+        local = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+        server.io_loop.add_callback(warm_page, f"http://{local}:{server.port}/explorer")  # before any visitor
+        typer.echo(f"twin_explorer on http://{address}:{server.port}/explorer (Ctrl+C to stop)")
+        server.start()
+        server.io_loop.start()
 
     @app.command()
     def notebooks(

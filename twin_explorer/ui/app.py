@@ -11,6 +11,7 @@ the app's own server (no CDN: a classroom network may have no internet).
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -43,6 +44,8 @@ SERVE_OPTIONS: dict[str, Any] = {"check_unused_sessions_milliseconds": 2000,
 #: opening the app at once) found its session gone and the server built it a second one: twice the CPU per page,
 #: and the first session's objects served nobody.
 CONNECT_GRACE_S = 120.0
+#: the cyclic garbage collector's youngest-generation threshold while serving (see :func:`settle_startup_objects`)
+GC_YOUNG_THRESHOLD = 20_000
 
 
 def serve_offline() -> None:
@@ -52,9 +55,23 @@ def serve_offline() -> None:
 
 
 def page_key(request: Any) -> tuple[str, str]:
-    """Which served page's HTML a request may be answered with: one per server address and app path (the page's
-    HTML is the same for every visitor; its content, ``?unit=`` included, comes with the visitor's own session)."""
-    return request.host, request.path
+    """Which served page's HTML a request may be answered with: one per server port and app path. The page's HTML
+    names no host and is the same for every visitor (its content, ``?unit=`` included, comes with the visitor's own
+    session), so visitors who call the server by other names (localhost, its address on the network) share it;
+    the port keeps apart servers in one process (Panel keeps the pages in one table)."""
+    host = str(request.host)
+    return host.rpartition(":")[2] if ":" in host else "", request.path
+
+
+async def warm_page(url: str) -> None:
+    """Ask the server for its page once before any visitor does (``url``: the page on this server). The page's HTML is
+    reused from the session the first request makes (:func:`prepare_server`), and that session must be one no visitor
+    works in: Panel renders the HTML from the session's document as it is at each request, and a visitor's changes
+    to it (a sidebar pane redrawn for a new focused neuron resets its model's template tags) left the next pages
+    without the elements their roots go into (a blank page for everyone after the first visitor clicked a neuron)."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    await AsyncHTTPClient().fetch(url, request_timeout=600)
 
 
 def prepare_server() -> None:
@@ -65,14 +82,33 @@ def prepare_server() -> None:
       own session is then built when the page connects, not before its HTML is sent. With the HTML waiting for its
       session, a class opening the app at once queued every page's HTML behind every other page's session on the
       server's one event loop (20 pages: the last HTML after ~9 s, 2 cores), and no browser could start loading
-      the scripts meanwhile. One session (the page's template) stays alive for the reuse;
+      the scripts meanwhile. One session (the page's template) stays alive for the reuse: the server makes it
+      itself before serving anyone (:func:`warm_page`);
     - none of Bokeh's error diagnostics (they check each callback's signature with ``inspect`` as it is
       registered, some 350 per page: making the designer's models took 137 instead of 152 ms, best of 8, to help
-      whoever writes the callbacks, not a class using the app)."""
+      whoever writes the callbacks, not a class using the app);
+    - no validation of each new session's document (Bokeh's checks for developer mistakes, such as a plot
+      without renderers, over every model of the page: 28-55 ms of a new session's 0.5 s of server CPU; the
+      tests run them over every view's models instead, ``tests/test_ui.py``)."""
     serve_offline()
     pn.config.reuse_sessions = True
     pn.config.session_key_func = page_key
     os.environ["BOKEH_PERFORM_ERROR_DIAGNOSTICS"] = "false"
+    os.environ["BOKEH_VALIDATE_DOC"] = "false"
+
+
+def settle_startup_objects(young_threshold: int = GC_YOUNG_THRESHOLD) -> None:
+    """Call once the server has loaded what it keeps for its life (the twin, its unit table, the libraries),
+    before the first page: those objects leave the cyclic garbage collector's generations (``gc.freeze``), and
+    the youngest generation is collected after ``young_threshold`` new objects instead of Python's 700.
+    Building a page makes some 100,000 objects that live as long as its session; with the defaults each new
+    session triggered ~40 collections, some of which walked every object of the twin and of the other open
+    sessions (35-50 ms of a new session's server CPU, more with a class connected; 6-8 ms after this)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(young_threshold, older, oldest)
+
 
 #: (tab title, view class) in tab order; every view is imported above, so a broken one fails the app at start
 VIEWS: tuple[tuple[str, Callable[..., Any]], ...] = (
@@ -100,6 +136,22 @@ class LazyViews(Mapping):
 
     def __len__(self) -> int:
         return len(self._classes)
+
+
+class LazyView(pn.Column):
+    """A column that makes its content (``make()``) when it is first rendered: in dynamic tabs, when its tab first
+    opens. (A hidden tab of dynamic tabs is a placeholder model on the page; this column is only rendered when its
+    tab is shown.) Cheaper to make than a lazy ``ParamFunction`` (0.5 instead of 3.9 ms a tab), and never on the page
+    empty: the content is in place before the column's model is made."""
+
+    def __init__(self, make: Callable[[], Any], **params: Any) -> None:
+        super().__init__(**params)
+        self._make = make
+
+    def _get_model(self, doc: Any, root: Any = None, parent: Any = None, comm: Any = None) -> Any:
+        if not self.objects:
+            self.objects = [self._make()]
+        return super()._get_model(doc, root, parent, comm)
 
 
 class Explorer(pn.viewable.Viewer):
@@ -134,10 +186,11 @@ class Explorer(pn.viewable.Viewer):
         self._update_summary()
         self.closed = False
         # Views are made when first asked for: the first tab's now, the others when their tab first opens (a
-        # lazy pane in dynamic tabs). Making every view and its Bokeh models at page load was most of a new
+        # LazyView in dynamic tabs). Making every view and its Bokeh models at page load was most of a new
         # session's server CPU (1.0 s of 1.1 s, quiet machine); a hidden tab's models also leave the page.
-        # (An empty column per tab, filled when the tab opened, saved 25 ms a tab at page load, but a result drawn
-        # later into that tab sometimes never reached the page: 2 of 3 classroom load runs, 10 pages)
+        # (An empty column per tab, filled by a watcher of the active tab after the tabs had rendered it empty,
+        # sometimes left a result drawn later into that tab off the page: 2 of 3 classroom load runs, 10 pages.
+        # A LazyView is filled before its model is made.)
         self.views = LazyViews(self.state, VIEWS, shown=lambda title: self.active_title == title)
         self.views[VIEWS[0][0]]
         self.tabs = pn.Tabs(*[(self._tab_title(title, cls), self._tab_content(title)) for title, cls in VIEWS],
@@ -151,11 +204,7 @@ class Explorer(pn.viewable.Viewer):
     def _tab_content(self, title: str) -> Any:
         if title in self.views.built:
             return self.views[title]
-
-        def make() -> Any:
-            return self.views[title]
-
-        return pn.param.ParamFunction(make, lazy=True, sizing_mode="stretch_width")
+        return LazyView(lambda: self.views[title], sizing_mode="stretch_width")
 
     def _sync_shown(self, *_events: Any) -> None:
         """A tab opened: each view knows whether it is the one shown."""
@@ -289,7 +338,7 @@ def _same_number(text: str, value: Any) -> bool:
 def create_app(twin: Any = None, anatomy: Any = None) -> ExplorerPage:
     """Build one session's explorer page (a new state per call, so each browser session is independent) on ``twin``
     and the anatomy folder ``anatomy`` (see :class:`Explorer`)."""
-    pn.extension(*EXTENSIONS, notifications=True)
+    pn.extension(*EXTENSIONS)
     doc = pn.state.curdoc
     if doc is not None and getattr(doc, "session_context", None) is not None and use_cdn() is False:
         # Panel gives a session's document its local stylesheet URL only when it renders the page; a model made
@@ -301,7 +350,10 @@ def create_app(twin: Any = None, anatomy: Any = None) -> ExplorerPage:
     # event, so in a class every page got two messages and a spinning animation (~0.1 s of browser CPU on 2 cores)
     # for each other page's slider move. Each view says itself what it is doing ("updating…", progress bars).
     template = ExplorerPage(
-        title="twin_explorer", sidebar=explorer.sidebar(), main=[explorer.tabs], sidebar_width=300,
+        # the sidebar as one root: the template places each root by tags on its model, which a pane redrawn at
+        # the top level resets (see warm_page); a column's own model is never redrawn
+        title="twin_explorer", sidebar=[pn.Column(*explorer.sidebar(), sizing_mode="stretch_width")],
+        main=[explorer.tabs], sidebar_width=300,
         header_background="#3b6ea5", busy_indicator=None)
     if pn.state.location is not None:
         asked = (pn.state.session_args or {}).get("unit")  # read before sync() writes ?unit= itself
