@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         server = pn.serve({"explorer": lambda: create_app(twin, anatomy=folder)}, port=port, address=address,
                           show=show, start=False, websocket_origin=origins if port else "*", num_threads=num_threads,
                           title="twin_explorer", **SERVE_OPTIONS)
-        local = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+        local = "127.0.0.1" if address in ("0.0.0.0", "::", "") else f"[{address}]" if ":" in address else address
         server.io_loop.add_callback(warm_page, f"http://{local}:{server.port}/explorer")  # before any visitor
         typer.echo(f"twin_explorer on http://{address}:{server.port}/explorer (Ctrl+C to stop)")
         server.start()
