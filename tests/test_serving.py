@@ -314,3 +314,19 @@ def test_served_page_is_complete_for_every_visitor_after_the_first_works_in_it()
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_warm_page_says_when_it_cannot_ask_for_the_page(caplog):
+    """The server's own first request failing (nothing answers at the address) is a warning, not an error."""
+    import asyncio
+    import logging
+    import socket
+
+    from twin_explorer.ui.app import warm_page
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with caplog.at_level(logging.WARNING, logger="twin_explorer.ui.app"):
+        asyncio.run(warm_page(f"http://127.0.0.1:{port}/explorer"))
+    assert any("could not ask for the page" in r.getMessage() and str(port) in r.getMessage() for r in caplog.records)

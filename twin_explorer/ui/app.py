@@ -12,6 +12,7 @@ the app's own server (no CDN: a classroom network may have no internet).
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -68,10 +69,15 @@ async def warm_page(url: str) -> None:
     reused from the session the first request makes (:func:`prepare_server`), and that session must be one no visitor
     works in: Panel renders the HTML from the session's document as it is at each request, and a visitor's changes
     to it (a sidebar pane redrawn for a new focused neuron resets its model's template tags) left the next pages
-    without the elements their roots go into (a blank page for everyone after the first visitor clicked a neuron)."""
+    without the elements their roots go into (a blank page for everyone after the first visitor clicked a neuron).
+    A failure is logged as a warning (the first visitor's session is then the kept one), never raised."""
     from tornado.httpclient import AsyncHTTPClient
 
-    await AsyncHTTPClient().fetch(url, request_timeout=600)
+    try:
+        await AsyncHTTPClient().fetch(url, request_timeout=600)
+    except Exception as exc:  # refused, timed out, an error page: the server serves on regardless
+        logging.getLogger(__name__).warning("could not ask for the page %s before the first visitor (%s); the first "
+                                            "visitor's session will be the one whose page is reused", url, exc)
 
 
 def prepare_server() -> None:
