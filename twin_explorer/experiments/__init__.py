@@ -110,7 +110,8 @@ sys.modules[__name__].__class__ = _Facade
 __all__ = [
     "provenance", "resolve_units", "run_conditions", "window_mean", "Cancelled",
     "ExperimentSpec", "REGISTRY", "register", "get_experiment",
-    "direction_tuning", "tuning_indices", "tuning_from_sf_tf", "global_osi", "global_dsi", "allen_osi_dsi", "bivonmises", "fit_bivonmises",
+    "direction_tuning", "tuning_indices", "tuning_from_sf_tf", "global_osi", "global_dsi", "allen_osi_dsi",
+    "bivonmises", "fit_bivonmises",
     "to_v3", "from_v3", "plot_direction_tuning", "plot_tuning_population",
     "receptive_fields", "dot_stimulus", "sta_maps", "gaussian2d", "fit_gaussian_2d", "spatial_selectivity_index",
     "readout_rf", "readout_rf_from_network", "plot_receptive_field", "plot_rf_centres",

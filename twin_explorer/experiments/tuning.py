@@ -39,8 +39,9 @@ from .runner import (BURN_IN_FRAMES, DEFAULT_LATENCY_S, MAX_FRAMES_PER_CALL, Pro
                      window_mean)
 from .streaming import PartialCallback, label_provisional, spread_order
 
-__all__ = ["direction_tuning", "directions_from", "spread_order", "partial_indices", "tuning_from_sf_tf", "global_osi", "global_dsi", "allen_osi_dsi", "bivonmises",
-           "fit_bivonmises", "fit_bivonmises_many", "tuning_indices", "to_v3", "from_v3"]
+__all__ = ["direction_tuning", "directions_from", "spread_order", "partial_indices", "tuning_from_sf_tf", "global_osi",
+           "global_dsi", "allen_osi_dsi", "bivonmises", "fit_bivonmises", "fit_bivonmises_many", "tuning_indices",
+           "to_v3", "from_v3"]
 
 
 # --- conventions -----------------------------------------------------------------------------------------------
