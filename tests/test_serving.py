@@ -262,15 +262,12 @@ def test_served_page_is_complete_for_every_visitor_after_the_first_works_in_it()
     """`twin-explorer serve` asks for its own page before serving anyone, so the session whose page is reused is
     none a visitor works in; a visitor's focus change leaves the next visitors' pages complete."""
     import os
-    import socket
     import subprocess
     import sys
 
-    from benchmarks.browser import _connect_page, page_roots_missing, page_token
+    from benchmarks.browser import _connect_page, free_port, page_roots_missing, page_token
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen([sys.executable, "-m", "twin_explorer", "serve", "--port", str(port), "--no-show",
                                "--twin", "demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -291,11 +288,7 @@ def test_served_page_is_complete_for_every_visitor_after_the_first_works_in_it()
             html = urllib.request.urlopen(url, timeout=300).read().decode()
             results["first"] = (html, page_roots_missing(html))
             session = _connect_page(url, page_token(html))
-            box = None
-            for root in session.document.roots:
-                for model in root.references():
-                    if type(model).__name__ == "TextInput" and "Focused neuron" in str(getattr(model, "title", "")):
-                        box = model
+            box = session.document.select_one({"title": "Focused neuron (readout_id)"})  # the sidebar's input
             assert box is not None
             box.value = "7"  # the first visitor focuses another neuron (its sidebar redraws)
             session.request_server_info()  # a round trip: the change has been handled
@@ -320,13 +313,11 @@ def test_warm_page_says_when_it_cannot_ask_for_the_page(caplog):
     """The server's own first request failing (nothing answers at the address) is a warning, not an error."""
     import asyncio
     import logging
-    import socket
 
+    from benchmarks.browser import free_port
     from twin_explorer.ui.app import warm_page
 
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     with caplog.at_level(logging.WARNING, logger="twin_explorer.ui.app"):
         asyncio.run(warm_page(f"http://127.0.0.1:{port}/explorer"))
     assert any("could not ask for the page" in r.getMessage() and str(port) in r.getMessage() for r in caplog.records)
