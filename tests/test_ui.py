@@ -185,14 +185,14 @@ def test_designer_shows_a_cached_result_at_once_when_served(state, monkeypatch):
         assert d._result["params"] == first._result["params"]  # the cached result of 211°, not the pending 97°
 
 
-def test_every_view_passes_bokehs_document_checks(twin):
-    """The served app skips Bokeh's per-session document validation (``prepare_server``: CPU per new session), so
-    the checks run here, over the page with every view made: no errors, and no warnings but empty columns (the
-    places results go into before the first one)."""
-    from bokeh.core.validation.check import check_integrity
+@pytest.fixture(scope="module")
+def every_view_models(twin) -> set:
+    """The Bokeh models of the explorer's page with every view made and every lazily loaded script reported ready
+    (the tables and the 3-D plot then stand in their slots): each tab's models while it is open."""
     from panel.io.state import set_curdoc
 
     from twin_explorer.ui.app import VIEWS, create_app
+    from twin_explorer.ui.scripts import ScriptLoader
 
     doc = Document()
     with set_curdoc(doc):
@@ -201,11 +201,42 @@ def test_every_view_passes_bokehs_document_checks(twin):
         models = set(doc.models)
         for title, _cls in VIEWS:
             page.explorer.open_view(title)
+            for loader in page.explorer.views[title].__panel__().select(ScriptLoader):
+                loader.ready = True  # what the browser says once the scripts ran
             models |= set(doc.models)  # a tab that closes leaves the page: every tab's models while open
+    return models
+
+
+def test_every_view_passes_bokehs_document_checks(every_view_models):
+    """The served app skips Bokeh's per-session document validation (``prepare_server``: CPU per new session), so
+    the checks run here, over the page with every view made: no errors, and no warnings but empty columns (the
+    places results go into before the first one)."""
+    from bokeh.core.validation.check import check_integrity
+    from panel.models.tabulator import DataTabulator
+
+    models = every_view_models
+    assert len(models) > 300 and any(isinstance(m, DataTabulator) for m in models)  # the tables are in
     issues = check_integrity(models)
-    assert len(models) > 300
     warnings = [issue for issue in issues.warning if issue.name != "EMPTY_LAYOUT"]
     assert issues.error == [] and warnings == [], (issues.error, warnings)
+
+
+def test_every_view_needs_neither_webgl_nor_mathjax(every_view_models):
+    """Served pages leave out BokehJS's WebGL and MathJax bundles (``PAGE_BOKEH_BUNDLES``): no model of any view
+    may need them (a WebGL plot would fall back to canvas, TeX would show as typed)."""
+    from bokeh.embed.util import contains_tex_string
+    from bokeh.models import Plot
+    from bokeh.models.text import MathText
+
+    from twin_explorer.ui.app import PAGE_BOKEH_BUNDLES
+
+    assert "bokeh-gl" not in PAGE_BOKEH_BUNDLES and "bokeh-mathjax" not in PAGE_BOKEH_BUNDLES
+    webgl = [m for m in every_view_models if isinstance(m, Plot) and m.output_backend == "webgl"]
+    texts = [(type(m).__name__, getattr(m, name)) for m in every_view_models
+             for name in ("text", "title", "axis_label") if isinstance(getattr(m, name, None), str)]
+    assert len(texts) > 100
+    tex = [t for t in texts if contains_tex_string(t[1])] + [m for m in every_view_models if isinstance(m, MathText)]
+    assert webgl == [] and tex == [], (webgl, tex[:3])
 
 
 def test_designer_shows_bad_parameters_instead_of_raising(state):

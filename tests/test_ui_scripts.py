@@ -18,6 +18,19 @@ def test_loader_for_plotly_loads_the_apps_own_copy():
     assert all(not c.startswith("http") for c in loader.css_files)
 
 
+def test_loader_for_tabulator_stays_local_after_a_themed_table_was_made():
+    """Panel rewrites Tabulator's page-level stylesheet list to the theme of the last table made, at the CDN for a
+    theme it has no copy of (Bootstrap's): the loader must not ask a classroom without internet for it."""
+    from panel.models.tabulator import DataTabulator
+
+    table = pn.widgets.Tabulator(None, theme="bootstrap5")
+    table.get_root(Document())
+    assert any("://" in url for url in DataTabulator.__css__)  # what Panel does; without it this test shows nothing
+    loader = ScriptLoader.for_model(DataTabulator, label="Loading the table…")
+    assert loader.global_name == "Tabulator" and len(loader.scripts) == 2
+    assert all(url.startswith("static/") for url in loader.scripts + loader.css_files), loader
+
+
 def test_when_ready_shows_once_the_browser_reports_the_scripts():
     shown: list[int] = []
     loader = ScriptLoader(scripts=["static/x.js"], global_name="X")

@@ -19,6 +19,7 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 from panel.models.plotly import PlotlyPlot
+from panel.models.tabulator import DataTabulator
 
 from twin_explorer.anatomy import Anatomy
 from twin_explorer.anatomy.neuroglancer import neuroglancer_link_for_neuron
@@ -26,8 +27,8 @@ from twin_explorer.anatomy.swc import Skeleton
 from twin_explorer.anatomy.views import side_view, skeleton_3d, soma_map
 
 from . import raster
-from .scripts import ScriptLoader, declare_extension, when_ready
-from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, anatomy_source, deferred
+from .scripts import show_when_loaded
+from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, anatomy_source, deferred, plot_pane
 from .state import get_anatomy as state_anatomy
 
 _OPEN_REAL = ("Open a real folder with `twin-explorer serve --anatomy DIR`, `TWIN_EXPLORER_ANATOMY=DIR` or "
@@ -97,17 +98,20 @@ class AnatomyView(pn.viewable.Viewer):
         self.header = pn.pane.Alert("", alert_type="info", sizing_mode="stretch_width")
         self.error = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
-        self.top_pane = pn.pane.HoloViews(None, width=540, height=440)
-        self.side_pane = pn.pane.HoloViews(None, width=540, height=440)
-        self.morph_pane = pn.pane.HoloViews(None, width=500, height=580)
+        self.top_pane = plot_pane(None, width=540, height=440)
+        self.side_pane = plot_pane(None, width=540, height=440)
+        self.morph_pane = plot_pane(None, width=500, height=580)
         self.plot3d = pn.pane.Plotly(None, width=520, height=460, visible=False)
         # Plotly's scripts (4.8 MB) load when this view is first shown, not with every page (see ui.scripts)
-        self._plotly_loader = ScriptLoader.for_model(PlotlyPlot, label="Loading the 3-D viewer…")
-        self._plot3d_slot = pn.Column(self._plotly_loader, width=520, height=460, visible=False)
+        self._plot3d_slot = pn.Column(width=520, height=460, visible=False)
+        self._plotly_loader = show_when_loaded(self._plot3d_slot, self.plot3d, PlotlyPlot, "plotly",
+                                               "Loading the 3-D viewer…")
         self.plot3d.param.watch(lambda event: setattr(self._plot3d_slot, "visible", event.new), "visible")
-        when_ready(self._plotly_loader, self._show_plotly)
         self.partners = pn.widgets.Tabulator(None, pagination="remote", page_size=10, disabled=True,
                                              show_index=False, sizing_mode="stretch_width", height=330)
+        # Tabulator's scripts load when a table is first shown (ui/scripts.py), here or in the neuron browser
+        self._partners_slot = pn.Column(sizing_mode="stretch_width", min_height=330)
+        show_when_loaded(self._partners_slot, self.partners, DataTabulator, "tabulator", "Loading the table…")
         self.partners.on_click(self._on_partner_click)
         self.info = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.neuroglancer = pn.pane.HTML("", sizing_mode="stretch_width")
@@ -144,11 +148,6 @@ class AnatomyView(pn.viewable.Viewer):
             self.header.object = (f"**Anatomy: {anatomy_title(a)}** · folder `{a.folder}` · "
                                   f"{len(a.skeleton_ids)} skeletons, {len(a.meshwork_ids)} meshworks")
         self._refresh()
-
-    def _show_plotly(self) -> None:
-        """Plotly's scripts are in the page: the 3-D plot takes the loader's place."""
-        declare_extension("plotly")
-        self._plot3d_slot[:] = [self.plot3d]
 
     def _show_error(self, what: str, exc: BaseException) -> None:
         self.error.object = f"**{what}:** {type(exc).__name__}: {exc}"
@@ -339,5 +338,5 @@ class AnatomyView(pn.viewable.Viewer):
             # wrapped rows: side by side in a wide window, one under the other where two do not fit (1280 px)
             pn.FlexBox(self.top_pane, self.side_pane, flex_wrap="wrap", sizing_mode="stretch_width"),
             pn.FlexBox(self.morph_pane, self._plot3d_slot, flex_wrap="wrap", sizing_mode="stretch_width"),
-            pn.pane.Markdown("**Synaptic partners** (click a coregistered partner to focus it)"), self.partners,
+            pn.pane.Markdown("**Synaptic partners** (click a coregistered partner to focus it)"), self._partners_slot,
             sizing_mode="stretch_width")

@@ -31,10 +31,10 @@ from .state import ExplorerState, anatomy_is_synthetic, anatomy_source, get_anat
 from .tasks import release_session, session_key
 from .tuning import TuningView
 
-#: the scripts every page loads; the video upload's picker (FilePond: its animation loop would run on every idle
-#: page) and the anatomy view's 3-D plot (Plotly: 4.8 MB to compile on every page load) load theirs when shown
-#: (ui/scripts.py)
-EXTENSIONS = ("tabulator",)
+#: the extension scripts every page loads: none. The video upload's picker (FilePond: its animation loop would run on
+#: every idle page), the anatomy view's 3-D plot (Plotly: 4.8 MB to compile on every page load) and the tables of
+#: the neuron browser and the anatomy view (Tabulator) load theirs when shown (ui/scripts.py)
+EXTENSIONS: tuple[str, ...] = ()
 
 #: ``pn.serve`` settings of the explorer: a closed page's session (and its memory) is dropped within seconds
 #: instead of Bokeh's default 15-17 s, so a class opening and closing tabs does not pile sessions up.
@@ -45,6 +45,11 @@ SERVE_OPTIONS: dict[str, Any] = {"check_unused_sessions_milliseconds": 2000,
 #: opening the app at once) found its session gone and the server built it a second one: twice the CPU per page,
 #: and the first session's objects served nobody.
 CONNECT_GRACE_S = 120.0
+#: The BokehJS bundles a served page loads. Bokeh's server puts all five in every page, since it cannot know ahead
+#: what a session will show; the explorer draws no WebGL plot (``bokeh-gl``) and writes no TeX (``bokeh-mathjax``,
+#: 1.8 MB: Panel asks for it whenever a page has any Markdown or HTML pane). Their parse and run cost every page load
+#: ~0.3 s of browser CPU (2 cores, 10 pages at once: 3.4 vs 2.8 s median in one interleaved run).
+PAGE_BOKEH_BUNDLES = ("bokeh", "bokeh-widgets", "bokeh-tables")
 #: the cyclic garbage collector's youngest-generation threshold while serving (see :func:`settle_startup_objects`)
 GC_YOUNG_THRESHOLD = 20_000
 
@@ -53,6 +58,19 @@ def serve_offline() -> None:
     """Make Bokeh and Panel load every script and stylesheet from this server, never from a CDN (also when the
     environment says otherwise: a classroom network may have no internet)."""
     os.environ["BOKEH_RESOURCES"] = "server"
+
+
+def serve_used_bokeh_bundles() -> None:
+    """Make served pages load only the :data:`PAGE_BOKEH_BUNDLES` (Bokeh's server resources take their bundles from
+    ``Resources``' class default, which has no public setting). Without that default (another Bokeh) pages load
+    every bundle, as before, and a warning says so."""
+    import bokeh.resources
+
+    if not isinstance(getattr(bokeh.resources.Resources, "_default_components", None), list):
+        logging.getLogger(__name__).warning("this Bokeh has no Resources._default_components: served pages load every "
+                                            "BokehJS bundle, WebGL and MathJax included")
+        return
+    bokeh.resources.Resources._default_components = list(PAGE_BOKEH_BUNDLES)
 
 
 def page_key(request: Any) -> tuple[str, str]:
@@ -93,10 +111,12 @@ def prepare_server() -> None:
     - none of Bokeh's error diagnostics (they check each callback's signature with ``inspect`` as it is
       registered, some 350 per page: making the designer's models took 137 instead of 152 ms, best of 8, to help
       whoever writes the callbacks, not a class using the app);
+    - pages load only the BokehJS bundles the explorer uses (:func:`serve_used_bokeh_bundles`);
     - no validation of each new session's document (Bokeh's checks for developer mistakes, such as a plot
       without renderers, over every model of the page: 28-55 ms of a new session's 0.5 s of server CPU; the
       tests run them over every view's models instead, ``tests/test_ui.py``)."""
     serve_offline()
+    serve_used_bokeh_bundles()
     pn.config.reuse_sessions = True
     pn.config.session_key_func = page_key
     os.environ["BOKEH_PERFORM_ERROR_DIAGNOSTICS"] = "false"

@@ -14,9 +14,11 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
+from panel.models.tabulator import DataTabulator
 
 from twin_explorer.experiments.inclusion import THRESHOLDS_SENTENCE
 
+from .scripts import show_when_loaded
 from .state import SYNTHETIC_LABEL, ExplorerState, anatomy_is_synthetic, get_anatomy, twin_cc
 
 # Columns formatted with few decimals so the table stays readable; integers (ids) without thousands separators.
@@ -82,6 +84,10 @@ class NeuronBrowser(pn.viewable.Viewer):
             theme="simple", frozen_columns=["readout_id"],  # the id stays in view while the wide table scrolls
             configuration={"placeholder": "No neurons match these filters."})  # instead of a silent empty table
         self.table.param.watch(self._on_table_selection, "selection")
+        # Tabulator's scripts (~0.3 s of browser CPU per page load) load when the table is first shown (ui/scripts.py)
+        self._table_slot = pn.Column(sizing_mode="stretch_width", min_height=200)
+        self._table_loader = show_when_loaded(self._table_slot, self.table, DataTabulator, "tabulator",
+                                              "Loading the neuron table…")
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="units.csv", label="Download CSV",
                                                 width=150)
         self.clear_button = pn.widgets.Button(label="Clear selection", width=130)
@@ -215,6 +221,6 @@ class NeuronBrowser(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(
-            pn.Column(pn.Row(self.download, self.clear_button, self.skeleton_only), self.table,
+            pn.Column(pn.Row(self.download, self.clear_button, self.skeleton_only), self._table_slot,
                       sizing_mode="stretch_width"),
             pn.Column(self.page, pn.Row(self.link, self.copy_button), width=320), sizing_mode="stretch_width")

@@ -22,7 +22,7 @@ from twin_explorer.experiments import REGISTRY, get_experiment
 from twin_explorer.experiments.streaming import provisional_note
 
 from .controls import human_label
-from .state import ExplorerState, deferred
+from .state import ExplorerState, deferred, plot_pane
 from .streaming import ProvisionalStream, paced_progress
 from .tasks import RESULTS, Job, TaskRunner
 
@@ -202,7 +202,7 @@ class SpecView(ExperimentView):
         self.summary.object = (f"**{note[0].upper() + note[1:]}** (the rest are still being measured; the numbers "
                                "change as they come)\n\n" if note else "") + f"**{spec.name}**: {spec.summary(ds)}"
         if spec.population_plot is not None:
-            self.population_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(spec.population_plot(ds))]
+            self.population_pane[:] = [plot_pane(p) for p in split_layout(spec.population_plot(ds))]
         self._show_unit()
 
     show_provisional = show_result  # a provisional result has the final one's variables, and the label says so
@@ -216,7 +216,7 @@ class SpecView(ExperimentView):
             return
         spec = self._spec_of(ds)
         if spec.plot is not None:
-            self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(spec.plot(ds, unit))]
+            self.unit_pane[:] = [plot_pane(p) for p in split_layout(spec.plot(ds, unit))]
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(

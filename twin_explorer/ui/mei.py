@@ -21,7 +21,7 @@ from twin_explorer.experiments.runner import BURN_IN_FRAMES
 from twin_explorer.monitor import DEFAULT_MONITOR, GREY
 
 from .experiment import ExperimentView, job_progress
-from .state import ExplorerState
+from .state import ExplorerState, plot_pane
 from .tasks import Job
 
 
@@ -47,9 +47,9 @@ class MEIView(ExperimentView):
                                  widgets={**{p: {"throttled": True} for p in ("steps", "contrast")},
                                           "seed": pn.widgets.IntInput},  # typed: a slider over 2**31 is useless
                                  show_name=False, width=300)
-        self.image_pane = pn.pane.HoloViews(None, width=440, height=270)
-        self.curve_pane = pn.pane.HoloViews(None, width=420, height=300)
-        self.response_pane = pn.pane.HoloViews(None, width=420, height=300)
+        self.image_pane = plot_pane(None, width=440, height=270)
+        self.curve_pane = plot_pane(None, width=420, height=300)
+        self.response_pane = plot_pane(None, width=420, height=300)
         self.summary = pn.pane.Markdown("Press **Optimise MEI** to find the image that drives the focused neuron "
                                         "most, and watch it form.")
         self._unit: int | None = None

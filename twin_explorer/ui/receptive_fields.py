@@ -21,7 +21,7 @@ from twin_explorer.monitor import DEFAULT_MONITOR
 from .experiment import ExperimentView, job_progress, split_layout
 from . import raster
 from .reliability import opacity, reliability_lines
-from .state import ExplorerState, deferred, twin_truth
+from .state import ExplorerState, deferred, plot_pane, twin_truth
 from .tasks import Job
 
 
@@ -44,7 +44,7 @@ class ReceptiveFieldView(ExperimentView):
                                  widgets={p: {"throttled": True} for p in ("spacing_deg", "dot_s")},
                                  show_name=False, width=300)
         self.unit_pane = pn.Column()  # stacked: two maps side by side were clipped at the right edge at 1280 px
-        self.centres = pn.pane.HoloViews(None)
+        self.centres = plot_pane(None)
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.hint = pn.pane.Markdown("Press **Map receptive fields** to flash dots over the screen and compute "
                                      "spike-triggered averages.")
@@ -81,7 +81,7 @@ class ReceptiveFieldView(ExperimentView):
         if unit not in ds["unit"].values:
             self.summary.object = f"Neuron {unit} was not mapped; choose *all neurons* or select it and rerun."
             return
-        self.unit_pane[:] = [pn.pane.HoloViews(p) for p in split_layout(plot_receptive_field(ds, unit), (380, 260))]
+        self.unit_pane[:] = [plot_pane(p) for p in split_layout(plot_receptive_field(ds, unit), (380, 260))]
         u = ds.sel(unit=unit, polarity="on_off")
         lines = [f"#### Neuron {unit}", "| | twin (in silico) |", "|---|---|"]
         for label, key in (("centre azimuth (°)", "rf_az"), ("centre elevation (°)", "rf_el"),

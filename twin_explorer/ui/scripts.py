@@ -1,11 +1,12 @@
 """Extension scripts loaded into a page only when a view that needs them is shown.
 
-A page served by the explorer carries the scripts of the views every visitor sees; a large one only some visitors
-need (Plotly, 4.8 MB, for the anatomy view's 3-D morphology; FilePond for the designer's upload) would cost every
-page its download and compile (Plotly alone: ~1.4 s of browser CPU per page load on 2 cores, a third of it). A
+A page served by the explorer carries the scripts of the views every visitor sees first; one only some visitors
+need (Plotly, 4.8 MB, for the anatomy view's 3-D morphology; FilePond for the designer's upload; Tabulator for the
+neuron and partner tables in tabs opened later) would cost every page its download and compile (Plotly alone:
+~1.4 s of browser CPU per page load on 2 cores, a third of it; Tabulator and its date library ~0.3 s). A
 :class:`ScriptLoader` put in the layout where such a component will go loads its scripts and stylesheets (served by
 the app itself, like every other script) when the browser renders it, shows a line while they load, and sets
-``ready`` once they ran; the view then swaps in the component. Where the scripts are already in the page (a notebook
+``ready`` once they ran; the view then swaps in the component (:func:`show_when_loaded` does both). Where the scripts are already in the page (a notebook
 that ran ``pn.extension("plotly")``, a second loader) it is ready at once.
 """
 
@@ -59,8 +60,12 @@ class ScriptLoader(JSComponent):
 
     @classmethod
     def for_model(cls, model: type, label: str) -> "ScriptLoader":
-        """A loader of a Bokeh model's (a Panel extension's) scripts and stylesheets, as the app serves them."""
-        return cls(scripts=list(model.__javascript__), css_files=list(model.__css__), label=label,
+        """A loader of a Bokeh model's (a Panel extension's) scripts and stylesheets, as the app serves them. Only
+        the stylesheets this server serves are loaded: Panel points a model's page-level list at the CDN for a theme
+        it has no copy of (Tabulator's, once any table took the page design's theme), and each component brings
+        its own theme's stylesheet with its model anyway."""
+        css = [url for url in model.__css__ if "://" not in url and not url.startswith("//")]
+        return cls(scripts=list(model.__javascript__), css_files=css, label=label,
                    global_name=next(iter(getattr(model, "__js_skip__", {}) or {}), ""))
 
 
@@ -84,3 +89,17 @@ def when_ready(loader: ScriptLoader, show: Callable[[], Any]) -> None:
             show()
 
     loader.param.watch(on_ready, "ready")
+
+
+def show_when_loaded(slot: pn.Column, component: Any, model: type, extension: str, label: str) -> ScriptLoader:
+    """Put a loader of ``model``'s scripts (Panel's ``extension``) in ``slot``; once the browser ran them, declare the
+    extension for the page and put ``component`` in the loader's place. Returns the loader."""
+    loader = ScriptLoader.for_model(model, label=label)
+    slot[:] = [loader]
+
+    def show() -> None:
+        declare_extension(extension)
+        slot[:] = [component]
+
+    when_ready(loader, show)
+    return loader

@@ -26,7 +26,7 @@ from twin_explorer.stimuli import VideoFile
 from twin_explorer.stimuli.video import ARRAY_EXTS, VIDEO_EXTS
 from twin_explorer.store import atomic_path, content_hash
 
-from .scripts import ScriptLoader, declare_extension, when_ready
+from .scripts import show_when_loaded
 
 MB = 10**6  # decimal megabytes, as the browser's picker counts them (its limit and ours then say the same)
 MAX_UPLOAD_BYTES = 10 * MB
@@ -94,13 +94,7 @@ class VideoUpload(pn.viewable.Viewer):
 
     def _load_picker(self, _event: Any = None) -> None:
         """The button asked for the picker: its scripts load in the page (ui/scripts.py), then it replaces them."""
-        loader = ScriptLoader.for_model(FileDropperModel, label="Loading the file picker…")
-        self._slot[:] = [loader]
-        when_ready(loader, self._show_picker)
-
-    def _show_picker(self) -> None:
-        declare_extension("filedropper")
-        self._slot[:] = [self.file_input]
+        show_when_loaded(self._slot, self.file_input, FileDropperModel, "filedropper", "Loading the file picker…")
 
     def _on_files(self, event: Any) -> None:
         """Each file the picker completed (its last chunk arrived): checked once and then dropped from the picker's
