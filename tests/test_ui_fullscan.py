@@ -64,6 +64,7 @@ def test_streaming_runs_two_opposite_directions_first_then_full_batches():
 def test_tuning_view_draws_partial_results_while_measuring(monkeypatch):
     monkeypatch.setattr(tuning_ui, "TUNING_BATCH", 2)
     monkeypatch.setattr(streaming_ui, "MIN_GAP_S", 0.0)  # every batch's result drawn (pacing: test_ui_streaming)
+    monkeypatch.setattr(streaming_ui, "FIRST_AFTER_S", 0.0)
     view = tuning_ui.TuningView(SyntheticMouse(**SMALL), directions=8, duration_s=0.5)
     drawn, messages = [], []
     draw = view._draw

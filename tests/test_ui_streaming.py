@@ -48,13 +48,14 @@ class _Job:
 
 @pytest.fixture(autouse=True)
 def every_batch_drawn(monkeypatch):
-    """These tests check what each batch draws: no pacing between provisional draws (tested on its own below)."""
+    """These tests check what each batch draws: no pacing of provisional draws (tested on its own below)."""
     monkeypatch.setattr(streaming_ui, "MIN_GAP_S", 0.0)
+    monkeypatch.setattr(streaming_ui, "FIRST_AFTER_S", 0.0)
 
 
 def test_stream_paces_provisional_draws_but_draws_the_first_at_once():
     drawn, job = [], _Job()
-    stream = ProvisionalStream(drawn.append, min_gap_s=0.3)
+    stream = ProvisionalStream(drawn.append, min_gap_s=0.3, first_after_s=0.0)
     stream.start()
     sink = stream.sink(job)
     sink("a")
@@ -71,6 +72,27 @@ def test_stream_paces_provisional_draws_but_draws_the_first_at_once():
     stream.sink(job)("e")
     job.tick()
     assert drawn == ["a", "d", "e"]
+
+
+def test_a_quick_run_shows_no_provisional_result():
+    """Before ``first_after_s`` from the run's start nothing provisional is drawn (a quick run: its final result
+    alone); after it, the newest result is, at the next batch."""
+    drawn, job = [], _Job()
+    stream = ProvisionalStream(drawn.append, min_gap_s=0.0, first_after_s=0.3)
+    stream.start()
+    sink = stream.sink(job)
+    sink("a")
+    sink("b")
+    assert job.queued == []  # too early in the run
+    time.sleep(0.35)
+    sink("c")
+    job.tick()
+    assert drawn == ["c"]
+    stream.start()  # a new run waits again
+    stream.sink(job)("d")
+    stream.stop()  # its final result came first
+    job.tick()
+    assert drawn == ["c"] and job.queued == []
 
 
 def test_stream_draws_only_the_newest_result_of_the_current_run():

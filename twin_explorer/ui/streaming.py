@@ -3,9 +3,11 @@
 The experiment calls ``partial(ds)`` after each batch (:mod:`twin_explorer.experiments.streaming`); a
 :class:`ProvisionalStream` keeps only the newest one and draws it on the session's next tick, so a redraw slower than
 a batch skips the provisional results it missed instead of queueing them; one from a run that was superseded (a
-newer run, the final result, a cancel, a cleared view) is dropped. The first provisional result of a run is drawn at
-once, later ones at most every :data:`MIN_GAP_S` (each costs the browser far more than the server: ~0.5 s of CPU for
-the tuning view's nine plots on 2 cores, so a draw per batch of a quick run kept a classroom's pages busy).
+newer run, the final result, a cancel, a cleared view) is dropped. A run's provisional results are drawn from
+:data:`FIRST_AFTER_S` after its start on, at most every :data:`MIN_GAP_S`: each draw costs the browser far more than
+the server (the tuning view's: ~2.5 s of a page's main thread on 2 cores, against 0.07 s of the server's), so a
+quick run shows its final result alone (an all-neuron tuning of the demo twin, 1.3 s of computing, was shown after
+5.7 s with a provisional draw first and after ~3.5 s without), and a draw per batch kept a classroom's pages busy.
 :func:`paced_progress` reports "k of n …" with the time left.
 """
 
@@ -20,10 +22,12 @@ from twin_explorer.experiments.streaming import PartialCallback
 
 from .tasks import Job
 
-__all__ = ["ProvisionalStream", "time_left", "paced_progress", "MIN_GAP_S"]
+__all__ = ["ProvisionalStream", "time_left", "paced_progress", "MIN_GAP_S", "FIRST_AFTER_S"]
 
 #: Seconds between the starts of two provisional draws of one view (the newest result waits; the final one never does)
 MIN_GAP_S = 1.5
+#: Seconds from a run's start before its first provisional draw (a run done sooner shows only its final result)
+FIRST_AFTER_S = 2.0
 
 
 def time_left(elapsed_s: float, done: int, total: int) -> str:
@@ -51,13 +55,16 @@ class ProvisionalStream:
     the experiment's ``partial`` callback, ``stop()`` when the final result is shown or the run ends without one;
     ``draw(ds)`` runs in the session for the newest provisional result of the current run only."""
 
-    def __init__(self, draw: Callable[[Any], None], min_gap_s: float | None = None) -> None:
+    def __init__(self, draw: Callable[[Any], None], min_gap_s: float | None = None,
+                 first_after_s: float | None = None) -> None:
         self._draw = draw
         self.min_gap_s = MIN_GAP_S if min_gap_s is None else float(min_gap_s)
+        self.first_after_s = FIRST_AFTER_S if first_after_s is None else float(first_after_s)
         self._lock = threading.Lock()
         self._pending: tuple[object, Any] | None = None
         self._scheduled = False  # a flush is on its way to the session
         self._last_draw = -float("inf")  # time.monotonic() of this run's last provisional draw
+        self._started = -float("inf")  # time.monotonic() of this run's start
         self._run: object | None = None
 
     @property
@@ -69,6 +76,7 @@ class ProvisionalStream:
         """A new run: provisional results of any earlier run are dropped from now on."""
         self._run = object()
         self._last_draw = -float("inf")
+        self._started = time.monotonic()
 
     def stop(self) -> None:
         """No more provisional results (the final one came, or the run ended without one)."""
@@ -82,8 +90,10 @@ class ProvisionalStream:
     def _deliver(self, job: Job, run: object | None, ds: Any) -> None:
         with self._lock:
             self._pending = (run, ds)
-            # too soon after the last draw: this result waits for the next batch's (or is superseded by the final)
-            if self._scheduled or time.monotonic() - self._last_draw < self.min_gap_s:
+            # too soon after the run's start or the last draw: this result waits for the next batch's (or is
+            # superseded by the final one)
+            now = time.monotonic()
+            if self._scheduled or now - self._last_draw < self.min_gap_s or now - self._started < self.first_after_s:
                 return
             self._scheduled = True
         job.ui(self._flush, freeze=True)
