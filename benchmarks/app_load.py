@@ -10,8 +10,8 @@ chromium) serves the explorer in this process on localhost and, bounded in sessi
    page's HTML time from the browser's navigation timing, server and browser CPU;
 3. leaves them idle: browser CPU per idle page, server CPU;
 4. times designer redraws on one page while the other pages keep moving their sliders (p50/p95);
-5. starts an all-neuron tuning on three pages at once (result cache cold): seconds from the click to each page
-   showing it done;
+5. once every page's designer has drawn what was asked of it, starts an all-neuron tuning on three pages at once
+   (result cache cold): seconds from the click to each page showing its first result and saying it is done;
 6. opens and closes ``--cycle-pages`` pages ``--cycles`` times: server RSS after each cycle, and how many sessions
    are still alive.
 
@@ -204,6 +204,18 @@ async def redraws_while_busy(pages: list[Any], repeats: int, timeout_s: float) -
     return times
 
 
+async def designers_settled(pages: list[Any], timeout_s: float) -> float:
+    """Wait until no page's designer is still updating (the redraws the other pages asked for drained from the
+    worker pool), so that the next step measures itself, not the previous one's backlog; returns the seconds waited."""
+    t0 = time.perf_counter()
+    quiet = 0
+    while quiet < 2 and time.perf_counter() - t0 < timeout_s:
+        busy = sum([await page.locator(".te-updating").count() for page in pages])
+        quiet = quiet + 1 if busy == 0 else 0
+        await asyncio.sleep(0.5)
+    return time.perf_counter() - t0
+
+
 async def tunings_at_once(pages: list[Any], timeout_s: float) -> tuple[list[float], list[float]]:
     """Seconds from the click on *Measure tuning* (all neurons) to each page showing its first (provisional) result,
     and to each page saying the tuning is done (its result drawn)."""
@@ -280,6 +292,7 @@ async def run(url: str, args: argparse.Namespace, report: dict[str, Any]) -> Non
             wall, server, brw = meter.since(snap)
             report.update(idle_page_cores=brw / wall / len(pages), idle_server_cores=server / wall)
             report["redraw_ms"] = await redraws_while_busy(pages, args.redraws, args.timeout)
+            report["settle_s"] = await designers_settled(pages, args.timeout)
             try:
                 report["tunings_first"], report["tunings"] = await tunings_at_once(pages[:3], args.timeout)
             except PlaywrightTimeout as exc:  # the other numbers still count; say what did not come
@@ -311,7 +324,7 @@ def print_report(r: dict[str, Any], args: argparse.Namespace) -> None:
           f"over {r['load_wall']:.1f} s")
     print(f"3. idle: {r['idle_page_cores']:.4f} core per browser page, server {r['idle_server_cores']:.4f} core")
     print(f"4. designer redraw on one page while {args.pages - 1} others move sliders: "
-          f"{summary(r['redraw_ms'], 'ms')}")
+          f"{summary(r['redraw_ms'], 'ms')}; their redraws done {r['settle_s']:.1f} s after the last")
     if r["tunings"]:
         print(f"5. three all-neuron tunings started at once (cold cache), click to shown done: {summary(r['tunings'])}; "
               f"to the first (provisional) result shown: {summary(r['tunings_first'])}")

@@ -229,7 +229,7 @@ def test_task_progress_reaches_the_page_merged_and_in_order(monkeypatch):
     queued.append(lambda: runner._finish("x: done in 1.0 s"))
     for fn in queued:
         fn()
-    assert runner.status.object == "x: done in 1.0 s" and not runner.running and not runner.progress.visible
+    assert runner.status.object == "x: done in 1.0 s" and not runner.running and not runner.busy.visible
 
 
 def test_page_roots_keep_their_places_when_a_session_changes():

@@ -276,7 +276,7 @@ def test_tuning_and_rf_views_on_selected_neurons(state):
     tv.__panel__().get_root(Document())
     assert tv.run(wait=True)
     assert tv.result is not None and tv.result.sizes["unit"] == 3
-    assert "preferred direction" in tv.indices.object and tv.unit_pane.visible
+    assert "preferred direction" in tv.indices.object and tv.results.visible and tv.unit_pane.visible
     rv = ReceptiveFieldView(state=state, scope="selected neurons", spacing_deg=20, dot_s=0.1)
     rv.__panel__().get_root(Document())
     assert rv.run(wait=True)

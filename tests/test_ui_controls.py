@@ -188,9 +188,9 @@ def test_tuning_controls_follow_the_mode_and_count_directions(state):
     _direction_progress(job, 12, 0.0, 1.0)(80, 216)
     assert "(12 directions × 18 distinct preferred SF/TF pairs)" in job.seen[1]
     state.selection = [int(state.twin.units.index[0])]
-    assert tv.hint.visible
+    assert "Measure tuning" in tv.hint.object
     tv.run()
-    assert not tv.hint.visible  # gone as soon as the run starts
+    assert tv.hint.object == ""  # gone as soon as the run starts
     tv.runner.wait(120)
 
 

@@ -117,14 +117,32 @@ def test_direction_map_is_binned_for_many_neurons_and_a_click_still_picks_one(mo
     assert view.state.unit == unit
 
 
+def test_a_tuning_run_changes_visibility_once_per_step():
+    """Each ``visible`` change makes the browser lay the page out again (0.3-0.5 s on 2 cores): a run shows the bar
+    once, its first result's plots once and hides the bar once; a second run shows no plot again."""
+    twin = SyntheticMouse(**SMALL)
+    view = tuning_ui.TuningView(twin, directions=8, duration_s=0.5, contrast=0.65)  # parameters no other test caches
+    layout = view.__panel__()
+    layout.get_root(Document())
+    changed: list[str] = []
+    for obj in {id(o): o for o in [*layout.select(pn.viewable.Viewable), view.runner.busy]}.values():
+        obj.param.watch(lambda event: changed.append(event.obj.name), "visible")
+    assert view.run(wait=True)
+    assert changed == [view.runner.busy.name, view.results.name, view.runner.busy.name]
+    changed.clear()
+    view.contrast = 0.6
+    assert view.run(wait=True)
+    assert changed == [view.runner.busy.name, view.runner.busy.name]
+
+
 def test_tuning_view_redraws_its_plots_in_place():
     """A new result changes the plots' data, never their models: no model is made, Bokeh re-walks nothing."""
     twin = SyntheticMouse(**SMALL)
     view = tuning_ui.TuningView(twin, directions=8, duration_s=0.5, contrast=0.7)  # parameters no other test caches
     view.__panel__().get_root(Document())
-    assert not view.unit_pane.visible and not view.population.visible  # nothing measured yet: plots hidden
+    assert not view.results.visible  # nothing measured yet: plots hidden
     assert view.run(wait=True)
-    assert view.unit_pane.visible and view.linear_pane.visible and view.population.visible
+    assert view.results.visible and view.unit_pane.visible and view.linear_pane.visible and view.population.visible
     panes = [view.unit_plots.polar, view.unit_plots.traces, view.unit_plots.linear, *view.histograms.plots.values(),
              view.direction_map.plot]
     models = {id(m) for plot in panes for m in plot.references()}
@@ -142,7 +160,7 @@ def test_tuning_view_redraws_its_plots_in_place():
     assert again == models
     assert not np.array_equal(gosi_counts, view.histograms.sources["gosi"].data["top"])
     view.clear_result()
-    assert not view.unit_pane.visible and not view.population.visible and not view.map_pane.visible
+    assert not view.results.visible and not view.map_pane.visible and "Measure tuning" in view.hint.object
 
 
 def test_neuron_table_pages_on_the_server():

@@ -33,6 +33,7 @@ __all__ = ["TuningView", "split_layout"]
 FIXED, PREFERRED = "fixed (below)", "each neuron's preferred"
 GRATINGS, MONET2 = "drifting gratings", "directional pink noise (Monet2)"
 MONET2_TRIALS = 2  # Monet2 movies (other noise, other direction order) averaged in the view
+HINT = "Press **Measure tuning** to run drifting gratings through the twin."
 TUNING_BATCH = 4  # condition videos per predict call in the view (progress granularity vs shared work)
 
 
@@ -88,13 +89,18 @@ class TuningView(ExperimentView):
         self.unit_plots, self.histograms = UnitPlots(), PopulationHistograms()
         self.direction_map = DirectionMap(self._on_map_tap)
         polar, traces, linear = self.unit_plots.panes
-        self.unit_pane = pn.Column(polar, traces, visible=False)
-        self.linear_pane = pn.Row(linear, visible=False)
+        self.unit_pane = pn.Column(polar, traces)
+        self.linear_pane = pn.Row(linear)
         self.indices = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.population = pn.GridBox(*self.histograms.panes, ncols=2, visible=False)
+        self.population = pn.GridBox(*self.histograms.panes, ncols=2)
         self.map_pane = self.direction_map.pane
         self.map_note = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.hint = pn.pane.Markdown("Press **Measure tuning** to run drifting gratings through the twin.")
+        # The result's plots shown in one step: each ``visible`` change makes the browser lay the whole page out
+        # again (0.3-0.5 s of its main thread on 2 cores); five panes shown one by one made a first result take
+        # ~2 s longer to appear than the drawing itself. The hint goes by its text (no layout change).
+        self.results = pn.Column(self.unit_pane, self.linear_pane, self.map_note, self.map_pane, self.population,
+                                 visible=False, sizing_mode="stretch_width")
+        self.hint = pn.pane.Markdown(HINT)
         # Preferred directions measured so far on this twin (latest wins), for the cortical map.
         self._measured = pd.DataFrame(columns=["pref_dir", "gdsi"], dtype=float)
         self.state.param.watch(deferred(self._show_unit), "unit")
@@ -115,7 +121,7 @@ class TuningView(ExperimentView):
     def run(self, wait: bool = False) -> bool:
         """Measure in the background (see :meth:`ExperimentView.run`); the "press Measure" hint goes at once."""
         with hold():  # one message to the page with the runner's bar and message
-            self.hint.visible = False
+            self.hint.object = ""
             return super().run(wait)
 
     # ---- computation -------------------------------------------------------------------------------
@@ -186,10 +192,10 @@ class TuningView(ExperimentView):
 
     def clear_result(self) -> None:
         super().clear_result()
-        self.unit_pane.visible = self.linear_pane.visible = self.population.visible = False
+        self.results.visible = False
         self.direction_map.clear()
         self.indices.object, self.map_note.object = "", ""
-        self.hint.visible = True
+        self.hint.object = HINT
 
     def show_result(self, ds: Any) -> None:
         if ds.sizes.get("unit", 0) == self.state.twin.n_units:
@@ -207,11 +213,11 @@ class TuningView(ExperimentView):
         measured = pd.concat([self._measured.drop(new.index, errors="ignore"), new]).sort_index()
         if not ds.attrs.get("partial"):  # provisional preferred directions are never kept
             self._measured = measured
-        self.hint.visible = False
+        self.hint.object = ""
         self.histograms.show(ds)
-        self.population.visible = True
         self._direction_map(measured, self._partial_note(ds))
         self._show_unit()
+        self.results.visible = True
 
     @staticmethod
     def _partial_note(ds: Any) -> str:
@@ -239,7 +245,6 @@ class TuningView(ExperimentView):
                                    f"Neuron {unit} was not measured; choose *all neurons* or select it and rerun.")
             return
         self.unit_plots.show(ds, unit)
-        self.unit_pane.visible = self.linear_pane.visible = True
         self.indices.object = "\n\n".join(filter(None, [self._partial_note(ds), self._indices_table(ds, unit)]))
 
     def _indices_table(self, ds: Any, unit: int) -> str:
@@ -314,6 +319,5 @@ class TuningView(ExperimentView):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Row(
             pn.Column(self.controls, self.run_button, self.runner, self.indices, width=320),
-            pn.Column(self.hint, self.unit_pane, self.linear_pane, self.map_note,
-                      self.map_pane, self.population, sizing_mode="stretch_width"),
+            pn.Column(self.hint, self.results, sizing_mode="stretch_width"),
             sizing_mode="stretch_width")

@@ -93,8 +93,9 @@ class UnitPlots:
         self.traces.renderers.append(lines)
         # shown and hidden through a Column: setting ``visible`` on a Bokeh pane of a served page makes Panel copy
         # the model's stylesheets back into the pane, which refuses them (TypeError, the draw lost)
-        self.panes = [pn.pane.Bokeh(self.polar), pn.Column(pn.pane.Bokeh(self.traces), visible=False),
-                      pn.pane.Bokeh(self.linear)]
+        # (shown from the start, as a grating tuning's result has responses: a ``visible`` change costs the browser
+        # a layout of the whole page)
+        self.panes = [pn.pane.Bokeh(self.polar), pn.Column(pn.pane.Bokeh(self.traces)), pn.pane.Bokeh(self.linear)]
 
     def show(self, ds: Any, unit: int) -> None:
         """Draw neuron ``unit`` of the tuning result ``ds`` (the fit is NaN in provisional results: no fit line)."""
@@ -179,7 +180,8 @@ class DirectionMap:
         self.plot.renderers += [background, self.binned, measured]
         self.plot.add_layout(ColorBar(color_mapper=self.mapper, title="preferred direction (°)", width=12), "right")
         self.plot.on_event(events.Tap, self._tap)
-        self.pane = pn.Column(pn.pane.Bokeh(self.plot), visible=False)  # a Column: see UnitPlots.panes
+        # a Column: see UnitPlots.panes; shown until cleared (it lives inside the view's hidden results column)
+        self.pane = pn.Column(pn.pane.Bokeh(self.plot))
 
     def _tap(self, event: Any) -> None:
         if getattr(event, "x", None) is not None and getattr(event, "y", None) is not None:
