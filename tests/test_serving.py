@@ -321,3 +321,19 @@ def test_warm_page_says_when_it_cannot_ask_for_the_page(caplog):
     with caplog.at_level(logging.WARNING, logger="twin_explorer.ui.app"):
         asyncio.run(warm_page(f"http://127.0.0.1:{port}/explorer"))
     assert any("could not ask for the page" in r.getMessage() and str(port) in r.getMessage() for r in caplog.records)
+
+
+def test_served_predictions_use_half_the_cores():
+    """Several predictions run at once on a server (its pools): each gets half the cores' intra-op threads, at
+    least one (all cores each oversubscribed a 2-core machine: slower and twice the CPU, ui.app)."""
+    import torch
+
+    from twin_explorer.ui.app import prepare_server, serving_torch_threads
+
+    assert [serving_torch_threads(c) for c in (1, 2, 3, 16)] == [1, 1, 1, 8]
+    before = torch.get_num_threads()
+    try:
+        prepare_server()
+        assert torch.get_num_threads() == serving_torch_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -34,7 +35,8 @@ def register(app: typer.Typer) -> None:
         import panel as pn
 
         # imported here for start-up time: Panel loads only to serve
-        from ..ui.app import SERVE_OPTIONS, create_app, prepare_server, settle_startup_objects, warm_page
+        from ..ui.app import (SERVE_OPTIONS, create_app, prepare_server, serving_torch_threads, settle_startup_objects,
+                              warm_page)
         from ..ui import state as explorer_state
         from ..ui.state import anatomy_is_synthetic, get_anatomy, get_twin, unit_table
 
@@ -55,6 +57,8 @@ def register(app: typer.Typer) -> None:
         typer.echo("loading the twin…")
         unit_table(get_twin(twin), folder)  # warm the shared twin and its unit table before the first page load
         settle_startup_objects()
+        typer.echo(f"predictions: {serving_torch_threads()} torch thread(s) each, several at once "
+                   f"({os.cpu_count()} cores)")
         origins = [f"{host}:{port}" for host in {address, "localhost", "127.0.0.1"}]
         server = pn.serve({"explorer": lambda: create_app(twin, anatomy=folder)}, port=port, address=address,
                           show=show, start=False, websocket_origin=origins if port else "*", num_threads=num_threads,
