@@ -326,7 +326,8 @@ def print_report(r: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"4. designer redraw on one page while {args.pages - 1} others move sliders: "
           f"{summary(r['redraw_ms'], 'ms')}; their redraws done {r['settle_s']:.1f} s after the last")
     if r["tunings"]:
-        print(f"5. three all-neuron tunings started at once (cold cache), click to shown done: {summary(r['tunings'])}; "
+        print("5. three all-neuron tunings started at once (cold cache), click to shown done: "
+              f"{summary(r['tunings'])}; "
               f"to the first (provisional) result shown: {summary(r['tunings_first'])}")
     else:
         print(f"5. three all-neuron tunings started at once: NOT shown on every page ({r['tunings_failed']})")

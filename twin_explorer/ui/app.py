@@ -48,7 +48,7 @@ CONNECT_GRACE_S = 120.0
 #: The BokehJS bundles a served page loads. Bokeh's server puts all five in every page, since it cannot know ahead
 #: what a session will show; the explorer draws no WebGL plot (``bokeh-gl``) and writes no TeX (``bokeh-mathjax``,
 #: 1.8 MB: Panel asks for it whenever a page has any Markdown or HTML pane). Their parse and run cost every page load
-#: ~0.3 s of browser CPU (2 cores, 10 pages at once: 3.4 vs 2.8 s median in one interleaved run).
+#: ~0.3 s of browser CPU (2 cores, one page at a time: 3.39 vs 2.85 s, medians of 10 interleaved pairs).
 PAGE_BOKEH_BUNDLES = ("bokeh", "bokeh-widgets", "bokeh-tables")
 #: the cyclic garbage collector's youngest-generation threshold while serving (see :func:`settle_startup_objects`)
 GC_YOUNG_THRESHOLD = 20_000

@@ -6,8 +6,9 @@ neuron and partner tables in tabs opened later) would cost every page its downlo
 ~1.4 s of browser CPU per page load on 2 cores, a third of it; Tabulator and its date library ~0.3 s). A
 :class:`ScriptLoader` put in the layout where such a component will go loads its scripts and stylesheets (served by
 the app itself, like every other script) when the browser renders it, shows a line while they load, and sets
-``ready`` once they ran; the view then swaps in the component (:func:`show_when_loaded` does both). Where the scripts are already in the page (a notebook
-that ran ``pn.extension("plotly")``, a second loader) it is ready at once.
+``ready`` once they ran; the view then swaps in the component (:func:`show_when_loaded` does both). Where the
+scripts are already in the page (a notebook that ran ``pn.extension("plotly")``, a second loader) it is ready at
+once.
 """
 
 from __future__ import annotations
