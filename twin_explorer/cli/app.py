@@ -32,11 +32,11 @@ def register(app: typer.Typer) -> None:
                  "default: the bundled synthetic sample."),
     ) -> None:
         """Serve the interactive explorer (localhost only unless --address says otherwise)."""
+        # imported here for start-up time: Panel and torch load only to serve
         import panel as pn
+        import torch
 
-        # imported here for start-up time: Panel loads only to serve
-        from ..ui.app import (SERVE_OPTIONS, create_app, prepare_server, serving_torch_threads, settle_startup_objects,
-                              warm_page)
+        from ..ui.app import SERVE_OPTIONS, create_app, prepare_server, settle_startup_objects, warm_page
         from ..ui import state as explorer_state
         from ..ui.state import anatomy_is_synthetic, get_anatomy, get_twin, unit_table
 
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         typer.echo("loading the twin…")
         unit_table(get_twin(twin), folder)  # warm the shared twin and its unit table before the first page load
         settle_startup_objects()
-        typer.echo(f"predictions: {serving_torch_threads()} torch thread(s) each, several at once "
+        typer.echo(f"predictions: {torch.get_num_threads()} torch thread(s) each, several at once "
                    f"({os.cpu_count()} cores)")
         origins = [f"{host}:{port}" for host in {address, "localhost", "127.0.0.1"}]
         server = pn.serve({"explorer": lambda: create_app(twin, anatomy=folder)}, port=port, address=address,

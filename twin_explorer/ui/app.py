@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import panel as pn
+import torch
 from panel.io.resources import LOCAL_DIST, use_cdn
 
 from .anatomy import SYNTHETIC_LABEL, AnatomyView
@@ -130,8 +131,6 @@ def prepare_server() -> None:
       tests run them over every view's models instead, ``tests/test_ui.py``)."""
     serve_offline()
     serve_used_bokeh_bundles()
-    import torch
-
     torch.set_num_threads(serving_torch_threads())
     pn.config.reuse_sessions = True
     pn.config.session_key_func = page_key

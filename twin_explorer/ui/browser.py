@@ -86,8 +86,7 @@ class NeuronBrowser(pn.viewable.Viewer):
         self.table.param.watch(self._on_table_selection, "selection")
         # Tabulator's scripts (~0.3 s of browser CPU per page load) load when the table is first shown (ui/scripts.py)
         self._table_slot = pn.Column(sizing_mode="stretch_width", min_height=200)
-        self._table_loader = show_when_loaded(self._table_slot, self.table, DataTabulator, "tabulator",
-                                              "Loading the neuron table…")
+        show_when_loaded(self._table_slot, self.table, DataTabulator, "tabulator", "Loading the neuron table…")
         self.download = pn.widgets.FileDownload(callback=self._csv, filename="units.csv", label="Download CSV",
                                                 width=150)
         self.clear_button = pn.widgets.Button(label="Clear selection", width=130)

@@ -7,6 +7,7 @@ once per process through :func:`get_twin` and shared read-only between sessions.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import Any, Callable
@@ -33,19 +34,18 @@ def _load_bokeh_backend() -> None:
 
 _load_bokeh_backend()
 
-_CANVAS_RENDERER: Any = None
+@functools.cache
+def _canvas_renderer() -> Any:
+    import holoviews as hv
+
+    return hv.renderer("bokeh").instance(webgl=False)
 
 
 def plot_pane(obj: Any = None, **params: Any) -> pn.pane.HoloViews:
     """A HoloViews pane of the explorer: drawn on a canvas, not with WebGL (HoloViews' default for Bokeh). Served
     pages leave BokehJS's WebGL bundle out (``ui.app.PAGE_BOKEH_BUNDLES``), and a canvas is cheaper to start than a
     WebGL context for maps of at most ``ui.raster.MAX_POINTS`` points (larger ones are binned images)."""
-    global _CANVAS_RENDERER
-    if _CANVAS_RENDERER is None:
-        import holoviews as hv
-
-        _CANVAS_RENDERER = hv.renderer("bokeh").instance(webgl=False)
-    return pn.pane.HoloViews(obj, renderer=_CANVAS_RENDERER, **params)
+    return pn.pane.HoloViews(obj, renderer=_canvas_renderer(), **params)
 
 
 def _default_twin() -> str:

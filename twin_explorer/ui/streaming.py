@@ -6,8 +6,9 @@ a batch skips the provisional results it missed instead of queueing them; one fr
 newer run, the final result, a cancel, a cleared view) is dropped. A run's provisional results are drawn from
 :data:`FIRST_AFTER_S` after its start on, at most every :data:`MIN_GAP_S`: each draw costs the browser far more than
 the server (the tuning view's: ~2.5 s of a page's main thread on 2 cores, against 0.07 s of the server's), so a
-quick run shows its final result alone (an all-neuron tuning of the demo twin, 1.3 s of computing, was shown after
-5.7 s with a provisional draw first and after ~3.5 s without), and a draw per batch kept a classroom's pages busy.
+quick run shows its final result alone (an all-neuron tuning of the demo twin, 1.3 s of computing, was shown done
+6.0 s after the click with a provisional draw first and 4.9 s without, one page), and a draw per batch kept a
+classroom's pages busy.
 :func:`paced_progress` reports "k of n …" with the time left.
 """
 
