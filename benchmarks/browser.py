@@ -205,13 +205,13 @@ _REDRAW_PROBE = """
   const start = deep(document, '.te-designer-status');
   if (!start) { reject(new Error('no designer status marker on the page')); return; }
   const container = start.parentNode;  // the HTML pane replaces its content, not itself
-  // the animated preview: its <img> is replaced on update, so keep the (shadow) root that holds it
-  // (it shows its animation, data-anim, while visible)
+  // the preview: its <img> is replaced on update (a new stimulus's animation in data-anim), so keep the (shadow)
+  // root that holds it
   const img0 = deep(document, 'img.te-preview');
   const previewRoot = img0 ? img0.getRootNode() : null;
   const gif0 = img0 ? img0.dataset.anim : null;
   const gif = () => { const img = previewRoot && previewRoot.querySelector('img.te-preview');
-                      return img && img.getAttribute('src') === img.dataset.anim ? img.dataset.anim : gif0; };
+                      return img ? img.dataset.anim : gif0; };
   let t0 = null, plots = null, painting = false;
   window.addEventListener('keydown', () => { t0 = performance.now(); }, {capture: true, once: true});
   const deadline = performance.now() + timeoutMs;
@@ -238,7 +238,7 @@ _REDRAW_PROBE = """
 def measure_redraw(page: Any, repeats: int = 10, timeout_ms: float = 30_000, label: str = "Direction",
                    fresh: bool = False, previews: list[float] | None = None) -> list[float]:
     """Milliseconds from a slider key press to the redrawn designer plots (marker updated, next paint done), timed
-    in the page. If ``previews`` is a list, the time until the new animated preview is shown too is appended to it
+    in the page. If ``previews`` is a list, the time until the new preview (its still frame) is shown too is appended to it
     (the preview follows the plots by one server tick).
 
     The slider goes back and forth (after the first pair the twin's predictions come from the cache: the
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
                        ("cached prediction (redraw)", times, cached_previews)):
         print(f"twin {getattr(twin, 'id', '?')}: parameter change -> redrawn designer plots, {what}: median "
               f"{statistics.median(t):.0f} ms (min {min(t):.0f}, max {max(t):.0f}, n={len(t)}); "
-              f"new animated preview shown after {statistics.median(p):.0f} ms")
+              f"new preview shown after {statistics.median(p):.0f} ms")
     if errors:
         print("browser console errors:", *errors, sep="\n  ")
 

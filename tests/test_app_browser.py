@@ -255,6 +255,49 @@ def _clipped(page) -> list[str]:
     return out
 
 
+_PREVIEW_STATE = """img => ({playing: img.getAttribute('src') === img.dataset.anim,
+  still: img.getAttribute('src') === img.dataset.still, badge: img.nextElementSibling.style.visibility !== 'hidden',
+  playMs: +img.dataset.playMs, kept: window.__tePreviews ? window.__tePreviews.size : 0,
+  fetched: img.dataset.anim.startsWith('te-preview/'),
+  drawn: img.getAttribute('src') === img.dataset.anim && img.complete && img.naturalWidth > 0})"""
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_browser_preview_plays_when_asked_and_replaced_previews_are_dropped(served):
+    """The designer's preview shows its still frame and a play badge, does not play by itself (not on load, not when
+    a new stimulus arrives), plays once when pointed at or clicked (its animation fetched from the server), and the
+    page keeps no replaced preview."""
+    _need_chromium()
+    url, apps = served
+    with harness.chromium_page() as (page, errors):
+        harness.open_explorer(page, url, timeout_ms=180_000)
+        preview = page.locator("img.te-preview").first
+        preview.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        shown = preview.evaluate(_PREVIEW_STATE)
+        assert shown["still"] and shown["badge"] and not shown["playing"], shown
+        assert shown["fetched"]  # the animation is not in the page: it comes from the server when played
+        preview.hover()
+        _wait(lambda: preview.evaluate(_PREVIEW_STATE)["playing"], page, 10, "the preview playing when pointed at")
+        _wait(lambda: preview.evaluate(_PREVIEW_STATE)["drawn"], page, 10, "the animation fetched and drawn")
+        assert not preview.evaluate(_PREVIEW_STATE)["badge"]
+        _wait(lambda: preview.evaluate(_PREVIEW_STATE)["still"], page, shown["playMs"] / 1000 + 10,
+              "the still frame back after one play")
+        assert preview.evaluate(_PREVIEW_STATE)["badge"]
+        page.mouse.move(0, 0)
+        for _ in range(4):  # new stimuli: each a new preview image, none playing by itself
+            n = harness.designer_updates(page)
+            harness.nudge_slider(page, "Direction")
+            page.locator(f'.te-designer-status[data-updates="{n + 1}"]').wait_for(timeout=60_000)
+            page.wait_for_timeout(300)
+            assert not preview.evaluate(_PREVIEW_STATE)["playing"]
+        _wait(lambda: preview.evaluate(_PREVIEW_STATE)["kept"] == 1, page, 10, "one kept preview")
+        preview.click()
+        _wait(lambda: preview.evaluate(_PREVIEW_STATE)["playing"], page, 10, "the preview playing when clicked")
+        assert not errors, errors
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(400)
 def test_browser_every_family_and_refused_values(served):

@@ -21,12 +21,14 @@ import panel as pn
 import torch
 from panel.io.resources import LOCAL_DIST, use_cdn
 
+from . import preview
 from .anatomy import SYNTHETIC_LABEL, AnatomyView
 from .browser import NeuronBrowser
 from .controls import parse_unit
 from .designer import StimulusDesigner
 from .experiment import SpecView
 from .mei import MEIView
+from .preview import PREVIEW_ROUTE
 from .receptive_fields import ReceptiveFieldView
 from .state import ExplorerState, anatomy_is_synthetic, anatomy_source, get_anatomy, get_twin, twin_options
 from .tasks import release_session, session_key
@@ -39,8 +41,10 @@ EXTENSIONS: tuple[str, ...] = ()
 
 #: ``pn.serve`` settings of the explorer: a closed page's session (and its memory) is dropped within seconds
 #: instead of Bokeh's default 15-17 s, so a class opening and closing tabs does not pile sessions up.
+#: The designer's preview animations are fetched from the server's own route when played (ui/preview.py).
 SERVE_OPTIONS: dict[str, Any] = {"check_unused_sessions_milliseconds": 2000,
-                                 "unused_session_lifetime_milliseconds": 3000}
+                                 "unused_session_lifetime_milliseconds": 3000,
+                                 "extra_patterns": [PREVIEW_ROUTE]}
 #: How long a new session waits for its page to connect before that sweep may drop it. Bokeh counts an unused
 #: session's lifetime from its creation, so without this a page whose scripts took over 3 s to load (a class
 #: opening the app at once) found its session gone and the server built it a second one: twice the CPU per page,
@@ -126,12 +130,15 @@ def prepare_server() -> None:
       whoever writes the callbacks, not a class using the app);
     - pages load only the BokehJS bundles the explorer uses (:func:`serve_used_bokeh_bundles`);
     - predictions use :func:`serving_torch_threads` intra-op threads (several run at once);
+    - the designer's preview animations are fetched from this server when played, not sent in the page
+      (``ui.preview``; :data:`SERVE_OPTIONS` routes them);
     - no validation of each new session's document (Bokeh's checks for developer mistakes, such as a plot
       without renderers, over every model of the page: 28-55 ms of a new session's 0.5 s of server CPU; the
       tests run them over every view's models instead, ``tests/test_ui.py``)."""
     serve_offline()
     serve_used_bokeh_bundles()
     torch.set_num_threads(serving_torch_threads())
+    preview.ANIMATIONS_SERVED = True
     pn.config.reuse_sessions = True
     pn.config.session_key_func = page_key
     os.environ["BOKEH_PERFORM_ERROR_DIAGNOSTICS"] = "false"

@@ -20,7 +20,7 @@ import xarray as xr
 from twin_explorer.stimuli import FAMILIES, INTERACTIVE_FAMILIES
 
 from .controls import ParamControls
-from .preview import preview_html
+from . import preview as previews
 from .response_plots import ResponsePlots
 from .state import ExplorerState, deferred
 from .tasks import INTERACTIVE, RESULTS, in_session, session_key
@@ -85,7 +85,7 @@ def render_and_predict(twin: Any, stim: Any, behaviour: tuple[float, float, floa
         mod = np.tile(np.asarray(behaviour[2:], np.float32), (T, 1))
         responses = np.asarray(twin.predict(frames, perspectives=persp, modulations=mod), dtype=np.float32)
         return {"frames": frames, "responses": responses, "epochs": stim.epochs.copy(), "params": params,
-                "preview": preview_html(frames, fps)}
+                "preview": previews.encode_preview(frames, fps)}
 
     return RESULTS.compute_once(twin, "designer", params, compute)
 
@@ -303,7 +303,9 @@ class StimulusDesigner(pn.viewable.Viewer):
 
     def _show_preview(self, token: object, result: dict[str, Any]) -> None:
         if token is self._pending:  # a newer stimulus has not replaced it meanwhile
-            self.preview.object = result["preview"]
+            doc = pn.state.curdoc
+            served = previews.ANIMATIONS_SERVED and getattr(doc, "session_context", None) is not None
+            self.preview.object = result["preview"].html(served=served)
 
     # ---- plots -------------------------------------------------------------------------------------
     def _unit_order(self) -> np.ndarray:
