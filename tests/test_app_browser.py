@@ -267,13 +267,17 @@ _PREVIEW_STATE = """img => ({playing: img.getAttribute('src') === img.dataset.an
 def test_browser_preview_plays_when_asked_and_replaced_previews_are_dropped(served):
     """The designer's preview shows its still frame and a play badge, does not play by itself (not on load, not when
     a new stimulus arrives), plays once when pointed at or clicked (its animation fetched from the server), and the
-    page keeps no replaced preview."""
+    page keeps no replaced preview; the redraws change the designer's text panes' content, not their stylesheets."""
     _need_chromium()
     url, apps = served
     with harness.chromium_page() as (page, errors):
         harness.open_explorer(page, url, timeout_ms=180_000)
         preview = page.locator("img.te-preview").first
         preview.wait_for(timeout=60_000)
+        designer = _session_of(page, apps).explorer.views["Stimulus designer"]
+        text_panes = (designer.info, designer.preview)
+        sheets = [[id(sheet) for model, _ in pane._models.values() for sheet in model.stylesheets]
+                  for pane in text_panes]
         page.wait_for_timeout(1500)
         shown = preview.evaluate(_PREVIEW_STATE)
         assert shown["still"] and shown["badge"] and not shown["playing"], shown
@@ -293,6 +297,9 @@ def test_browser_preview_plays_when_asked_and_replaced_previews_are_dropped(serv
             page.wait_for_timeout(300)
             assert not preview.evaluate(_PREVIEW_STATE)["playing"]
         _wait(lambda: preview.evaluate(_PREVIEW_STATE)["kept"] == 1, page, 10, "one kept preview")
+        # their content changed, their stylesheets did not (ui.app.keep_pane_stylesheets): no restyle, no new layout
+        assert [[id(sheet) for model, _ in pane._models.values() for sheet in model.stylesheets]
+                for pane in text_panes] == sheets
         preview.click()
         _wait(lambda: preview.evaluate(_PREVIEW_STATE)["playing"], page, 10, "the preview playing when clicked")
         assert not errors, errors

@@ -78,6 +78,31 @@ def serve_used_bokeh_bundles() -> None:
     bokeh.resources.Resources._default_components = list(PAGE_BOKEH_BUNDLES)
 
 
+def keep_pane_stylesheets() -> None:
+    """Content updates of Panel's text panes (HTML, Markdown, Alert, Str) send their new content, not their
+    stylesheets again. Panel recomputes a pane's stylesheets on each update as if the pane stood alone (the design's
+    whole Bootstrap set, at URLs relative to the page instead of the websocket the session was built at), so inside
+    the page template each pane's first update in a session replaced its stylesheets: the browser restyled it and laid
+    the page out again, and a page's first designer redraw cost about twice the next ones (2 cores). Streaming panes
+    keep Panel's own update."""
+    from panel.pane.markup import HTMLBasePane
+
+    panel_update = HTMLBasePane._update
+    if getattr(panel_update, "keeps_stylesheets", False):
+        return
+
+    def update_content(self: Any, ref: str, model: Any) -> None:
+        if self.enable_streaming:
+            panel_update(self, ref, model)
+            return
+        props = self._get_properties(model.document)
+        props.pop("stylesheets", None)
+        model.update(**props)
+
+    update_content.keeps_stylesheets = True  # type: ignore[attr-defined]
+    HTMLBasePane._update = update_content
+
+
 def serving_torch_threads(cores: int | None = None) -> int:
     """Torch's intra-op threads for a served explorer on a machine of ``cores`` cores (default: this one's): half of
     them, at least one. The server runs several predictions at once (the designer's pool and the experiments' pool,
@@ -132,6 +157,7 @@ def prepare_server() -> None:
     - predictions use :func:`serving_torch_threads` intra-op threads (several run at once);
     - the designer's preview animations are fetched from this server when played, not sent in the page
       (``ui.preview``; :data:`SERVE_OPTIONS` routes them);
+    - text panes' updates send their content only (:func:`keep_pane_stylesheets`);
     - no validation of each new session's document (Bokeh's checks for developer mistakes, such as a plot
       without renderers, over every model of the page: 28-55 ms of a new session's 0.5 s of server CPU; the
       tests run them over every view's models instead, ``tests/test_ui.py``)."""
@@ -139,6 +165,7 @@ def prepare_server() -> None:
     serve_used_bokeh_bundles()
     torch.set_num_threads(serving_torch_threads())
     preview.ANIMATIONS_SERVED = True
+    keep_pane_stylesheets()
     pn.config.reuse_sessions = True
     pn.config.session_key_func = page_key
     os.environ["BOKEH_PERFORM_ERROR_DIAGNOSTICS"] = "false"
