@@ -238,8 +238,8 @@ _REDRAW_PROBE = """
 def measure_redraw(page: Any, repeats: int = 10, timeout_ms: float = 30_000, label: str = "Direction",
                    fresh: bool = False, previews: list[float] | None = None) -> list[float]:
     """Milliseconds from a slider key press to the redrawn designer plots (marker updated, next paint done), timed
-    in the page. If ``previews`` is a list, the time until the new preview (its still frame) is shown too is appended to it
-    (the preview follows the plots by one server tick).
+    in the page. If ``previews`` is a list, the time until the new preview (its still frame) is shown too is
+    appended to it (the preview follows the plots by one server tick).
 
     The slider goes back and forth (after the first pair the twin's predictions come from the cache: the
     redraw alone), or with ``fresh`` always forward (every press renders and predicts a new stimulus)."""

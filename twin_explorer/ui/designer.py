@@ -19,8 +19,8 @@ import xarray as xr
 
 from twin_explorer.stimuli import FAMILIES, INTERACTIVE_FAMILIES
 
-from .controls import ParamControls
 from . import preview as previews
+from .controls import ParamControls
 from .response_plots import ResponsePlots
 from .state import ExplorerState, deferred
 from .tasks import INTERACTIVE, RESULTS, in_session, session_key

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import io
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
@@ -95,9 +96,9 @@ class Preview:
     def nbytes(self) -> int:  # what a result cache counts (store.nbytes)
         return len(self.gif) + len(self.still)
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """The animation's name on the server (a hash of its bytes)."""
+        """The animation's name on the server (a hash of its bytes; computed once, the preview is shown often)."""
         return hashlib.blake2b(self.gif, digest_size=16).hexdigest()
 
     def html(self, served: bool = False) -> str:
