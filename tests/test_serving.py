@@ -325,15 +325,21 @@ def test_warm_page_says_when_it_cannot_ask_for_the_page(caplog):
 
 def test_served_predictions_use_half_the_cores():
     """Several predictions run at once on a server (its pools): each gets half the cores' intra-op threads, at
-    least one (all cores each oversubscribed a 2-core machine: slower and twice the CPU, ui.app)."""
-    import torch
+    least one (all cores each oversubscribed a 2-core machine: slower and twice the CPU, ui.app). ``prepare_server``
+    changes the whole process (Panel's and Bokeh's settings, the preview flag, the text panes' update), so it runs in
+    a process of its own: in this one it changed what later tests saw."""
+    import subprocess
+    import sys
 
-    from twin_explorer.ui.app import prepare_server, serving_torch_threads
+    from twin_explorer.ui.app import serving_torch_threads
 
     assert [serving_torch_threads(c) for c in (1, 2, 3, 16)] == [1, 1, 1, 8]
-    before = torch.get_num_threads()
-    try:
-        prepare_server()
-        assert torch.get_num_threads() == serving_torch_threads()
-    finally:
-        torch.set_num_threads(before)
+    script = ("import torch\n"
+              "from twin_explorer.ui import preview\n"
+              "from twin_explorer.ui.app import prepare_server, serving_torch_threads\n"
+              "prepare_server()\n"
+              "print(torch.get_num_threads(), serving_torch_threads(), preview.ANIMATIONS_SERVED)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    threads, wanted, animations_served = done.stdout.split()[-3:]
+    assert threads == wanted and animations_served == "True"

@@ -155,7 +155,10 @@ def test_designer_shows_a_cached_result_at_once_when_served(state, monkeypatch):
     from panel.io.state import set_curdoc
 
     import twin_explorer.ui.designer as designer_module
+    from twin_explorer.ui import preview as preview_module
 
+    # Both previews carry their animation in the page, as outside a prepared server (a served one links to it).
+    monkeypatch.setattr(preview_module, "ANIMATIONS_SERVED", False)
     first = designer_module.StimulusDesigner(state=state)  # not served: computes (and caches) its first stimulus
     assert first.n_updates == 1 and first.preview.object
     submitted: list = []
