@@ -32,13 +32,34 @@ class ScriptLoader(JSComponent):
     failed = param.Boolean(default=False, doc="Set by the browser when a script could not be loaded.")
 
     # One load per page and global: a second loader of the same scripts waits for the first one's promise.
+    # Plotly: Panel's plot view calls Plotly.relayout from a throttled resize and after an awaited newPlot, and dynamic
+    # tabs remove (purge) a view when its tab closes; a call landing after the purge, or on a div never plotted, read
+    # the missing layout and threw in the page ("Cannot read properties of undefined (reading '_guiEditing')", seen in
+    # CI on a quick tab walk). Such a call has nothing to lay out: it is answered as done instead.
     _esm = """
+    function guardPlotly() {
+      const P = window.Plotly;
+      if (!P || P.__teGuarded) return;
+      for (const name of ["relayout", "restyle", "update"]) {
+        const call = P[name];
+        if (typeof call !== "function") continue;
+        P[name] = function (gd, ...rest) {
+          const el = typeof gd === "string" ? document.getElementById(gd) : gd;
+          if (!el || !el._fullLayout) return Promise.resolve(el);
+          return call.call(this, gd, ...rest);
+        };
+      }
+      P.__teGuarded = true;
+    }
+    const GUARDS = { Plotly: guardPlotly };
+
     export function render({ model }) {
       const line = document.createElement("span");
       line.className = "te-script-loader";
       line.textContent = model.label;
       const key = "__teLoading_" + (model.global_name || model.scripts.join("|"));
-      if (model.global_name && window[model.global_name]) { model.ready = true; return line; }
+      const guard = GUARDS[model.global_name] || (() => {});
+      if (model.global_name && window[model.global_name]) { guard(); model.ready = true; return line; }
       if (!window[key]) {
         for (const href of model.css_files) {
           const link = document.createElement("link");
@@ -50,7 +71,7 @@ class ScriptLoader(JSComponent):
           document.head.appendChild(script);
         })), Promise.resolve());
       }
-      window[key].then(() => { model.ready = true; }, (src) => {
+      window[key].then(() => { guard(); model.ready = true; }, (src) => {
         delete window[key];
         line.textContent = "Could not load " + src + ": reload the page to try again.";
         model.failed = true;
