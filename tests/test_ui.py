@@ -486,10 +486,15 @@ def test_explorer_tab_says_the_anatomy_is_synthetic(twin, tmp_path, microns_twin
     from anatomy_folders import build_real_folder
 
     from twin_explorer.ui.app import Explorer
-    from twin_explorer.ui.state import SYNTHETIC_LABEL
+    from twin_explorer.ui.state import SYNTHETIC_LABEL, get_twin
 
     ex = Explorer(twin)
     assert ex.tabs._names[-1] == f"Anatomy ({SYNTHETIC_LABEL})"
+    # the twin too: the sidebar, on every tab, says a synthetic twin is one (the demo twin: the mouse it was fitted to)
+    assert "*the synthetic mouse itself — not MICrONS data*" in ex.summary.object
+    demo = Explorer(get_twin("demo"))
+    assert "*fitted to synthetic mouse 0 — not MICrONS data*" in demo.summary.object
+    assert "synthetic" not in Explorer(microns_twin).summary.object
     _require_real_anatomy_pieces()
     real = Explorer(microns_twin, anatomy=str(build_real_folder(tmp_path / "real")))
     assert real.tabs._names[-1] == "Anatomy" and real.state.table["coregistered"].eq("unique").sum() == 2

@@ -194,12 +194,14 @@ def test_scan_picker_offers_every_scan_and_survives_a_broken_one(monkeypatch, mu
     monkeypatch.setattr(st, "_TWINS", {})
     monkeypatch.setattr(st, "BUNDLE_DIR", str(multi_scan_bundle))
     explorer = Explorer(SyntheticMouse(**SMALL))
+    assert "synthetic mouse itself — not MICrONS data" in explorer.summary.object  # labelled on every tab
     options = explorer.twin_select.options
     for label, n in (("microns 4-7 · 5 units", 5), ("microns 8-5 · 6 units", 6), ("microns 9-6 · 7 units", 7)):
         assert options[label] == label.split(" · ")[0]
     explorer.twin_select.value = "microns 8-5"
     assert explorer.state.twin.n_units == 6 and explorer.state.twin_name == "microns 8-5"
     assert not explorer.twin_message.visible and "6 neurons" in explorer.summary.object
+    assert "synthetic" not in explorer.summary.object  # a MICrONS scan is not labelled synthetic
     (multi_scan_bundle / "params_9_6.pt").write_bytes(b"not a weight file")
     explorer.twin_select.value = "microns 9-6"
     assert explorer.twin_message.visible and "microns 9-6" in explorer.twin_message.object

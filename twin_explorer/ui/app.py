@@ -30,7 +30,8 @@ from .experiment import SpecView
 from .mei import MEIView
 from .preview import PREVIEW_ROUTE
 from .receptive_fields import ReceptiveFieldView
-from .state import ExplorerState, anatomy_is_synthetic, anatomy_source, get_anatomy, get_twin, twin_options
+from .state import (ExplorerState, anatomy_is_synthetic, anatomy_source, get_anatomy, get_twin, twin_options,
+                    twin_synthetic_label)
 from .tasks import release_session, session_key
 from .tuning import TuningView
 
@@ -348,8 +349,10 @@ class Explorer(pn.viewable.Viewer):
 
     def _update_summary(self, *_events: Any) -> None:
         twin = self.state.twin
+        synthetic = twin_synthetic_label(twin)  # synthetic data is labelled wherever it is shown: every tab
         self.summary.object = (f"**{getattr(twin, 'id', self.state.twin_name)}** · {twin.n_units} neurons  \n"
-                               f"focused: **{self.state.unit}** · selected: {len(self.state.selection)}")
+                               + (f"*{synthetic}*  \n" if synthetic else "")
+                               + f"focused: **{self.state.unit}** · selected: {len(self.state.selection)}")
 
     def open_view(self, title: str) -> None:
         """Switch to the tab called ``title``."""

@@ -195,6 +195,20 @@ def get_anatomy(anatomy: Any = None) -> Any:
 SYNTHETIC_LABEL = "synthetic sample — not MICrONS data"
 
 
+def twin_synthetic_label(twin: TwinLike) -> str:
+    """How the explorer labels a twin made from or fitted to a synthetic mouse (from its metadata, without computing
+    the mouse's truth); "" for any other twin (a MICrONS scan, a custom one)."""
+    meta = getattr(twin, "metadata", None)
+    if meta is None:
+        return ""
+    if meta.kind == "synthetic":
+        return "the synthetic mouse itself — not MICrONS data"
+    trained_on = meta.trained_on or {}
+    if "mouse_seed" in trained_on:
+        return f"fitted to synthetic mouse {trained_on['mouse_seed']} — not MICrONS data"
+    return ""
+
+
 def anatomy_is_synthetic(anatomy: Any) -> bool:
     """Whether an anatomy volume is synthetic (its manifest says ``synthetic: true``), i.e. not MICrONS data."""
     return bool((getattr(anatomy, "manifest", None) or {}).get("synthetic", False))
