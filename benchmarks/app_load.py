@@ -288,7 +288,7 @@ async def run(url: str, args: argparse.Namespace, report: dict[str, Any]) -> Non
                           load_wall=wall)
             # Idle, twice: just after the load, and at rest. For some 20-40 s after a load Chromium's V8 still
             # collects the load's garbage (its memory reducer: several major GCs per page; traced, 10 pages): then
-            # 0.015 core a page, at rest 0.004-0.005 (1 Dec 2026). An idle page of the goal is one at rest.
+            # 0.015 core a page, at rest 0.002-0.005 (2 Dec 2026). An idle page of the goal is one at rest.
             await asyncio.sleep(3.0)
             snap = meter.snapshot()
             await asyncio.sleep(args.idle)
