@@ -340,9 +340,12 @@ def test_browser_every_family_and_refused_values(served):
         family.select_option("RandomDotKinematogram")
         _labelled(page, "Dot lifetime").wait_for(timeout=60_000)
         # a slider value the designer cannot show (a dot grid lasting minutes) is refused and the last one kept
+        # (waited for on the page: the server sets the shown result before it has drawn it and counted the redraw,
+        # so reading the count once the result is set raced with the server's thread: 11 read, 12 a moment later)
+        n = harness.designer_updates(page)
         family.select_option("GaussianDots")
-        _wait(lambda: designer.family == "GaussianDots" and designer._result["params"]["family"] == "GaussianDots",
-              page, what="GaussianDots")
+        page.locator(f'.te-designer-status[data-updates="{n + 1}"]').wait_for(timeout=60_000)
+        assert designer.family == "GaussianDots" and designer._result["params"]["family"] == "GaussianDots"
         spacing, n = designer.stimulus.spacing_deg, designer.n_updates
         harness.nudge_slider(page, "Dot spacing", key="Home")
         page.get_by_text("was not accepted").first.wait_for(timeout=30_000)
