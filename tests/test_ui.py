@@ -494,10 +494,10 @@ def test_explorer_tab_says_the_anatomy_is_synthetic(twin, tmp_path, microns_twin
     assert "*the synthetic mouse itself — not MICrONS data*" in ex.summary.object
     demo = Explorer(get_twin("demo"))
     assert "*fitted to synthetic mouse 0 — not MICrONS data*" in demo.summary.object
-    assert "synthetic" not in Explorer(microns_twin).summary.object
     _require_real_anatomy_pieces()
     real = Explorer(microns_twin, anatomy=str(build_real_folder(tmp_path / "real")))
     assert real.tabs._names[-1] == "Anatomy" and real.state.table["coregistered"].eq("unique").sum() == 2
+    assert "synthetic" not in real.summary.object
 
 
 def test_anatomy_loader_errors_are_shown_in_the_view(twin, tmp_path):

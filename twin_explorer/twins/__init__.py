@@ -6,8 +6,8 @@ from .demo import demo_available, demo_dir, load_demo_twin, load_network, read_m
 from .fullsize import PUBLISHED_UNITS, bundle_manifest, make_bundle
 from .microns import BundleError, available_scans, download_microns, load_microns, scan_unit_counts
 from .registry import TWIN_NAMES, load_twin
-from .synthetic_mouse import trained_mouse, truth_provider
+from .synthetic_mouse import mouse_key, trained_mouse, truth_provider
 
 __all__ = ["PUBLISHED_UNITS", "TWIN_NAMES", "BundleError", "available_scans", "bundle_manifest", "demo_available",
            "demo_dir", "download_microns", "load_demo_twin", "load_microns", "load_network", "load_twin", "make_bundle",
-           "read_metadata", "save_network", "scan_unit_counts", "trained_mouse", "truth_provider"]
+           "mouse_key", "read_metadata", "save_network", "scan_unit_counts", "trained_mouse", "truth_provider"]

@@ -21,7 +21,7 @@ def load_synthetic(**options: Any) -> SyntheticMouse:
     return SyntheticMouse(**options)
 
 
-def _mouse_key(trained_on: Mapping[str, Any] | None, n_units: int | None = None) -> tuple[int, int] | None:
+def mouse_key(trained_on: Mapping[str, Any] | None, n_units: int | None = None) -> tuple[int, int] | None:
     """(seed, n_neurons) of the mouse a twin was trained on, or None when it was not a synthetic mouse."""
     if not isinstance(trained_on, Mapping) or "mouse_seed" not in trained_on:
         return None
@@ -33,7 +33,7 @@ def _mouse_key(trained_on: Mapping[str, Any] | None, n_units: int | None = None)
 
 def trained_mouse(trained_on: Mapping[str, Any] | None, n_units: int | None = None) -> SyntheticMouse | None:
     """The synthetic mouse a twin was trained on (from its ``metadata.trained_on``), or None for other twins."""
-    key = _mouse_key(trained_on, n_units)
+    key = mouse_key(trained_on, n_units)
     return None if key is None else SyntheticMouse(seed=key[0], n_neurons=key[1])
 
 
@@ -47,7 +47,7 @@ def truth_provider(trained_on: Mapping[str, Any] | None, readout_ids: pd.Index
                    ) -> Callable[[], pd.DataFrame | None] | None:
     """A twin's ``truth()`` when it was trained on a synthetic mouse: that mouse's truth for the twin's readouts
     (computed on first call, once per process and mouse); None for twins of other origin."""
-    key = _mouse_key(trained_on, len(readout_ids))
+    key = mouse_key(trained_on, len(readout_ids))
     if key is None:
         return None
     ids = pd.Index(readout_ids)

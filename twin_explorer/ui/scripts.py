@@ -40,7 +40,7 @@ class ScriptLoader(JSComponent):
     function guardPlotly() {
       const P = window.Plotly;
       if (!P || P.__teGuarded) return;
-      for (const name of ["relayout", "restyle", "update"]) {
+      for (const name of ["relayout", "restyle"]) {  // the calls Panel's view makes on an existing plot
         const call = P[name];
         if (typeof call !== "function") continue;
         P[name] = function (gd, ...rest) {

@@ -19,7 +19,7 @@ import param
 
 from ..engine.contract import TwinLike
 from ..experiments.inclusion import inclusion, twin_reliability
-from ..twins import available_scans, demo_available, load_twin, scan_unit_counts
+from ..twins import available_scans, demo_available, load_twin, mouse_key, scan_unit_counts
 from .tasks import RESULTS
 
 def _load_bokeh_backend() -> None:
@@ -203,10 +203,8 @@ def twin_synthetic_label(twin: TwinLike) -> str:
         return ""
     if meta.kind == "synthetic":
         return "the synthetic mouse itself — not MICrONS data"
-    trained_on = meta.trained_on or {}
-    if "mouse_seed" in trained_on:
-        return f"fitted to synthetic mouse {trained_on['mouse_seed']} — not MICrONS data"
-    return ""
+    key = mouse_key(meta.trained_on, twin.n_units)  # (seed, n_neurons) of the mouse, as its truth is found
+    return f"fitted to synthetic mouse {key[0]} — not MICrONS data" if key is not None else ""
 
 
 def anatomy_is_synthetic(anatomy: Any) -> bool:
